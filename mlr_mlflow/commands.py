@@ -1,0 +1,50 @@
+"""Each CLI verb as a plain function, callable from Python and tests. The CLI only parses and prints."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from .config import Config, load_config, with_overrides
+from .hypothesis import Hypothesis
+from .kinds import get_kind
+
+
+def _config(config_path: str | None, datasets: list[str] | None = None) -> Config:
+    config = load_config(config_path)
+    if datasets:
+        config = with_overrides(config, suite={"datasets": tuple(datasets)})
+    return config
+
+
+def validate_file(path: str | Path, kind: str, config_path: str | None = None):
+    """Static and sandboxed dynamic checks -> ValidationResult."""
+    from .validate import validate
+
+    config = _config(config_path)
+    return validate(Hypothesis.from_file(path, kind), config=config.sandbox)
+
+
+def evaluate_file(path: str | Path, kind: str, variant: str = "one-pass", seeds: int = 3,
+                  tracking_uri: str | None = None, config_path: str | None = None,
+                  datasets: list[str] | None = None,
+                  progress: Callable[[str], None] = lambda _: None):
+    """Validate then evaluate one file into one MLflow run -> Evaluation.
+
+    Inside an MLflow Project run (MLFLOW_RUN_ID set by `mlflow run`), that run is used.
+    """
+    from .evaluate.datasets import load_suite
+    from .evaluate.evaluator import Evaluator
+    from .tracking import connect
+
+    get_kind(kind)
+    config = _config(config_path, datasets)
+    hypothesis = Hypothesis.from_file(path, kind)
+    load_suite(config.suite)  # an unknown dataset is a usage error before anything is written
+    client = connect(tracking_uri)
+    evaluator = Evaluator(client, config, progress)
+    config_arg = str(Path(config_path).resolve()) if config_path else ""
+    [evaluation] = evaluator.evaluate([hypothesis], variant, seeds,
+                                      run_id=os.environ.get("MLFLOW_RUN_ID") or None,
+                                      config_path=config_arg)
+    return evaluation

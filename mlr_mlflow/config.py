@@ -1,0 +1,202 @@
+"""Frozen configuration: defaults that run offline, overridable from a TOML file and the CLI.
+
+A TOML file mirrors the dataclasses, one table each::
+
+    [model]
+    hidden = [64, 64]
+    [suite]
+    datasets = ["iris", "moons"]
+    [sandbox]
+    memory_mb = 4096
+    [kinds.activation]
+    baselines = ["relu"]
+    sota = ["gelu", "silu"]
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """Bad configuration: a usage error (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The MLP every hypothesis plugs into, and how it is trained.
+
+    Attributes:
+        hidden: widths of the hidden layers.
+        lr: Adam learning rate.
+        batch_size: examples per step; one-pass sees each training example exactly once.
+        max_epochs: epoch cap of the full-training variant.
+        patience: epochs without a better validation loss before a model stops (full variant).
+    """
+
+    hidden: tuple[int, ...] = (64, 64)
+    lr: float = 1e-2
+    batch_size: int = 8
+    max_epochs: int = 30
+    patience: int = 4
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """The datasets and their fixed splits.
+
+    Attributes:
+        datasets: names from `mlr_mlflow.evaluate.datasets.DATASETS`.
+        split_seed: seeds the stratified train/val/test split (not the training seeds).
+        test_fraction: share of each dataset held out for the test metrics.
+        val_fraction: share of the remainder held out for early stopping (full variant).
+    """
+
+    datasets: tuple[str, ...] = (
+        "iris", "wine", "breast_cancer", "digits", "moons", "circles", "xor", "hard_classification",
+    )
+    split_seed: int = 0
+    test_fraction: float = 0.25
+    val_fraction: float = 0.15
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """How one (dataset, seed) result is judged against a baseline's.
+
+    Attributes:
+        loss_tol: when both models classify the same number of test examples correctly, a test-loss
+            difference within this absolute tolerance is a tie; otherwise the lower loss wins.
+    """
+
+    loss_tol: float = 1e-3
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Bounds for every process that runs hypothesis code.
+
+    Attributes:
+        backend: "subprocess" (rlimits, scrubbed environment, private working directory).
+        probe_timeout_s: wall-clock limit of the validation probes.
+        train_timeout_s: wall-clock limit of one training job.
+        memory_mb: address-space limit of the sandboxed process.
+        output_kb: cap on what the process may print.
+        env_allow: names of environment variables passed through (everything else is dropped).
+    """
+
+    backend: str = "subprocess"
+    probe_timeout_s: float = 20.0
+    train_timeout_s: float = 1800.0
+    memory_mb: int = 6144
+    output_kb: int = 256
+    env_allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KindConfig:
+    """Which built-in components a kind is compared with (names from the kind's module).
+
+    Attributes:
+        baselines: the B set of B-WR.
+        sota: the state-of-the-art set added for BSOTA-WR.
+    """
+
+    baselines: tuple[str, ...]
+    sota: tuple[str, ...]
+
+
+DEFAULT_KINDS = {
+    "activation": KindConfig(baselines=("relu",), sota=("gelu", "silu", "mish", "elu")),
+    "preprocessing": KindConfig(baselines=("none", "standardize"),
+                                sota=("minmax", "robust", "quantile")),
+    "regularizer": KindConfig(baselines=("none", "l2"), sota=("l1", "elastic_net", "orthogonal")),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a command needs besides its own arguments.
+
+    Attributes:
+        experiment_prefix: hypothesis and baseline runs of kind K live in experiment prefix + K.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    kinds: dict[str, KindConfig] = field(default_factory=lambda: dict(DEFAULT_KINDS))
+    experiment_prefix: str = "mlr-"
+
+    def experiment_name(self, kind: str) -> str:
+        return f"{self.experiment_prefix}{kind}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, table: dict, where: str):
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(table) - set(names)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))}")
+    values = {}
+    for key, value in table.items():
+        default = getattr(cls(), key) if cls is not KindConfig else None
+        values[key] = tuple(value) if isinstance(value, list) or isinstance(default, tuple) else value
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"[{where}]: {exc}") from None
+
+
+def config_from_dict(data: dict) -> Config:
+    data = dict(data)
+    sections = {"model": ModelConfig, "suite": SuiteConfig, "compare": CompareConfig,
+                "sandbox": SandboxConfig}
+    values = {}
+    for name, cls in sections.items():
+        if name in data:
+            values[name] = _build(cls, data.pop(name), name)
+    if "kinds" in data:
+        kinds = dict(DEFAULT_KINDS)
+        for kind, table in data.pop("kinds").items():
+            if kind not in DEFAULT_KINDS:
+                raise ConfigError(f"unknown kind in [kinds]: {kind!r}")
+            merged = {**dataclasses.asdict(DEFAULT_KINDS[kind]), **table}
+            kinds[kind] = _build(KindConfig, merged, f"kinds.{kind}")
+        values["kinds"] = kinds
+    if "experiment_prefix" in data:
+        values["experiment_prefix"] = str(data.pop("experiment_prefix"))
+    if data:
+        raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(data))}")
+    return Config(**values)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """The defaults, or the defaults overridden by the TOML file at `path`."""
+    if not path:
+        return Config()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return config_from_dict(data)
+
+
+def with_overrides(config: Config, **sections) -> Config:
+    """A copy with some fields of some sections replaced, e.g. with_overrides(c, suite={"datasets": ...})."""
+    changes = {name: dataclasses.replace(getattr(config, name), **fields)
+               for name, fields in sections.items() if fields}
+    return dataclasses.replace(config, **changes)

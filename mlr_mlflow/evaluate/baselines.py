@@ -1,0 +1,148 @@
+"""Reference results (baselines and SOTA), computed once and found again in MLflow.
+
+Each reference component is one run in the kind's experiment, tagged `mlr.role=baseline` and
+`mlr.baseline.key`: a hash of everything its numbers depend on (the component sources, dataset
+digests, model config, variant, seeds, library versions). A key already present is reused, so no
+hypothesis evaluation retrains a baseline. Missing ones are trained together in a fresh sandboxed
+process that never loads a hypothesis.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from ..config import Config
+from ..kinds import KINDS, get_kind
+from ..sandbox import open_sandbox
+from ..tracking import create_run, finish, log, log_datasets, log_json, names
+from .datasets import Dataset
+from .job import TRAIN_TARGET
+from .winrate import Results
+
+VERSIONED = ("torch", "lightning", "numpy", "scikit-learn", "mlr-mlflow")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for dist in VERSIONED:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "unknown"
+    return versions
+
+
+def components_for(kind: str, source: str) -> dict[str, str]:
+    """The full component set of a model: `source` for `kind`, each other kind's default."""
+    return {k.name: (source if k.name == kind else k.component(k.default)) for k in KINDS.values()}
+
+
+def references(kind: str, config: Config) -> tuple[dict[str, str], dict[str, str]]:
+    """(baselines, sota) as name -> source, per the config."""
+    k, sets = get_kind(kind), config.kinds[kind]
+    return ({n: k.component(n) for n in sets.baselines}, {n: k.component(n) for n in sets.sota})
+
+
+def baseline_key(kind: str, source: str, variant: str, seeds: list[int], datasets: list[Dataset],
+                 config: Config) -> str:
+    material = {
+        "components": components_for(kind, source), "variant": variant, "seeds": list(seeds),
+        "datasets": {d.name: d.digest for d in datasets},
+        "model": dataclasses.asdict(config.model), "versions": library_versions(),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def results_from_json(data: dict) -> Results:
+    return {ds: {int(seed): r for seed, r in per_seed.items()} for ds, per_seed in data.items()}
+
+
+def _cached(client, experiment_id: str, key: str) -> Results | None:
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{names.BASELINE_KEY}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(runs[0].info.run_id, names.RESULTS_ARTIFACT, tmp)
+        return results_from_json(json.loads(Path(path).read_text()))
+
+
+def train_models(models: list[dict], datasets: list[Dataset], variant: str, config: Config,
+                 sandbox=None) -> dict:
+    """Run the training job on `models` (each {"key", "seed", "components"}) in a sandbox."""
+    payload = {"datasets": [d.payload() for d in datasets], "models": models,
+               "model": dataclasses.asdict(config.model), "variant": variant}
+    own = sandbox is None
+    sandbox = sandbox or open_sandbox(config.sandbox)
+    try:
+        return sandbox.call(TRAIN_TARGET, payload, timeout=config.sandbox.train_timeout_s)
+    finally:
+        if own:
+            sandbox.close()
+
+
+def regroup(raw: dict, prefix: str, seeds: list[int]) -> Results:
+    """Job results keyed "prefix:seed" -> {dataset: {seed: result}}."""
+    out: Results = {}
+    for seed in seeds:
+        for ds, result in raw[f"{prefix}:{seed}"].items():
+            out.setdefault(ds, {})[seed] = result
+    return out
+
+
+def get_references(client, experiment_id: str, kind: str, variant: str, seeds: list[int],
+                   datasets: list[Dataset], config: Config,
+                   progress: Callable[[str], None] = lambda _: None) -> tuple[dict, dict]:
+    """(baselines, sota) as name -> Results, from MLflow where cached, else trained and logged."""
+    baselines, sota = references(kind, config)
+    wanted = {**baselines, **sota}
+    found: dict[str, Results] = {}
+    keys = {n: baseline_key(kind, src, variant, seeds, datasets, config) for n, src in wanted.items()}
+    for name, key in keys.items():
+        cached = _cached(client, experiment_id, key)
+        if cached is not None:
+            found[name] = cached
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        progress(f"training {len(missing)} {kind} reference component(s) ({', '.join(missing)}) "
+                 f"x {len(seeds)} seed(s) on {len(datasets)} dataset(s), {variant}; cached for next time")
+        models = [{"key": f"{n}:{s}", "seed": s, "components": components_for(kind, wanted[n])}
+                  for n in missing for s in seeds]
+        raw = train_models(models, datasets, variant, config)
+        if raw["errors"]:
+            raise RuntimeError(f"reference components failed: {raw['errors']}")
+        for name in missing:
+            found[name] = regroup(raw["results"], name, seeds)
+            _log_reference(client, experiment_id, kind, name, keys[name], variant, seeds, datasets,
+                           found[name], wanted[name])
+    return ({n: found[n] for n in baselines}, {n: found[n] for n in sota})
+
+
+def _log_reference(client, experiment_id, kind, name, key, variant, seeds, datasets, results, source):
+    run_id = create_run(client, experiment_id, f"baseline-{name}-{variant}", {
+        names.ROLE: "baseline", names.KIND: kind, names.BASELINE_COMPONENT: name,
+        names.BASELINE_KEY: key, names.VARIANT: variant})
+    try:
+        metrics = {}
+        for ds, per_seed in results.items():
+            for metric in ("test_acc", "test_loss"):
+                values = [r[metric] for r in per_seed.values() if r[metric] is not None]
+                if values:
+                    metrics[names.dataset_metric(ds, metric)] = sum(values) / len(values)
+        log(client, run_id, params={"seeds": len(seeds), "variant": variant, "component": name},
+            metrics=metrics, tags={})
+        client.log_text(run_id, source, names.HYPOTHESIS_ARTIFACT)
+        log_json(client, run_id, {ds: {str(s): r for s, r in ps.items()} for ds, ps in results.items()},
+                 names.RESULTS_ARTIFACT)
+        log_datasets(client, run_id, datasets)
+        finish(client, run_id, status_tag="evaluated")
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise

@@ -1,0 +1,186 @@
+"""Evaluate hypotheses: one MLflow run each, validated, trained in one batched job, judged by win rates.
+
+Hypothesis code runs only inside the sandbox (probes and training); this process orchestrates and
+logs. Baselines come from `baselines.get_references` and are never retrained here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..config import Config
+from ..hypothesis import Hypothesis
+from ..sandbox import SandboxError, open_sandbox
+from ..tracking import create_run, experiment_id, finish, log, log_datasets, log_json, names
+from ..validate import validate
+from .baselines import components_for, get_references, regroup, train_models
+from .datasets import Dataset, load_suite
+from .winrate import summarize
+
+VARIANTS = ("one-pass", "full")
+ENTRY_POINTS = {"one-pass": "one_pass", "full": "full"}
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "projects" / "evaluate"
+
+
+@dataclass
+class Evaluation:
+    """The outcome for one hypothesis; `to_dict` gives CONTRACT.md's JSON keys."""
+
+    hypothesis: Hypothesis
+    run_id: str
+    variant: str
+    valid: bool = True
+    reasons: list[str] = field(default_factory=list)
+    stage: str | None = None
+    b_wr: float | None = None
+    bsota_wr: float | None = None
+    datasets: dict[str, dict] = field(default_factory=dict)
+    per_seed: dict = field(default_factory=dict, repr=False)
+
+    def reject(self, reasons: list[str], stage: str) -> None:
+        self.valid, self.reasons, self.stage = False, list(reasons), stage
+
+    def to_dict(self) -> dict:
+        return {"valid": self.valid, "reasons": self.reasons, "stage": self.stage,
+                "run_id": self.run_id, "b_wr": self.b_wr, "bsota_wr": self.bsota_wr,
+                "variant": self.variant, "datasets": self.datasets,
+                "sha256": self.hypothesis.sha256, "kind": self.hypothesis.kind}
+
+
+def project_tags(variant: str, kind: str, seeds: int, config_path: str = "") -> dict[str, str]:
+    """What an audit needs to re-run a hypothesis run as the MLflow Project projects/evaluate."""
+    params = {"hypothesis": names.HYPOTHESIS_ARTIFACT, "kind": kind, "seeds": seeds,
+              "config": config_path}
+    return {names.PROJECT_URI: str(PROJECT_DIR), names.PROJECT_ENTRY_POINT: ENTRY_POINTS[variant],
+            names.PROJECT_PARAMS: json.dumps(params, sort_keys=True)}
+
+
+class Evaluator:
+    """Evaluates hypotheses into a tracking store under one configuration."""
+
+    def __init__(self, client, config: Config, progress: Callable[[str], None] = lambda _: None):
+        self.client, self.config, self.progress = client, config, progress
+        self._suite: list[Dataset] | None = None
+
+    @property
+    def suite(self) -> list[Dataset]:
+        if self._suite is None:
+            self._suite = load_suite(self.config.suite)
+        return self._suite
+
+    def evaluate(self, hypotheses: list[Hypothesis], variant: str = "one-pass", seeds: int = 3, *,
+                 parent_run_id: str | None = None, round_id: str | None = None,
+                 run_id: str | None = None, config_path: str = "") -> list[Evaluation]:
+        """Evaluate `hypotheses` (one run each; `run_id` adopts an existing run, for one hypothesis)."""
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r} (choose {' or '.join(VARIANTS)})")
+        if seeds < 1:
+            raise ValueError("--seeds must be at least 1")
+        if run_id and len(hypotheses) != 1:
+            raise ValueError("an existing run can hold only one hypothesis")
+        suite = self.suite
+        evaluations = [self._open_run(h, variant, seeds, parent_run_id, round_id, run_id, config_path)
+                       for h in hypotheses]
+        try:
+            self._run(evaluations, variant, list(range(seeds)), suite)
+        except BaseException as exc:
+            for ev in evaluations:
+                if self.client.get_run(ev.run_id).info.status == "RUNNING":
+                    finish(self.client, ev.run_id, failed=True, status_tag="error",
+                           reasons=[f"evaluation aborted: {type(exc).__name__}: {exc}"])
+            raise
+        return evaluations
+
+    def _open_run(self, h: Hypothesis, variant, seeds, parent_run_id, round_id, run_id,
+                  config_path) -> Evaluation:
+        tags = {names.ROLE: "hypothesis", names.KIND: h.kind, names.HYPOTHESIS_SHA256: h.sha256,
+                names.GENERATOR: h.generator, names.VARIANT: variant,
+                **project_tags(variant, h.kind, seeds, config_path)}
+        if round_id:
+            tags[names.ROUND_ID] = round_id
+        exp = experiment_id(self.client, self.config.experiment_name(h.kind))
+        rid = create_run(self.client, exp, f"{h.kind}-{h.sha256[:8]}", tags,
+                         parent_run_id=parent_run_id, run_id=run_id)
+        model = dataclasses.asdict(self.config.model)
+        log(self.client, rid, params={"kind": h.kind, "variant": variant, "seeds": seeds,
+                                      "datasets": ",".join(self.config.suite.datasets),
+                                      **{f"model.{k}": v for k, v in model.items()}})
+        self.client.log_text(rid, h.source, names.HYPOTHESIS_ARTIFACT)
+        log_json(self.client, rid, self.config.to_dict(), names.CONFIG_ARTIFACT)
+        return Evaluation(hypothesis=h, run_id=rid, variant=variant)
+
+    def _run(self, evaluations: list[Evaluation], variant: str, seeds: list[int], suite) -> None:
+        with open_sandbox(self.config.sandbox) as sandbox:
+            for ev in evaluations:
+                self.progress(f"validating {ev.hypothesis.kind} {ev.hypothesis.sha256[:8]}")
+                result = validate(ev.hypothesis, sandbox, self.config.sandbox)
+                if not result.valid:
+                    ev.reject(result.reasons, result.stage)
+            valid = [ev for ev in evaluations if ev.valid]
+            if valid:
+                self._train(valid, variant, seeds, suite, sandbox)
+        for ev in evaluations:
+            if ev.valid:
+                self._record(ev, suite)
+            else:
+                finish(self.client, ev.run_id, failed=True, status_tag="invalid", reasons=ev.reasons)
+                log(self.client, ev.run_id, tags={names.STAGE: ev.stage})
+
+    def _train(self, evaluations: list[Evaluation], variant, seeds, suite, sandbox) -> None:
+        by_kind: dict[str, list[Evaluation]] = {}
+        for ev in evaluations:
+            by_kind.setdefault(ev.hypothesis.kind, []).append(ev)
+        refs = {}
+        for kind in by_kind:
+            exp = experiment_id(self.client, self.config.experiment_name(kind))
+            refs[kind] = get_references(self.client, exp, kind, variant, seeds, suite, self.config,
+                                        self.progress)
+        self.progress(f"training {len(evaluations)} hypothesis(es) x {len(seeds)} seed(s) on "
+                      f"{len(suite)} dataset(s), {variant}, in one batched job")
+        raw = self._train_isolated(evaluations, variant, seeds, suite, sandbox)
+        for i, ev in enumerate(evaluations):
+            error = raw.get(i) if isinstance(raw.get(i), str) else None
+            if error is not None:
+                ev.reject([f"failed during training: {error}"], "dynamic")
+                continue
+            baselines, sota = refs[ev.hypothesis.kind]
+            summary = summarize(raw[i], baselines, sota, self.config.compare.loss_tol)
+            ev.b_wr, ev.bsota_wr, ev.datasets = summary["b_wr"], summary["bsota_wr"], summary["datasets"]
+            ev.per_seed = raw[i]
+
+    def _train_isolated(self, evaluations, variant, seeds, suite, sandbox) -> dict:
+        """Index -> Results, or index -> reason. One job for all; if it fails, one job each, so
+        that one hostile or broken hypothesis cannot sink the others."""
+        models = [{"key": f"{i}:{s}", "seed": s,
+                   "components": components_for(ev.hypothesis.kind, ev.hypothesis.source)}
+                  for i, ev in enumerate(evaluations) for s in seeds]
+        try:
+            answer = train_models(models, suite, variant, self.config, sandbox)
+        except SandboxError as exc:
+            if len(evaluations) == 1:
+                return {0: exc.reason}
+            out = {}
+            for i, ev in enumerate(evaluations):
+                one = self._train_isolated([ev], variant, seeds, suite, sandbox)
+                out[i] = one[0]
+            return out
+        out = {}
+        for i in range(len(evaluations)):
+            failed = [answer["errors"][f"{i}:{s}"] for s in seeds if f"{i}:{s}" in answer["errors"]]
+            out[i] = failed[0] if failed else regroup(answer["results"], str(i), seeds)
+        return out
+
+    def _record(self, ev: Evaluation, suite) -> None:
+        metrics = {names.B_WR: ev.b_wr, names.BSOTA_WR: ev.bsota_wr}
+        for ds, m in ev.datasets.items():
+            for key in ("test_acc", "test_loss", "b_wr"):
+                metrics[names.dataset_metric(ds, key)] = m[key]
+        log(self.client, ev.run_id, metrics=metrics)
+        log_json(self.client, ev.run_id,
+                 {ds: {str(s): r for s, r in per_seed.items()} for ds, per_seed in ev.per_seed.items()},
+                 names.RESULTS_ARTIFACT)
+        log_datasets(self.client, ev.run_id, suite)
+        finish(self.client, ev.run_id, status_tag="evaluated")

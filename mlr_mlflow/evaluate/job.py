@@ -1,0 +1,120 @@
+"""The training job: the sandbox target that trains many models in one Lightning fit.
+
+Payload (built by `mlr_mlflow.evaluate.evaluator`):
+    datasets: [Dataset.payload()], models: [{"key", "seed", "components": {kind: source}}],
+    model: ModelConfig fields, variant: "one-pass" | "full".
+Answer (JSON): {"results": {key: {dataset: {"test_acc", "test_loss", "epochs"}}},
+                "errors": {key: reason}}.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+
+TRAIN_TARGET = "mlr_mlflow.evaluate.job:train"
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def _preprocess(fn, ds: dict):
+    """Apply a preprocessing function the CONTRACT way: statistics from X_train only.
+
+    Validation and test rows go through the `X_test` argument together; a copy is passed so that
+    the hypothesis cannot alter the shared data.
+    """
+    import numpy as np
+
+    rest = np.vstack([ds["X_val"], ds["X_test"]])
+    A, B = fn(ds["X_train"].copy(), rest.copy())
+    A, B = np.asarray(A, dtype=np.float32), np.asarray(B, dtype=np.float32)
+    n_train, n_val = len(ds["X_train"]), len(ds["X_val"])
+    if A.ndim != 2 or B.ndim != 2 or A.shape[0] != n_train or B.shape[0] != len(rest) \
+            or A.shape[1] != B.shape[1]:
+        raise ValueError(f"preprocess returned shapes {A.shape} and {B.shape} on {ds['name']}")
+    if not (np.isfinite(A).all() and np.isfinite(B).all()):
+        raise ValueError(f"preprocess returned NaN or inf on {ds['name']}")
+    return A, B[:n_val], B[n_val:]
+
+
+def _build_groups(payload: dict, load):
+    """GroupSpecs per dataset and input width; errors per model key for preprocessing failures."""
+    import torch
+
+    from .model import GroupSpec
+
+    models, errors, specs = payload["models"], {}, []
+    for ds in payload["datasets"]:
+        variants: dict[str, tuple] = {}  # preprocessing source -> (X_train, X_val, X_test)
+        members: dict[int, list[dict]] = {}  # input width -> models
+        for m in models:
+            src = m["components"]["preprocessing"]
+            if m["key"] in errors:
+                continue
+            if src not in variants:
+                try:
+                    variants[src] = tuple(torch.from_numpy(a) for a in _preprocess(load(src, "preprocessing"), ds))
+                except Exception as exc:
+                    errors[m["key"]] = f"{type(exc).__name__}: {exc}"
+                    continue
+            members.setdefault(variants[src][0].shape[1], []).append(m)
+        labels = [torch.from_numpy(ds[k]).long() for k in ("y_train", "y_val", "y_test")]
+        for width, group in members.items():
+            srcs = list(dict.fromkeys(m["components"]["preprocessing"] for m in group))
+            stacked = [torch.stack([variants[s][i] for s in srcs]) for i in range(3)]
+            specs.append(GroupSpec(
+                dataset=ds["name"], X_train=stacked[0], y_train=labels[0], X_val=stacked[1],
+                y_val=labels[1], X_test=stacked[2], y_test=labels[2], n_classes=int(ds["n_classes"]),
+                keys=[m["key"] for m in group],
+                pindex=[srcs.index(m["components"]["preprocessing"]) for m in group],
+                seeds=[m["seed"] for m in group],
+                activations=[load(m["components"]["activation"], "activation") for m in group],
+                regularizers=[load(m["components"]["regularizer"], "regularizer") for m in group]))
+    return specs, errors
+
+
+def train(payload: dict) -> dict:
+    """Sandbox target. Loads every component through the restricted loader, then fits once."""
+    import lightning.pytorch as pl
+    import torch
+
+    from ..hypothesis import load_function
+    from .model import EnsembleModule
+
+    torch.set_num_threads(1)
+    _quiet_lightning()
+    cache: dict[tuple[str, str], object] = {}
+
+    def load(source: str, kind: str):
+        if (source, kind) not in cache:
+            cache[(source, kind)] = load_function(source, kind)
+        return cache[(source, kind)]
+
+    specs, errors = _build_groups(payload, load)
+    results: dict[str, dict] = {}
+    if not specs:
+        return {"results": results, "errors": errors}
+    cfg = payload["model"]
+    full = payload["variant"] == "full"
+    module = EnsembleModule(specs, tuple(cfg["hidden"]), cfg["lr"], cfg["batch_size"],
+                            patience=cfg["patience"] if full else None)
+    max_epochs = cfg["max_epochs"] if full else 1
+    trainer = pl.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(module, train_dataloaders=list(range(module.steps_per_epoch())))
+    if full:
+        module.restore_best()
+    for i, group in enumerate(module.groups):
+        acc, loss = group.evaluate(group.spec.X_test, group.spec.y_test)
+        epochs = module.epochs_trained(i, max_epochs)
+        for j, key in enumerate(group.spec.keys):
+            results.setdefault(key, {})[group.spec.dataset] = {
+                "test_acc": float(acc[j]), "test_loss": float(loss[j]) if math.isfinite(loss[j]) else None,
+                "epochs": epochs[j], "n_test": int(group.spec.y_test.shape[0])}
+    return {"results": results, "errors": errors}

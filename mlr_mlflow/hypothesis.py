@@ -1,0 +1,146 @@
+"""A hypothesis: the source of one component, its kind, and its normalised hash.
+
+`load_function` turns a source into a callable with restricted builtins and imports. It is meant to be
+called only inside a sandboxed process (see `mlr_mlflow.sandbox`); the static checks of
+`mlr_mlflow.validate.static` run before it and do not execute anything.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import hashlib
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .kinds import Kind, get_kind
+
+# Builtins a hypothesis may call: pure functions on numbers and containers. Everything that can
+# reach the interpreter, the file system or attribute lookup by name (open, getattr, type, eval...)
+# is absent, so such a call fails with NameError even if the static checks were bypassed.
+SAFE_BUILTINS = frozenset({
+    "abs", "all", "any", "bool", "dict", "divmod", "enumerate", "filter", "float", "int",
+    "isinstance", "len", "list", "map", "max", "min", "pow", "range", "reversed", "round",
+    "sorted", "sum", "tuple", "zip", "slice", "True", "False", "None",
+    "ArithmeticError", "ValueError", "ZeroDivisionError", "RuntimeError",
+})
+
+
+class HypothesisError(ValueError):
+    """A hypothesis file that cannot even be read (a usage error, not an invalid hypothesis)."""
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One component's source and kind.
+
+    Attributes:
+        kind: a kind name of CONTRACT.md.
+        source: the Python source as written.
+        generator: who proposed it ("user" for a file given on the command line).
+    """
+
+    kind: str
+    source: str
+    generator: str = "user"
+
+    @classmethod
+    def from_file(cls, path: str | Path, kind: str, generator: str = "user") -> "Hypothesis":
+        get_kind(kind)
+        path = Path(path)
+        if not path.is_file():
+            raise HypothesisError(f"hypothesis file not found: {path}")
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise HypothesisError(f"cannot read hypothesis file {path}: {exc}") from None
+        return cls(kind=kind, source=source, generator=generator)
+
+    @property
+    def sha256(self) -> str:
+        return normalized_sha256(self.source)
+
+
+class _Canonical(ast.NodeTransformer):
+    """Renames arguments and local variables to v0, v1, ... in order of first appearance."""
+
+    def __init__(self, keep: set[str]):
+        self.keep = keep
+        self.names: dict[str, str] = {}
+
+    def _rename(self, name: str) -> str:
+        if name in self.keep:
+            return name
+        return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        node.id = self._rename(node.id)
+        return node
+
+    def visit_arg(self, node: ast.arg) -> ast.arg:
+        node.arg = self._rename(node.arg)
+        node.annotation = None
+        return node
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+
+
+def normalized_sha256(source: str) -> str:
+    """Hash that ignores comments, docstrings, formatting and the names of arguments and locals.
+
+    Module-level names (imports, constants, functions) and builtins keep their names, since they
+    carry meaning. A source that does not parse is hashed as text.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return hashlib.sha256(source.encode()).hexdigest()
+    keep = set(dir(builtins))
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            keep.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            keep.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Assign):
+            keep.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    _strip_docstrings(tree)
+    tree = _Canonical(keep).visit(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+    return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()
+
+
+def _restricted_import(kind: Kind):
+    roots = {m.split(".")[0] for m in kind.modules}
+
+    def _import(name, globals=None, locals=None, fromlist=(), level=0):
+        # Library code called by the hypothesis (numpy's lazy imports, say) resolves `__import__`
+        # through the hypothesis's builtins too: let it reach submodules that are already loaded.
+        allowed = (name in kind.modules
+                   or any(f"{name}.{item}" in kind.modules for item in fromlist or ())
+                   or (name.split(".")[0] in roots and name in sys.modules))
+        if level != 0 or not allowed:
+            raise ImportError(f"import of {name!r} is not allowed for {kind.name} hypotheses")
+        return importlib.__import__(name, globals, locals, fromlist, level)
+    return _import
+
+
+def load_function(source: str, kind_name: str):
+    """Execute a hypothesis source in a fresh namespace and return its public function."""
+    kind = get_kind(kind_name)
+    safe = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
+    safe["__import__"] = _restricted_import(kind)
+    namespace = {"__builtins__": safe, "__name__": "hypothesis"}
+    exec(compile(source, "hypothesis.py", "exec"), namespace)
+    fn = namespace.get(kind.function)
+    if not callable(fn):
+        raise ValueError(f"hypothesis defines no function {kind.function!r}")
+    return fn

@@ -1,0 +1,41 @@
+"""The seam between trusted code and code that runs hypotheses.
+
+A sandbox runs `target` (a "module:function" of this package) on a payload in another, bounded
+process and returns the function's JSON-compatible result. The parent sends pickles (trusted to
+untrusted) and reads back JSON only, so a compromised worker cannot execute code in the parent.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class SandboxError(RuntimeError):
+    """The sandboxed call did not produce a result. `reason` is meant for people."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SandboxTimeout(SandboxError):
+    pass
+
+
+class SandboxCrash(SandboxError):
+    """The worker process died (a resource limit, a signal, a hard crash)."""
+
+
+class SandboxCallError(SandboxError):
+    """The target raised: typically the hypothesis code raised during a probe or training."""
+
+
+class Sandbox(Protocol):
+    """One method to run work elsewhere; `close` ends any long-lived worker."""
+
+    def call(self, target: str, payload: Any, timeout: float) -> Any: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Sandbox": ...
+
+    def __exit__(self, *exc) -> None: ...

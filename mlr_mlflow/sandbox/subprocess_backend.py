@@ -1,0 +1,165 @@
+"""A sandbox made of a plain child process: scrubbed environment, private working directory,
+rlimits (memory, CPU, file size, processes, core dumps) and a wall-clock kill.
+
+This is the weakest backend: the process still shares the network and can read what the user can.
+Stronger backends wrap the same worker.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import resource
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import SandboxConfig
+from .base import SandboxCallError, SandboxCrash, SandboxTimeout
+from .worker import HEADER
+
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+MAX_ANSWER_BYTES = 64 << 20
+BOOTSTRAP = ("import sys; sys.path.insert(0, {parent!r}); "
+             "from mlr_mlflow.sandbox.worker import main; main()")
+
+SIGNAL_REASONS = {
+    signal.SIGXCPU: "CPU time limit exceeded",
+    signal.SIGXFSZ: "output size limit exceeded",
+    signal.SIGKILL: "killed (memory or time limit)",
+    signal.SIGSEGV: "crashed (segmentation fault)",
+    signal.SIGABRT: "aborted",
+}
+
+
+def scrubbed_env(config: SandboxConfig, home: str) -> dict[str, str]:
+    """Only what a worker needs, plus the user's allow-list: no keys, tokens or tracking URIs."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
+        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env.update({k: os.environ[k] for k in config.env_allow if k in os.environ})
+    return env
+
+
+def _limits(config: SandboxConfig, cpu_seconds: int):
+    def apply():
+        mem = config.memory_mb << 20
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+        out = config.output_kb << 10
+        resource.setrlimit(resource.RLIMIT_FSIZE, (out, out))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return apply
+
+
+class SubprocessSandbox:
+    """A long-lived worker process; a call that times out or crashes it gets a fresh one next time."""
+
+    def __init__(self, config: SandboxConfig | None = None, *, cpu_seconds: int | None = None):
+        self.config = config or SandboxConfig()
+        self.cpu_seconds = cpu_seconds or int(self.config.train_timeout_s * 2)
+        self._proc: subprocess.Popen | None = None
+        self._home: tempfile.TemporaryDirectory | None = None
+        self._stderr = None
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-I", "-c", BOOTSTRAP.format(parent=PACKAGE_PARENT)]
+
+    def _start(self) -> subprocess.Popen:
+        self._home = tempfile.TemporaryDirectory(prefix="mlr-sandbox-")
+        self._stderr = tempfile.TemporaryFile()
+        return subprocess.Popen(
+            self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+            cwd=self._home.name, env=scrubbed_env(self.config, self._home.name),
+            preexec_fn=_limits(self.config, self.cpu_seconds), start_new_session=True, close_fds=True)
+
+    def call(self, target: str, payload: Any, timeout: float) -> Any:
+        if self._proc is None or self._proc.poll() is not None:
+            self._kill()
+            self._proc = self._start()
+        request = pickle.dumps({"target": target, "payload": payload}, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self._proc.stdin.write(HEADER.pack(len(request)) + request)
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._crash() from None
+        deadline = time.monotonic() + timeout
+        header = self._read(HEADER.size, deadline, timeout)
+        (size,) = HEADER.unpack(header)
+        if size > MAX_ANSWER_BYTES:
+            self._kill()
+            raise SandboxCrash(f"sandbox answer of {size} bytes exceeds the limit")
+        message = json.loads(self._read(size, deadline, timeout))
+        if not message.get("ok"):
+            raise SandboxCallError(message.get("error", "unknown error"))
+        return message["result"]
+
+    def _read(self, n: int, deadline: float, timeout: float) -> bytes:
+        data = b""
+        fd = self._proc.stdout.fileno()
+        while len(data) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self._kill()
+                raise SandboxTimeout(f"timed out after {timeout:g} s (wall-clock limit)")
+            chunk = os.read(fd, n - len(data))
+            if not chunk:
+                raise self._crash()
+            data += chunk
+        return data
+
+    def _crash(self) -> SandboxCrash:
+        try:
+            code = self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        tail = self.stderr_tail()
+        self._kill()
+        if code is not None and code < 0:
+            reason = SIGNAL_REASONS.get(-code, f"killed by signal {signal.Signals(-code).name}")
+        else:
+            reason = f"worker exited with status {code}"
+        if "MemoryError" in tail or "std::bad_alloc" in tail:
+            reason = "out of memory (the sandbox memory limit was reached)"
+        return SandboxCrash(f"sandbox worker died: {reason}" + (f"; last output: {tail[-300:]}" if tail else ""))
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0, os.SEEK_END)
+        size = self._stderr.tell()
+        self._stderr.seek(max(0, size - limit))
+        return self._stderr.read().decode(errors="replace").strip()
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self._proc.wait()
+            for stream in (self._proc.stdin, self._proc.stdout):
+                stream.close()
+            self._proc = None
+        if self._home is not None:
+            self._home.cleanup()
+            self._home = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def close(self) -> None:
+        self._kill()
+
+    def __enter__(self) -> "SubprocessSandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

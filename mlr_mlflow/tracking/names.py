@@ -1,0 +1,31 @@
+"""The MLflow names of CONTRACT.md and the ones this package adds. Nothing else spells them."""
+
+KIND = "mlr.kind"
+HYPOTHESIS_SHA256 = "mlr.hypothesis.sha256"
+GENERATOR = "mlr.generator"
+ROUND_ID = "mlr.round_id"
+
+ROLE = "mlr.role"  # "hypothesis", "baseline" or "round"
+VARIANT = "mlr.variant"
+STATUS = "mlr.status"  # "evaluated", "invalid" or "error"
+REASONS = "mlr.reasons"  # why it was rejected or failed, one reason per line
+STAGE = "mlr.validation.stage"
+PROJECT_URI = "mlr.project.uri"
+PROJECT_ENTRY_POINT = "mlr.project.entry_point"
+PROJECT_PARAMS = "mlr.project.params"
+BASELINE_KEY = "mlr.baseline.key"
+BASELINE_COMPONENT = "mlr.baseline.component"
+
+PARENT_RUN_ID = "mlflow.parentRunId"
+RUN_NAME = "mlflow.runName"
+
+B_WR = "b_wr"
+BSOTA_WR = "bsota_wr"
+
+HYPOTHESIS_ARTIFACT = "hypothesis.py"
+RESULTS_ARTIFACT = "results.json"
+CONFIG_ARTIFACT = "config.json"
+
+
+def dataset_metric(dataset: str, name: str) -> str:
+    return f"{dataset}.{name}"

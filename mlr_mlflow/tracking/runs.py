@@ -1,0 +1,71 @@
+"""Writing runs: batched logging, terminal states with reasons, datasets as MLflow inputs."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from . import names
+
+# MLflow's per-request limits for log_batch.
+MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
+
+
+def create_run(client, experiment_id: str, name: str, tags: dict[str, str],
+               parent_run_id: str | None = None, run_id: str | None = None) -> str:
+    """A new run, or, when `run_id` is given (an MLflow Project run), that run with our tags."""
+    tags = dict(tags)
+    if parent_run_id:
+        tags[names.PARENT_RUN_ID] = parent_run_id
+    if run_id:
+        log(client, run_id, tags=tags)
+        return run_id
+    return client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+
+
+def log(client, run_id: str, *, params: dict | None = None, metrics: dict | None = None,
+        tags: dict | None = None, step: int = 0) -> None:
+    """Everything in as few requests as MLflow allows; non-finite metrics are left out."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    m = [Metric(k, float(v), now, step) for k, v in (metrics or {}).items()
+         if v is not None and math.isfinite(v)]
+    p = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+    t = [RunTag(k, str(v)[:8000]) for k, v in (tags or {}).items()]
+    while m or p or t:
+        client.log_batch(run_id, metrics=m[:MAX_METRICS], params=p[:MAX_PARAMS], tags=t[:MAX_TAGS],
+                         synchronous=True)
+        m, p, t = m[MAX_METRICS:], p[MAX_PARAMS:], t[MAX_TAGS:]
+
+
+def log_json(client, run_id: str, data, artifact_file: str) -> None:
+    client.log_text(run_id, json.dumps(data, indent=1, sort_keys=True, default=str), artifact_file)
+
+
+def log_datasets(client, run_id: str, datasets, context: str = "training") -> None:
+    """One request registering every dataset with our digest, so a changed dataset is visible."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    inputs = []
+    for ds in datasets:
+        profile = {"n_train": len(ds.y_train), "n_val": len(ds.y_val), "n_test": len(ds.y_test),
+                   "n_features": int(ds.X_train.shape[1]), "n_classes": ds.n_classes}
+        entity = Dataset(name=ds.name, digest=ds.digest, source_type="code",
+                         source=json.dumps({"loader": "mlr_mlflow.evaluate.datasets", "name": ds.name}),
+                         profile=json.dumps(profile))
+        inputs.append(DatasetInput(entity, [InputTag("mlflow.data.context", context)]))
+    client.log_inputs(run_id, datasets=inputs)
+
+
+def finish(client, run_id: str, *, failed: bool = False, status_tag: str | None = None,
+           reasons: list[str] | None = None) -> None:
+    """End a run FINISHED or FAILED, with the reasons on the run itself."""
+    tags = {}
+    if status_tag:
+        tags[names.STATUS] = status_tag
+    if reasons:
+        tags[names.REASONS] = "\n".join(reasons)
+    if tags:
+        log(client, run_id, tags=tags)
+    client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")

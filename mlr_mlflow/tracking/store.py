@@ -1,0 +1,59 @@
+"""Connecting to a tracking store, and failing fast with a clear message when it cannot be reached."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+
+
+class TrackingError(RuntimeError):
+    """The tracking store is unreachable or refused an operation (exit status 2)."""
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def _check_local(uri: str) -> None:
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        if path.parent and not path.parent.exists():
+            raise TrackingError(f"tracking store {uri!r}: directory {path.parent} does not exist")
+
+
+def connect(uri: str | None = None):
+    """An MlflowClient on `uri` that has answered one request.
+
+    For HTTP stores, retries are kept short unless the user configured them, so that a server that is
+    down is reported in seconds rather than after minutes of backoff.
+    """
+    from mlflow import MlflowClient
+
+    uri = uri or default_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    _check_local(uri)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    except Exception as exc:
+        raise TrackingError(f"cannot reach tracking store {uri!r}: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return client
+
+
+def experiment_id(client, name: str) -> str:
+    """The id of experiment `name`, created if missing (restored if deleted)."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return client.create_experiment(name)
+        except MlflowException:  # created concurrently by another process
+            exp = client.get_experiment_by_name(name)
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    return exp.experiment_id

@@ -1,0 +1,173 @@
+"""Static checks on the AST: nothing is executed.
+
+Each check returns reasons a person can act on. The names a hypothesis may load are an allow-list
+(its own bindings, the imported modules, `SAFE_BUILTINS`); attribute access is checked against
+what is known to reach outside the pure math of torch, numpy and math.
+"""
+from __future__ import annotations
+
+import ast
+
+from ..hypothesis import SAFE_BUILTINS
+from ..kinds import Kind
+
+MAX_SOURCE_CHARS = 20_000
+
+# Attributes that lead out of pure computation: I/O, code loading, the interpreter, other processes.
+FORBIDDEN_ATTRIBUTES = frozenset({
+    "save", "load", "from_file", "hub", "utils", "cpp_extension", "ops", "classes", "jit",
+    "compile", "library", "distributed", "multiprocessing", "backends", "package", "onnx",
+    "profiler", "cuda", "mps", "xpu", "set_default_dtype", "set_default_tensor_type",
+    "set_grad_enabled", "manual_seed", "seed", "set_rng_state", "get_rng_state", "random",
+    "use_deterministic_algorithms", "set_num_threads", "set_printoptions", "overrides",
+    "format", "format_map", "tofile", "fromfile", "loadtxt", "savetxt", "genfromtxt",
+    "memmap", "ctypeslib", "lib", "testing", "f2py", "distutils", "DataSource",
+    "savez", "savez_compressed", "fromregex", "dump", "dumps", "tobytes", "frombuffer",
+    "register_hook", "register_forward_hook", "grad_fn", "storage", "untyped_storage", "data_ptr",
+})
+
+FORBIDDEN_NODES = {
+    ast.ClassDef: "class definitions",
+    ast.AsyncFunctionDef: "async functions",
+    ast.Global: "global statements",
+    ast.Nonlocal: "nonlocal statements",
+    ast.With: "with statements",
+    ast.AsyncWith: "async with statements",
+    ast.Await: "await",
+    ast.Yield: "generators (yield)",
+    ast.YieldFrom: "generators (yield from)",
+    ast.Delete: "del statements",
+}
+
+
+def _is_constant_expr(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return all(_is_constant_expr(e) for e in node.elts)
+    if isinstance(node, ast.UnaryOp):
+        return _is_constant_expr(node.operand)
+    if isinstance(node, ast.BinOp):
+        return _is_constant_expr(node.left) and _is_constant_expr(node.right)
+    return False
+
+
+def _check_module_level(tree: ast.Module, kind: Kind) -> list[str]:
+    reasons = []
+    for i, node in enumerate(tree.body):
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef)):
+            continue
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # module docstring
+        if (isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
+                and _is_constant_expr(node.value)
+                and all(isinstance(t, ast.Name) for t in getattr(node, "targets", [node.target]))):
+            continue
+        reasons.append(f"line {node.lineno}: module level may hold only imports, constants and "
+                       f"function definitions (found {type(node).__name__})")
+    return reasons
+
+
+def _check_imports(tree: ast.Module, kind: Kind) -> list[str]:
+    allowed = ", ".join(sorted(kind.modules))
+    reasons = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name not in kind.modules:
+                    reasons.append(f"line {node.lineno}: import of {alias.name!r} is not allowed "
+                                   f"for {kind.name} hypotheses (allowed: {allowed})")
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            for alias in node.names:
+                if node.level or (module not in kind.modules
+                                  and f"{module}.{alias.name}" not in kind.modules):
+                    reasons.append(f"line {node.lineno}: 'from {'.' * node.level}{module} import "
+                                   f"{alias.name}' is not allowed (allowed modules: {allowed})")
+        else:
+            continue
+        if node not in tree.body:
+            reasons.append(f"line {node.lineno}: imports belong at module level")
+    return reasons
+
+
+def _check_function(tree: ast.Module, kind: Kind) -> list[str]:
+    public = [n for n in tree.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
+    named = [n for n in public if n.name == kind.function]
+    if not named:
+        return [f"no function named {kind.function!r}: a {kind.name} hypothesis must define "
+                f"{kind.function}({', '.join(['x'] if kind.arity == 1 else ['X_train', 'X_test'])})"]
+    reasons = []
+    if len(named) > 1:
+        reasons.append(f"{kind.function!r} is defined {len(named)} times")
+    others = [n.name for n in public if n.name != kind.function]
+    if others:
+        reasons.append(f"only one public function is allowed; also found {', '.join(others)} "
+                       f"(prefix helpers with an underscore)")
+    args = named[-1].args
+    if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
+        reasons.append(f"{kind.function} must take plain positional parameters, no *args, **kwargs "
+                       f"or keyword-only parameters")
+    n = len(args.args)
+    if n != kind.arity:
+        reasons.append(f"{kind.function} takes {n} parameter(s); a {kind.name} takes {kind.arity}")
+    return reasons
+
+
+def _bound_names(tree: ast.Module) -> set[str]:
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.FunctionDef):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return bound
+
+
+def _check_names(tree: ast.Module) -> list[str]:
+    bound = _bound_names(tree)
+    reasons = []
+    for node in ast.walk(tree):
+        for cls, what in FORBIDDEN_NODES.items():
+            if isinstance(node, cls):
+                reasons.append(f"line {node.lineno}: {what} are not allowed")
+        if isinstance(node, ast.Name):
+            if node.id.startswith("__"):
+                reasons.append(f"line {node.lineno}: dunder name {node.id!r} is not allowed")
+            elif isinstance(node.ctx, ast.Load) and node.id not in bound and node.id not in SAFE_BUILTINS:
+                reasons.append(f"line {node.lineno}: name {node.id!r} is not allowed "
+                               f"(not defined in the hypothesis and not a permitted builtin)")
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("_"):
+                reasons.append(f"line {node.lineno}: private or dunder attribute {node.attr!r} "
+                               f"is not allowed")
+            elif node.attr in FORBIDDEN_ATTRIBUTES:
+                reasons.append(f"line {node.lineno}: attribute {node.attr!r} reaches outside pure "
+                               f"computation and is not allowed")
+            if isinstance(node.ctx, (ast.Store, ast.Del)):
+                reasons.append(f"line {node.lineno}: assigning to an attribute "
+                               f"({ast.unparse(node)}) is not allowed")
+    return reasons
+
+
+def check_static(source: str, kind: Kind) -> list[str]:
+    """All static reasons to reject `source` as a hypothesis of `kind` (empty when it passes)."""
+    if not source.strip():
+        return ["the file is empty"]
+    if len(source) > MAX_SOURCE_CHARS:
+        return [f"source is {len(source)} characters; the limit is {MAX_SOURCE_CHARS}"]
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        return [f"syntax error at line {exc.lineno}: {exc.msg}"]
+    reasons = []
+    for check in (_check_module_level, _check_imports, _check_function):
+        reasons += check(tree, kind)
+    reasons += _check_names(tree)
+    return list(dict.fromkeys(reasons))
