@@ -106,7 +106,7 @@ class Evaluator:
                          parent_run_id=parent_run_id, run_id=run_id)
         model = dataclasses.asdict(self.config.model)
         log(self.client, rid, params={"kind": h.kind, "variant": variant, "seeds": seeds,
-                                      "datasets": ",".join(self.config.suite.datasets),
+                                      "suite": ",".join(self.config.suite.datasets),
                                       **{f"model.{k}": v for k, v in model.items()}})
         self.client.log_text(rid, h.source, names.HYPOTHESIS_ARTIFACT)
         log_json(self.client, rid, self.config.to_dict(), names.CONFIG_ARTIFACT)

@@ -64,7 +64,8 @@ class SubprocessSandbox:
 
     def __init__(self, config: SandboxConfig | None = None, *, cpu_seconds: int | None = None):
         self.config = config or SandboxConfig()
-        self.cpu_seconds = cpu_seconds or int(self.config.train_timeout_s * 2)
+        # CPU time is a backstop for the wall clock (which ends a call); it never goes below a minute.
+        self.cpu_seconds = cpu_seconds or max(60, int(self.config.train_timeout_s * 2))
         self._proc: subprocess.Popen | None = None
         self._home: tempfile.TemporaryDirectory | None = None
         self._stderr = None
@@ -146,7 +147,10 @@ class SubprocessSandbox:
                 pass
             self._proc.wait()
             for stream in (self._proc.stdin, self._proc.stdout):
-                stream.close()
+                try:
+                    stream.close()
+                except OSError:  # unflushed request to a dead worker
+                    pass
             self._proc = None
         if self._home is not None:
             self._home.cleanup()

@@ -61,7 +61,8 @@ def _check_module_level(tree: ast.Module, kind: Kind) -> list[str]:
             continue  # module docstring
         if (isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
                 and _is_constant_expr(node.value)
-                and all(isinstance(t, ast.Name) for t in getattr(node, "targets", [node.target]))):
+                and all(isinstance(t, ast.Name)
+                        for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))):
             continue
         reasons.append(f"line {node.lineno}: module level may hold only imports, constants and "
                        f"function definitions (found {type(node).__name__})")

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from mlr_mlflow.config import SuiteConfig
+from mlr_mlflow.evaluate.datasets import DATASETS, UnknownDatasetError, load_dataset, load_suite
+
+
+def test_whole_suite_loads_offline_with_disjoint_stratified_splits():
+    suite = load_suite(SuiteConfig())
+    assert [d.name for d in suite] == list(SuiteConfig().datasets)
+    for d in suite:
+        assert len(d.X_train) == len(d.y_train) and len(d.X_test) == len(d.y_test)
+        assert d.X_train.shape[1] == d.X_test.shape[1] == d.X_val.shape[1]
+        assert set(np.unique(d.y_test)) == set(range(d.n_classes))  # stratified: every class tested
+        assert d.X_train.dtype == np.float64 and d.y_train.dtype == np.int64
+
+
+def test_splits_and_digests_are_fixed_across_loads():
+    a, b = load_dataset("moons", SuiteConfig()), load_dataset("moons", SuiteConfig())
+    assert a.digest == b.digest
+    assert np.array_equal(a.X_test, b.X_test)
+
+
+def test_a_changed_split_changes_the_digest():
+    a = load_dataset("iris", SuiteConfig())
+    b = load_dataset("iris", SuiteConfig(split_seed=1))
+    assert a.digest != b.digest
+
+
+def test_unknown_dataset_is_named():
+    with pytest.raises(UnknownDatasetError, match="'mnist'"):
+        load_suite(SuiteConfig(datasets=("iris", "mnist")))
+
+
+def test_synthetic_sets_reward_nonlinearity():
+    """A linear classifier does far worse than chance-plus on xor and circles: they need a nonlinearity."""
+    from sklearn.linear_model import LogisticRegression
+
+    for name in ("xor", "circles"):
+        d = load_dataset(name, SuiteConfig())
+        acc = LogisticRegression().fit(d.X_train, d.y_train).score(d.X_test, d.y_test)
+        assert acc < 0.7, (name, acc)
+    assert set(DATASETS) >= {"iris", "wine", "breast_cancer", "digits", "moons", "circles", "xor"}

@@ -1,0 +1,140 @@
+"""`evaluate` end to end on real sqlite stores and real training."""
+import json
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from mlr_mlflow.cli import main
+from mlr_mlflow.tracking import names
+
+from .conftest import SMALL_SUITE, SWISH, ZERO, write
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def evaluate(capsys, path, kind, uri, *extra):
+    code = main(["evaluate", str(path), "--kind", kind, "--tracking-uri", uri, "--json", *extra])
+    out = capsys.readouterr()
+    return code, json.loads(out.out.strip().splitlines()[-1]), out
+
+
+def runs(uri, kind="activation", role=None):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(f"mlr-{kind}")
+    if exp is None:
+        return []
+    found = client.search_runs([exp.experiment_id], max_results=1000)
+    return [r for r in found if role is None or r.data.tags.get(names.ROLE) == role]
+
+
+def test_swish_beats_a_degenerate_activation_on_the_whole_suite(tmp_path, tracking_uri, capsys):
+    swish, zero = write(tmp_path, "swish.py", SWISH), write(tmp_path, "zero.py", ZERO)
+    code_s, good, _ = evaluate(capsys, swish, "activation", tracking_uri, "--seeds", "2")
+    code_z, bad, _ = evaluate(capsys, zero, "activation", tracking_uri, "--seeds", "2")
+    assert code_s == code_z == 0
+    assert good["b_wr"] > bad["b_wr"] + 0.3
+    assert bad["b_wr"] <= 0.1 and bad["bsota_wr"] <= 0.1
+    assert set(good["datasets"]) == {"iris", "wine", "breast_cancer", "digits", "moons", "circles",
+                                     "xor", "hard_classification"}
+
+
+def test_run_carries_the_contract_names(tmp_path, tracking_uri, capsys):
+    path = write(tmp_path, "swish.py", SWISH)
+    code, out, _ = evaluate(capsys, path, "activation", tracking_uri, "--seeds", "2",
+                            "--datasets", ",".join(SMALL_SUITE))
+    assert code == 0 and 0 <= out["b_wr"] <= 1 and 0 <= out["bsota_wr"] <= 1
+    assert out["variant"] == "one-pass" and set(out["datasets"]) == set(SMALL_SUITE)
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(out["run_id"])
+    tags, metrics = run.data.tags, run.data.metrics
+    assert run.info.status == "FINISHED"
+    assert tags[names.KIND] == "activation" and tags[names.GENERATOR] == "user"
+    assert tags[names.HYPOTHESIS_SHA256] == out["sha256"] and tags[names.STATUS] == "evaluated"
+    assert metrics["b_wr"] == pytest.approx(out["b_wr"]) and "bsota_wr" in metrics
+    assert metrics["iris.test_acc"] == pytest.approx(out["datasets"]["iris"]["test_acc"])
+    assert tags[names.PROJECT_ENTRY_POINT] == "one_pass"
+    assert json.loads(tags[names.PROJECT_PARAMS])["seeds"] == 2
+    source = Path(client.download_artifacts(run.info.run_id, "hypothesis.py", str(tmp_path / "dl")))
+    assert source.read_text() == SWISH
+    inputs = {i.dataset.name: i.dataset.digest for i in run.inputs.dataset_inputs}
+    assert set(inputs) == set(SMALL_SUITE) and all(len(d) == 16 for d in inputs.values())
+
+
+def test_baselines_are_trained_once_and_found_in_mlflow(tmp_path, tracking_uri, capsys):
+    args = ("--seeds", "2", "--datasets", "iris,moons")
+    evaluate(capsys, write(tmp_path, "a.py", SWISH), "activation", tracking_uri, *args)
+    first = runs(tracking_uri, role="baseline")
+    assert sorted(r.data.tags[names.BASELINE_COMPONENT] for r in first) == \
+        ["elu", "gelu", "mish", "relu", "silu"]
+    _, _, out = evaluate(capsys, write(tmp_path, "b.py", ZERO), "activation", tracking_uri, *args)
+    assert "reference component" not in out.err  # nothing retrained
+    assert {r.info.run_id for r in runs(tracking_uri, role="baseline")} == {r.info.run_id for r in first}
+    # a different seed count is a different experiment: its baselines are new runs
+    evaluate(capsys, write(tmp_path, "c.py", SWISH), "activation", tracking_uri, "--seeds", "1",
+             "--datasets", "iris,moons")
+    assert len(runs(tracking_uri, role="baseline")) == 10
+
+
+@pytest.mark.parametrize("example, kind", [("swish.py", "activation"),
+                                           ("signed_log.py", "preprocessing"),
+                                           ("first_layer_l2.py", "regularizer")])
+def test_each_kind_evaluates_end_to_end(example, kind, shared_uri, capsys):
+    code, out, _ = evaluate(capsys, EXAMPLES / example, kind, shared_uri, "--seeds", "2",
+                            "--datasets", ",".join(SMALL_SUITE))
+    assert code == 0 and out["valid"] and 0 <= out["b_wr"] <= 1
+    baselines = {r.data.tags[names.BASELINE_COMPONENT] for r in runs(shared_uri, kind, "baseline")}
+    from mlr_mlflow.config import DEFAULT_KINDS
+    assert baselines >= set(DEFAULT_KINDS[kind].baselines) | set(DEFAULT_KINDS[kind].sota)
+
+
+def test_invalid_hypothesis_is_a_failed_run_with_reason_and_source(tmp_path, tracking_uri, capsys):
+    source = "def activation(x):\n    return x.mean()\n"
+    code, out, _ = evaluate(capsys, write(tmp_path, "bad.py", source), "activation", tracking_uri)
+    assert code == 1 and out["valid"] is False and out["stage"] == "dynamic"
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(out["run_id"])
+    assert run.info.status == "FAILED" and run.data.tags[names.STATUS] == "invalid"
+    assert "changed the shape" in run.data.tags[names.REASONS]
+    path = client.download_artifacts(out["run_id"], "hypothesis.py", str(tmp_path / "dl"))
+    assert Path(path).read_text() == source
+    assert runs(tracking_uri, role="baseline") == []  # an invalid hypothesis trains nothing
+
+
+def test_failure_during_training_rejects_the_hypothesis(tmp_path, tracking_uri, capsys):
+    source = ("def activation(x):\n    if x.shape[-1] == 64:\n"
+              "        raise ValueError('sixty-four')\n    return x\n")
+    code, out, _ = evaluate(capsys, write(tmp_path, "sly.py", source), "activation", tracking_uri,
+                            "--seeds", "1", "--datasets", "iris")
+    assert code == 1 and "sixty-four" in out["reasons"][0]
+    run = MlflowClient(tracking_uri).get_run(out["run_id"])
+    assert run.info.status == "FAILED" and "failed during training" in run.data.tags[names.REASONS]
+
+
+@pytest.mark.parametrize("uri, fragment", [
+    ("http://127.0.0.1:9", "cannot reach tracking store"),
+    ("sqlite:////nonexistent-dir/x/mlflow.db", "does not exist"),
+])
+def test_unreachable_tracking_store_is_a_clear_error(tmp_path, capsys, uri, fragment):
+    code, out, captured = evaluate(capsys, write(tmp_path, "s.py", SWISH), "activation", uri)
+    assert code == 2 and fragment in out["error"]
+    assert "Traceback" not in captured.err
+
+
+def test_unknown_dataset_is_a_usage_error_and_writes_nothing(tmp_path, tracking_uri, capsys):
+    code, out, _ = evaluate(capsys, write(tmp_path, "s.py", SWISH), "activation", tracking_uri,
+                            "--datasets", "iris,mnist")
+    assert code == 2 and "mnist" in out["error"]
+    assert runs(tracking_uri) == []
+
+
+def test_internal_error_leaves_no_run_running(tmp_path, tracking_uri, capsys):
+    config = write(tmp_path, "c.toml", "[sandbox]\ntrain_timeout_s = 0.05\n")
+    code, out, captured = evaluate(capsys, write(tmp_path, "s.py", SWISH), "activation",
+                                   tracking_uri, "--config", str(config), "--datasets", "iris")
+    assert code == 2 and "timed out" in out["error"]
+    assert "Traceback" not in captured.err
+    hypothesis_runs = runs(tracking_uri, role="hypothesis")
+    assert hypothesis_runs and all(r.info.status == "FAILED" for r in hypothesis_runs)
+    assert all(r.info.status != "RUNNING" for r in runs(tracking_uri))
+    assert "timed out" in hypothesis_runs[0].data.tags[names.REASONS]

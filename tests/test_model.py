@@ -1,0 +1,65 @@
+"""Batched training gives each model the result it would have alone."""
+import dataclasses
+
+import pytest
+
+from mlr_mlflow.config import ModelConfig, SuiteConfig
+from mlr_mlflow.evaluate.baselines import components_for
+from mlr_mlflow.evaluate.datasets import load_suite
+from mlr_mlflow.evaluate.job import train
+from mlr_mlflow.kinds import get_kind
+
+from .conftest import SWISH
+
+ACT = get_kind("activation").components
+PRE = get_kind("preprocessing").components
+REG = get_kind("regularizer").components
+
+MODELS = [
+    {"key": "relu:0", "seed": 0, "components": components_for("activation", ACT["relu"])},
+    {"key": "swish:1", "seed": 1, "components": components_for("activation", SWISH)},
+    {"key": "quantile:2", "seed": 2, "components": components_for("preprocessing", PRE["quantile"])},
+    {"key": "l2:0", "seed": 0, "components": components_for("regularizer", REG["l2"])},
+]
+
+
+def payload(models, variant, **model):
+    suite = load_suite(SuiteConfig(datasets=("iris", "xor")))
+    cfg = dataclasses.replace(ModelConfig(), **model)
+    return {"datasets": [d.payload() for d in suite], "models": models,
+            "model": dataclasses.asdict(cfg), "variant": variant}
+
+
+@pytest.mark.parametrize("variant", ["one-pass", "full"])
+def test_batched_equals_alone(variant):
+    settings = {"max_epochs": 6, "patience": 2}
+    together = train(payload(MODELS, variant, **settings))
+    assert together["errors"] == {}
+    for model in MODELS:
+        alone = train(payload([model], variant, **settings))
+        for ds, expected in alone["results"][model["key"]].items():
+            got = together["results"][model["key"]][ds]
+            assert got["test_acc"] == pytest.approx(expected["test_acc"], abs=1e-6), (model["key"], ds)
+            assert got["test_loss"] == pytest.approx(expected["test_loss"], rel=1e-4, abs=1e-6)
+            assert got["epochs"] == expected["epochs"]
+
+
+def test_one_pass_trains_and_seeds_matter():
+    out = train(payload([{**MODELS[0], "key": f"r:{s}", "seed": s} for s in (0, 1)], "one-pass"))
+    r0, r1 = out["results"]["r:0"]["xor"], out["results"]["r:1"]["xor"]
+    assert r0["epochs"] == 1 and r0["test_acc"] > 0.6
+    assert (r0["test_acc"], r0["test_loss"]) != (r1["test_acc"], r1["test_loss"])
+
+
+def test_full_variant_stops_early_per_model():
+    out = train(payload(MODELS[:2], "full", max_epochs=40, patience=1))
+    epochs = [r["epochs"] for m in out["results"].values() for r in m.values()]
+    assert all(1 <= e <= 40 for e in epochs) and min(epochs) < 40
+
+
+def test_broken_preprocessing_fails_only_its_model():
+    bad = {"key": "bad:0", "seed": 0, "components": components_for(
+        "preprocessing", "def preprocess(X_train, X_test):\n    return X_train / 0, X_test / 0\n")}
+    out = train(payload([MODELS[0], bad], "one-pass"))
+    assert "bad:0" in out["errors"] and "NaN or inf" in out["errors"]["bad:0"]
+    assert "relu:0" in out["results"]

@@ -1,0 +1,41 @@
+import math
+
+import pytest
+
+from mlr_mlflow.evaluate.winrate import compare, summarize, win_rate
+
+
+def r(acc, loss, n=10):
+    return {"test_acc": acc, "test_loss": loss, "n_test": n}
+
+
+def test_more_correct_examples_win_whatever_the_loss():
+    assert compare(r(0.9, 5.0), r(0.8, 0.1), 1e-3) == 1.0
+    assert compare(r(0.8, 0.1), r(0.9, 5.0), 1e-3) == 0.0
+
+
+def test_same_accuracy_is_decided_by_loss_beyond_the_tolerance():
+    assert compare(r(0.8, 0.50), r(0.8, 0.60), 1e-3) == 1.0
+    assert compare(r(0.8, 0.60), r(0.8, 0.50), 1e-3) == 0.0
+    assert compare(r(0.8, 0.5000), r(0.8, 0.5005), 1e-3) == 0.5
+
+
+def test_float_noise_in_accuracy_does_not_decide():
+    assert compare(r(0.7000001, 0.5), r(0.6999999, 0.5), 1e-3) == 0.5
+
+
+def test_non_finite_loss_is_worst():
+    assert compare(r(0.5, None), r(0.5, 1.0), 1e-3) == 0.0
+    assert compare(r(0.5, math.nan), r(0.5, 1.0), 1e-3) == 0.0
+    assert compare(r(0.5, None), r(0.5, None), 1e-3) == 0.5
+
+
+def test_win_rates_average_over_datasets_seeds_and_references():
+    h = {"a": {0: r(0.9, 0.1), 1: r(0.5, 0.1)}}
+    base = {"relu": {"a": {0: r(0.8, 0.1), 1: r(0.8, 0.1)}}}
+    sota = {"gelu": {"a": {0: r(0.9, 0.1), 1: r(0.9, 0.1)}}}
+    assert win_rate(h, base, 1e-3) == pytest.approx(0.5)
+    summary = summarize(h, base, sota, 1e-3)
+    assert summary["b_wr"] == pytest.approx(0.5)
+    assert summary["bsota_wr"] == pytest.approx((1 + 0 + 0.5 + 0) / 4)
+    assert summary["datasets"]["a"]["test_acc"] == pytest.approx(0.7)
