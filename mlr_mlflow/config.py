@@ -84,7 +84,7 @@ class SandboxConfig:
     """Bounds for every process that runs hypothesis code.
 
     Attributes:
-        backend: "subprocess" (rlimits, scrubbed environment, private working directory).
+        backend: "auto" (the strongest that works here), "bwrap", "docker" or "subprocess".
         probe_timeout_s: wall-clock limit of the validation probes.
         train_timeout_s: wall-clock limit of one training job.
         memory_mb: address-space limit of the sandboxed process.
@@ -92,7 +92,7 @@ class SandboxConfig:
         env_allow: names of environment variables passed through (everything else is dropped).
     """
 
-    backend: str = "subprocess"
+    backend: str = "auto"
     probe_timeout_s: float = 20.0
     train_timeout_s: float = 1800.0
     memory_mb: int = 6144

@@ -26,7 +26,7 @@ STATIC_CASES = [
     ("def activation(x):\n    return x.__class__\n", "dunder attribute"),
     ("def activation(x):\n    return open('/etc/passwd')\n", "name 'open' is not allowed"),
     ("def activation(x):\n    return eval('x')\n", "name 'eval' is not allowed"),
-    ("import torch\n\ndef activation(x):\n    torch.save(x, 'f')\n    return x\n", "attribute 'save'"),
+    ("import torch\n\ndef activation(x):\n    torch.save(x, 'f')\n    return x\n", "torch.save is not in the allow-list"),
     ("def activation(x):\n    return x\n\ndef helper(x):\n    return x\n", "only one public function"),
     ("def activation(x):\n    class A:\n        pass\n    return x\n", "class definitions"),
 ]

@@ -19,8 +19,12 @@ def probe(fn) -> list[str]:
     reasons = []
     gen = torch.Generator().manual_seed(0)
     for shape in [(7,), (4, 5), (2, 3, 4)]:
-        x = (torch.randn(shape, generator=gen) * 3).requires_grad_(True)
+        leaf = (torch.randn(shape, generator=gen) * 3).requires_grad_(True)
+        x = leaf * 1.0  # not a leaf, like a hidden layer's pre-activation: in-place writes succeed
+        keep = x.detach().clone()
         y = fn(x)
+        if not torch.equal(x.detach(), keep):
+            return ["activation modified its input in place"]
         if not isinstance(y, torch.Tensor):
             return [f"activation must return a tensor, got {type(y).__name__}"]
         if tuple(y.shape) != shape:
@@ -31,7 +35,7 @@ def probe(fn) -> list[str]:
             return [f"activation returned NaN or inf for ordinary inputs (shape {list(shape)})"]
         if not y.requires_grad:
             return ["activation output does not depend differentiably on its input (no gradient)"]
-        (grad,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
+        (grad,) = torch.autograd.grad(y.sum(), leaf, allow_unused=True)
         if grad is None:
             return ["activation output has no gradient with respect to its input"]
         if not torch.isfinite(grad).all():

@@ -19,6 +19,8 @@ class Kind:
         default: the component used when another kind is under study.
         probe: checks a loaded function on synthetic inputs; returns a list of reasons (empty = passed).
             It runs inside the sandbox and imports torch/numpy lazily.
+        item_assignment: whether `a[i] = v` is allowed (numpy code needs it; tensor code must not
+            write into its inputs or the model's weights).
     """
 
     name: str
@@ -28,6 +30,7 @@ class Kind:
     components: dict[str, str]
     default: str
     probe: Callable[[Callable], list[str]]
+    item_assignment: bool = False
 
     def component(self, name: str) -> str:
         try:

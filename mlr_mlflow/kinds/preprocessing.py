@@ -79,4 +79,4 @@ def probe(fn) -> list[str]:
 
 KIND = Kind(name="preprocessing", function="preprocess", arity=2,
             modules=frozenset({"numpy", "math"}), components=COMPONENTS,
-            default="standardize", probe=probe)
+            default="standardize", probe=probe, item_assignment=True)

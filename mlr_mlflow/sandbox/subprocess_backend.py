@@ -121,7 +121,7 @@ class SubprocessSandbox:
             code = self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             code = None
-        tail = self.stderr_tail()
+        tail, flooded = self.stderr_tail(), self._stderr_size() >= (self.config.output_kb << 10)
         self._kill()
         if code is not None and code < 0:
             reason = SIGNAL_REASONS.get(-code, f"killed by signal {signal.Signals(-code).name}")
@@ -129,7 +129,13 @@ class SubprocessSandbox:
             reason = f"worker exited with status {code}"
         if "MemoryError" in tail or "std::bad_alloc" in tail:
             reason = "out of memory (the sandbox memory limit was reached)"
+        elif flooded:
+            reason = SIGNAL_REASONS[signal.SIGXFSZ]
+            tail = tail[-80:]
         return SandboxCrash(f"sandbox worker died: {reason}" + (f"; last output: {tail[-300:]}" if tail else ""))
+
+    def _stderr_size(self) -> int:
+        return os.fstat(self._stderr.fileno()).st_size if self._stderr is not None else 0
 
     def stderr_tail(self, limit: int = 2000) -> str:
         if self._stderr is None:

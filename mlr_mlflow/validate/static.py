@@ -1,8 +1,9 @@
 """Static checks on the AST: nothing is executed.
 
-Each check returns reasons a person can act on. The names a hypothesis may load are an allow-list
-(its own bindings, the imported modules, `SAFE_BUILTINS`); attribute access is checked against
-what is known to reach outside the pure math of torch, numpy and math.
+Each check returns reasons a person can act on. Everything is an allow-list: the names a hypothesis
+may load (its own bindings, its imports, `SAFE_BUILTINS`), the attributes of each module
+(`allowlist.MODULES`, resolved through import aliases) and the attributes of values
+(`allowlist.VALUES`).
 """
 from __future__ import annotations
 
@@ -10,21 +11,9 @@ import ast
 
 from ..hypothesis import SAFE_BUILTINS
 from ..kinds import Kind
+from . import allowlist
 
 MAX_SOURCE_CHARS = 20_000
-
-# Attributes that lead out of pure computation: I/O, code loading, the interpreter, other processes.
-FORBIDDEN_ATTRIBUTES = frozenset({
-    "save", "load", "from_file", "hub", "utils", "cpp_extension", "ops", "classes", "jit",
-    "compile", "library", "distributed", "multiprocessing", "backends", "package", "onnx",
-    "profiler", "cuda", "mps", "xpu", "set_default_dtype", "set_default_tensor_type",
-    "set_grad_enabled", "manual_seed", "seed", "set_rng_state", "get_rng_state", "random",
-    "use_deterministic_algorithms", "set_num_threads", "set_printoptions", "overrides",
-    "format", "format_map", "tofile", "fromfile", "loadtxt", "savetxt", "genfromtxt",
-    "memmap", "ctypeslib", "lib", "testing", "f2py", "distutils", "DataSource",
-    "savez", "savez_compressed", "fromregex", "dump", "dumps", "tobytes", "frombuffer",
-    "register_hook", "register_forward_hook", "grad_fn", "storage", "untyped_storage", "data_ptr",
-})
 
 FORBIDDEN_NODES = {
     ast.ClassDef: "class definitions",
@@ -85,6 +74,10 @@ def _check_imports(tree: ast.Module, kind: Kind) -> list[str]:
                                   and f"{module}.{alias.name}" not in kind.modules):
                     reasons.append(f"line {node.lineno}: 'from {'.' * node.level}{module} import "
                                    f"{alias.name}' is not allowed (allowed modules: {allowed})")
+                elif (f"{module}.{alias.name}" not in kind.modules
+                      and alias.name not in allowlist.MODULES.get(module, ())):
+                    reasons.append(f"line {node.lineno}: {module}.{alias.name} is not in the "
+                                   f"allow-list of pure math operations")
         else:
             continue
         if node not in tree.body:
@@ -131,8 +124,54 @@ def _bound_names(tree: ast.Module) -> set[str]:
     return bound
 
 
-def _check_names(tree: ast.Module) -> list[str]:
+def _module_aliases(tree: ast.Module) -> dict[str, str]:
+    """Local name -> module path, for every module the hypothesis imports."""
+    aliases = {}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    aliases[a.asname] = a.name
+                else:
+                    aliases[a.name.split(".")[0]] = a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                if f"{node.module}.{a.name}" in allowlist.MODULES:
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    return aliases
+
+
+def _module_path(node: ast.AST, aliases: dict[str, str]) -> str | None:
+    """The module an expression denotes (`F` -> torch.nn.functional), or None for a value."""
+    if isinstance(node, ast.Name):
+        return aliases.get(node.id)
+    if isinstance(node, ast.Attribute):
+        base = _module_path(node.value, aliases)
+        if base and f"{base}.{node.attr}" in allowlist.MODULES:
+            return f"{base}.{node.attr}"
+    return None
+
+
+def _check_attribute(node: ast.Attribute, aliases: dict[str, str]) -> str | None:
+    where = f"line {node.lineno}"
+    if node.attr.startswith("_"):
+        return f"{where}: private or dunder attribute {node.attr!r} is not allowed"
+    if isinstance(node.ctx, (ast.Store, ast.Del)):
+        return f"{where}: assigning to an attribute ({ast.unparse(node)}) is not allowed"
+    module = _module_path(node.value, aliases)
+    if module is not None:
+        if node.attr not in allowlist.MODULES.get(module, ()):
+            return (f"{where}: {module}.{node.attr} is not in the allow-list of pure math "
+                    f"operations (no I/O, global state, randomness or code loading)")
+    elif node.attr not in allowlist.VALUES:
+        return (f"{where}: attribute {node.attr!r} is not in the allow-list of tensor/array "
+                f"operations (in-place, aliasing and I/O methods are excluded)")
+    return None
+
+
+def _check_names(tree: ast.Module, kind: Kind) -> list[str]:
     bound = _bound_names(tree)
+    aliases = _module_aliases(tree)
     reasons = []
     for node in ast.walk(tree):
         for cls, what in FORBIDDEN_NODES.items():
@@ -144,16 +183,16 @@ def _check_names(tree: ast.Module) -> list[str]:
             elif isinstance(node.ctx, ast.Load) and node.id not in bound and node.id not in SAFE_BUILTINS:
                 reasons.append(f"line {node.lineno}: name {node.id!r} is not allowed "
                                f"(not defined in the hypothesis and not a permitted builtin)")
+            elif isinstance(node.ctx, ast.Store) and node.id in aliases:
+                reasons.append(f"line {node.lineno}: rebinding the module name {node.id!r} is not allowed")
         elif isinstance(node, ast.Attribute):
-            if node.attr.startswith("_"):
-                reasons.append(f"line {node.lineno}: private or dunder attribute {node.attr!r} "
-                               f"is not allowed")
-            elif node.attr in FORBIDDEN_ATTRIBUTES:
-                reasons.append(f"line {node.lineno}: attribute {node.attr!r} reaches outside pure "
-                               f"computation and is not allowed")
-            if isinstance(node.ctx, (ast.Store, ast.Del)):
-                reasons.append(f"line {node.lineno}: assigning to an attribute "
-                               f"({ast.unparse(node)}) is not allowed")
+            reason = _check_attribute(node, aliases)
+            if reason:
+                reasons.append(reason)
+        elif (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
+              and not kind.item_assignment):
+            reasons.append(f"line {node.lineno}: item assignment ({ast.unparse(node)}) is not "
+                           f"allowed for {kind.name} hypotheses: tensors are not modified in place")
     return reasons
 
 
@@ -170,5 +209,5 @@ def check_static(source: str, kind: Kind) -> list[str]:
     reasons = []
     for check in (_check_module_level, _check_imports, _check_function):
         reasons += check(tree, kind)
-    reasons += _check_names(tree)
+    reasons += _check_names(tree, kind)
     return list(dict.fromkeys(reasons))

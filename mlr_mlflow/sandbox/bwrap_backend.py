@@ -1,0 +1,100 @@
+"""bubblewrap: the worker in new pid, network, ipc, uts and cgroup namespaces, as nobody.
+
+Inside, the root file system holds only read-only binds of what Python needs (/usr, the Python
+installation, this package) and a private, size-capped /tmp. The network namespace is empty (its
+own loopback only), so neither the internet nor services on the host's loopback can be reached.
+Started by root, bwrap mounts with root's rights and the worker then drops to uid/gid 65534 with no
+capabilities, so that RLIMIT_NPROC (which root ignores) bounds processes and threads. The rlimits
+and wall clock of `SubprocessSandbox` apply as well.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox
+
+INNER_PACKAGE_PARENT = "/opt/mlr"
+SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/bin", "/sbin")
+NOBODY = 65534
+MAX_TASKS = 64
+TMP_BYTES = 64 << 20
+
+# Run first inside the sandbox when bwrap was started by root.
+DROP_PRIVILEGES = (
+    "import os, resource; resource.setrlimit(resource.RLIMIT_NPROC, ({n}, {n})); "
+    "os.setgroups([]); os.setgid({id}); os.setuid({id}); ")
+
+
+def _system_binds() -> list[str]:
+    args = []
+    for d in SYSTEM_DIRS:
+        if os.path.islink(d):
+            args += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            args += ["--ro-bind", d, d]
+    return args
+
+
+def _python_binds() -> list[str]:
+    """The Python installation (and venv), with world-readable parents so nobody can reach it."""
+    args = []
+    for prefix in dict.fromkeys([sys.base_prefix, sys.prefix]):
+        if any(prefix == d or prefix.startswith(d + "/") for d in SYSTEM_DIRS):
+            continue
+        for parent in reversed(Path(prefix).parents):
+            if str(parent) != "/":
+                args += ["--perms", "0755", "--dir", str(parent)]
+        args += ["--ro-bind", prefix, prefix]
+    return args
+
+
+def bwrap_command(inner: list[str], as_root: bool | None = None) -> list[str]:
+    as_root = os.geteuid() == 0 if as_root is None else as_root
+    if as_root:  # no user namespace: the worker drops to nobody itself (see DROP_PRIVILEGES)
+        isolation = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+                     "--unshare-cgroup-try", "--cap-drop", "ALL",
+                     "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        isolation = ["--unshare-all", "--cap-drop", "ALL"]
+    args = ["bwrap", *isolation, "--die-with-parent", "--new-session",
+            *_system_binds(), *_python_binds(),
+            "--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", INNER_PACKAGE_PARENT,
+            "--ro-bind", str(Path(PACKAGE_PARENT) / "mlr_mlflow"), f"{INNER_PACKAGE_PARENT}/mlr_mlflow"]
+    if os.path.exists("/etc/ld.so.cache"):
+        args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp", "--chdir", "/tmp",
+             "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--"]
+    return args + inner
+
+
+def inner_python(code: str) -> list[str]:
+    """The command that runs `code` as the sandboxed Python, privileges dropped where needed."""
+    prefix = DROP_PRIVILEGES.format(n=MAX_TASKS, id=NOBODY) if os.geteuid() == 0 else ""
+    return [sys.executable, "-I", "-c", prefix + code]
+
+
+@lru_cache(maxsize=1)
+def bwrap_available() -> bool:
+    """bwrap is installed and can create its namespaces here (some containers forbid it)."""
+    if shutil.which("bwrap") is None:
+        return False
+    try:
+        done = subprocess.run(bwrap_command(inner_python("import numpy")), capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+class BwrapSandbox(SubprocessSandbox):
+    """`SubprocessSandbox` with the worker wrapped in bubblewrap."""
+
+    name = "bwrap"
+
+    def command(self) -> list[str]:
+        return bwrap_command(inner_python(BOOTSTRAP.format(parent=INNER_PACKAGE_PARENT)))

@@ -1,0 +1,52 @@
+"""A corpus of hostile hypotheses: (id, kind, source template, expected reason fragment).
+
+Templates may use {canary} (a file that must never appear), {secret_file} (a file that must never be
+read), {port} (a loopback listener that must never be reached).
+"""
+
+CORPUS = [
+    # network
+    ("socket", "activation", "import socket\n\ndef activation(x):\n    socket.create_connection(('127.0.0.1', {port}))\n    return x\n", "import of 'socket' is not allowed"),
+    ("urllib", "activation", "import urllib.request\n\ndef activation(x):\n    urllib.request.urlopen('http://127.0.0.1:{port}')\n    return x\n", "not allowed"),
+    ("torch_hub", "activation", "import torch\n\ndef activation(x):\n    torch.hub.load('evil/repo', 'm')\n    return x\n", "torch.hub is not in the allow-list"),
+    ("dunder_import_socket", "activation", "def activation(x):\n    __import__('socket').create_connection(('127.0.0.1', {port}))\n    return x\n", "dunder name '__import__'"),
+    # secrets
+    ("os_environ", "activation", "import os\n\ndef activation(x):\n    raise ValueError(os.environ.get('OPENAI_API_KEY'))\n", "import of 'os' is not allowed"),
+    ("proc_environ", "activation", "def activation(x):\n    raise ValueError(open('/proc/self/environ').read())\n", "name 'open' is not allowed"),
+    ("numpy_loadtxt", "preprocessing", "import numpy as np\n\ndef preprocess(X_train, X_test):\n    np.loadtxt('{secret_file}')\n    return X_train, X_test\n", "numpy.loadtxt is not in the allow-list"),
+    # file system
+    ("torch_save", "activation", "import torch\n\ndef activation(x):\n    torch.save(x, '{canary}')\n    return x\n", "torch.save is not in the allow-list"),
+    ("torch_load", "activation", "import torch\n\ndef activation(x):\n    return torch.load('{secret_file}')\n", "torch.load is not in the allow-list"),
+    ("torch_from_file", "activation", "import torch\n\ndef activation(x):\n    torch.from_file('{secret_file}', size=4)\n    return x\n", "torch.from_file is not in the allow-list"),
+    ("numpy_tofile", "preprocessing", "def preprocess(X_train, X_test):\n    X_train.tofile('{canary}')\n    return X_train, X_test\n", "attribute 'tofile'"),
+    ("numpy_save", "preprocessing", "import numpy as np\n\ndef preprocess(X_train, X_test):\n    np.save('{canary}', X_train)\n    return X_train, X_test\n", "numpy.save is not in the allow-list"),
+    ("cpp_extension", "activation", "import torch\n\ndef activation(x):\n    torch.utils.cpp_extension.load_inline('m', 'int x;')\n    return x\n", "torch.utils is not in the allow-list"),
+    ("torch_ops", "activation", "import torch\n\ndef activation(x):\n    torch.ops.load_library('{secret_file}')\n    return x\n", "torch.ops is not in the allow-list"),
+    ("pickle", "activation", "import pickle\n\ndef activation(x):\n    pickle.loads(b'')\n    return x\n", "import of 'pickle' is not allowed"),
+    ("open_write", "activation", "def activation(x):\n    open('{canary}', 'w').write('pwned')\n    return x\n", "name 'open' is not allowed"),
+    ("eval", "activation", "def activation(x):\n    return eval('x')\n", "name 'eval' is not allowed"),
+    ("exec", "activation", "def activation(x):\n    exec('import os')\n    return x\n", "name 'exec' is not allowed"),
+    ("compile", "activation", "def activation(x):\n    compile('1', 'f', 'eval')\n    return x\n", "name 'compile' is not allowed"),
+    ("subclasses_walk", "activation", "def activation(x):\n    ().__class__.__bases__[0].__subclasses__()\n    return x\n", "dunder attribute"),
+    ("globals_walk", "activation", "def activation(x):\n    activation.__globals__['__builtins__']\n    return x\n", "dunder attribute '__globals__'"),
+    ("dict_walk", "activation", "import torch\n\ndef activation(x):\n    torch.__dict__['save'](x, '{canary}')\n    return x\n", "dunder attribute '__dict__'"),
+    ("computed_getattr", "activation", "import torch\n\ndef activation(x):\n    getattr(torch, 'sa' + 've')(x, '{canary}')\n    return x\n", "name 'getattr' is not allowed"),
+    ("format_walk", "activation", "def activation(x):\n    '{{0.__class__.__init__.__globals__}}'.format(x)\n    return x\n", "attribute 'format'"),
+    ("alias_rebind", "activation", "import torch\n\ndef activation(x):\n    t = torch\n    t.save(x, '{canary}')\n    return x\n", "attribute 'save'"),
+    # sabotage
+    ("patch_relu_at_import", "activation", "import torch\ntorch.relu = lambda x: x * 0\n\ndef activation(x):\n    return x\n", "module level"),
+    ("patch_loss", "activation", "import torch.nn.functional as F\n\ndef activation(x):\n    F.cross_entropy = lambda *a, **k: 0\n    return x\n", "assigning to an attribute"),
+    ("zero_weights_data", "regularizer", "import torch\n\ndef regularizer(params):\n    params[0].data.zero_()\n    return torch.zeros(())\n", "attribute 'data'"),
+    ("zero_weights_item", "regularizer", "import torch\n\ndef regularizer(params):\n    params[0][:] = 0\n    return torch.zeros(())\n", "item assignment"),
+    ("backward_in_regularizer", "regularizer", "def regularizer(params):\n    params[0].sum().backward()\n    return params[0].sum() * 0\n", "attribute 'backward'"),
+    ("global_seed", "activation", "import torch\n\ndef activation(x):\n    torch.manual_seed(0)\n    return x\n", "torch.manual_seed is not in the allow-list"),
+    ("threads", "activation", "import torch\n\ndef activation(x):\n    torch.set_num_threads(64)\n    return x\n", "torch.set_num_threads is not in the allow-list"),
+    ("mutate_inputs", "preprocessing", "def preprocess(X_train, X_test):\n    X_train[:, 0] = 0.0\n    return X_train, X_test\n", "modified its input arrays"),
+    ("in_place_activation", "activation", "def activation(x):\n    x += 1\n    return x\n", "modified its input"),
+    # bounds
+    ("infinite_loop", "activation", "def activation(x):\n    while True:\n        pass\n", "timed out"),
+    ("huge_allocation", "activation", "import torch\n\ndef activation(x):\n    y = torch.ones(10 ** 10)\n    return x + y.sum() * 0\n", "memory"),
+    ("recursion", "activation", "def _f(n):\n    return _f(n + 1)\n\ndef activation(x):\n    return x * _f(0)\n", "recursion"),
+    ("fork_bomb", "activation", "import os\n\ndef activation(x):\n    while True:\n        os.fork()\n", "import of 'os' is not allowed"),
+    ("print_flood", "activation", "def activation(x):\n    print('x' * 10 ** 8)\n    return x\n", "name 'print' is not allowed"),
+]
