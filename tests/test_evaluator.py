@@ -138,3 +138,50 @@ def test_internal_error_leaves_no_run_running(tmp_path, tracking_uri, capsys):
     assert hypothesis_runs and all(r.info.status == "FAILED" for r in hypothesis_runs)
     assert all(r.info.status != "RUNNING" for r in runs(tracking_uri))
     assert "timed out" in hypothesis_runs[0].data.tags[names.REASONS]
+
+
+def test_one_hostile_hypothesis_does_not_sink_the_others(tmp_path, tracking_uri, small_config):
+    """It passes the probes, then hangs on the real model's width: the batch is retried one by one."""
+    import dataclasses
+
+    from mlr_mlflow.evaluate.evaluator import Evaluator
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.tracking import connect
+
+    sly = ("def activation(x):\n    while x.shape[-1] == 64:\n        x = x + 0\n    return x\n")
+    config = dataclasses.replace(small_config, sandbox=dataclasses.replace(
+        small_config.sandbox, train_timeout_s=15))
+    config = dataclasses.replace(config, suite=dataclasses.replace(config.suite, datasets=("iris",)))
+    good, bad = Evaluator(connect(tracking_uri), config).evaluate(
+        [Hypothesis("activation", SWISH), Hypothesis("activation", sly)], seeds=1)
+    assert good.valid and good.b_wr is not None
+    assert not bad.valid and "timed out" in bad.reasons[0]
+    client = MlflowClient(tracking_uri)
+    assert client.get_run(good.run_id).info.status == "FINISHED"
+    assert client.get_run(bad.run_id).info.status == "FAILED"
+
+
+def test_no_secret_reaches_any_run_or_artifact(tmp_path, tracking_uri, capsys, monkeypatch):
+    secret = "sk-never-logged-42"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    attempts = [
+        "import os\n\ndef activation(x):\n    raise ValueError(os.environ['OPENAI_API_KEY'])\n",
+        "def activation(x):\n    raise ValueError(str(x.shape) + open('/proc/self/environ').read())\n",
+        "def activation(x):\n    raise ValueError('I see no secret')\n",
+    ]
+    for i, source in enumerate(attempts):
+        evaluate(capsys, write(tmp_path, f"h{i}.py", source), "activation", tracking_uri,
+                 "--datasets", "iris")
+    client = MlflowClient(tracking_uri)
+    found = runs(tracking_uri)
+    assert len(found) == len(attempts)
+    for run in found:
+        assert run.data.tags.get(names.SANDBOX) in {"bwrap", "docker", "subprocess"}
+        blob = json.dumps([run.data.tags, run.data.params, run.data.metrics])
+        for artifact in client.list_artifacts(run.info.run_id):
+            blob += Path(client.download_artifacts(run.info.run_id, artifact.path,
+                                                   str(tmp_path / run.info.run_id))).read_text()
+        assert secret not in blob
+    assert "I see no secret" in found[0].data.tags[names.REASONS] + found[1].data.tags[names.REASONS] \
+        + found[2].data.tags[names.REASONS]

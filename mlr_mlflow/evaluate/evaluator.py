@@ -115,6 +115,7 @@ class Evaluator:
     def _run(self, evaluations: list[Evaluation], variant: str, seeds: list[int], suite) -> None:
         with open_sandbox(self.config.sandbox) as sandbox:
             for ev in evaluations:
+                log(self.client, ev.run_id, tags={names.SANDBOX: sandbox.name})
                 self.progress(f"validating {ev.hypothesis.kind} {ev.hypothesis.sha256[:8]}")
                 result = validate(ev.hypothesis, sandbox, self.config.sandbox)
                 if not result.valid:

@@ -32,6 +32,8 @@ class SandboxCallError(SandboxError):
 class Sandbox(Protocol):
     """One method to run work elsewhere; `close` ends any long-lived worker."""
 
+    name: str
+
     def call(self, target: str, payload: Any, timeout: float) -> Any: ...
 
     def close(self) -> None: ...

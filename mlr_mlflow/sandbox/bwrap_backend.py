@@ -69,7 +69,8 @@ def bwrap_command(inner: list[str], as_root: bool | None = None) -> list[str]:
         args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     args += ["--proc", "/proc", "--dev", "/dev",
              "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp", "--chdir", "/tmp",
-             "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--"]
+             "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp",
+             "--"]
     return args + inner
 
 

@@ -109,6 +109,7 @@ class DockerSandbox(SubprocessSandbox):
         return ["docker", "run", "-i", "--rm", "--name", self.container, "--network", "none",
                 "--read-only", "--tmpfs", f"/tmp:rw,size={TMP_BYTES},mode=1777",
                 "--memory", memory, "--memory-swap", memory, "--pids-limit", str(MAX_TASKS),
+                "--ulimit", "core=0", "--ulimit", f"cpu={self.cpu_seconds}",
                 "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
                 "--user", f"{NOBODY}:{NOBODY}", "--workdir", "/tmp", *mounts, *env,
                 IMAGE, sys.executable, "-I", "-c", BOOTSTRAP.format(parent=INNER_PACKAGE_PARENT)]
@@ -116,7 +117,8 @@ class DockerSandbox(SubprocessSandbox):
     def _env(self) -> dict[str, str]:
         from .subprocess_backend import scrubbed_env
 
-        return {**scrubbed_env(self.config, "/tmp"), "HOME": "/tmp", "TMPDIR": "/tmp"}
+        return {**scrubbed_env(self.config, "/tmp"), "HOME": "/tmp", "TMPDIR": "/tmp",
+                "MPLCONFIGDIR": "/tmp"}
 
     def _kill(self) -> None:
         # Killing the `docker run` client does not stop the container: remove it by name.

@@ -42,7 +42,7 @@ def scrubbed_env(config: SandboxConfig, home: str) -> dict[str, str]:
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1", "MPLCONFIGDIR": home,
     }
     env.update({k: os.environ[k] for k in config.env_allow if k in os.environ})
     return env
@@ -61,6 +61,8 @@ def _limits(config: SandboxConfig, cpu_seconds: int):
 
 class SubprocessSandbox:
     """A long-lived worker process; a call that times out or crashes it gets a fresh one next time."""
+
+    name = "subprocess"
 
     def __init__(self, config: SandboxConfig | None = None, *, cpu_seconds: int | None = None):
         self.config = config or SandboxConfig()

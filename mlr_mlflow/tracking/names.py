@@ -13,6 +13,7 @@ STAGE = "mlr.validation.stage"
 PROJECT_URI = "mlr.project.uri"
 PROJECT_ENTRY_POINT = "mlr.project.entry_point"
 PROJECT_PARAMS = "mlr.project.params"
+SANDBOX = "mlr.sandbox"  # the backend that ran the hypothesis code
 BASELINE_KEY = "mlr.baseline.key"
 BASELINE_COMPONENT = "mlr.baseline.component"
 
