@@ -40,9 +40,8 @@ def evaluate_file(path: str | Path, kind: str, variant: str = "one-pass", seeds:
     get_kind(kind)
     config = _config(config_path, datasets)
     hypothesis = Hypothesis.from_file(path, kind)
-    load_suite(config.suite)  # an unknown dataset is a usage error before anything is written
-    client = connect(tracking_uri)
-    evaluator = Evaluator(client, config, progress)
+    suite = load_suite(config.suite)  # an unknown dataset is a usage error before anything is written
+    evaluator = Evaluator(connect(tracking_uri), config, progress, suite=suite)
     config_arg = str(Path(config_path).resolve()) if config_path else ""
     [evaluation] = evaluator.evaluate([hypothesis], variant, seeds,
                                       run_id=os.environ.get("MLFLOW_RUN_ID") or None,

@@ -61,9 +61,10 @@ def project_tags(variant: str, kind: str, seeds: int, config_path: str = "") -> 
 class Evaluator:
     """Evaluates hypotheses into a tracking store under one configuration."""
 
-    def __init__(self, client, config: Config, progress: Callable[[str], None] = lambda _: None):
+    def __init__(self, client, config: Config, progress: Callable[[str], None] = lambda _: None,
+                 suite: list[Dataset] | None = None):
         self.client, self.config, self.progress = client, config, progress
-        self._suite: list[Dataset] | None = None
+        self._suite = suite
 
     @property
     def suite(self) -> list[Dataset]:

@@ -40,12 +40,16 @@ def _system_binds() -> list[str]:
     return args
 
 
+def python_prefixes() -> list[str]:
+    """The Python installation (and venv) directories that /usr does not already cover."""
+    return [p for p in dict.fromkeys([sys.base_prefix, sys.prefix])
+            if not any(p == d or p.startswith(d + "/") for d in SYSTEM_DIRS)]
+
+
 def _python_binds() -> list[str]:
     """The Python installation (and venv), with world-readable parents so nobody can reach it."""
     args = []
-    for prefix in dict.fromkeys([sys.base_prefix, sys.prefix]):
-        if any(prefix == d or prefix.startswith(d + "/") for d in SYSTEM_DIRS):
-            continue
+    for prefix in python_prefixes():
         for parent in reversed(Path(prefix).parents):
             if str(parent) != "/":
                 args += ["--perms", "0755", "--dir", str(parent)]

@@ -17,7 +17,8 @@ import uuid
 from functools import lru_cache
 from pathlib import Path
 
-from .bwrap_backend import INNER_PACKAGE_PARENT, MAX_TASKS, NOBODY, SYSTEM_DIRS, TMP_BYTES
+from .bwrap_backend import (INNER_PACKAGE_PARENT, MAX_TASKS, NOBODY, SYSTEM_DIRS, TMP_BYTES,
+                            python_prefixes)
 from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox
 
 IMAGE = "mlr-mlflow-sandbox:1"
@@ -48,7 +49,7 @@ def _build_context() -> io.BytesIO:
                 info = tarfile.TarInfo(f"skeleton{d}")
                 info.type, info.linkname = tarfile.SYMTYPE, os.readlink(d)
                 tar.addfile(info)
-        for prefix in {sys.prefix, sys.base_prefix}:
+        for prefix in python_prefixes():
             info = tarfile.TarInfo(f"skeleton{prefix}")
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(info)
@@ -98,9 +99,8 @@ class DockerSandbox(SubprocessSandbox):
         for d in SYSTEM_DIRS:
             if os.path.isdir(d) and not os.path.islink(d):
                 mounts += ["-v", f"{d}:{d}:ro"]
-        for prefix in dict.fromkeys([sys.base_prefix, sys.prefix]):
-            if not any(prefix == d or prefix.startswith(d + "/") for d in SYSTEM_DIRS):
-                mounts += ["-v", f"{prefix}:{prefix}:ro"]
+        for prefix in python_prefixes():
+            mounts += ["-v", f"{prefix}:{prefix}:ro"]
         mounts += ["-v", f"{Path(PACKAGE_PARENT) / 'mlr_mlflow'}:{INNER_PACKAGE_PARENT}/mlr_mlflow:ro"]
         env = []
         for key, value in self._env().items():
