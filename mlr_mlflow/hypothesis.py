@@ -96,12 +96,16 @@ def normalized_sha256(source: str) -> str:
     """Hash that ignores comments, docstrings, formatting and the names of arguments and locals.
 
     Module-level names (imports, constants, functions) and builtins keep their names, since they
-    carry meaning. A source that does not parse is hashed as text.
+    carry meaning. A source that does not parse (or nests too deeply to walk) is hashed as text.
     """
     try:
-        tree = ast.parse(source)
-    except SyntaxError:
+        return _ast_sha256(source)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
         return hashlib.sha256(source.encode()).hexdigest()
+
+
+def _ast_sha256(source: str) -> str:
+    tree = ast.parse(source)
     keep = set(dir(builtins))
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):

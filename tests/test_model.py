@@ -63,3 +63,22 @@ def test_broken_preprocessing_fails_only_its_model():
     out = train(payload([MODELS[0], bad], "one-pass"))
     assert "bad:0" in out["errors"] and "NaN or inf" in out["errors"]["bad:0"]
     assert "relu:0" in out["results"]
+
+
+def test_a_hypothesis_cannot_write_into_other_models(monkeypatch):
+    """Defence in depth below the static checks (which refuse `out=`): each hypothesis gets its own
+    memory, so writing past its slice of the stacked tensors reaches nobody else."""
+    hostile = ("import torch\n\ndef activation(x):\n    v = x.detach()\n"
+               "    torch.cat([torch.zeros_like(x)] * 3, out=v)\n    return torch.relu(x)\n")
+    sly_reg = ("import torch\n\ndef regularizer(params):\n    q = params[0].detach()\n"
+               "    torch.cat([torch.zeros_like(q)] * 3, out=q)\n    return torch.zeros(())\n")
+    attackers = [
+        {"key": "act:0", "seed": 0, "components": components_for("activation", hostile)},
+        {"key": "reg:0", "seed": 0, "components": components_for("regularizer", sly_reg)},
+    ]
+    victim = {"key": "victim:1", "seed": 1, "components": components_for("activation", ACT["relu"])}
+    alone = train(payload([victim], "one-pass"))["results"]["victim:1"]
+    batched = train(payload([*attackers, victim], "one-pass"))["results"]["victim:1"]
+    for ds in alone:
+        assert batched[ds]["test_acc"] == pytest.approx(alone[ds]["test_acc"], abs=1e-6)
+        assert batched[ds]["test_loss"] == pytest.approx(alone[ds]["test_loss"], rel=1e-4)

@@ -21,6 +21,7 @@ STATIC_CASES = [
     ("from subprocess import run\n\ndef activation(x):\n    return x\n", "not allowed"),
     ("import numpy as np\n\ndef activation(x):\n    return x\n", "import of 'numpy' is not allowed"),
     ("import torch\nprint('hi')\n\ndef activation(x):\n    return x\n", "module level"),
+    ("STATE = []\n\ndef activation(x):\n    return x\n", "module level"),
     ("import torch\ntorch.relu = lambda x: x\n\ndef activation(x):\n    return x\n", "module level"),
     ("import torch\n\ndef activation(x):\n    torch.relu = None\n    return x\n", "assigning to an attribute"),
     ("def activation(x):\n    return x.__class__\n", "dunder attribute"),
@@ -42,6 +43,14 @@ def test_private_helpers_and_constants_are_allowed():
     source = ("import math\nimport torch\n\nBETA = 1.5\n\ndef _gate(x):\n    return torch.sigmoid(BETA * x)\n\n"
               "def activation(x):\n    return x * _gate(x) + 0 * math.pi\n")
     assert check_static(source, get_kind("activation")) == []
+
+
+def test_deep_nesting_is_an_invalid_hypothesis_not_a_crash(tmp_path, capsys):
+    deep = write(tmp_path, "deep.py", "X = " + "+".join(["1"] * 6000) + "\n\ndef activation(x):\n    return x\n")
+    assert main(["validate", str(deep), "--kind", "activation", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert out["stage"] == "static" and "too deeply nested" in out["reasons"][0]
+    assert len(Hypothesis("activation", deep.read_text()).sha256) == 64
 
 
 def test_static_failure_never_runs_the_code(tmp_path, sandbox):

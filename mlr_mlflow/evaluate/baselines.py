@@ -37,6 +37,13 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def trainer_digest() -> str:
+    """Digest of the training code itself, so a changed trainer never reuses older baselines."""
+    here = Path(__file__).resolve().parent
+    data = b"".join((here / name).read_bytes() for name in ("model.py", "job.py"))
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def components_for(kind: str, source: str) -> dict[str, str]:
     """The full component set of a model: `source` for `kind`, each other kind's default."""
     return {k.name: (source if k.name == kind else k.component(k.default)) for k in KINDS.values()}
@@ -54,6 +61,7 @@ def baseline_key(kind: str, source: str, variant: str, seeds: list[int], dataset
         "components": components_for(kind, source), "variant": variant, "seeds": list(seeds),
         "datasets": {d.name: d.digest for d in datasets},
         "model": dataclasses.asdict(config.model), "versions": library_versions(),
+        "trainer": trainer_digest(),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

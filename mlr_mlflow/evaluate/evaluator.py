@@ -83,9 +83,11 @@ class Evaluator:
         if run_id and len(hypotheses) != 1:
             raise ValueError("an existing run can hold only one hypothesis")
         suite = self.suite
-        evaluations = [self._open_run(h, variant, seeds, parent_run_id, round_id, run_id, config_path)
-                       for h in hypotheses]
+        evaluations: list[Evaluation] = []
         try:
+            for h in hypotheses:
+                evaluations.append(self._open_run(h, variant, seeds, parent_run_id, round_id, run_id,
+                                                  config_path))
             self._run(evaluations, variant, list(range(seeds)), suite)
         except BaseException as exc:
             for ev in evaluations:
@@ -105,13 +107,20 @@ class Evaluator:
         exp = experiment_id(self.client, self.config.experiment_name(h.kind))
         rid = create_run(self.client, exp, f"{h.kind}-{h.sha256[:8]}", tags,
                          parent_run_id=parent_run_id, run_id=run_id)
+        try:
+            self._describe_run(rid, h, variant, seeds)
+        except BaseException:
+            finish(self.client, rid, failed=True, status_tag="error", reasons=["could not record the run"])
+            raise
+        return Evaluation(hypothesis=h, run_id=rid, variant=variant)
+
+    def _describe_run(self, rid: str, h: Hypothesis, variant: str, seeds: int) -> None:
         model = dataclasses.asdict(self.config.model)
         log(self.client, rid, params={"kind": h.kind, "variant": variant, "seeds": seeds,
                                       "suite": ",".join(self.config.suite.datasets),
                                       **{f"model.{k}": v for k, v in model.items()}})
         self.client.log_text(rid, h.source, names.HYPOTHESIS_ARTIFACT)
         log_json(self.client, rid, self.config.to_dict(), names.CONFIG_ARTIFACT)
-        return Evaluation(hypothesis=h, run_id=rid, variant=variant)
 
     def _run(self, evaluations: list[Evaluation], variant: str, seeds: list[int], suite) -> None:
         with open_sandbox(self.config.sandbox) as sandbox:

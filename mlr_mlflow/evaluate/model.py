@@ -93,7 +93,8 @@ class Group(nn.Module):
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(b.unsqueeze(1), x, w)
             if layer < last:
-                x = torch.stack([act(x[m]) for m, act in enumerate(self.spec.activations)])
+                # clone(): a hypothesis gets its own memory, never a view into other models' rows
+                x = torch.stack([act(x[m].clone()) for m, act in enumerate(self.spec.activations)])
         return x
 
     def per_model_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -104,7 +105,7 @@ class Group(nn.Module):
         """Each model's regularizer on its own weight matrices, in nn.Linear's [out, in] layout."""
         terms = []
         for m, reg in enumerate(self.spec.regularizers):
-            value = reg([w[m].t() for w in self.weights])
+            value = reg([w[m].clone().t() for w in self.weights])  # copies: see forward()
             terms.append(torch.as_tensor(value, dtype=torch.float32).reshape(()))
         return torch.stack(terms)
 

@@ -32,7 +32,7 @@ FORBIDDEN_NODES = {
 def _is_constant_expr(node: ast.AST) -> bool:
     if isinstance(node, ast.Constant):
         return True
-    if isinstance(node, (ast.Tuple, ast.List)):
+    if isinstance(node, ast.Tuple):  # not lists: module-level state must not change between calls
         return all(_is_constant_expr(e) for e in node.elts)
     if isinstance(node, ast.UnaryOp):
         return _is_constant_expr(node.operand)
@@ -189,6 +189,17 @@ def _check_names(tree: ast.Module, kind: Kind) -> list[str]:
             reason = _check_attribute(node, aliases)
             if reason:
                 reasons.append(reason)
+        elif isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg is None:
+                    reasons.append(f"line {node.lineno}: '**' keyword unpacking in calls is not allowed")
+                elif kw.arg == "out":
+                    reasons.append(f"line {node.lineno}: 'out=' writes into an existing array and "
+                                   f"is not allowed")
+        elif isinstance(node, ast.AugAssign) and not kind.item_assignment:
+            reasons.append(f"line {node.lineno}: augmented assignment ({ast.unparse(node).strip()}) "
+                           f"is not allowed for {kind.name} hypotheses: it writes tensors in place; "
+                           f"write 'a = a + b'")
         elif (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
               and not kind.item_assignment):
             reasons.append(f"line {node.lineno}: item assignment ({ast.unparse(node)}) is not "
@@ -204,10 +215,12 @@ def check_static(source: str, kind: Kind) -> list[str]:
         return [f"source is {len(source)} characters; the limit is {MAX_SOURCE_CHARS}"]
     try:
         tree = ast.parse(source)
+        reasons = []
+        for check in (_check_module_level, _check_imports, _check_function):
+            reasons += check(tree, kind)
+        reasons += _check_names(tree, kind)
     except SyntaxError as exc:
         return [f"syntax error at line {exc.lineno}: {exc.msg}"]
-    reasons = []
-    for check in (_check_module_level, _check_imports, _check_function):
-        reasons += check(tree, kind)
-    reasons += _check_names(tree, kind)
+    except (RecursionError, MemoryError, ValueError) as exc:
+        return [f"the source is too deeply nested to check ({type(exc).__name__})"]
     return list(dict.fromkeys(reasons))
