@@ -86,7 +86,9 @@ class SandboxConfig:
     Attributes:
         backend: "auto" (the strongest that works here), "bwrap", "docker" or "subprocess".
         probe_timeout_s: wall-clock limit of the validation probes.
-        train_timeout_s: wall-clock limit of one training job.
+        train_timeout_s: wall-clock limit of one training job (a backstop; see hypothesis_budget_s).
+        hypothesis_budget_s: seconds one model's hypothesis code may run within a training job; past
+            it (or on an exception) only that hypothesis fails and the rest of the batch trains on.
         memory_mb: address-space limit of the sandboxed process.
         output_kb: cap on what the process may print.
         env_allow: names of environment variables passed through (everything else is dropped).
@@ -95,6 +97,7 @@ class SandboxConfig:
     backend: str = "auto"
     probe_timeout_s: float = 20.0
     train_timeout_s: float = 1800.0
+    hypothesis_budget_s: float = 120.0
     memory_mb: int = 6144
     output_kb: int = 256
     env_allow: tuple[str, ...] = ()

@@ -141,7 +141,8 @@ def test_internal_error_leaves_no_run_running(tmp_path, tracking_uri, capsys):
 
 
 def test_one_hostile_hypothesis_does_not_sink_the_others(tmp_path, tracking_uri, small_config):
-    """It passes the probes, then hangs on the real model's width: the batch is retried one by one."""
+    """It passes the probes, then hangs on the real model's width: its time budget inside the
+    batched job runs out, it fails alone and the batch is not retried."""
     import dataclasses
 
     from mlr_mlflow.evaluate.evaluator import Evaluator
@@ -150,15 +151,38 @@ def test_one_hostile_hypothesis_does_not_sink_the_others(tmp_path, tracking_uri,
 
     sly = ("def activation(x):\n    while x.shape[-1] == 64:\n        x = x + 0\n    return x\n")
     config = dataclasses.replace(small_config, sandbox=dataclasses.replace(
-        small_config.sandbox, train_timeout_s=15))
+        small_config.sandbox, hypothesis_budget_s=2))
     config = dataclasses.replace(config, suite=dataclasses.replace(config.suite, datasets=("iris",)))
-    good, bad = Evaluator(connect(tracking_uri), config).evaluate(
+    messages = []
+    good, bad = Evaluator(connect(tracking_uri), config, messages.append).evaluate(
         [Hypothesis("activation", SWISH), Hypothesis("activation", sly)], seeds=1)
     assert good.valid and good.b_wr is not None
-    assert not bad.valid and "timed out" in bad.reasons[0]
+    assert not bad.valid and "training time budget of 2 s" in bad.reasons[0]
+    assert not any("one by one" in m for m in messages)
     client = MlflowClient(tracking_uri)
     assert client.get_run(good.run_id).info.status == "FINISHED"
     assert client.get_run(bad.run_id).info.status == "FAILED"
+
+
+def test_a_crashed_batch_is_retried_one_by_one(tmp_path, tracking_uri, small_config):
+    """Below the budget: a job that dies outright (here the job's wall clock) is retried per
+    hypothesis, so the good one is still evaluated."""
+    import dataclasses
+
+    from mlr_mlflow.evaluate.evaluator import Evaluator
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.tracking import connect
+
+    sly = ("def activation(x):\n    while x.shape[-1] == 64:\n        x = x + 0\n    return x\n")
+    config = dataclasses.replace(small_config, sandbox=dataclasses.replace(
+        small_config.sandbox, train_timeout_s=15, hypothesis_budget_s=1000))
+    config = dataclasses.replace(config, suite=dataclasses.replace(config.suite, datasets=("iris",)))
+    messages = []
+    good, bad = Evaluator(connect(tracking_uri), config, messages.append).evaluate(
+        [Hypothesis("activation", SWISH), Hypothesis("activation", sly)], seeds=1)
+    assert any("one by one" in m for m in messages)
+    assert good.valid and good.b_wr is not None
+    assert not bad.valid and "timed out" in bad.reasons[0]
 
 
 def test_no_secret_reaches_any_run_or_artifact(tmp_path, tracking_uri, capsys, monkeypatch):

@@ -82,3 +82,24 @@ def test_a_hypothesis_cannot_write_into_other_models(monkeypatch):
     for ds in alone:
         assert batched[ds]["test_acc"] == pytest.approx(alone[ds]["test_acc"], abs=1e-6)
         assert batched[ds]["test_loss"] == pytest.approx(alone[ds]["test_loss"], rel=1e-4)
+
+
+def test_hypothesis_failing_during_training_fails_alone():
+    """Exceptions, malformed outputs and a spent time budget inside the fit fail only their model;
+    the others get exactly the result they get alone (no retry, no lost batch)."""
+    hang = "def activation(x):\n    while x.shape[-1] == 64:\n        x = x + 0\n    return x\n"
+    boom = "def activation(x):\n    if x.shape[0] == 8:\n        raise ValueError('boom')\n    return x\n"
+    short = "def activation(x):\n    return x[:2] if x.shape[0] == 8 else x\n"
+    reg = "import torch\n\ndef regularizer(params):\n    return params[0][100000]\n"
+    bad = {"hang:0": ("activation", hang), "boom:0": ("activation", boom),
+           "short:0": ("activation", short), "reg:0": ("regularizer", reg)}
+    models = [MODELS[1], *({"key": k, "seed": 0, "components": components_for(kind, src)}
+                           for k, (kind, src) in bad.items())]
+    out = train({**payload(models, "one-pass"), "budget_s": 1.0})
+    assert set(out["errors"]) == set(bad) and set(out["results"]) == {"swish:1"}
+    assert "training time budget of 1 s" in out["errors"]["hang:0"]
+    assert "ValueError: boom" in out["errors"]["boom:0"]
+    assert "shape [2, 64]" in out["errors"]["short:0"]
+    assert "IndexError" in out["errors"]["reg:0"]
+    alone = train(payload([MODELS[1]], "one-pass"))
+    assert out["results"]["swish:1"] == alone["results"]["swish:1"]

@@ -7,7 +7,7 @@ from mlr_mlflow.cli import main
 from mlr_mlflow.config import SandboxConfig
 from mlr_mlflow.hypothesis import Hypothesis
 from mlr_mlflow.kinds import get_kind
-from mlr_mlflow.validate import check_static, validate
+from mlr_mlflow.validate import check_static, validate, validate_many
 
 from .conftest import SWISH, write
 
@@ -77,6 +77,25 @@ def test_infinite_loop_is_rejected_by_the_wall_clock():
     source = "def activation(x):\n    while True:\n        pass\n"
     result = validate(Hypothesis("activation", source), config=SandboxConfig(probe_timeout_s=4))
     assert not result.valid and "timed out" in result.reasons[0]
+
+
+def test_validate_many_probes_in_one_call_with_a_limit_each():
+    """One hanging hypothesis in a batch times out alone; the others keep their verdicts."""
+    from mlr_mlflow.sandbox import SubprocessSandbox
+
+    batch = [Hypothesis("activation", SWISH),
+             Hypothesis("activation", "import os\n\ndef activation(x):\n    return x\n"),
+             Hypothesis("activation", "def activation(x):\n    while True:\n        x = x + 0\n"),
+             Hypothesis("activation", "def activation(x):\n    return x[0]\n"),
+             Hypothesis("activation", "def activation(x):\n    return x * 2\n")]
+    config = SandboxConfig(probe_timeout_s=2)
+    with SubprocessSandbox(config) as sb:
+        results = validate_many(batch, sb, config)
+        assert sb._proc is not None and sb._proc.poll() is None  # the worker survived the hang
+    assert [r.valid for r in results] == [True, False, False, False, True]
+    assert [r.stage for r in results] == [None, "static", "dynamic", "dynamic", None]
+    assert results[2].reasons == ["probe timed out after 2 s"]
+    assert "changed the shape" in results[3].reasons[0]
 
 
 def test_cli_validate_exit_statuses(tmp_path, capsys):

@@ -86,7 +86,8 @@ def train_models(models: list[dict], datasets: list[Dataset], variant: str, conf
                  sandbox=None) -> dict:
     """Run the training job on `models` (each {"key", "seed", "components"}) in a sandbox."""
     payload = {"datasets": [d.payload() for d in datasets], "models": models,
-               "model": dataclasses.asdict(config.model), "variant": variant}
+               "model": dataclasses.asdict(config.model), "variant": variant,
+               "budget_s": config.sandbox.hypothesis_budget_s}
     own = sandbox is None
     sandbox = sandbox or open_sandbox(config.sandbox)
     try:

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ..config import Config
 from ..hypothesis import Hypothesis
-from ..sandbox import SandboxError, open_sandbox
-from ..tracking import create_run, experiment_id, finish, log, log_datasets, log_json, names
-from ..validate import validate
+from ..sandbox import SandboxError, open_sandbox, resolve_backend
+from ..tracking import (create_run, experiment_id, finish, log, log_artifact_files, log_datasets,
+                        log_json, names)
+from ..validate import validate_many
 from .baselines import components_for, get_references, regroup, train_models
 from .datasets import Dataset, load_suite
 from .winrate import summarize
@@ -65,6 +70,17 @@ class Evaluator:
                  suite: list[Dataset] | None = None):
         self.client, self.config, self.progress = client, config, progress
         self._suite = suite
+        # Seconds per phase, summed over calls: read by bench/throughput.py. "tracking_background"
+        # overlaps the sandbox's work; "tracking" is what tracking adds to wall time.
+        self.timings: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def _timed(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] += time.perf_counter() - start
 
     @property
     def suite(self) -> list[Dataset]:
@@ -75,7 +91,12 @@ class Evaluator:
     def evaluate(self, hypotheses: list[Hypothesis], variant: str = "one-pass", seeds: int = 3, *,
                  parent_run_id: str | None = None, round_id: str | None = None,
                  run_id: str | None = None, config_path: str = "") -> list[Evaluation]:
-        """Evaluate `hypotheses` (one run each; `run_id` adopts an existing run, for one hypothesis)."""
+        """Evaluate `hypotheses` (one run each; `run_id` adopts an existing run, for one hypothesis).
+
+        The runs are created and described on a background thread while the sandbox validates and
+        trains (that thread and the sandbox mostly wait on I/O), so tracking adds little wall time;
+        only the results are written after training.
+        """
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r} (choose {' or '.join(VARIANTS)})")
         if seeds < 1:
@@ -83,75 +104,89 @@ class Evaluator:
         if run_id and len(hypotheses) != 1:
             raise ValueError("an existing run can hold only one hypothesis")
         suite = self.suite
-        evaluations: list[Evaluation] = []
+        backend = resolve_backend(self.config.sandbox.backend)
+        evaluations = [Evaluation(hypothesis=h, run_id="", variant=variant) for h in hypotheses]
+        pool = ThreadPoolExecutor(1, thread_name_prefix="mlr-tracking")
+        opening = pool.submit(self._timed_call, "tracking_background", self._open_runs, evaluations, variant, seeds, parent_run_id, round_id,
+                              run_id, config_path, backend, suite)
         try:
-            for h in hypotheses:
-                evaluations.append(self._open_run(h, variant, seeds, parent_run_id, round_id, run_id,
-                                                  config_path))
             self._run(evaluations, variant, list(range(seeds)), suite)
+            with self._timed("tracking"):
+                opening.result()  # normally long done: waiting here counts as tracking time
+                self._record_all(evaluations)
         except BaseException as exc:
+            wait([opening])
+            pool.shutdown()
             for ev in evaluations:
-                if self.client.get_run(ev.run_id).info.status == "RUNNING":
+                if ev.run_id and self.client.get_run(ev.run_id).info.status == "RUNNING":
                     finish(self.client, ev.run_id, failed=True, status_tag="error",
                            reasons=[f"evaluation aborted: {type(exc).__name__}: {exc}"])
             raise
+        pool.shutdown()
         return evaluations
 
-    def _open_run(self, h: Hypothesis, variant, seeds, parent_run_id, round_id, run_id,
-                  config_path) -> Evaluation:
-        tags = {names.ROLE: "hypothesis", names.KIND: h.kind, names.HYPOTHESIS_SHA256: h.sha256,
-                names.GENERATOR: h.generator, names.VARIANT: variant,
-                **project_tags(variant, h.kind, seeds, config_path)}
-        if round_id:
-            tags[names.ROUND_ID] = round_id
-        exp = experiment_id(self.client, self.config.experiment_name(h.kind))
-        rid = create_run(self.client, exp, f"{h.kind}-{h.sha256[:8]}", tags,
-                         parent_run_id=parent_run_id, run_id=run_id)
-        try:
-            self._describe_run(rid, h, variant, seeds)
-        except BaseException:
-            finish(self.client, rid, failed=True, status_tag="error", reasons=["could not record the run"])
-            raise
-        return Evaluation(hypothesis=h, run_id=rid, variant=variant)
+    def _timed_call(self, phase: str, fn, *args):
+        with self._timed(phase):
+            return fn(*args)
 
-    def _describe_run(self, rid: str, h: Hypothesis, variant: str, seeds: int) -> None:
+    def _open_runs(self, evaluations, variant, seeds, parent_run_id, round_id, run_id, config_path,
+                   backend, suite) -> None:
+        """Everything that does not depend on results: the run, its tags, params, source, config
+        and datasets, in four requests per run."""
         model = dataclasses.asdict(self.config.model)
-        log(self.client, rid, params={"kind": h.kind, "variant": variant, "seeds": seeds,
-                                      "suite": ",".join(self.config.suite.datasets),
-                                      **{f"model.{k}": v for k, v in model.items()}})
-        self.client.log_text(rid, h.source, names.HYPOTHESIS_ARTIFACT)
-        log_json(self.client, rid, self.config.to_dict(), names.CONFIG_ARTIFACT)
+        params = {"variant": variant, "seeds": seeds, "suite": ",".join(self.config.suite.datasets),
+                  **{f"model.{k}": v for k, v in model.items()}}
+        config_json = json.dumps(self.config.to_dict(), indent=1, sort_keys=True, default=str)
+        for ev in evaluations:
+            h = ev.hypothesis
+            tags = {names.ROLE: "hypothesis", names.KIND: h.kind, names.HYPOTHESIS_SHA256: h.sha256,
+                    names.GENERATOR: h.generator, names.VARIANT: variant, names.SANDBOX: backend,
+                    **project_tags(variant, h.kind, seeds, config_path)}
+            if round_id:
+                tags[names.ROUND_ID] = round_id
+            exp = experiment_id(self.client, self.config.experiment_name(h.kind))
+            ev.run_id = create_run(self.client, exp, f"{h.kind}-{h.sha256[:8]}", tags,
+                                   parent_run_id=parent_run_id, run_id=run_id)
+            log(self.client, ev.run_id, params={"kind": h.kind, **params})
+            log_artifact_files(self.client, ev.run_id, {names.HYPOTHESIS_ARTIFACT: h.source,
+                                                        names.CONFIG_ARTIFACT: config_json})
+            log_datasets(self.client, ev.run_id, suite)
 
     def _run(self, evaluations: list[Evaluation], variant: str, seeds: list[int], suite) -> None:
         with open_sandbox(self.config.sandbox) as sandbox:
-            for ev in evaluations:
-                log(self.client, ev.run_id, tags={names.SANDBOX: sandbox.name})
-                self.progress(f"validating {ev.hypothesis.kind} {ev.hypothesis.sha256[:8]}")
-                result = validate(ev.hypothesis, sandbox, self.config.sandbox)
+            self.progress(f"validating {len(evaluations)} hypothesis(es)")
+            with self._timed("validate"):
+                results = validate_many([ev.hypothesis for ev in evaluations], sandbox,
+                                        self.config.sandbox)
+            for ev, result in zip(evaluations, results):
                 if not result.valid:
                     ev.reject(result.reasons, result.stage)
             valid = [ev for ev in evaluations if ev.valid]
             if valid:
                 self._train(valid, variant, seeds, suite, sandbox)
+
+    def _record_all(self, evaluations: list[Evaluation]) -> None:
         for ev in evaluations:
             if ev.valid:
-                self._record(ev, suite)
+                self._record(ev)
             else:
-                finish(self.client, ev.run_id, failed=True, status_tag="invalid", reasons=ev.reasons)
-                log(self.client, ev.run_id, tags={names.STAGE: ev.stage})
+                finish(self.client, ev.run_id, failed=True, status_tag="invalid", reasons=ev.reasons,
+                       tags={names.STAGE: ev.stage})
 
     def _train(self, evaluations: list[Evaluation], variant, seeds, suite, sandbox) -> None:
         by_kind: dict[str, list[Evaluation]] = {}
         for ev in evaluations:
             by_kind.setdefault(ev.hypothesis.kind, []).append(ev)
         refs = {}
-        for kind in by_kind:
-            exp = experiment_id(self.client, self.config.experiment_name(kind))
-            refs[kind] = get_references(self.client, exp, kind, variant, seeds, suite, self.config,
-                                        self.progress)
+        with self._timed("references"):
+            for kind in by_kind:
+                exp = experiment_id(self.client, self.config.experiment_name(kind))
+                refs[kind] = get_references(self.client, exp, kind, variant, seeds, suite, self.config,
+                                            self.progress)
         self.progress(f"training {len(evaluations)} hypothesis(es) x {len(seeds)} seed(s) on "
                       f"{len(suite)} dataset(s), {variant}, in one batched job")
-        raw = self._train_isolated(evaluations, variant, seeds, suite, sandbox)
+        with self._timed("train"):
+            raw = self._train_isolated(evaluations, variant, seeds, suite, sandbox)
         for i, ev in enumerate(evaluations):
             error = raw.get(i) if isinstance(raw.get(i), str) else None
             if error is not None:
@@ -173,6 +208,8 @@ class Evaluator:
         except SandboxError as exc:
             if len(evaluations) == 1:
                 return {0: exc.reason}
+            self.progress(f"the batched job failed ({exc.reason}); retrying the {len(evaluations)} "
+                          "hypotheses one by one")
             out = {}
             for i, ev in enumerate(evaluations):
                 one = self._train_isolated([ev], variant, seeds, suite, sandbox)
@@ -184,14 +221,14 @@ class Evaluator:
             out[i] = failed[0] if failed else regroup(answer["results"], str(i), seeds)
         return out
 
-    def _record(self, ev: Evaluation, suite) -> None:
+    def _record(self, ev: Evaluation) -> None:
+        """Results in three requests: metrics and status tags, results.json, the terminal state."""
         metrics = {names.B_WR: ev.b_wr, names.BSOTA_WR: ev.bsota_wr}
         for ds, m in ev.datasets.items():
             for key in ("test_acc", "test_loss", "b_wr"):
                 metrics[names.dataset_metric(ds, key)] = m[key]
-        log(self.client, ev.run_id, metrics=metrics)
+        log(self.client, ev.run_id, metrics=metrics, tags={names.STATUS: "evaluated"})
         log_json(self.client, ev.run_id,
                  {ds: {str(s): r for s, r in per_seed.items()} for ds, per_seed in ev.per_seed.items()},
                  names.RESULTS_ARTIFACT)
-        log_datasets(self.client, ev.run_id, suite)
-        finish(self.client, ev.run_id, status_tag="evaluated")
+        finish(self.client, ev.run_id)

@@ -2,7 +2,8 @@
 
 Payload (built by `mlr_mlflow.evaluate.evaluator`):
     datasets: [Dataset.payload()], models: [{"key", "seed", "components": {kind: source}}],
-    model: ModelConfig fields, variant: "one-pass" | "full".
+    model: ModelConfig fields, variant: "one-pass" | "full",
+    budget_s (optional): seconds of hypothesis code each model may run before it alone fails.
 Answer (JSON): {"results": {key: {dataset: {"test_acc", "test_loss", "epochs"}}},
                 "errors": {key: reason}}.
 """
@@ -84,7 +85,7 @@ def train(payload: dict) -> dict:
     import torch
 
     from ..hypothesis import load_function
-    from .model import EnsembleModule
+    from .model import EnsembleModule, Guard
 
     torch.set_num_threads(1)
     _quiet_lightning()
@@ -101,19 +102,24 @@ def train(payload: dict) -> dict:
         return {"results": results, "errors": errors}
     cfg = payload["model"]
     full = payload["variant"] == "full"
+    guard = Guard(payload.get("budget_s") or math.inf)
     module = EnsembleModule(specs, tuple(cfg["hidden"]), cfg["lr"], cfg["batch_size"],
-                            patience=cfg["patience"] if full else None)
+                            patience=cfg["patience"] if full else None, guard=guard)
     max_epochs = cfg["max_epochs"] if full else 1
     trainer = pl.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
-    trainer.fit(module, train_dataloaders=list(range(module.steps_per_epoch())))
-    if full:
-        module.restore_best()
-    for i, group in enumerate(module.groups):
-        acc, loss = group.evaluate(group.spec.X_test, group.spec.y_test)
+    with guard.timer():
+        trainer.fit(module, train_dataloaders=list(range(module.steps_per_epoch())))
+        if full:
+            module.restore_best()
+        tested = [group.evaluate(group.spec.X_test, group.spec.y_test) for group in module.groups]
+    errors.update(guard.errors)
+    for i, (group, (acc, loss)) in enumerate(zip(module.groups, tested)):
         epochs = module.epochs_trained(i, max_epochs)
         for j, key in enumerate(group.spec.keys):
+            if key in errors:
+                continue
             results.setdefault(key, {})[group.spec.dataset] = {
                 "test_acc": float(acc[j]), "test_loss": float(loss[j]) if math.isfinite(loss[j]) else None,
                 "epochs": epochs[j], "n_test": int(group.spec.y_test.shape[0])}

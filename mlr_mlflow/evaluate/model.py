@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,6 +27,88 @@ def stable_seed(*parts) -> int:
     """A seed from (seed, dataset, purpose, ...) that is the same in every process and batch."""
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class _Overtime(BaseException):
+    """Raised into hypothesis code whose time budget ran out (not an Exception: harder to swallow)."""
+
+
+class Guard:
+    """Calls hypothesis code on behalf of one model at a time, inside the training job.
+
+    An exception, a malformed result or a spent time budget fails only that model: its key goes to
+    `errors`, and from then on it gets a neutral stand-in, so every other model trains on unharmed
+    (models never share parameters, gradients or optimizer state). Time is counted per model over
+    the whole job. Within `timer()` (main thread), a periodic SIGALRM also interrupts a single call
+    that outlives its model's budget; the handler does nothing unless hypothesis code is running,
+    so the per-call cost stays two clock reads.
+    """
+
+    TICK_S = 0.2
+
+    def __init__(self, budget_s: float = math.inf):
+        self.budget_s = budget_s
+        self.spent: dict[str, float] = {}
+        self.errors: dict[str, str] = {}
+        self._deadline: float | None = None  # while hypothesis code runs: when its budget ends
+
+    @contextmanager
+    def timer(self):
+        """Arm the interrupting tick for the duration (main thread only; elsewhere, counting only)."""
+        if not math.isfinite(self.budget_s) or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def tick(signum, frame):
+            if self._deadline is not None and time.perf_counter() > self._deadline:
+                raise _Overtime()  # again on every tick while overdue, should the code swallow it
+
+        previous = signal.signal(signal.SIGALRM, tick)
+        signal.setitimer(signal.ITIMER_REAL, self.TICK_S, self.TICK_S)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    def call(self, key: str, fn: Callable, check: Callable | None = None):
+        """fn(), checked by check(result) -> problem or None; None when the model has failed."""
+        if key in self.errors:
+            return None
+        spent = self.spent.get(key, 0.0)
+        start = time.perf_counter()
+        problem = None
+        try:
+            self._deadline = start + self.budget_s - spent
+            result = fn()
+            self._deadline = None
+            if check is not None:
+                problem = check(result)
+        except _Overtime:
+            pass  # reported below, from the clock
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._deadline = None
+            self.spent[key] = spent + time.perf_counter() - start
+        if problem is None and self.spent[key] > self.budget_s:
+            problem = f"its code ran longer than its training time budget of {self.budget_s:g} s"
+        if problem is not None:
+            self.errors[key] = problem[:500]
+            return None
+        return result
+
+
+def _check_activation(x: torch.Tensor, y) -> str | None:
+    if not isinstance(y, torch.Tensor):
+        return f"activation returned {type(y).__name__}, not a tensor"
+    if y.shape != x.shape or y.dtype != x.dtype:
+        return f"activation returned shape {list(y.shape)} ({y.dtype}) for input {list(x.shape)}"
+    return None
+
+
+def _scalar(value) -> torch.Tensor:
+    return torch.as_tensor(value, dtype=torch.float32).reshape(())
 
 
 @dataclass
@@ -48,9 +134,10 @@ class GroupSpec:
 
 
 class Group(nn.Module):
-    def __init__(self, spec: GroupSpec, hidden: tuple[int, ...]):
+    def __init__(self, spec: GroupSpec, hidden: tuple[int, ...], guard: Guard | None = None):
         super().__init__()
         self.spec = spec
+        self.guard = guard or Guard()
         dims = [spec.X_train.shape[-1], *hidden, spec.n_classes]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -93,9 +180,13 @@ class Group(nn.Module):
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(b.unsqueeze(1), x, w)
             if layer < last:
-                # clone(): a hypothesis gets its own memory, never a view into other models' rows
-                x = torch.stack([act(x[m].clone()) for m, act in enumerate(self.spec.activations)])
+                x = torch.stack([self._activate(m, act, x[m]) for m, act in enumerate(self.spec.activations)])
         return x
+
+    def _activate(self, m: int, act: Callable, x: torch.Tensor) -> torch.Tensor:
+        # clone(): a hypothesis gets its own memory, never a view into other models' rows
+        y = self.guard.call(self.spec.keys[m], lambda: act(x.clone()), lambda y: _check_activation(x, y))
+        return x * 0.0 if y is None else y
 
     def per_model_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         m, b, c = logits.shape
@@ -105,8 +196,10 @@ class Group(nn.Module):
         """Each model's regularizer on its own weight matrices, in nn.Linear's [out, in] layout."""
         terms = []
         for m, reg in enumerate(self.spec.regularizers):
-            value = reg([w[m].clone().t() for w in self.weights])  # copies: see forward()
-            terms.append(torch.as_tensor(value, dtype=torch.float32).reshape(()))
+            mats = [w[m] for w in self.weights]
+            value = self.guard.call(self.spec.keys[m],  # copies: see forward()
+                                    lambda: _scalar(reg([w.clone().t() for w in mats])))
+            terms.append(mats[0].sum() * 0.0 if value is None else value)
         return torch.stack(terms)
 
     def training_loss(self, step: int, batch_size: int) -> torch.Tensor | None:
@@ -132,9 +225,10 @@ class EnsembleModule(pl.LightningModule):
     """All groups of a job. `patience=None` is the one-pass variant (no validation, no stopping)."""
 
     def __init__(self, specs: list[GroupSpec], hidden: tuple[int, ...], lr: float, batch_size: int,
-                 patience: int | None = None):
+                 patience: int | None = None, guard: Guard | None = None):
         super().__init__()
-        self.groups = nn.ModuleList(Group(s, hidden) for s in specs)
+        self.guard = guard or Guard()
+        self.groups = nn.ModuleList(Group(s, hidden, self.guard) for s in specs)
         self.lr, self.batch_size, self.patience = lr, batch_size, patience
         self.best_loss = [torch.full((g.n_models,), math.inf) for g in self.groups]
         self.bad_epochs = [torch.zeros(g.n_models, dtype=torch.long) for g in self.groups]

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
+from pathlib import Path
 
 from . import names
 
@@ -43,6 +45,16 @@ def log_json(client, run_id: str, data, artifact_file: str) -> None:
     client.log_text(run_id, json.dumps(data, indent=1, sort_keys=True, default=str), artifact_file)
 
 
+def log_artifact_files(client, run_id: str, files: dict[str, str]) -> None:
+    """Several small text artifacts (path -> text) in one upload."""
+    with tempfile.TemporaryDirectory(prefix="mlr-artifacts-") as tmp:
+        for rel, text in files.items():
+            path = Path(tmp, rel)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        client.log_artifacts(run_id, tmp)
+
+
 def log_datasets(client, run_id: str, datasets, context: str = "training") -> None:
     """One request registering every dataset with our digest, so a changed dataset is visible."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
@@ -59,9 +71,9 @@ def log_datasets(client, run_id: str, datasets, context: str = "training") -> No
 
 
 def finish(client, run_id: str, *, failed: bool = False, status_tag: str | None = None,
-           reasons: list[str] | None = None) -> None:
-    """End a run FINISHED or FAILED, with the reasons on the run itself."""
-    tags = {}
+           reasons: list[str] | None = None, tags: dict | None = None) -> None:
+    """End a run FINISHED or FAILED, with the reasons (and any other `tags`) on the run itself."""
+    tags = dict(tags or {})
     if status_tag:
         tags[names.STATUS] = status_tag
     if reasons:

@@ -7,7 +7,7 @@ from ..config import SandboxConfig
 from ..hypothesis import Hypothesis
 from ..kinds import get_kind
 from ..sandbox import Sandbox, SandboxError, open_sandbox
-from .dynamic import PROBE_TARGET
+from .dynamic import PROBE_TARGET, PROBES_TARGET
 from .static import check_static
 
 
@@ -44,4 +44,34 @@ def validate(hypothesis: Hypothesis, sandbox: Sandbox | None = None,
     return ValidationResult(not reasons, reasons, "dynamic" if reasons else None)
 
 
-__all__ = ["ValidationResult", "validate", "check_static"]
+def validate_many(hypotheses: list[Hypothesis], sandbox: Sandbox,
+                  config: SandboxConfig | None = None) -> list[ValidationResult]:
+    """`validate` for many hypotheses with one sandbox round trip for all their probes.
+
+    Each probe has its own time limit inside the worker. If the batch still fails (the worker
+    died, or a probe swallowed its interruption), every hypothesis is probed again on its own.
+    """
+    config = config or SandboxConfig()
+    results: list[ValidationResult | None] = []
+    pending: list[int] = []
+    for i, h in enumerate(hypotheses):
+        reasons = check_static(h.source, get_kind(h.kind))
+        results.append(ValidationResult(False, reasons, "static") if reasons else None)
+        if not reasons:
+            pending.append(i)
+    if not pending:
+        return results
+    items = [{"source": hypotheses[i].source, "kind": hypotheses[i].kind} for i in pending]
+    try:
+        answer = sandbox.call(PROBES_TARGET, {"items": items, "timeout_s": config.probe_timeout_s},
+                              timeout=config.probe_timeout_s * (len(items) + 1))
+    except SandboxError:
+        for i in pending:
+            results[i] = validate(hypotheses[i], sandbox, config)
+        return results
+    for i, reasons in zip(pending, answer["reasons"]):
+        results[i] = ValidationResult(not reasons, list(reasons), "dynamic" if reasons else None)
+    return results
+
+
+__all__ = ["ValidationResult", "validate", "validate_many", "check_static"]

@@ -1,0 +1,229 @@
+"""Throughput of one-pass evaluation: mlr-mlflow end to end, against a bare PyTorch loop and a naive path.
+
+    python bench/throughput.py [--n 64] [--seeds 3] [--naive-sample 4] [--json]
+
+Three ways to evaluate the same activation hypotheses (same datasets, seeds, model and one pass):
+
+- mlr-mlflow: `Evaluator.evaluate` on a fresh sqlite store: runs, validation (static and
+  sandboxed probes), the sandboxed worker started from nothing (lightning imported in it), one
+  batched Lightning fit, win rates against cached baselines, MLflow logging. The baselines are
+  trained once beforehand (their time is reported, not counted: every later round reuses them).
+- bare torch: the same stacked models and per-model activation calls, in this process, with a
+  plain Adam loop: no Lightning, tracking, sandbox, validation or process start. The "limit".
+  Its test accuracies must equal mlr-mlflow's (reported as max_abs_diff_vs_bare).
+- naive: `bench/naive` as an MLflow Project, one `mlflow run` per hypothesis (env_manager=local),
+  one Lightning Trainer per (component, dataset, seed), baselines retrained for every hypothesis,
+  one logging call per value. It costs about half a minute per hypothesis, so by default it runs on
+  an evenly spaced sample of the same hypotheses (`--naive-sample 0`: all of them); nothing is
+  shared between its runs, so its per-hypothesis rate does not depend on how many it runs.
+
+The last line with --json is one JSON object (CONTRACT.md): hyp_per_min, ratio_vs_bare_torch,
+ratio_vs_naive, tracking_share and more. Figures and the machine go in docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+FORMS = [
+    "x * torch.sigmoid({a} * x)",
+    "torch.tanh({a} * x) + {b} * x",
+    "F.softplus({a} * x) - {b}",
+    "x * torch.tanh(F.softplus({a} * x))",
+    "torch.where(x > 0, x, {b} * (torch.exp(x) - 1))",
+    "x * (1 + torch.erf({a} * x)) / 2",
+    "torch.maximum(x, {b} * x)",
+    "x / (1 + torch.abs({a} * x))",
+]
+
+
+def hypotheses(n: int) -> list[str]:
+    """n distinct activation functions: eight families with varying constants."""
+    out = []
+    for i in range(n):
+        form, step = FORMS[i % len(FORMS)], i // len(FORMS)
+        body = form.format(a=round(0.5 + 0.25 * step, 3), b=round(0.01 + 0.02 * step, 3))
+        out.append(f"import torch\nimport torch.nn.functional as F\n\n\ndef activation(x):\n"
+                   f"    return {body}\n")
+    return out
+
+
+def run_mlr(sources, seeds, config, suite, store: str):
+    from mlr_mlflow.evaluate.evaluator import Evaluator
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.tracking import connect
+
+    client = connect(store)
+    start = time.perf_counter()
+    Evaluator(client, config, suite=suite).evaluate(
+        [Hypothesis("activation", "def activation(x):\n    return x\n", "bench")], "one-pass", seeds)
+    baselines_s = time.perf_counter() - start
+    evaluator = Evaluator(client, config, suite=suite)
+    start = time.perf_counter()
+    evaluations = evaluator.evaluate([Hypothesis("activation", s, "bench") for s in sources],
+                                     "one-pass", seeds)
+    wall = time.perf_counter() - start
+    invalid = [e.reasons for e in evaluations if not e.valid]
+    if invalid:
+        raise SystemExit(f"benchmark hypotheses must all be valid: {invalid[:3]}")
+    return wall, baselines_s, dict(evaluator.timings), evaluations
+
+
+def run_bare(sources, seeds, config, suite):
+    """The same arithmetic as the training job, batched the same way, minus everything else."""
+    import torch
+
+    from mlr_mlflow.evaluate.baselines import components_for
+    from mlr_mlflow.evaluate.job import _build_groups
+    from mlr_mlflow.evaluate.model import Group
+    from mlr_mlflow.hypothesis import load_function
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    models = [{"key": f"{i}:{s}", "seed": s, "components": components_for("activation", src)}
+              for i, src in enumerate(sources) for s in range(seeds)]
+    specs, errors = _build_groups({"datasets": [d.payload() for d in suite], "models": models},
+                                  load_function)
+    assert not errors, errors
+    groups = torch.nn.ModuleList(Group(spec, config.model.hidden) for spec in specs)
+    params = [p for g in groups for p in g.parameters()]
+    optimizer = torch.optim.Adam(params, lr=config.model.lr)
+
+    def forward(g, x):
+        last = len(g.weights) - 1
+        for layer, (w, b) in enumerate(zip(g.weights, g.biases)):
+            x = torch.baddbmm(b.unsqueeze(1), x, w)
+            if layer < last:
+                x = torch.stack([act(x[m]) for m, act in enumerate(g.spec.activations)])
+        return x
+
+    def penalties(g):
+        return torch.stack([torch.as_tensor(reg([w[m].t() for w in g.weights]),
+                                            dtype=torch.float32).reshape(())
+                            for m, reg in enumerate(g.spec.regularizers)])
+
+    batch = config.model.batch_size
+    for g in groups:
+        g.shuffle(0)
+    for step in range(max(math.ceil(g.n_train / batch) for g in groups)):
+        losses = []
+        for g in groups:
+            if step * batch >= g.n_train:
+                continue
+            idx = g.order[:, step * batch:(step + 1) * batch]
+            logits = forward(g, g.spec.X_train[g.pindex.unsqueeze(1), idx])
+            losses.append((g.per_model_loss(logits, g.spec.y_train[idx]) + penalties(g)).sum())
+        optimizer.zero_grad()
+        torch.stack(losses).sum().backward()
+        optimizer.step()
+    accuracy = {}
+    with torch.no_grad():
+        for g in groups:
+            logits = forward(g, g.spec.X_test[g.pindex])
+            acc = (logits.argmax(-1) == g.spec.y_test.unsqueeze(0)).float().mean(1)
+            for key, a in zip(g.spec.keys, acc.tolist()):
+                accuracy[(key, g.spec.dataset)] = a
+    return time.perf_counter() - start, accuracy
+
+
+def run_naive(sources, seeds, datasets, store: str, workdir: Path):
+    import mlflow
+
+    mlflow.set_tracking_uri(store)
+    experiment = mlflow.set_experiment("naive-bench").experiment_id
+    start = time.perf_counter()
+    for i, source in enumerate(sources):
+        path = workdir / f"naive_{i}.py"
+        path.write_text(source)
+        run = mlflow.projects.run(str(HERE / "naive"), entry_point="main", env_manager="local",
+                                  experiment_id=experiment, synchronous=True,
+                                  parameters={"hypothesis": str(path), "kind": "activation",
+                                              "seeds": seeds, "datasets": ",".join(datasets)})
+        if run.get_status() != "FINISHED":
+            raise SystemExit(f"naive run {run.run_id} ended {run.get_status()}")
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=64, help="hypotheses (default 64)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--datasets", default="", help="comma-separated; default: the whole suite")
+    parser.add_argument("--naive-sample", type=int, default=4,
+                        help="hypotheses for the naive path, evenly spaced (0: all)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "")
+
+    from mlr_mlflow.config import Config, with_overrides
+    from mlr_mlflow.evaluate.datasets import load_suite
+    from mlr_mlflow.sandbox import resolve_backend
+
+    config = Config()
+    if args.datasets:
+        config = with_overrides(config, suite={"datasets": tuple(args.datasets.split(","))})
+    suite = load_suite(config.suite)
+    sources = hypotheses(args.n)
+    k = args.n if args.naive_sample <= 0 else min(args.naive_sample, args.n)
+    sample = [sources[round(i * (args.n - 1) / max(k - 1, 1))] for i in range(k)]
+    print(f"{args.n} activation hypotheses x {args.seeds} seed(s) x {len(suite)} dataset(s), one-pass; "
+          f"sandbox {resolve_backend(config.sandbox.backend)}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="mlr-bench-") as tmp:
+        cwd = os.getcwd()
+        os.chdir(tmp)  # artifacts of the temporary stores land here
+        try:
+            mlr_s, baselines_s, timings, evaluations = run_mlr(
+                sources, args.seeds, config, suite, f"sqlite:///{tmp}/mlr.db")
+            bare_s, bare_acc = run_bare(sources, args.seeds, config, suite)
+            naive_s = run_naive(sample, args.seeds, config.suite.datasets, f"sqlite:///{tmp}/naive.db",
+                                Path(tmp))
+        finally:
+            os.chdir(cwd)
+    diff = max(abs(bare_acc[(f"{i}:{s}", ds)] - r["test_acc"])
+               for i, ev in enumerate(evaluations) for ds, per_seed in ev.per_seed.items()
+               for s, r in per_seed.items())
+    rate = {"mlr": 60 * args.n / mlr_s, "bare": 60 * args.n / bare_s, "naive": 60 * k / naive_s}
+    tracking = timings.get("tracking", 0.0)
+    result = {
+        "hyp_per_min": round(rate["mlr"], 2),
+        "ratio_vs_bare_torch": round(rate["mlr"] / rate["bare"], 3),
+        "ratio_vs_naive": round(rate["mlr"] / rate["naive"], 1),
+        "tracking_share": round(tracking / mlr_s, 4),
+        "tracking_share_total": round((tracking + timings.get("tracking_background", 0.0)) / mlr_s, 4),
+        "bare_hyp_per_min": round(rate["bare"], 2), "naive_hyp_per_min": round(rate["naive"], 3),
+        "n": args.n, "seeds": args.seeds, "datasets": len(suite), "naive_sample": k,
+        "wall_s": {"mlr": round(mlr_s, 2), "bare": round(bare_s, 2), "naive": round(naive_s, 2),
+                   "baselines_once": round(baselines_s, 2)},
+        "phases_s": {name: round(value, 2) for name, value in sorted(timings.items())},
+        "max_abs_diff_vs_bare": diff,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "torch": __import__("torch").__version__,
+                    "sandbox": resolve_backend(config.sandbox.backend)},
+    }
+    rows = [("mlr-mlflow (end to end)", args.n, mlr_s, rate["mlr"]),
+            ("bare torch loop (limit)", args.n, bare_s, rate["bare"]),
+            ("naive (mlflow run per hypothesis)", k, naive_s, rate["naive"])]
+    print(f"{'path':36s} {'hyps':>5s} {'wall s':>8s} {'hyp/min':>9s}")
+    for name, n, wall, r in rows:
+        print(f"{name:36s} {n:5d} {wall:8.2f} {r:9.2f}")
+    print(f"ratio vs bare torch {result['ratio_vs_bare_torch']:.3f}, vs naive "
+          f"{result['ratio_vs_naive']:.1f}x; tracking {100 * result['tracking_share']:.1f} % of wall time "
+          f"({100 * result['tracking_share_total']:.1f} % counting the part overlapped with training); "
+          f"baselines once per store: {baselines_s:.1f} s; max |acc - bare acc| = {diff:g}")
+    if args.json:
+        print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
