@@ -1,22 +1,28 @@
-"""The MLflow Project projects/evaluate reproduces what the CLI records."""
-import json
+"""The MLflow Project projects/evaluate (one hypothesis alone) reproduces a batched evaluation."""
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from mlr_mlflow.cli import main
 from mlr_mlflow.evaluate.evaluator import PROJECT_DIR
 from mlr_mlflow.tracking import names
 
 from .conftest import SWISH, write
 
 
-def test_project_run_matches_cli_run(tmp_path, tracking_uri, capsys, monkeypatch):
+def test_project_run_matches_batched_run(tmp_path, tracking_uri, small_config, monkeypatch):
+    from mlr_mlflow.config import with_overrides
+    from mlr_mlflow.evaluate.evaluator import Evaluator
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.tracking import connect
+
     path = write(tmp_path, "swish.py", SWISH)
-    assert main(["evaluate", str(path), "--kind", "activation", "--tracking-uri", tracking_uri,
-                 "--seeds", "2", "--datasets", "iris,xor", "--json"]) == 0
-    cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    others = ["import torch\n\ndef activation(x):\n    return torch.tanh(x)\n",
+              "def activation(x):\n    return x * 0.5\n"]
+    config = with_overrides(small_config, suite={"datasets": ("iris", "xor")})
+    batch = Evaluator(connect(tracking_uri), config).evaluate(
+        [Hypothesis("activation", s) for s in (others[0], SWISH, others[1])], seeds=2)
+    cli = {"run_id": batch[1].run_id}
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
