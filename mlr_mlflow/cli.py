@@ -45,6 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated dataset names (default: the configured suite)")
     _common(p)
     p.set_defaults(handler=_evaluate)
+
+    p = verbs.add_parser("discover", help="one discovery round: generate, validate, evaluate, screen")
+    p.add_argument("--kind", default="activation", choices=KIND_CHOICES)
+    p.add_argument("--generator", default=None, choices=("symbolic", "llm"),
+                   help="default: [discover] generator of the config (symbolic)")
+    p.add_argument("--n", type=int, default=None, help="new hypotheses to generate (default 32)")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="how many get the full-training evaluation (default 4)")
+    p.add_argument("--seeds", type=int, default=None, help="training seeds (default 3)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="generator seed (default: the number of earlier rounds of the kind)")
+    p.add_argument("--model", default=None, help="llm: model name served by the endpoint")
+    p.add_argument("--base-url", default=None,
+                   help="llm: OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI)")
+    p.add_argument("--prompt", default=None, choices=("incremental", "novelty", "mixed"),
+                   help="llm: prompt style")
+    _common(p)
+    p.set_defaults(handler=_discover)
     return parser
 
 
@@ -75,6 +93,25 @@ def _evaluate(args) -> tuple[int, dict, str]:
     text = "\n".join([f"run {ev.run_id} ({ev.variant}): b_wr {ev.b_wr:.3f}  bsota_wr {ev.bsota_wr:.3f}",
                       *rows])
     return EXIT_OK, ev.to_dict(), text
+
+
+def _discover(args) -> tuple[int, dict, str]:
+    summary = commands.discover(
+        args.kind, args.generator, args.n, args.top_k, args.seeds, args.seed, args.tracking_uri,
+        args.config, llm={"model": args.model, "base_url": args.base_url, "prompt": args.prompt},
+        progress=_progress)
+    lines = [f"round {summary.round_run_id}: {summary.generated} generated, {summary.valid} valid, "
+             f"{summary.evaluated} evaluated (one-pass), {summary.full_evaluated} full, "
+             f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures"]
+    if summary.stop_reason:
+        lines.append(f"generation stopped early: {summary.stop_reason}")
+    for row in summary.leaderboard[:10]:
+        full = f"{row['full_b_wr']:.3f}" if row["full_b_wr"] is not None else "  -  "
+        lines.append(f"  #{row['rank']:<3} {row['sha256'][:10]}  full b_wr {full}  one-pass b_wr "
+                     f"{row['one_pass_b_wr']:.3f}  run {row['full_run_id'] or row['one_pass_run_id']}")
+    if summary.generated == 0:
+        return EXIT_ERROR, {**summary.to_dict(), "error": lines[-1]}, "\n".join(lines)
+    return EXIT_OK, summary.to_dict(), "\n".join(lines)
 
 
 def _finite(value):

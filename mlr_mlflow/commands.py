@@ -47,3 +47,26 @@ def evaluate_file(path: str | Path, kind: str, variant: str = "one-pass", seeds:
                                       run_id=os.environ.get("MLFLOW_RUN_ID") or None,
                                       config_path=config_arg)
     return evaluation
+
+
+def discover(kind: str = "activation", generator: str | None = None, n: int | None = None,
+             top_k: int | None = None, seeds: int | None = None, seed: int | None = None,
+             tracking_uri: str | None = None, config_path: str | None = None,
+             llm: dict | None = None, progress: Callable[[str], None] = lambda _: None):
+    """One discovery round -> RoundSummary. Unset arguments come from the config's [discover]."""
+    import dataclasses
+
+    from .rounds import Round
+    from .tracking import connect
+
+    get_kind(kind)
+    config = _config(config_path)
+    if generator:
+        config = with_overrides(config, discover={"generator": generator})
+    if llm:
+        config = dataclasses.replace(config, llm=dataclasses.replace(
+            config.llm, **{k: v for k, v in llm.items() if v is not None}))
+    d = config.discover
+    round_ = Round(connect(tracking_uri), config, kind, progress=progress)
+    return round_.run(n if n is not None else d.n, top_k if top_k is not None else d.top_k,
+                      seeds if seeds is not None else d.seeds, seed)

@@ -116,6 +116,62 @@ class KindConfig:
     sota: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class DiscoverConfig:
+    """A discovery round's defaults (the CLI's --n, --top-k, --seeds, --generator override them).
+
+    Attributes:
+        n: new hypotheses to generate (duplicates of anything in the experiment do not count).
+        top_k: how many of them, best first by one-pass B-WR, get the full-training evaluation.
+        seeds: training seeds per evaluation.
+        generator: "symbolic" (offline) or "llm".
+        parents: how many of the best known hypotheses a generator is shown.
+        max_attempts_factor: a round stops asking after n * this many proposals (a generator that
+            repeats itself cannot loop forever).
+    """
+
+    n: int = 32
+    top_k: int = 4
+    seeds: int = 3
+    generator: str = "symbolic"
+    parents: int = 8
+    max_attempts_factor: int = 5
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """The `llm` generator: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp).
+
+    Attributes:
+        base_url: the endpoint; empty means $OPENAI_BASE_URL, else OpenAI's.
+        model: the model name the endpoint serves.
+        api_key_env: the environment variable holding the key (never stored in config or runs).
+        prompt: "incremental" (improve the best known), "novelty" (unlike the known) or "mixed".
+        prompt_dir: a directory with your own incremental.txt / novelty.txt templates.
+        temperature, max_tokens: per request.
+        timeout_s, max_retries: per request; retries back off exponentially (rate limits, timeouts,
+            5xx, connection errors).
+        token_budget: prompt + completion tokens per round; generation stops cleanly when spent.
+        cost_cap_usd: stop when the estimated cost reaches it (0: no cap); prices per 1k tokens.
+        trace: trace the calls in MLflow with mlflow.openai.autolog.
+    """
+
+    base_url: str = ""
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "OPENAI_API_KEY"
+    prompt: str = "mixed"
+    prompt_dir: str = ""
+    temperature: float = 0.8
+    max_tokens: int = 512
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    token_budget: int = 200_000
+    cost_cap_usd: float = 0.0
+    price_prompt_per_1k: float = 0.0
+    price_completion_per_1k: float = 0.0
+    trace: bool = True
+
+
 DEFAULT_KINDS = {
     "activation": KindConfig(baselines=("relu",), sota=("gelu", "silu", "mish", "elu")),
     "preprocessing": KindConfig(baselines=("none", "standardize"),
@@ -137,6 +193,8 @@ class Config:
     compare: CompareConfig = field(default_factory=CompareConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     kinds: dict[str, KindConfig] = field(default_factory=lambda: dict(DEFAULT_KINDS))
+    discover: DiscoverConfig = field(default_factory=DiscoverConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
     experiment_prefix: str = "mlr-"
 
     def experiment_name(self, kind: str) -> str:
@@ -164,7 +222,7 @@ def _build(cls, table: dict, where: str):
 def config_from_dict(data: dict) -> Config:
     data = dict(data)
     sections = {"model": ModelConfig, "suite": SuiteConfig, "compare": CompareConfig,
-                "sandbox": SandboxConfig}
+                "sandbox": SandboxConfig, "discover": DiscoverConfig, "llm": LLMConfig}
     values = {}
     for name, cls in sections.items():
         if name in data:

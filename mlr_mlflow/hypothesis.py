@@ -11,7 +11,7 @@ import builtins
 import hashlib
 import importlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .kinds import Kind, get_kind
@@ -39,11 +39,14 @@ class Hypothesis:
         kind: a kind name of CONTRACT.md.
         source: the Python source as written.
         generator: who proposed it ("user" for a file given on the command line).
+        origin: what the generator wants kept with its run, not part of the identity:
+            {"tags": {...}, "metrics": {...}, "artifacts": {path: text}}.
     """
 
     kind: str
     source: str
     generator: str = "user"
+    origin: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @classmethod
     def from_file(cls, path: str | Path, kind: str, generator: str = "user") -> "Hypothesis":

@@ -144,11 +144,15 @@ class Evaluator:
                     **project_tags(variant, h.kind, seeds, config_path)}
             if round_id:
                 tags[names.ROUND_ID] = round_id
+            origin = h.origin or {}
+            tags.update(origin.get("tags", {}))
             exp = experiment_id(self.client, self.config.experiment_name(h.kind))
             ev.run_id = create_run(self.client, exp, f"{h.kind}-{h.sha256[:8]}", tags,
                                    parent_run_id=parent_run_id, run_id=run_id)
-            log(self.client, ev.run_id, params={"kind": h.kind, **params})
-            log_artifact_files(self.client, ev.run_id, {names.HYPOTHESIS_ARTIFACT: h.source,
+            log(self.client, ev.run_id, params={"kind": h.kind, **params},
+                metrics=origin.get("metrics"))
+            log_artifact_files(self.client, ev.run_id, {**origin.get("artifacts", {}),
+                                                        names.HYPOTHESIS_ARTIFACT: h.source,
                                                         names.CONFIG_ARTIFACT: config_json})
             log_datasets(self.client, ev.run_id, suite)
 
@@ -190,7 +194,7 @@ class Evaluator:
         for i, ev in enumerate(evaluations):
             error = raw.get(i) if isinstance(raw.get(i), str) else None
             if error is not None:
-                ev.reject([f"failed during training: {error}"], "dynamic")
+                ev.reject([f"failed during training: {error}"], "training")
                 continue
             baselines, sota = refs[ev.hypothesis.kind]
             summary = summarize(raw[i], baselines, sota, self.config.compare.loss_tol)

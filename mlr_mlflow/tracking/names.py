@@ -16,6 +16,8 @@ PROJECT_PARAMS = "mlr.project.params"
 SANDBOX = "mlr.sandbox"  # the backend that ran the hypothesis code
 BASELINE_KEY = "mlr.baseline.key"
 BASELINE_COMPONENT = "mlr.baseline.component"
+SYMBOLIC_GENOME = "mlr.symbolic.genome"  # the expression tree a symbolic hypothesis was rendered from
+ROUND_STOP_REASON = "mlr.round.stop_reason"  # why generation ended early (budget, endpoint error...)
 
 PARENT_RUN_ID = "mlflow.parentRunId"
 RUN_NAME = "mlflow.runName"
@@ -26,6 +28,8 @@ BSOTA_WR = "bsota_wr"
 HYPOTHESIS_ARTIFACT = "hypothesis.py"
 RESULTS_ARTIFACT = "results.json"
 CONFIG_ARTIFACT = "config.json"
+LEADERBOARD_ARTIFACT = "leaderboard.json"
+GENERATION_ARTIFACT = "generation.json"
 
 
 def dataset_metric(dataset: str, name: str) -> str:

@@ -1,0 +1,75 @@
+"""Generators propose hypothesis sources. One small seam: `propose(context)` yields Proposals.
+
+Backends: `symbolic` (offline, expression trees, the default) and `llm` (any OpenAI-compatible
+endpoint). A generator never validates, evaluates or writes to MLflow; the round does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol
+
+
+@dataclass(frozen=True)
+class Known:
+    """A hypothesis already evaluated, shown to a generator as a parent or an example.
+
+    Attributes:
+        source: its code. b_wr: its best measured B-WR. sha256: its normalised hash.
+        genome: the symbolic generator's expression tree (JSON), when it came from there.
+    """
+
+    source: str
+    b_wr: float
+    sha256: str
+    genome: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a generator may know: the kind, the best known hypotheses, and a seed."""
+
+    kind: str
+    known: tuple[Known, ...] = ()
+    seed: int = 0
+
+
+@dataclass
+class Proposal:
+    """One generated candidate. `source` is None when generation failed (`error` says why).
+
+    `origin` is kept with the hypothesis's run: {"tags", "metrics", "artifacts"} (see Hypothesis).
+    """
+
+    source: str | None
+    error: str | None = None
+    origin: dict = field(default_factory=dict)
+
+
+class GenerationStopped(Exception):
+    """The generator cannot go on (budget spent, endpoint unreachable, bad key...): the round
+    keeps what it has and records the reason."""
+
+
+class Generator(Protocol):
+    name: str
+
+    def propose(self, context: Context) -> Iterator[Proposal]:
+        """Proposals, as many as asked for; may raise GenerationStopped."""
+
+
+GENERATORS = ("symbolic", "llm")
+
+
+def make_generator(name: str, config):
+    """The generator `name` configured from `config` (a Config)."""
+    if name == "symbolic":
+        from .symbolic import SymbolicGenerator
+        return SymbolicGenerator()
+    if name == "llm":
+        from .llm import LLMGenerator
+        return LLMGenerator(config.llm)
+    raise ValueError(f"unknown generator {name!r} (choose from {', '.join(GENERATORS)})")
+
+
+__all__ = ["Known", "Context", "Proposal", "Generator", "GenerationStopped", "GENERATORS",
+           "make_generator"]

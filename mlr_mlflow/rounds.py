@@ -1,0 +1,260 @@
+"""A discovery round: generate -> validate -> one-pass evaluate -> screen -> full evaluate -> summarise.
+
+The round is an MLflow parent run (`mlr.role=round`) in the kind's experiment; every hypothesis
+evaluation is a nested run under it. Generated code that is already known to the experiment (same
+normalised-AST hash, evaluated or rejected before) is never evaluated again, whoever proposed it.
+The round run keeps the counts, the validator pass rate, the best B-WR, `generation.json` (every
+proposal: accepted, duplicate or failed, with its reason) and the `leaderboard.json` table.
+"""
+from __future__ import annotations
+
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .config import Config
+from .generate import Context, GenerationStopped, Known, make_generator
+from .hypothesis import Hypothesis
+from .tracking import create_run, experiment_id, finish, log, log_json, names
+
+SEEN_STATUSES = ("evaluated", "invalid")  # judged already; "error" runs may be tried again
+
+
+@dataclass
+class RoundSummary:
+    """What `discover --json` prints (CONTRACT.md keys first)."""
+
+    round_run_id: str
+    round_id: str
+    generated: int = 0
+    valid: int = 0
+    evaluated: int = 0
+    full_evaluated: int = 0
+    duplicates: int = 0
+    generation_failures: int = 0
+    best: dict | None = None
+    stop_reason: str | None = None
+    leaderboard: list[dict] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"round_run_id": self.round_run_id, "generated": self.generated, "valid": self.valid,
+                "evaluated": self.evaluated, "best": self.best, "round_id": self.round_id,
+                "full_evaluated": self.full_evaluated, "duplicates": self.duplicates,
+                "generation_failures": self.generation_failures, "stop_reason": self.stop_reason}
+
+
+def hypothesis_runs(client, exp_id: str, extra: str = "") -> list:
+    """Every hypothesis run of an experiment (all pages)."""
+    runs, token = [], None
+    query = f"tags.`{names.ROLE}` = 'hypothesis'" + (f" and {extra}" if extra else "")
+    while True:
+        page = client.search_runs([exp_id], filter_string=query, max_results=5000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def known_hypotheses(client, exp_id: str, limit: int) -> tuple[dict[str, str], list[Known]]:
+    """(sha256 -> a run id, for every hypothesis judged already; the best `limit` as Known)."""
+    import tempfile
+    from pathlib import Path
+
+    seen: dict[str, str] = {}
+    best: dict[str, tuple[float, object]] = {}
+    for run in hypothesis_runs(client, exp_id):
+        tags = run.data.tags
+        sha = tags.get(names.HYPOTHESIS_SHA256)
+        if not sha or tags.get(names.STATUS) not in SEEN_STATUSES:
+            continue
+        seen.setdefault(sha, run.info.run_id)
+        b_wr = run.data.metrics.get(names.B_WR)
+        if b_wr is not None and (sha not in best or b_wr > best[sha][0]):
+            best[sha] = (b_wr, run)
+    top = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
+    known = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for sha, (b_wr, run) in top:
+            path = client.download_artifacts(run.info.run_id, names.HYPOTHESIS_ARTIFACT, tmp)
+            known.append(Known(source=Path(path).read_text(), b_wr=b_wr, sha256=sha,
+                               genome=run.data.tags.get(names.SYMBOLIC_GENOME)))
+    return seen, known
+
+
+def _bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="hyp", file=sys.stderr, leave=True,
+                disable=not sys.stderr.isatty())
+
+
+def screen(evaluations: list, top_k: int) -> list:
+    """The best `top_k` valid one-pass evaluations by (B-WR, BSOTA-WR); ties by hash, so stable."""
+    valid = [ev for ev in evaluations if ev.valid and ev.b_wr is not None]
+    valid.sort(key=lambda ev: (-ev.b_wr, -(ev.bsota_wr or 0.0), ev.hypothesis.sha256))
+    return valid[:max(top_k, 0)]
+
+
+class Round:
+    """One discovery round of one kind into a tracking store."""
+
+    def __init__(self, client, config: Config, kind: str, *, generator=None,
+                 progress: Callable[[str], None] = lambda _: None):
+        self.client, self.config, self.kind, self.progress = client, config, kind, progress
+        self.generator = generator or make_generator(config.discover.generator, config)
+        self.exp_id = experiment_id(client, config.experiment_name(kind))
+
+    def run(self, n: int, top_k: int, seeds: int, seed: int | None = None) -> RoundSummary:
+        if n < 1:
+            raise ValueError("--n must be at least 1")
+        seen, known = known_hypotheses(self.client, self.exp_id, self.config.discover.parents)
+        if seed is None:  # reproducible from the store: the number of rounds before this one
+            seed = len(self.client.search_runs([self.exp_id], f"tags.`{names.ROLE}` = 'round'",
+                                               max_results=10000))
+        round_id = uuid.uuid4().hex[:12]
+        run_id = create_run(self.client, self.exp_id, f"round-{self.kind}-{round_id[:6]}", {
+            names.ROLE: "round", names.KIND: self.kind, names.ROUND_ID: round_id,
+            names.GENERATOR: self.generator.name})
+        log(self.client, run_id, params={"kind": self.kind, "n": n, "top_k": top_k, "seeds": seeds,
+                                         "seed": seed, "generator": self.generator.name,
+                                         "known_hypotheses": len(seen)})
+        summary = RoundSummary(round_run_id=run_id, round_id=round_id)
+        try:
+            hypotheses, records = self._generate(Context(self.kind, tuple(known), seed), n, seen,
+                                                 summary)
+            log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)
+            self._evaluate(hypotheses, top_k, seeds, run_id, round_id, summary)
+        except BaseException as exc:
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            log(self.client, run_id, tags={names.STATUS: "error",
+                                           names.REASONS: f"{type(exc).__name__}: {exc}"[:4000]})
+            self.client.set_terminated(run_id, status=status)
+            raise
+        if summary.generated == 0:
+            finish(self.client, run_id, failed=True, status_tag="error",
+                   reasons=[f"no hypothesis was generated: {summary.stop_reason or 'unknown'}"])
+        else:
+            finish(self.client, run_id, status_tag="finished")
+        return summary
+
+    def _generate(self, context: Context, n: int, seen: dict[str, str], summary: RoundSummary):
+        hypotheses: list[Hypothesis] = []
+        records: list[dict] = []
+        mine: set[str] = set()
+        limit = n * self.config.discover.max_attempts_factor
+        tokens = {"llm.prompt_tokens": 0.0, "llm.completion_tokens": 0.0}
+        self.progress(f"generating {n} {self.kind} hypotheses with the {self.generator.name} generator")
+        with _bar(n, "generate") as bar:
+            proposals = iter(self.generator.propose(context))
+            while len(hypotheses) < n:
+                if len(records) >= limit:
+                    summary.stop_reason = (f"the generator repeated itself: {len(hypotheses)} new of "
+                                           f"{len(records)} proposals")
+                    break
+                try:
+                    proposal = next(proposals)
+                except StopIteration:
+                    summary.stop_reason = "the generator had nothing more to propose"
+                    break
+                except GenerationStopped as exc:
+                    summary.stop_reason = str(exc)
+                    break
+                for key in tokens:
+                    tokens[key] += (proposal.origin.get("metrics") or {}).get(key, 0.0)
+                record = {"index": len(records), **{k: v for k, v in proposal.origin.items()
+                                                    if k == "tags"}}
+                if proposal.source is None:
+                    summary.generation_failures += 1
+                    record.update(status="failed", error=proposal.error,
+                                  reply=(proposal.origin.get("artifacts") or {}).get("llm/reply.txt"))
+                else:
+                    h = Hypothesis(self.kind, proposal.source, self.generator.name, proposal.origin)
+                    record["sha256"] = h.sha256
+                    if h.sha256 in seen or h.sha256 in mine:
+                        summary.duplicates += 1
+                        record.update(status="duplicate", of_run=seen.get(h.sha256, "this round"))
+                    else:
+                        mine.add(h.sha256)
+                        hypotheses.append(h)
+                        record["status"] = "accepted"
+                        bar.update(1)
+                records.append(record)
+        summary.generated = len(hypotheses)
+        metrics = {"generated": summary.generated, "duplicates": summary.duplicates,
+                   "generation_failures": summary.generation_failures, "proposals": len(records)}
+        if any(tokens.values()):
+            metrics.update(tokens, **{"llm.total_tokens": sum(tokens.values())})
+        tags = {names.ROUND_STOP_REASON: summary.stop_reason} if summary.stop_reason else {}
+        log(self.client, summary.round_run_id, metrics=metrics, tags=tags)
+        if summary.stop_reason:
+            self.progress(f"generation stopped early: {summary.stop_reason}")
+        return hypotheses, records
+
+    def _evaluate(self, hypotheses, top_k, seeds, run_id, round_id, summary: RoundSummary) -> None:
+        from .evaluate.evaluator import Evaluator
+
+        if not hypotheses:
+            return
+        evaluator = Evaluator(self.client, self.config, self.progress)
+        with _bar(len(hypotheses), "one-pass") as bar:
+            one_pass = evaluator.evaluate(hypotheses, "one-pass", seeds, parent_run_id=run_id,
+                                          round_id=round_id)
+            bar.update(len(hypotheses))
+        summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
+        summary.evaluated = sum(1 for ev in one_pass if ev.valid)
+        chosen = screen(one_pass, top_k)
+        full = []
+        if chosen:
+            self.progress(f"full training of the top {len(chosen)} by one-pass B-WR")
+            with _bar(len(chosen), "full") as bar:
+                full = evaluator.evaluate([ev.hypothesis for ev in chosen], "full", seeds,
+                                          parent_run_id=run_id, round_id=round_id)
+                bar.update(len(chosen))
+        summary.full_evaluated = sum(1 for ev in full if ev.valid)
+        summary.leaderboard = leaderboard(one_pass, full)
+        summary.best = best_of(summary.leaderboard)
+        log(self.client, run_id, metrics={
+            "valid": summary.valid, "evaluated": summary.evaluated,
+            "full_evaluated": summary.full_evaluated,
+            "validator_pass_rate": summary.valid / len(hypotheses),
+            "best_b_wr": summary.best["b_wr"] if summary.best else None})
+        if summary.leaderboard:
+            self.client.log_table(run_id, data=_columns(summary.leaderboard),
+                                  artifact_file=names.LEADERBOARD_ARTIFACT)
+
+
+def leaderboard(one_pass: list, full: list) -> list[dict]:
+    """One row per evaluated hypothesis, best first: full B-WR where it exists, then one-pass."""
+    fulls = {ev.hypothesis.sha256: ev for ev in full if ev.valid}
+    rows = []
+    for ev in one_pass:
+        if not ev.valid:
+            continue
+        f = fulls.get(ev.hypothesis.sha256)
+        rows.append({"sha256": ev.hypothesis.sha256, "generator": ev.hypothesis.generator,
+                     "one_pass_run_id": ev.run_id, "one_pass_b_wr": ev.b_wr,
+                     "one_pass_bsota_wr": ev.bsota_wr,
+                     "full_run_id": f.run_id if f else None, "full_b_wr": f.b_wr if f else None,
+                     "full_bsota_wr": f.bsota_wr if f else None})
+    rows.sort(key=lambda r: (r["full_b_wr"] is None, -(r["full_b_wr"] or 0.0), -r["one_pass_b_wr"],
+                             r["sha256"]))
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    return rows
+
+
+def best_of(rows: list[dict]) -> dict | None:
+    if not rows:
+        return None
+    top = rows[0]
+    if top["full_b_wr"] is not None:
+        return {"run_id": top["full_run_id"], "b_wr": top["full_b_wr"], "variant": "full",
+                "sha256": top["sha256"]}
+    return {"run_id": top["one_pass_run_id"], "b_wr": top["one_pass_b_wr"], "variant": "one-pass",
+            "sha256": top["sha256"]}
+
+
+def _columns(rows: list[dict]) -> dict[str, list]:
+    keys = list(rows[0])
+    return {k: [r[k] for r in rows] for k in keys}

@@ -1,0 +1,101 @@
+"""Discovery rounds end to end on a real sqlite store: structure, dedup, leaderboard, bad input."""
+import json
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from mlr_mlflow.cli import main
+from mlr_mlflow.tracking import names
+
+from .conftest import write
+
+SMALL = '[suite]\ndatasets = ["iris", "xor"]\n[discover]\nparents = 0\n'
+
+
+def discover(capsys, uri, config, *args):
+    code = main(["discover", "--tracking-uri", uri, "--config", str(config), "--seeds", "1",
+                 "--json", *args])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out.strip().splitlines()[-1]), captured
+
+
+def children(client, round_run_id):
+    exp = client.get_run(round_run_id).info.experiment_id
+    return client.search_runs([exp], f"tags.`{names.PARENT_RUN_ID}` = '{round_run_id}'",
+                              max_results=1000)
+
+
+@pytest.mark.slow
+def test_symbolic_round_end_to_end_and_dedup(tmp_path, tracking_uri, capsys):
+    config = write(tmp_path, "c.toml", SMALL)
+    code, out, captured = discover(capsys, tracking_uri, config, "--n", "6", "--top-k", "2",
+                                   "--seed", "7")
+    assert code == 0, captured.err
+    assert (out["generated"], out["evaluated"]) == (6, out["valid"]) and out["valid"] >= 5
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(out["round_run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.tags[names.ROLE] == "round"
+    assert parent.data.metrics["generated"] == 6
+    assert parent.data.metrics["validator_pass_rate"] == pytest.approx(out["valid"] / 6)
+    kids = children(client, out["round_run_id"])
+    one_pass = [r for r in kids if r.data.tags[names.VARIANT] == "one-pass"]
+    full = [r for r in kids if r.data.tags[names.VARIANT] == "full"]
+    assert len(one_pass) == 6 and len(full) == 2
+    for run in kids:
+        tags = run.data.tags
+        assert tags[names.ROUND_ID] == out["round_id"] and tags[names.GENERATOR] == "symbolic"
+        assert tags[names.KIND] == "activation" and names.SYMBOLIC_GENOME in tags
+        assert run.info.status in ("FINISHED", "FAILED")
+    # the full runs are the top 2 one-pass hypotheses
+    ranked = sorted((r for r in one_pass if names.B_WR in r.data.metrics),
+                    key=lambda r: (-r.data.metrics[names.B_WR], -r.data.metrics[names.BSOTA_WR],
+                                   r.data.tags[names.HYPOTHESIS_SHA256]))
+    assert {r.data.tags[names.HYPOTHESIS_SHA256] for r in ranked[:2]} == \
+        {r.data.tags[names.HYPOTHESIS_SHA256] for r in full}
+    # the leaderboard artifact matches the runs
+    path = client.download_artifacts(out["round_run_id"], names.LEADERBOARD_ARTIFACT, str(tmp_path))
+    table = json.loads(Path(path).read_text())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    by_id = {r.info.run_id: r for r in kids}
+    assert len(rows) == out["evaluated"]
+    for row in rows:
+        assert by_id[row["one_pass_run_id"]].data.metrics[names.B_WR] == row["one_pass_b_wr"]
+        if row["full_run_id"]:
+            assert by_id[row["full_run_id"]].data.metrics[names.B_WR] == row["full_b_wr"]
+    assert out["best"]["run_id"] == rows[0]["full_run_id"] and out["best"]["variant"] == "full"
+    assert out["best"]["b_wr"] == by_id[out["best"]["run_id"]].data.metrics[names.B_WR]
+
+    # same seed again: the same six proposals come first and are all recognised as duplicates
+    code, again, _ = discover(capsys, tracking_uri, config, "--n", "3", "--top-k", "0", "--seed", "7")
+    assert code == 0 and again["generated"] == 3 and again["duplicates"] >= 6
+    exp = parent.info.experiment_id
+    shas = [r.data.tags[names.HYPOTHESIS_SHA256] for r in client.search_runs(
+        [exp], f"tags.`{names.VARIANT}` = 'one-pass' and tags.`{names.ROLE}` = 'hypothesis'",
+        max_results=1000)]
+    assert len(shas) == 9 == len(set(shas))  # never evaluated twice
+    path = client.download_artifacts(again["round_run_id"], names.GENERATION_ARTIFACT, str(tmp_path))
+    records = json.loads(Path(path).read_text())
+    assert [r["status"] for r in records[:6]] == ["duplicate"] * 6
+    assert all(r["of_run"] in by_id for r in records[:6])
+
+
+def test_unreachable_llm_endpoint_stops_cleanly(tmp_path, tracking_uri, capsys):
+    config = write(tmp_path, "c.toml", SMALL + "[llm]\nmax_retries = 0\ntimeout_s = 2\n")
+    code, out, captured = discover(capsys, tracking_uri, config, "--generator", "llm",
+                                   "--base-url", "http://127.0.0.1:9/v1", "--n", "2")
+    assert code == 2 and "cannot reach http://127.0.0.1:9/v1" in out["error"]
+    assert "Traceback" not in captured.err
+    client = MlflowClient(tracking_uri)
+    [run] = client.search_runs([client.get_experiment_by_name("mlr-activation").experiment_id])
+    assert run.info.status == "FAILED" and "cannot reach" in run.data.tags[names.REASONS]
+    assert "cannot reach" in run.data.tags[names.ROUND_STOP_REASON]
+
+
+def test_bad_round_arguments_are_usage_errors(tmp_path, tracking_uri, capsys):
+    config = write(tmp_path, "c.toml", SMALL)
+    code, out, _ = discover(capsys, tracking_uri, config, "--n", "0")
+    assert code == 2 and "--n" in out["error"]
+    code, out, _ = discover(capsys, tracking_uri, write(tmp_path, "d.toml", "[llm]\nprompt = 'loud'\n"),
+                            "--generator", "llm")
+    assert code == 2 and "prompt style" in out["error"]
