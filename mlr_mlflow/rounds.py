@@ -120,10 +120,15 @@ class Round:
                                          "seed": seed, "generator": self.generator.name,
                                          "known_hypotheses": len(seen)})
         summary = RoundSummary(round_run_id=run_id, round_id=round_id)
+        if hasattr(self.generator, "enable_tracing"):
+            problem = self.generator.enable_tracing(self.client.tracking_uri, self.exp_id)
+            if problem:
+                self.progress(f"LLM calls are not traced in MLflow: {problem}")
         try:
             hypotheses, records = self._generate(Context(self.kind, tuple(known), seed), n, seen,
                                                  summary)
             log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)
+            self._link_traces(run_id)
             self._evaluate(hypotheses, top_k, seeds, run_id, round_id, summary)
         except BaseException as exc:
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
@@ -190,6 +195,16 @@ class Round:
         if summary.stop_reason:
             self.progress(f"generation stopped early: {summary.stop_reason}")
         return hypotheses, records
+
+    def _link_traces(self, run_id: str) -> None:
+        ids = list(getattr(self.generator, "trace_ids", []))
+        if not ids:
+            return
+        import mlflow
+
+        mlflow.flush_trace_async_logging()
+        for start in range(0, len(ids), 100):  # the API takes at most 100 per call
+            self.client.link_traces_to_run(ids[start:start + 100], run_id)
 
     def _evaluate(self, hypotheses, top_k, seeds, run_id, round_id, summary: RoundSummary) -> None:
         from .evaluate.evaluator import Evaluator

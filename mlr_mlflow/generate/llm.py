@@ -33,6 +33,26 @@ class LLMGenerator:
         self._client = client
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.trace_ids: list[str] = []
+        self._tracing = False
+
+    def enable_tracing(self, tracking_uri: str, experiment_id: str) -> str | None:
+        """Trace every call in MLflow (mlflow.openai.autolog) into this experiment; None when it
+        works, else why not (the round goes on untraced). Sets MLflow's fluent tracking URI and
+        experiment for this process."""
+        if not self.config.trace:
+            return None
+        try:
+            import mlflow
+            import mlflow.openai
+
+            mlflow.set_tracking_uri(tracking_uri)
+            mlflow.set_experiment(experiment_id=experiment_id)
+            mlflow.openai.autolog(log_traces=True, silent=True)
+        except Exception as exc:  # an openai version MLflow does not support, say
+            return f"{type(exc).__name__}: {exc}"
+        self._tracing = True
+        return None
 
     @property
     def base_url(self) -> str:
@@ -127,8 +147,14 @@ class LLMGenerator:
         except openai.APIStatusError as exc:
             raise GenerationStopped(f"{self.base_url} answered HTTP {exc.status_code} after "
                                     f"{self.config.max_retries} retries: {_message(exc)}") from None
-        except openai.APIError as exc:  # a malformed body, say
-            raise _BadRequest(f"unusable response: {exc}") from None
+        except (openai.APIError, ValueError) as exc:  # a malformed body (JSON that does not parse)
+            raise _BadRequest(f"unusable response: {type(exc).__name__}: {exc}") from None
+        if self._tracing:
+            import mlflow
+
+            trace_id = mlflow.get_last_active_trace_id()
+            if trace_id:
+                self.trace_ids.append(trace_id)
         try:
             reply = response.choices[0].message.content or ""
         except (AttributeError, IndexError, TypeError):
