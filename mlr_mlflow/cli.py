@@ -63,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="llm: prompt style")
     _common(p)
     p.set_defaults(handler=_discover)
+
+    p = verbs.add_parser("reward", help="the reward model: train, evaluate, promote")
+    p.add_argument("action", choices=("train", "evaluate", "promote"))
+    p.add_argument("--kind", default="activation", choices=KIND_CHOICES)
+    p.add_argument("--encoder", default=None,
+                   help="all-MiniLM-L6-v2 (default), microsoft/codebert-base, ... or a local directory")
+    p.add_argument("--features", default=None,
+                   help="train: comma-separated families of structural, grid, embedding "
+                        "(default structural,grid)")
+    _common(p)
+    p.set_defaults(handler=_reward)
     return parser
 
 
@@ -114,6 +125,26 @@ def _discover(args) -> tuple[int, dict, str]:
     return EXIT_OK, summary.to_dict(), "\n".join(lines)
 
 
+def _reward(args) -> tuple[int, dict, str]:
+    out = commands.reward(args.action, args.kind, args.tracking_uri, args.config, args.encoder,
+                          args.features, progress=_progress)
+    if args.action == "train":
+        text = (f"registered {out['model']} v{out['version']} as challenger ({out['algorithm']}); "
+                f"Spearman on holdout round(s) {', '.join(out['holdout_rounds'])}: {out['spearman']:.3f}")
+        return EXIT_OK, out, text
+    if args.action == "promote":
+        verdict = "promoted to champion" if out["promoted"] else "NOT promoted"
+        return (EXIT_OK if out["promoted"] else EXIT_INVALID), out, \
+            f"challenger v{out['challenger']} {verdict}: {out['reason']}"
+    lines = [f"{out['n']} hypotheses in {out['rounds']} rounds; held-out correlations:"]
+    for alg in ("ranker", "regressor"):
+        for by in ("by_round", "by_generator"):
+            p = out[alg][by]["pooled"]
+            lines.append(f"  {alg:9s} {by:12s} spearman {p['spearman']:.3f}  kendall {p['kendall']:.3f}"
+                         f"  pearson {p['pearson']:.3f}")
+    return EXIT_OK, out, "\n".join(lines)
+
+
 def _finite(value):
     """JSON has no NaN or infinity: they become null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -131,7 +162,13 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
     from .hypothesis import HypothesisError
     from .tracking import TrackingError
 
-    return ConfigError, UnknownDatasetError, HypothesisError, TrackingError, ValueError
+    errors = [ConfigError, UnknownDatasetError, HypothesisError, TrackingError, ValueError]
+    try:
+        from mlflow.exceptions import MlflowException
+        errors.append(MlflowException)  # an unreachable or refusing registry, say
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,3 +70,28 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
     round_ = Round(connect(tracking_uri), config, kind, progress=progress)
     return round_.run(n if n is not None else d.n, top_k if top_k is not None else d.top_k,
                       seeds if seeds is not None else d.seeds, seed)
+
+
+def reward(action: str, kind: str, tracking_uri: str | None = None, config_path: str | None = None,
+           encoder: str | None = None, features: str | None = None,
+           progress: Callable[[str], None] = lambda _: None) -> dict:
+    """`reward train|evaluate|promote` -> a JSON-able dict."""
+    from .reward import registry
+    from .reward.embed import DEFAULT_ENCODER
+    from .tracking import connect
+
+    get_kind(kind)
+    config = _config(config_path)
+    client = connect(tracking_uri)
+    if action == "train":
+        result = registry.train(client, config, kind, encoder or DEFAULT_ENCODER, progress=progress,
+                                features=registry.parse_features(features))
+        return {"run_id": result.run_id, "version": result.version, "algorithm": result.algorithm,
+                "alias": "challenger", "model": registry.model_name(kind),
+                "holdout_rounds": result.holdout_rounds, **result.held_out["holdout"]}
+    if action == "evaluate":
+        return registry.evaluate_features(client, config, kind, encoder or DEFAULT_ENCODER,
+                                          registry.parse_features(features))
+    if action == "promote":
+        return registry.promote(client, config, kind)
+    raise ValueError(f"unknown reward action {action!r} (train, evaluate or promote)")

@@ -128,6 +128,10 @@ class DiscoverConfig:
         parents: how many of the best known hypotheses a generator is shown.
         max_attempts_factor: a round stops asking after n * this many proposals (a generator that
             repeats itself cannot loop forever).
+        screen: "auto" (the reward model's champion once one exists, else one-pass B-WR), "reward"
+            (require a champion) or "one-pass".
+        explore: share of the reward-screened top-k drawn at random (exploration).
+        mmr_lambda: weight of the predicted score against dissimilarity in the selection (1: score only).
     """
 
     n: int = 32
@@ -136,6 +140,9 @@ class DiscoverConfig:
     generator: str = "symbolic"
     parents: int = 8
     max_attempts_factor: int = 5
+    screen: str = "auto"
+    explore: float = 0.25
+    mmr_lambda: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 import uuid
+
+import numpy as np
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -206,25 +208,44 @@ class Round:
         for start in range(0, len(ids), 100):  # the API takes at most 100 per call
             self.client.link_traces_to_run(ids[start:start + 100], run_id)
 
+    def _champion(self):
+        mode = self.config.discover.screen
+        if mode == "one-pass":
+            return None
+        from .reward.screen import load_champion
+
+        champion = load_champion(self.client, self.kind)
+        if champion is None and mode == "reward":
+            raise ValueError(f"discover.screen = 'reward' but mlr-reward-{self.kind} has no champion "
+                             f"(run `mlr-mlflow reward train` and `reward promote` first)")
+        return champion
+
     def _evaluate(self, hypotheses, top_k, seeds, run_id, round_id, summary: RoundSummary) -> None:
         from .evaluate.evaluator import Evaluator
 
         if not hypotheses:
             return
         evaluator = Evaluator(self.client, self.config, self.progress)
-        with _bar(len(hypotheses), "one-pass") as bar:
-            one_pass = evaluator.evaluate(hypotheses, "one-pass", seeds, parent_run_id=run_id,
-                                          round_id=round_id)
-            bar.update(len(hypotheses))
-        summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
+        champion = self._champion()
+        if champion is None:
+            with _bar(len(hypotheses), "one-pass") as bar:
+                one_pass = evaluator.evaluate(hypotheses, "one-pass", seeds, parent_run_id=run_id,
+                                              round_id=round_id)
+                bar.update(len(hypotheses))
+            summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
+            chosen = [ev.hypothesis for ev in screen(one_pass, top_k)]
+            how = "by one-pass B-WR"
+        else:
+            one_pass, chosen = self._reward_screened(champion, evaluator, hypotheses, top_k, seeds,
+                                                     run_id, round_id, summary)
+            how = "chosen by the reward model"
         summary.evaluated = sum(1 for ev in one_pass if ev.valid)
-        chosen = screen(one_pass, top_k)
         full = []
         if chosen:
-            self.progress(f"full training of the top {len(chosen)} by one-pass B-WR")
+            self.progress(f"full training of the top {len(chosen)} {how}")
             with _bar(len(chosen), "full") as bar:
-                full = evaluator.evaluate([ev.hypothesis for ev in chosen], "full", seeds,
-                                          parent_run_id=run_id, round_id=round_id)
+                full = evaluator.evaluate(chosen, "full", seeds, parent_run_id=run_id,
+                                          round_id=round_id)
                 bar.update(len(chosen))
         summary.full_evaluated = sum(1 for ev in full if ev.valid)
         summary.leaderboard = leaderboard(one_pass, full)
@@ -238,6 +259,51 @@ class Round:
             self.client.log_table(run_id, data=_columns(summary.leaderboard),
                                   artifact_file=names.LEADERBOARD_ARTIFACT)
 
+    def _reward_screened(self, champion, evaluator, hypotheses, top_k, seeds, run_id, round_id,
+                         summary: RoundSummary):
+        """The seed paper's screening: validate all, score the valid ones with the champion before
+        any training, evaluate only the selection (top-k by MMR plus random exploration picks)."""
+        import pandas as pd
+
+        from .reward.screen import mean_pairwise_similarity, select
+        from .sandbox import open_sandbox
+        from .validate import validate_many
+
+        self.progress(f"validating {len(hypotheses)} hypotheses before screening")
+        with open_sandbox(self.config.sandbox) as sandbox:
+            checks = validate_many(hypotheses, sandbox, self.config.sandbox)
+        valid = [i for i, c in enumerate(checks) if c.valid]
+        summary.valid = len(valid)
+        if not valid:
+            evaluator.record_unevaluated(hypotheses, checks, seeds, parent_run_id=run_id,
+                                         round_id=round_id)
+            return [], []
+        sources = [hypotheses[i].source for i in valid]
+        self.progress(f"scoring {len(valid)} valid hypotheses with the reward model's champion")
+        scores = np.asarray(champion.predict(pd.DataFrame({"code": sources})), dtype=float)
+        vectors = champion.unwrap_python_model().embed(sources)
+        d = self.config.discover
+        picks, explored = select(scores, vectors, top_k, d.explore, d.mmr_lambda,
+                                 seed=int(self.client.get_run(run_id).data.params.get("seed", 0)))
+        for j, i in enumerate(valid):
+            origin = hypotheses[i].origin
+            origin.setdefault("metrics", {})["reward.score"] = float(scores[j])
+            origin.setdefault("tags", {})["mlr.screen.pick"] = (
+                "explore" if j in explored else "reward" if j in picks else "screened-out")
+        chosen = [hypotheses[valid[j]] for j in picks]
+        rest = [i for i in range(len(hypotheses)) if i not in {valid[j] for j in picks}]
+        one_pass = evaluator.evaluate(chosen, "one-pass", seeds, parent_run_id=run_id,
+                                      round_id=round_id) if chosen else []
+        evaluator.record_unevaluated([hypotheses[i] for i in rest], [checks[i] for i in rest], seeds,
+                                     parent_run_id=run_id, round_id=round_id)
+        similarity = mean_pairwise_similarity(vectors[picks]) if len(picks) > 1 else None
+        version = getattr(champion.metadata, "run_id", "")
+        log(self.client, run_id, metrics={"selection_mean_similarity": similarity,
+                                          "pool_mean_similarity": mean_pairwise_similarity(vectors),
+                                          "explored": len(explored), "screened_out": len(rest)},
+            tags={"mlr.screen": "reward", "mlr.screen.model_run_id": version})
+        return one_pass, [ev.hypothesis for ev in one_pass if ev.valid]
+
 
 def leaderboard(one_pass: list, full: list) -> list[dict]:
     """One row per evaluated hypothesis, best first: full B-WR where it exists, then one-pass."""
@@ -248,6 +314,7 @@ def leaderboard(one_pass: list, full: list) -> list[dict]:
             continue
         f = fulls.get(ev.hypothesis.sha256)
         rows.append({"sha256": ev.hypothesis.sha256, "generator": ev.hypothesis.generator,
+                     "reward_score": (ev.hypothesis.origin.get("metrics") or {}).get("reward.score"),
                      "one_pass_run_id": ev.run_id, "one_pass_b_wr": ev.b_wr,
                      "one_pass_bsota_wr": ev.bsota_wr,
                      "full_run_id": f.run_id if f else None, "full_b_wr": f.b_wr if f else None,

@@ -125,6 +125,29 @@ class Evaluator:
         pool.shutdown()
         return evaluations
 
+    def record_unevaluated(self, hypotheses: list[Hypothesis], validations: list, seeds: int, *,
+                           parent_run_id: str | None = None, round_id: str | None = None) -> list[str]:
+        """Runs for hypotheses that were validated but not trained (screened out by the reward
+        model): FINISHED with mlr.status=screened, or FAILED with the validator's reasons. Their
+        Project tags still name the one-pass entry point, so any of them can be evaluated later."""
+        evaluations = [Evaluation(hypothesis=h, run_id="", variant="screened") for h in hypotheses]
+        backend = resolve_backend(self.config.sandbox.backend)
+        try:
+            self._open_runs(evaluations, "one-pass", seeds, parent_run_id, round_id, None, "",
+                            backend, self.suite)
+        finally:
+            for ev, result in zip(evaluations, validations):
+                if not ev.run_id:
+                    continue
+                if result.valid:
+                    finish(self.client, ev.run_id, status_tag="screened",
+                           tags={names.VARIANT: "screened"})
+                else:
+                    finish(self.client, ev.run_id, failed=True, status_tag="invalid",
+                           reasons=result.reasons, tags={names.STAGE: result.stage,
+                                                         names.VARIANT: "screened"})
+        return [ev.run_id for ev in evaluations]
+
     def _timed_call(self, phase: str, fn, *args):
         with self._timed(phase):
             return fn(*args)

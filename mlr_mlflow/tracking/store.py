@@ -31,6 +31,8 @@ def connect(uri: str | None = None):
     from mlflow import MlflowClient
 
     uri = uri or default_tracking_uri()
+    # MLflow draws a progress bar per downloaded artifact; ours are tiny and many
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")

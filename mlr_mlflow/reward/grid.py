@@ -1,0 +1,119 @@
+"""Behaviour on a probe grid: what a hypothesis *does*, measured in the sandbox (never here).
+
+activation:    values and slopes on x in [-4, 4], value at 0, monotonicity, saturation at +-8.
+preprocessing: per-column statistics of the transformed train and test rows of a fixed mixed
+               matrix (normal, skewed, bounded-with-outlier columns).
+regularizer:   log-magnitude of the penalty and of its gradient at three weight scales.
+A hypothesis that fails or runs out of time gets NaN features (the ranker handles missing values).
+"""
+from __future__ import annotations
+
+import math
+
+GRID_TARGET = "mlr_mlflow.reward.grid:behaviour"
+SIZES = {"activation": 17 * 2 + 5, "preprocessing": 16, "regularizer": 6}
+
+
+def _slog(v: float) -> float:
+    if not math.isfinite(v):
+        return float("nan")
+    return math.copysign(math.log1p(abs(v)), v)
+
+
+def _activation(fn) -> list[float]:
+    import torch
+
+    x = torch.linspace(-4, 4, 17, requires_grad=True)
+    y = fn(x * 1.0)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    ys, gs = y.detach().tolist(), grad.tolist()
+    far = fn(torch.tensor([-8.0, -4.0, 0.0, 4.0, 8.0])).detach().tolist()
+    diffs = [b - a for a, b in zip(ys, ys[1:])]
+    monotone = float(all(d >= -1e-6 for d in diffs) or all(d <= 1e-6 for d in diffs))
+    return ([_slog(v) for v in ys] + [_slog(v) for v in gs]
+            + [_slog(far[2]), monotone, _slog(far[4] - far[3]), _slog(far[1] - far[0]),
+               float(min(ys) >= -1e-6)])
+
+
+def _matrix(seed: int, rows: int):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    bounded = rng.uniform(0, 1, rows)
+    bounded[0] = 25.0  # an outlier
+    return np.stack([rng.normal(3, 2, rows), rng.lognormal(0, 1, rows), bounded], axis=1)
+
+
+def _preprocessing(fn) -> list[float]:
+    import numpy as np
+
+    A, B = fn(_matrix(0, 64), _matrix(1, 32))
+    A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
+    out = []
+    for M in (A, B):
+        cols = M[:, :3] if M.ndim == 2 and M.shape[1] >= 3 else np.full((len(M), 3), np.nan)
+        out += [*(_slog(float(v)) for v in cols.mean(0)), *(_slog(float(v)) for v in cols.std(0))]
+    spread = [_slog(float(v)) for v in (A.max() - A.min(), np.abs(A).max())] if A.size else [math.nan] * 2
+    width = A.shape[1] if A.ndim == 2 else 0
+    return out + spread + [float(width), float(np.isfinite(A).all())]
+
+
+def _regularizer(fn) -> list[float]:
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    base = [torch.randn(s, generator=gen) for s in [(64, 8), (64, 64), (3, 64)]]
+    out = []
+    for scale in (0.01, 0.1, 1.0):
+        params = [(b * scale).requires_grad_(True) for b in base]
+        value = fn(params)
+        value = torch.as_tensor(value, dtype=torch.float32).reshape(())
+        grads = torch.autograd.grad(value, params, allow_unused=True) if value.requires_grad else []
+        gnorm = math.sqrt(sum(float(g.pow(2).sum()) for g in grads if g is not None))
+        out += [math.log10(abs(float(value)) + 1e-12), math.log10(gnorm + 1e-12)]
+    return out
+
+
+def behaviour(payload: dict) -> dict:
+    """Sandbox target: {"kind", "sources", "timeout_s"} -> {"features": [[float] | None]}."""
+    import torch
+
+    from ..hypothesis import load_function
+    from ..validate.dynamic import _ProbeTimeout, _time_limit
+
+    torch.set_num_threads(1)
+    measure = {"activation": _activation, "preprocessing": _preprocessing,
+               "regularizer": _regularizer}[payload["kind"]]
+    out = []
+    for source in payload["sources"]:
+        try:
+            with _time_limit(payload.get("timeout_s", 5.0)):
+                values = measure(load_function(source, payload["kind"]))
+            out.append([v if math.isfinite(v) else None for v in values])
+        except (_ProbeTimeout, Exception):
+            out.append(None)
+    return {"features": out}
+
+
+def behaviour_matrix(kind: str, sources: list[str], sandbox_config=None):
+    """Grid features for `sources`, computed in a fresh sandbox; NaN where a hypothesis failed."""
+    import numpy as np
+
+    from ..config import SandboxConfig
+    from ..sandbox import SandboxError, open_sandbox
+
+    config = sandbox_config or SandboxConfig()
+    width = SIZES[kind]
+    result = np.full((len(sources), width), np.nan, dtype=np.float32)
+    if not sources:
+        return result
+    with open_sandbox(config) as sandbox:
+        try:
+            answer = sandbox.call(GRID_TARGET, {"kind": kind, "sources": sources, "timeout_s": 5.0},
+                                  timeout=10.0 + 5.0 * len(sources))
+        except SandboxError:
+            return result
+    for i, values in enumerate(answer["features"]):
+        if values is not None:
+            result[i] = [np.nan if v is None else v for v in values][:width]
+    return result

@@ -1,0 +1,207 @@
+"""The reward model's life cycle in the MLflow Model Registry: train -> challenger -> champion.
+
+`train` fits on every evaluated one-pass run of the kind except the newest round(s) (the holdout),
+logs a training run (`mlr.role=reward`) with held-out correlations, the pyfunc and its signature,
+and registers it as `mlr-reward-<kind>` with the alias `challenger`.
+
+Promotion rule: the challenger becomes `champion` only if its Spearman correlation with the
+measured B-WR on the challenger's holdout rounds (which neither model was trained on) is higher
+than the champion's on the same hypotheses. The first challenger becomes champion. Both versions
+get the comparison as tags. Aliases only, never the deprecated stages.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..tracking import create_run, experiment_id, finish, log, names
+from .embed import DEFAULT_ENCODER, Encoder
+from .ranker import Features, RewardDataError, check_enough, correlations, fit, held_out, load_dataset
+
+HOLDOUT_ROUNDS = 1
+
+
+def model_name(kind: str) -> str:
+    return f"mlr-reward-{kind}"
+
+
+def use_store(client) -> None:
+    """Point MLflow's fluent API (log_model, load_model of models:/ URIs) at the client's store."""
+    import mlflow
+
+    mlflow.set_tracking_uri(client.tracking_uri)
+    mlflow.set_registry_uri(client._registry_uri or client.tracking_uri)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    run_id: str
+    version: str
+    algorithm: str
+    held_out: dict
+    holdout_rounds: list[str]
+
+
+def _split(data, holdout: int):
+    order = []
+    for r in data.rounds:  # rounds in order of their first run (the dataset is time-ordered)
+        if r not in order:
+            order.append(r)
+    if len(order) <= holdout:
+        raise RewardDataError(f"need more than {holdout} round(s) to hold {holdout} out; have {len(order)}")
+    held = set(order[-holdout:])
+    mask = np.array([r in held for r in data.rounds])
+    return data.subset(~mask), data.subset(mask), sorted(held)
+
+
+FEATURES = ("structural", "grid", "embedding")
+DEFAULT_FEATURES = ("structural", "grid")  # see docs/benchmarks.md: embeddings did not help ranking
+
+
+def parse_features(text: str | None) -> tuple[str, ...]:
+    chosen = tuple(f.strip() for f in (text or ",".join(DEFAULT_FEATURES)).split(",") if f.strip())
+    unknown = set(chosen) - set(FEATURES)
+    if unknown or not chosen:
+        raise ValueError(f"unknown feature family {sorted(unknown)} (choose from {', '.join(FEATURES)})")
+    return chosen
+
+
+def evaluate_features(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
+                      features: tuple[str, ...] | None = None) -> dict:
+    """Held-out correlations (by round and by generator) of both algorithms on all the data."""
+    exp = experiment_id(client, config.experiment_name(kind))
+    data = load_dataset(client, exp, kind)
+    check_enough(data)
+    flags = {name: name in (features or DEFAULT_FEATURES) for name in FEATURES}
+    X = Features(**flags).matrix(kind, data.sources, data.shas, Encoder(encoder_name), config.sandbox)
+    return {alg: {"by_round": held_out(X, data, "round", alg),
+                  "by_generator": held_out(X, data, "generator", alg)}
+            for alg in ("ranker", "regressor")} | {"n": len(data), "rounds": len(set(data.rounds))}
+
+
+def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
+          holdout_rounds: int = HOLDOUT_ROUNDS, progress=lambda _: None,
+          features: tuple[str, ...] = DEFAULT_FEATURES) -> TrainResult:
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from .pyfunc import RewardModel
+
+    use_store(client)
+    exp = experiment_id(client, config.experiment_name(kind))
+    data = load_dataset(client, exp, kind)
+    check_enough(data)
+    train_set, holdout, held_rounds = _split(data, holdout_rounds)
+    check_enough(train_set)
+    flags = {name: name in features for name in FEATURES}
+    # the encoder is kept even when embeddings are not features: rounds use it for diversity
+    encoder, features = Encoder(encoder_name), Features(**flags)
+    progress(f"features for {len(data)} {kind} hypotheses ({len(set(data.rounds))} rounds)")
+    X = features.matrix(kind, train_set.sources, train_set.shas, encoder, config.sandbox)
+    cv = {alg: held_out(X, train_set, "round", alg) for alg in ("ranker", "regressor")}
+    algorithm = max(cv, key=lambda a: np.nan_to_num(cv[a]["mean_spearman"], nan=-1.0))
+    progress(f"kept the {algorithm} (held-out Spearman by round: "
+             + ", ".join(f"{a} {cv[a]['mean_spearman']:.3f}" for a in cv) + ")")
+    model = fit(X, train_set.b_wr, train_set.rounds, algorithm)
+    X_hold = features.matrix(kind, holdout.sources, holdout.shas, encoder, config.sandbox)
+    on_holdout = correlations(model.predict(X_hold), holdout.b_wr)
+    by_generator = held_out(X, train_set, "generator", algorithm)
+
+    run_id = create_run(client, exp, f"reward-{kind}", {
+        names.ROLE: "reward", names.KIND: kind, "mlr.reward.algorithm": algorithm,
+        "mlr.reward.encoder": encoder_name, "mlr.reward.holdout_rounds": json.dumps(held_rounds)})
+    try:
+        metrics = {f"holdout.{k}": v for k, v in on_holdout.items()}
+        for alg, res in cv.items():
+            metrics.update({f"cv_round.{alg}.{k}": v for k, v in res["pooled"].items()})
+            metrics[f"cv_round.{alg}.mean_spearman"] = res["mean_spearman"]
+        metrics.update({f"cv_generator.{k}": v for k, v in by_generator["pooled"].items()})
+        log(client, run_id, params={"n_train": len(train_set), "n_holdout": len(holdout),
+                                    "features": ",".join(f for f in FEATURES if flags[f]),
+                                    "algorithm": algorithm},
+            metrics=metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save_model(f"{tmp}/model.json")
+            meta = {"kind": kind, "algorithm": algorithm, "encoder": encoder_name, "features": flags}
+            Path(tmp, "meta.json").write_text(json.dumps(meta))
+            example = pd.DataFrame({"code": train_set.sources[:2]})
+            signature = infer_signature(example, np.zeros(len(example)))
+            with mlflow.start_run(run_id=run_id, experiment_id=exp):
+                info = mlflow.pyfunc.log_model(
+                    name="reward_model", python_model=RewardModel(), signature=signature,
+                    input_example=example, registered_model_name=model_name(kind),
+                    artifacts={"xgb": f"{tmp}/model.json", "meta": f"{tmp}/meta.json",
+                               "encoder": str(encoder.path)},
+                    # the package's code travels with the version: a fresh process needs only the
+                    # libraries, and an old champion keeps scoring with the code it was built with
+                    code_paths=[str(Path(__file__).resolve().parents[1])],
+                    pip_requirements=["xgboost", "transformers", "torch", "numpy", "pandas"])
+        version = str(info.registered_model_version)
+        client.set_registered_model_alias(model_name(kind), "challenger", version)
+        client.set_model_version_tag(model_name(kind), version, "mlr.reward.holdout_spearman",
+                                     str(on_holdout["spearman"]))
+        finish(client, run_id, status_tag="trained")
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    return TrainResult(run_id, version, algorithm, {"holdout": on_holdout, "cv_round": cv,
+                                                    "cv_generator": by_generator}, held_rounds)
+
+
+def _version(client, kind: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name(kind), alias)
+    except MlflowException:
+        return None
+
+
+def promote(client, config, kind: str) -> dict:
+    """{"promoted": bool, "reason", "challenger", "champion", scores}. Raises RewardDataError when
+    there is no challenger."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    use_store(client)
+    challenger = _version(client, kind, "challenger")
+    if challenger is None:
+        raise RewardDataError(f"no challenger for {model_name(kind)}: run `mlr-mlflow reward train "
+                              f"--kind {kind}` first")
+    champion = _version(client, kind, "champion")
+    if champion is None:
+        client.set_registered_model_alias(model_name(kind), "champion", challenger.version)
+        client.set_model_version_tag(model_name(kind), challenger.version, "mlr.promotion",
+                                     "first champion (no earlier one)")
+        return {"promoted": True, "reason": "first champion: there was none",
+                "challenger": str(challenger.version), "champion": str(challenger.version)}
+    if str(champion.version) == str(challenger.version):
+        return {"promoted": False, "reason": "the challenger is already the champion",
+                "challenger": str(challenger.version), "champion": str(champion.version)}
+    run = client.get_run(challenger.run_id)
+    rounds = set(json.loads(run.data.tags["mlr.reward.holdout_rounds"]))
+    exp = experiment_id(client, config.experiment_name(kind))
+    data = load_dataset(client, exp, kind, rounds=rounds)
+    frame = pd.DataFrame({"code": data.sources})
+    scores = {}
+    for role, version in (("challenger", challenger), ("champion", champion)):
+        model = mlflow.pyfunc.load_model(f"models:/{model_name(kind)}/{version.version}")
+        scores[f"spearman_{role}"] = correlations(model.predict(frame), data.b_wr)["spearman"]
+    sc, sh = scores["spearman_challenger"], scores["spearman_champion"]
+    better = np.nan_to_num(sc, nan=-2) > np.nan_to_num(sh, nan=-2)
+    summary = (f"on {len(data)} hypotheses of holdout round(s) {', '.join(sorted(rounds))}: Spearman "
+               f"challenger v{challenger.version} {sc:.3f} vs champion v{champion.version} {sh:.3f}"
+               + ("" if better else " (the challenger must be strictly better)"))
+    for version in (challenger, champion):
+        client.set_model_version_tag(model_name(kind), version.version,
+                                     f"mlr.promotion.v{challenger.version}_vs_v{champion.version}",
+                                     summary)
+    if better:
+        client.set_registered_model_alias(model_name(kind), "champion", challenger.version)
+    return {"promoted": bool(better), "reason": summary, "challenger": str(challenger.version),
+            "champion": str(challenger.version if better else champion.version), **scores}
