@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="llm: OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI)")
     p.add_argument("--prompt", default=None, choices=("incremental", "novelty", "mixed"),
                    help="llm: prompt style")
+    p.add_argument("--resume", action="store_true",
+                   help="finish the latest unfinished round of the kind instead of starting one")
     _common(p)
     p.set_defaults(handler=_discover)
 
@@ -110,7 +112,11 @@ def _discover(args) -> tuple[int, dict, str]:
     summary = commands.discover(
         args.kind, args.generator, args.n, args.top_k, args.seeds, args.seed, args.tracking_uri,
         args.config, llm={"model": args.model, "base_url": args.base_url, "prompt": args.prompt},
-        progress=_progress)
+        progress=_progress, resume=args.resume)
+    if summary is None:
+        return EXIT_OK, {"round_run_id": None, "generated": 0, "valid": 0, "evaluated": 0,
+                         "best": None, "resumed": False}, \
+            f"no unfinished {args.kind} round to resume"
     lines = [f"round {summary.round_run_id}: {summary.generated} generated, {summary.valid} valid, "
              f"{summary.evaluated} evaluated (one-pass), {summary.full_evaluated} full, "
              f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures"]

@@ -52,8 +52,10 @@ def evaluate_file(path: str | Path, kind: str, variant: str = "one-pass", seeds:
 def discover(kind: str = "activation", generator: str | None = None, n: int | None = None,
              top_k: int | None = None, seeds: int | None = None, seed: int | None = None,
              tracking_uri: str | None = None, config_path: str | None = None,
-             llm: dict | None = None, progress: Callable[[str], None] = lambda _: None):
-    """One discovery round -> RoundSummary. Unset arguments come from the config's [discover]."""
+             llm: dict | None = None, progress: Callable[[str], None] = lambda _: None,
+             resume: bool = False):
+    """One discovery round -> RoundSummary (None when `resume` finds nothing to finish).
+    Unset arguments come from the config's [discover]."""
     import dataclasses
 
     from .rounds import Round
@@ -68,6 +70,8 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
             config.llm, **{k: v for k, v in llm.items() if v is not None}))
     d = config.discover
     round_ = Round(connect(tracking_uri), config, kind, progress=progress)
+    if resume:
+        return round_.resume()
     return round_.run(n if n is not None else d.n, top_k if top_k is not None else d.top_k,
                       seeds if seeds is not None else d.seeds, seed)
 

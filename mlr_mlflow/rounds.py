@@ -8,7 +8,9 @@ proposal: accepted, duplicate or failed, with its reason) and the `leaderboard.j
 """
 from __future__ import annotations
 
+import json
 import sys
+import time
 import uuid
 
 import numpy as np
@@ -18,6 +20,8 @@ from typing import Callable
 from .config import Config
 from .generate import Context, GenerationStopped, Known, make_generator
 from .hypothesis import Hypothesis
+from .resume import (Heartbeat, claim, done_and_interrupted, evaluation_from_run,
+                     hypotheses_from_records, unfinished_round)
 from .tracking import create_run, experiment_id, finish, log, log_json, names
 
 SEEN_STATUSES = ("evaluated", "invalid")  # judged already; "error" runs may be tried again
@@ -58,7 +62,8 @@ def hypothesis_runs(client, exp_id: str, extra: str = "") -> list:
             return runs
 
 
-def known_hypotheses(client, exp_id: str, limit: int) -> tuple[dict[str, str], list[Known]]:
+def known_hypotheses(client, exp_id: str, limit: int,
+                     exclude_round: str | None = None) -> tuple[dict[str, str], list[Known]]:
     """(sha256 -> a run id, for every hypothesis judged already; the best `limit` as Known)."""
     import tempfile
     from pathlib import Path
@@ -68,7 +73,8 @@ def known_hypotheses(client, exp_id: str, limit: int) -> tuple[dict[str, str], l
     for run in hypothesis_runs(client, exp_id):
         tags = run.data.tags
         sha = tags.get(names.HYPOTHESIS_SHA256)
-        if not sha or tags.get(names.STATUS) not in SEEN_STATUSES:
+        if not sha or tags.get(names.STATUS) not in SEEN_STATUSES or \
+                (exclude_round and tags.get(names.ROUND_ID) == exclude_round):
             continue
         seen.setdefault(sha, run.info.run_id)
         b_wr = run.data.metrics.get(names.B_WR)
@@ -110,7 +116,6 @@ class Round:
     def run(self, n: int, top_k: int, seeds: int, seed: int | None = None) -> RoundSummary:
         if n < 1:
             raise ValueError("--n must be at least 1")
-        seen, known = known_hypotheses(self.client, self.exp_id, self.config.discover.parents)
         if seed is None:  # reproducible from the store: the number of rounds before this one
             seed = len(self.client.search_runs([self.exp_id], f"tags.`{names.ROLE}` = 'round'",
                                                max_results=10000))
@@ -119,18 +124,63 @@ class Round:
             names.ROLE: "round", names.KIND: self.kind, names.ROUND_ID: round_id,
             names.GENERATOR: self.generator.name})
         log(self.client, run_id, params={"kind": self.kind, "n": n, "top_k": top_k, "seeds": seeds,
-                                         "seed": seed, "generator": self.generator.name,
-                                         "known_hypotheses": len(seen)})
+                                         "seed": seed, "generator": self.generator.name})
+        with Heartbeat(self.client, run_id):
+            return self._drive(run_id, round_id, n, top_k, seeds, seed, records=None)
+
+    def resume(self) -> RoundSummary | None:
+        """Finish the latest unfinished round of the kind (None when there is none)."""
+        run = unfinished_round(self.client, self.exp_id)
+        if run is None:
+            return None
+        run_id, params = run.info.run_id, run.data.params
+        round_id = run.data.tags[names.ROUND_ID]
+        if run.data.tags.get(names.GENERATOR, self.generator.name) != self.generator.name:
+            from .generate import make_generator
+
+            self.generator = make_generator(run.data.tags[names.GENERATOR], self.config)
+        with Heartbeat(self.client, run_id) as heartbeat:
+            claim(self.client, run_id, heartbeat)
+            self.client.update_run(run_id, status="RUNNING")
+            log(self.client, run_id, tags={"mlr.round.resumed": str(int(time.time()))})
+            self.progress(f"resuming round {run_id} ({round_id})")
+            records = self._records(run_id)
+            return self._drive(run_id, round_id, int(params["n"]), int(params["top_k"]),
+                               int(params["seeds"]), int(params["seed"]), records)
+
+    def _records(self, run_id: str) -> list[dict] | None:
+        import tempfile
+        from pathlib import Path
+
+        from mlflow.exceptions import MlflowException
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = self.client.download_artifacts(run_id, names.GENERATION_ARTIFACT, tmp)
+            except (MlflowException, OSError):
+                return None  # killed during generation: it is generated again, from the same seed
+            return json.loads(Path(path).read_text())
+
+    def _drive(self, run_id, round_id, n, top_k, seeds, seed, records) -> RoundSummary:
         summary = RoundSummary(round_run_id=run_id, round_id=round_id)
         if hasattr(self.generator, "enable_tracing"):
             problem = self.generator.enable_tracing(self.client.tracking_uri, self.exp_id)
             if problem:
                 self.progress(f"LLM calls are not traced in MLflow: {problem}")
         try:
-            hypotheses, records = self._generate(Context(self.kind, tuple(known), seed), n, seen,
-                                                 summary)
-            log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)
-            self._link_traces(run_id)
+            if records is None:
+                seen, known = known_hypotheses(self.client, self.exp_id,
+                                               self.config.discover.parents, exclude_round=round_id)
+                hypotheses, records = self._generate(Context(self.kind, tuple(known), seed), n,
+                                                     seen, summary)
+                log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)
+                self._link_traces(run_id)
+            else:
+                hypotheses = hypotheses_from_records(records, self.kind)
+                summary.generated = len(hypotheses)
+                summary.duplicates = sum(r["status"] == "duplicate" for r in records)
+                summary.generation_failures = sum(r["status"] == "failed" for r in records)
+                summary.stop_reason = self.client.get_run(run_id).data.tags.get(names.ROUND_STOP_REASON)
             self._evaluate(hypotheses, top_k, seeds, run_id, round_id, summary)
         except BaseException as exc:
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
@@ -139,7 +189,7 @@ class Round:
             self.client.set_terminated(run_id, status=status)
             raise
         if summary.generated == 0:
-            finish(self.client, run_id, failed=True, status_tag="error",
+            finish(self.client, run_id, failed=True, status_tag="no-hypotheses",
                    reasons=[f"no hypothesis was generated: {summary.stop_reason or 'unknown'}"])
         else:
             finish(self.client, run_id, status_tag="finished")
@@ -184,7 +234,8 @@ class Round:
                     else:
                         mine.add(h.sha256)
                         hypotheses.append(h)
-                        record["status"] = "accepted"
+                        record.update(status="accepted", source=h.source, generator=h.generator,
+                                      origin=proposal.origin)
                         bar.update(1)
                 records.append(record)
         summary.generated = len(hypotheses)
@@ -229,8 +280,8 @@ class Round:
         champion = self._champion()
         if champion is None:
             with _bar(len(hypotheses), "one-pass") as bar:
-                one_pass = evaluator.evaluate(hypotheses, "one-pass", seeds, parent_run_id=run_id,
-                                              round_id=round_id)
+                one_pass = self._evaluate_once(evaluator, hypotheses, "one-pass", seeds, run_id,
+                                              round_id)
                 bar.update(len(hypotheses))
             summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
             chosen = [ev.hypothesis for ev in screen(one_pass, top_k)]
@@ -244,8 +295,8 @@ class Round:
         if chosen:
             self.progress(f"full training of the top {len(chosen)} {how}")
             with _bar(len(chosen), "full") as bar:
-                full = evaluator.evaluate(chosen, "full", seeds, parent_run_id=run_id,
-                                          round_id=round_id)
+                full = self._evaluate_once(evaluator, chosen, "full", seeds, run_id,
+                                          round_id)
                 bar.update(len(chosen))
         summary.full_evaluated = sum(1 for ev in full if ev.valid)
         summary.leaderboard = leaderboard(one_pass, full)
@@ -258,6 +309,27 @@ class Round:
         if summary.leaderboard:
             self.client.log_table(run_id, data=_columns(summary.leaderboard),
                                   artifact_file=names.LEADERBOARD_ARTIFACT)
+
+    def _evaluate_once(self, evaluator, hypotheses, variant, seeds, run_id, round_id):
+        """Evaluate what this round has not evaluated yet; finished runs (from before a kill) are
+        kept as they are, leftovers of a dead process are marked interrupted and done again."""
+        done = done_and_interrupted(self.client, self.exp_id, round_id, variant)
+        todo = [h for h in hypotheses if h.sha256 not in done]
+        if len(todo) < len(hypotheses):
+            self.progress(f"{len(hypotheses) - len(todo)} {variant} evaluation(s) kept from before")
+        fresh = {}
+        if todo:
+            fresh = {ev.hypothesis.sha256: ev for ev in evaluator.evaluate(
+                todo, variant, seeds, parent_run_id=run_id, round_id=round_id)}
+        return [fresh[h.sha256] if h.sha256 in fresh else evaluation_from_run(done[h.sha256], h)
+                for h in hypotheses]
+
+    def _record_screened(self, evaluator, hypotheses, checks, seeds, run_id, round_id) -> None:
+        done = done_and_interrupted(self.client, self.exp_id, round_id, "screened")
+        keep = [i for i, h in enumerate(hypotheses) if h.sha256 not in done]
+        if keep:
+            evaluator.record_unevaluated([hypotheses[i] for i in keep], [checks[i] for i in keep],
+                                         seeds, parent_run_id=run_id, round_id=round_id)
 
     def _reward_screened(self, champion, evaluator, hypotheses, top_k, seeds, run_id, round_id,
                          summary: RoundSummary):
@@ -275,8 +347,7 @@ class Round:
         valid = [i for i, c in enumerate(checks) if c.valid]
         summary.valid = len(valid)
         if not valid:
-            evaluator.record_unevaluated(hypotheses, checks, seeds, parent_run_id=run_id,
-                                         round_id=round_id)
+            self._record_screened(evaluator, hypotheses, checks, seeds, run_id, round_id)
             return [], []
         sources = [hypotheses[i].source for i in valid]
         self.progress(f"scoring {len(valid)} valid hypotheses with the reward model's champion")
@@ -292,10 +363,10 @@ class Round:
                 "explore" if j in explored else "reward" if j in picks else "screened-out")
         chosen = [hypotheses[valid[j]] for j in picks]
         rest = [i for i in range(len(hypotheses)) if i not in {valid[j] for j in picks}]
-        one_pass = evaluator.evaluate(chosen, "one-pass", seeds, parent_run_id=run_id,
-                                      round_id=round_id) if chosen else []
-        evaluator.record_unevaluated([hypotheses[i] for i in rest], [checks[i] for i in rest], seeds,
-                                     parent_run_id=run_id, round_id=round_id)
+        one_pass = self._evaluate_once(evaluator, chosen, "one-pass", seeds, run_id,
+                                       round_id) if chosen else []
+        self._record_screened(evaluator, [hypotheses[i] for i in rest], [checks[i] for i in rest],
+                              seeds, run_id, round_id)
         similarity = mean_pairwise_similarity(vectors[picks]) if len(picks) > 1 else None
         version = getattr(champion.metadata, "run_id", "")
         log(self.client, run_id, metrics={"selection_mean_similarity": similarity,
