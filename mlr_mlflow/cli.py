@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default structural,grid)")
     _common(p)
     p.set_defaults(handler=_reward)
+
+    p = verbs.add_parser("scheduler", help="scheduled jobs: start, status, run-now JOB")
+    p.add_argument("action", choices=("start", "status", "run-now"))
+    p.add_argument("job", nargs="?", default=None, help="run-now: the job id")
+    p.add_argument("--schedule", default="jobs/schedule.toml", help="the schedule file")
+    _common(p)
+    p.set_defaults(handler=_scheduler)
     return parser
 
 
@@ -151,6 +158,26 @@ def _reward(args) -> tuple[int, dict, str]:
     return EXIT_OK, out, "\n".join(lines)
 
 
+def _scheduler(args) -> tuple[int, dict, str]:
+    out = commands.scheduler(args.action, args.schedule, args.job, args.tracking_uri, args.config,
+                             progress=_progress)
+    if args.action == "status":
+        holder = out["scheduler"]
+        lines = [f"job store {out['store']} ({out['timezone']}); scheduler: " +
+                 (f"running ({holder['holder']}, heartbeat {holder['heartbeat_age_s']} s ago)"
+                  if holder else "not running")]
+        for job in out["jobs"]:
+            last = job["last"]
+            outcome = f"{last['status']} at {last['started']}" + (f": {last['error']}" if last and
+                                                                  last["error"] else "") if last else "never ran"
+            lines.append(f"  {job['id']:<28} {job['cron']:<12} next {job['next_run'] or '-'}  last {outcome}")
+        return EXIT_OK, out, "\n".join(lines)
+    if args.action == "run-now":
+        return (EXIT_OK if out["ok"] else EXIT_INVALID), out, \
+            f"job {args.job}: {'succeeded' if out['ok'] else 'failed: ' + out['error']} (run {out['run_id']})"
+    return EXIT_OK, out, "scheduler stopped"
+
+
 def _finite(value):
     """JSON has no NaN or infinity: they become null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -169,6 +196,11 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
     from .tracking import TrackingError
 
     errors = [ConfigError, UnknownDatasetError, HypothesisError, TrackingError, ValueError]
+    try:
+        from sqlalchemy.exc import OperationalError
+        errors.append(OperationalError)  # a job store database that cannot be reached
+    except ImportError:  # pragma: no cover
+        pass
     try:
         from mlflow.exceptions import MlflowException
         errors.append(MlflowException)  # an unreachable or refusing registry, say

@@ -99,3 +99,26 @@ def reward(action: str, kind: str, tracking_uri: str | None = None, config_path:
     if action == "promote":
         return registry.promote(client, config, kind)
     raise ValueError(f"unknown reward action {action!r} (train, evaluate or promote)")
+
+
+def scheduler(action: str, schedule_path: str = "jobs/schedule.toml", job: str | None = None,
+              tracking_uri: str | None = None, config_path: str | None = None,
+              progress: Callable[[str], None] = lambda _: None) -> dict:
+    """`scheduler start|status|run-now`."""
+    from .scheduling import scheduler as sched
+    from .scheduling.schedule import load_schedule
+    from .tracking import connect, default_tracking_uri
+
+    schedule = load_schedule(schedule_path)
+    uri = tracking_uri or default_tracking_uri()
+    connect(uri)  # fail fast on an unreachable tracking store
+    if action == "start":
+        sched.start(schedule, uri, config_path, progress)
+        return {"stopped": True}
+    if action == "status":
+        return sched.status(schedule, uri)
+    if action == "run-now":
+        if not job:
+            raise ValueError("run-now needs a JOB id")
+        return sched.run_now(schedule, job, uri, config_path)
+    raise ValueError(f"unknown scheduler action {action!r}")

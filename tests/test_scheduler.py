@@ -1,0 +1,184 @@
+"""Real APScheduler on a sqlite job store and on the PostgreSQL at 127.0.0.1:5432."""
+import json
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from mlr_mlflow.cli import main
+from mlr_mlflow.scheduling.lock import SchedulerBusy, SchedulerLock
+from mlr_mlflow.scheduling.schedule import load_schedule
+from mlr_mlflow.scheduling.scheduler import build
+
+from .conftest import write
+
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+def postgres_available() -> bool:
+    try:
+        import sqlalchemy
+
+        with sqlalchemy.create_engine(POSTGRES).connect():
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/jobs.db"
+        return
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    yield POSTGRES
+
+
+def schedule_file(tmp_path, store_url, jobs, grace=6):
+    text = f'timezone = "Europe/Paris"\nmisfire_grace_hours = {grace}\nstore = "{store_url}"\n'
+    for job in jobs:
+        text += (f'[[job]]\nid = "{job[0]}"\nrun = "{job[1]}"\ncron = "{job[2]}"\n'
+                 f'kwargs = {json.dumps(job[3]) if len(job) > 3 else "{}"}\n'.replace('": ', '" = '))
+    return write(tmp_path, f"schedule-{uuid.uuid4().hex[:6]}.toml", text)
+
+
+def job_runs(uri, job_id=None):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("mlr-jobs")
+    if exp is None:
+        return []
+    runs = client.search_runs([exp.experiment_id])
+    return [r for r in runs if job_id is None or r.data.tags.get("mlr.job.id") == job_id]
+
+
+def test_restart_keeps_jobs_without_duplicates(store, tmp_path, tracking_uri):
+    table = f"jobs_{uuid.uuid4().hex[:8]}"
+    jobs = [("nightly", "discover", "0 2 * * *", {"kind": "activation"}),
+            ("reward", "reward-train", "0 5 * * *", {"kind": "activation"})]
+    schedule = load_schedule(schedule_file(tmp_path, store, jobs))
+    for _ in range(3):  # three starts of the same schedule
+        scheduler = build(schedule, tracking_uri, jobstore_table=table,
+                          resume_first=False)
+        ids = sorted(j.id for j in scheduler.get_jobs())
+        next_run = {j.id: j.next_run_time for j in scheduler.get_jobs()}
+        scheduler.shutdown(wait=False)
+        assert ids == ["nightly", "reward"]
+    assert next_run["nightly"].hour == 2 and str(next_run["nightly"].tzinfo) == "Europe/Paris"
+    fewer = load_schedule(schedule_file(tmp_path, store, jobs[:1]))
+    scheduler = build(fewer, tracking_uri, jobstore_table=table, resume_first=False)
+    assert [j.id for j in scheduler.get_jobs()] == ["nightly"]  # the file is the truth
+    scheduler.remove_all_jobs()
+    scheduler.shutdown(wait=False)
+
+
+def test_missed_runs_run_once_and_past_grace_is_recorded(store, tmp_path, tracking_uri):
+    table = f"jobs_{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "ran.txt"
+    jobs = [("every-minute", "tests.sched_jobs:append", "* * * * *", {"path": str(marker)}),
+            ("nightly-late", "tests.sched_jobs:append", "0 2 * * *", {"path": str(marker), "text": "late"})]
+    schedule = load_schedule(schedule_file(tmp_path, store, jobs, grace=1))
+    scheduler = build(schedule, tracking_uri, jobstore_table=table, resume_first=False)
+    now = datetime.now(scheduler.timezone)
+    # as after a reboot: 120 runs of the first missed, and the nightly run 3 h late (grace: 1 h)
+    scheduler.get_job("every-minute").modify(next_run_time=now - timedelta(hours=2))
+    scheduler.get_job("nightly-late").modify(next_run_time=now - timedelta(hours=3))
+    scheduler.resume()
+    deadline = time.time() + 60
+    while time.time() < deadline and (not job_runs(tracking_uri, "every-minute")
+                                      or not job_runs(tracking_uri, "nightly-late")):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    scheduler.remove_all_jobs()
+    scheduler.shutdown(wait=True)
+    assert marker.read_text().splitlines() == ["ran"]  # coalesced: once, not 120 times
+    [ran] = job_runs(tracking_uri, "every-minute")
+    assert ran.info.status == "FINISHED" and "duration_s" in ran.data.metrics
+    [missed] = job_runs(tracking_uri, "nightly-late")  # skipped, but not silently
+    assert missed.info.status == "FAILED" and "misfire grace" in missed.data.tags["mlr.job.error"]
+
+
+def test_a_second_scheduler_is_refused_and_a_dead_one_times_out(store):
+    table = f"lock_{uuid.uuid4().hex[:8]}"
+    first = SchedulerLock(store, table=table, stale_s=5)
+    first.acquire()
+    second = SchedulerLock(store, table=table, stale_s=5)
+    with pytest.raises(SchedulerBusy, match="another scheduler holds this job store"):
+        second.acquire()
+    first._stop.set()  # the first one "crashes": no more heartbeats
+    first._thread.join()
+    time.sleep(5.5)
+    second.acquire()  # stale: taken over
+    assert second.holder()[0] == second.owner
+    second.release()
+    assert second.holder() is None
+
+
+def test_cli_run_now_and_status(tmp_path, tracking_uri, capsys):
+    marker = tmp_path / "ran.txt"
+    path = schedule_file(tmp_path, f"sqlite:///{tmp_path}/jobs.db",
+                         [("touch", "tests.sched_jobs:append", "0 3 * * *", {"path": str(marker)}),
+                          ("broken", "tests.sched_jobs:explode", "0 4 * * *")])
+    base = ["--schedule", str(path), "--tracking-uri", tracking_uri, "--json"]
+    assert main(["scheduler", "run-now", "touch", *base]) == 0
+    assert marker.read_text() == "ran\n"
+    assert main(["scheduler", "run-now", "broken", *base]) == 1
+    capsys.readouterr()
+    assert main(["scheduler", "status", *base]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    last = {j["id"]: j["last"] for j in out["jobs"]}
+    assert last["touch"]["status"] == "FINISHED"
+    assert last["broken"]["status"] == "FAILED" and "failed on purpose" in last["broken"]["error"]
+    assert main(["scheduler", "run-now", "nope", *base]) == 2
+    assert "no job 'nope'" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+
+
+def test_bad_schedules_are_usage_errors(tmp_path, tracking_uri, capsys):
+    for text, fragment in [('timezone = "Mars/Olympus"\n', "unknown time zone"),
+                           ('[[job]]\nid = "a"\nrun = "discover"\ncron = "99 * * * *"\n', "bad cron"),
+                           ('[[job]]\nid = "a"\nrun = "rm -rf"\ncron = "0 2 * * *"\n', "neither one of")]:
+        path = write(tmp_path, "bad.toml", text)
+        assert main(["scheduler", "status", "--schedule", str(path), "--tracking-uri", tracking_uri,
+                     "--json"]) == 2
+        assert fragment in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+    assert Path(tmp_path / "bad.toml").exists()
+
+
+def test_scheduler_start_refuses_a_second_and_stops_on_sigterm(tmp_path, tracking_uri, capsys):
+    import signal
+    import subprocess
+    import sys
+
+    path = schedule_file(tmp_path, f"sqlite:///{tmp_path}/jobs.db",
+                         [("touch", "tests.sched_jobs:append", "0 3 * * *", {"path": str(tmp_path / "x")})])
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-m", "mlr_mlflow", "scheduler", "start", "--schedule",
+                             str(path), "--tracking-uri", tracking_uri], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lock = SchedulerLock(f"sqlite:///{tmp_path}/jobs.db")
+    try:
+        deadline = time.time() + 60
+        while lock.holder() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert lock.holder() is not None
+        assert main(["scheduler", "start", "--schedule", str(path), "--tracking-uri", tracking_uri,
+                     "--json"]) == 2
+        err = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+        assert f"pid {proc.pid}" in err and "only one may run per store" in err
+        for _ in range(100):  # the jobs are registered just after the lock is taken
+            assert main(["scheduler", "status", "--schedule", str(path), "--tracking-uri",
+                         tracking_uri, "--json"]) == 0
+            status = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+            if status["jobs"][0]["next_run"]:
+                break
+            time.sleep(0.2)
+        assert status["scheduler"] and status["jobs"][0]["next_run"].startswith(
+            datetime.now().strftime("%Y"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, output
+    assert lock.holder() is None  # released on a graceful stop
