@@ -34,7 +34,7 @@ def use_store(client) -> None:
     import mlflow
 
     mlflow.set_tracking_uri(client.tracking_uri)
-    mlflow.set_registry_uri(client._registry_uri or client.tracking_uri)
+    mlflow.set_registry_uri(client.tracking_uri)  # the registry lives with the tracking store
 
 
 @dataclasses.dataclass

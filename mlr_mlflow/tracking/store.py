@@ -38,7 +38,9 @@ def connect(uri: str | None = None):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     _check_local(uri)
     try:
-        client = MlflowClient(tracking_uri=uri)
+        # the Model Registry lives with the tracking store. (Not $MLFLOW_REGISTRY_URI: MLflow's
+        # own set_registry_uri writes it, so it may name another store used earlier in-process.)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as exc:
         raise TrackingError(f"cannot reach tracking store {uri!r}: {type(exc).__name__}: "
