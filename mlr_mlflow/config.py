@@ -249,18 +249,22 @@ def config_from_dict(data: dict) -> Config:
     return Config(**values)
 
 
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    """A TOML file's table, or a ConfigError saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """The defaults, or the defaults overridden by the TOML file at `path`."""
     if not path:
         return Config()
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return config_from_dict(data)
+    return config_from_dict(read_toml(path))
 
 
 def with_overrides(config: Config, **sections) -> Config:

@@ -11,16 +11,10 @@
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-from ..config import ConfigError
+from ..config import ConfigError, read_toml
 
 BUILTIN = ("discover", "resume", "reward-train", "reward-promote")
 
@@ -59,13 +53,7 @@ def load_schedule(path: str | Path) -> Schedule:
 
     from apscheduler.triggers.cron import CronTrigger
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"schedule file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"schedule {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "schedule file")
     try:
         ZoneInfo(data.get("timezone", "UTC"))
     except (ZoneInfoNotFoundError, ValueError):
