@@ -8,7 +8,7 @@ and by generator.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +85,6 @@ class Features:
     structural: bool = True
     embedding: bool = True
     grid: bool = True
-    names: list[str] = field(default_factory=list)
 
     def matrix(self, kind: str, sources: list[str], shas: list[str] | None, encoder, sandbox_config=None):
         from .grid import behaviour_matrix
@@ -145,7 +144,7 @@ def held_out(X: np.ndarray, data: Dataset, by: str, algorithm: str) -> dict:
     per_group = {}
     for group in sorted(set(keys)):
         test = np.array([k == group for k in keys])
-        if test.all() or len(set(k for k, t in zip(data.rounds, test) if not t)) < 1:
+        if test.all():  # nothing left to train on
             continue
         model = fit(X[~test], data.b_wr[~test], [r for r, t in zip(data.rounds, test) if not t],
                     algorithm)
