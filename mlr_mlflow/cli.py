@@ -78,11 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_reward)
 
     p = verbs.add_parser("scheduler", help="scheduled jobs: start, status, run-now JOB")
-    p.add_argument("action", choices=("start", "status", "run-now"))
+    p.add_argument("action", choices=("init", "start", "status", "run-now"))
     p.add_argument("job", nargs="?", default=None, help="run-now: the job id")
-    p.add_argument("--schedule", default="jobs/schedule.toml", help="the schedule file")
+    p.add_argument("--schedule", default=None,
+                   help="the schedule file (default: jobs/schedule.toml here, else the packaged one)")
     _common(p)
     p.set_defaults(handler=_scheduler)
+
+    p = verbs.add_parser("audit", help="re-execute runs from their MLflow Project and compare")
+    p.add_argument("run_id", nargs="?", default=None, help="a hypothesis or baseline run")
+    p.add_argument("--round", dest="round_id", default=None, help="audit a round's leaderboard")
+    p.add_argument("--sample", type=int, default=None,
+                   help="audit N random recent hypothesis runs plus the current best")
+    p.add_argument("--env", default="local", choices=("local", "docker"),
+                   help="re-execute here (local) or in a container built from local material")
+    _common(p)
+    p.set_defaults(handler=_audit)
     return parser
 
 
@@ -172,10 +183,27 @@ def _scheduler(args) -> tuple[int, dict, str]:
                                                                   last["error"] else "") if last else "never ran"
             lines.append(f"  {job['id']:<28} {job['cron']:<12} next {job['next_run'] or '-'}  last {outcome}")
         return EXIT_OK, out, "\n".join(lines)
+    if args.action == "init":
+        return EXIT_OK, out, f"wrote {out['written']}: edit it, then `mlr-mlflow scheduler start`"
     if args.action == "run-now":
         return (EXIT_OK if out["ok"] else EXIT_INVALID), out, \
             f"job {args.job}: {'succeeded' if out['ok'] else 'failed: ' + out['error']} (run {out['run_id']})"
     return EXIT_OK, out, "scheduler stopped"
+
+
+def _audit(args) -> tuple[int, dict, str]:
+    out = commands.audit(args.run_id, args.round_id, args.sample, args.env, args.tracking_uri,
+                         args.config, progress=_progress)
+    audits = out["audits"] if "audits" in out else [out]
+    lines = [f"run {a['run_id']}: {a['verdict']} (max abs diff {a['max_abs_diff']:.3g}; audit run "
+             f"{a['audit_run_id']})" + "".join(
+                 f"\n  - {d['what']} {d['key']}: {d['original']} -> {d['rerun']}"
+                 + ("" if d["within_tolerance"] else " (out of tolerance)")
+                 for d in a["differences"][:20]) for a in audits]
+    if not audits:
+        lines = ["nothing to audit: no evaluated hypothesis run in the store"]
+    ok = all(a["reproduced"] for a in audits)
+    return (EXIT_OK if ok else EXIT_INVALID), out, "\n".join(lines)
 
 
 def _finite(value):
@@ -190,12 +218,13 @@ def _finite(value):
 
 
 def _usage_errors() -> tuple[type[BaseException], ...]:
+    from .audit.rerun import AuditError
     from .config import ConfigError
     from .evaluate.datasets import UnknownDatasetError
     from .hypothesis import HypothesisError
     from .tracking import TrackingError
 
-    errors = [ConfigError, UnknownDatasetError, HypothesisError, TrackingError, ValueError]
+    errors = [ConfigError, UnknownDatasetError, HypothesisError, TrackingError, AuditError, ValueError]
     try:
         from sqlalchemy.exc import OperationalError
         errors.append(OperationalError)  # a job store database that cannot be reached

@@ -42,10 +42,8 @@ def evaluate_file(path: str | Path, kind: str, variant: str = "one-pass", seeds:
     hypothesis = Hypothesis.from_file(path, kind)
     suite = load_suite(config.suite)  # an unknown dataset is a usage error before anything is written
     evaluator = Evaluator(connect(tracking_uri), config, progress, suite=suite)
-    config_arg = str(Path(config_path).resolve()) if config_path else ""
     [evaluation] = evaluator.evaluate([hypothesis], variant, seeds,
-                                      run_id=os.environ.get("MLFLOW_RUN_ID") or None,
-                                      config_path=config_arg)
+                                      run_id=os.environ.get("MLFLOW_RUN_ID") or None)
     return evaluation
 
 
@@ -56,24 +54,14 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
              resume: bool = False):
     """One discovery round -> RoundSummary (None when `resume` finds nothing to finish).
     Unset arguments come from the config's [discover]."""
-    import dataclasses
-
-    from .rounds import Round
+    from .config import for_discovery
+    from .rounds import discover as run_round
     from .tracking import connect
 
     get_kind(kind)
-    config = _config(config_path)
-    if generator:
-        config = with_overrides(config, discover={"generator": generator})
-    if llm:
-        config = dataclasses.replace(config, llm=dataclasses.replace(
-            config.llm, **{k: v for k, v in llm.items() if v is not None}))
-    d = config.discover
-    round_ = Round(connect(tracking_uri), config, kind, progress=progress)
-    if resume:
-        return round_.resume()
-    return round_.run(n if n is not None else d.n, top_k if top_k is not None else d.top_k,
-                      seeds if seeds is not None else d.seeds, seed)
+    config = for_discovery(_config(config_path), generator, llm)
+    return run_round(connect(tracking_uri), config, kind, n=n, top_k=top_k, seeds=seeds, seed=seed,
+                     resume=resume, progress=progress)
 
 
 def reward(action: str, kind: str, tracking_uri: str | None = None, config_path: str | None = None,
@@ -90,9 +78,7 @@ def reward(action: str, kind: str, tracking_uri: str | None = None, config_path:
     if action == "train":
         result = registry.train(client, config, kind, encoder or DEFAULT_ENCODER, progress=progress,
                                 features=registry.parse_features(features))
-        return {"run_id": result.run_id, "version": result.version, "algorithm": result.algorithm,
-                "alias": "challenger", "model": registry.model_name(kind),
-                "holdout_rounds": result.holdout_rounds, **result.held_out["holdout"]}
+        return result.to_dict(kind)
     if action == "evaluate":
         return registry.evaluate_features(client, config, kind, encoder or DEFAULT_ENCODER,
                                           registry.parse_features(features))
@@ -101,15 +87,66 @@ def reward(action: str, kind: str, tracking_uri: str | None = None, config_path:
     raise ValueError(f"unknown reward action {action!r} (train, evaluate or promote)")
 
 
-def scheduler(action: str, schedule_path: str = "jobs/schedule.toml", job: str | None = None,
+def audit(run_id: str | None = None, round_id: str | None = None, sample: int | None = None,
+          env: str = "local", tracking_uri: str | None = None, config_path: str | None = None,
+          progress: Callable[[str], None] = lambda _: None) -> dict:
+    """`audit RUN_ID | --round ID | --sample N`: one audit's dict, or {"audits": [...]}."""
+    from . import audit as audits
+    from .tracking import connect
+
+    if sum(x is not None for x in (run_id, round_id, sample)) != 1:
+        raise ValueError("audit needs exactly one of RUN_ID, --round ID or --sample N")
+    if sample is not None and sample < 0:
+        raise ValueError("--sample must be at least 0")
+    config = _config(config_path)
+    client = connect(tracking_uri)
+    if run_id is not None:
+        return audits.audit_run(client, config, run_id, env, progress).to_dict()
+    if round_id is not None:
+        return {"audits": [r.to_dict() for r in audits.audit_round(client, config, round_id, env, progress)]}
+    return audits.audit_sample(client, config, sample, env, progress=progress)
+
+
+SCHEDULE_FILE = "jobs/schedule.toml"
+
+
+def schedule_path(path: str | None, progress: Callable[[str], None] = lambda _: None) -> str:
+    """The schedule to use: `path`, else ./jobs/schedule.toml, else the packaged default."""
+    if path:
+        return path
+    if Path(SCHEDULE_FILE).is_file():
+        return SCHEDULE_FILE
+    from .resources import default_schedule
+
+    progress(f"no {SCHEDULE_FILE} here: using the packaged default schedule "
+             "(`mlr-mlflow scheduler init` writes an editable copy)")
+    return str(default_schedule())
+
+
+def scheduler_init(directory: str | Path = ".") -> dict:
+    """`scheduler init`: the packaged default schedule, written where the user is, never over one."""
+    from .config import ConfigError
+    from .resources import default_schedule
+
+    target = Path(directory) / SCHEDULE_FILE
+    if target.exists():
+        raise ConfigError(f"{target} exists already; edit it, or remove it first")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(default_schedule().read_text())
+    return {"written": str(target)}
+
+
+def scheduler(action: str, schedule_file: str | None = None, job: str | None = None,
               tracking_uri: str | None = None, config_path: str | None = None,
               progress: Callable[[str], None] = lambda _: None) -> dict:
-    """`scheduler start|status|run-now`."""
+    """`scheduler init|start|status|run-now`."""
     from .scheduling import scheduler as sched
     from .scheduling.schedule import load_schedule
     from .tracking import connect, default_tracking_uri
 
-    schedule = load_schedule(schedule_path)
+    if action == "init":
+        return scheduler_init()
+    schedule = load_schedule(schedule_path(schedule_file, progress))
     uri = tracking_uri or default_tracking_uri()
     connect(uri)  # fail fast on an unreachable tracking store
     if action == "start":

@@ -179,6 +179,23 @@ class LLMConfig:
     trace: bool = True
 
 
+@dataclass(frozen=True)
+class AuditConfig:
+    """How an audit judges a re-execution (defaults: the batched-versus-alone bound of the tests).
+
+    Attributes:
+        acc_tol: absolute tolerance on accuracies.
+        loss_rtol: relative tolerance on losses.
+        wr_tol: absolute tolerance on win rates and other numbers.
+        sample: runs drawn by `audit --sample` and the scheduled `audit-sample` job (plus the best).
+    """
+
+    acc_tol: float = 1e-6
+    loss_rtol: float = 1e-4
+    wr_tol: float = 1e-9
+    sample: int = 5
+
+
 DEFAULT_KINDS = {
     "activation": KindConfig(baselines=("relu",), sota=("gelu", "silu", "mish", "elu")),
     "preprocessing": KindConfig(baselines=("none", "standardize"),
@@ -202,6 +219,7 @@ class Config:
     kinds: dict[str, KindConfig] = field(default_factory=lambda: dict(DEFAULT_KINDS))
     discover: DiscoverConfig = field(default_factory=DiscoverConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     experiment_prefix: str = "mlr-"
 
     def experiment_name(self, kind: str) -> str:
@@ -229,7 +247,8 @@ def _build(cls, table: dict, where: str):
 def config_from_dict(data: dict) -> Config:
     data = dict(data)
     sections = {"model": ModelConfig, "suite": SuiteConfig, "compare": CompareConfig,
-                "sandbox": SandboxConfig, "discover": DiscoverConfig, "llm": LLMConfig}
+                "sandbox": SandboxConfig, "discover": DiscoverConfig, "llm": LLMConfig,
+                "audit": AuditConfig}
     values = {}
     for name, cls in sections.items():
         if name in data:
@@ -261,10 +280,30 @@ def read_toml(path: str | Path, what: str = "config file") -> dict:
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """The defaults, or the defaults overridden by the TOML file at `path`."""
+    """The defaults, or the defaults overridden by the file at `path`: TOML, or the JSON of the
+    effective config that every run records as `config.json`."""
     if not path:
         return Config()
+    if str(path).endswith(".json"):
+        import json
+
+        try:
+            return config_from_dict(json.loads(Path(path).read_text()))
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
     return config_from_dict(read_toml(path))
+
+
+def for_discovery(config: Config, generator: str | None = None, llm: dict | None = None) -> Config:
+    """The config with a round's own choices: its generator and LLM settings (None: unchanged)."""
+    if generator:
+        config = with_overrides(config, discover={"generator": generator})
+    if llm:
+        config = dataclasses.replace(config, llm=dataclasses.replace(
+            config.llm, **{k: v for k, v in llm.items() if v is not None}))
+    return config
 
 
 def with_overrides(config: Config, **sections) -> Config:

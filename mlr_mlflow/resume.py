@@ -19,6 +19,7 @@ import uuid
 
 from .hypothesis import Hypothesis
 from .tracking import finish, log, names
+from .tracking.queries import round_runs, runs_of_round
 
 HEARTBEAT = "mlr.round.heartbeat"
 OWNER = "mlr.round.owner"
@@ -85,9 +86,7 @@ def _dead_here(run) -> bool:
 
 def unfinished_round(client, exp_id: str):
     """The latest round that did not finish, if its process is gone; else RoundBusy or None."""
-    rounds = client.search_runs([exp_id], f"tags.`{names.ROLE}` = 'round'",
-                                order_by=["attributes.start_time DESC"], max_results=50)
-    for run in rounds:
+    for run in round_runs(client, exp_id, newest_first=True, limit=50):
         status = run.info.status
         if status == "FINISHED" or (status == "FAILED" and run.data.tags.get(names.STATUS) != "error"):
             continue
@@ -109,15 +108,10 @@ def claim(client, run_id: str, heartbeat: Heartbeat) -> None:
         raise RoundBusy(f"round {run_id} was just claimed by another process")
 
 
-def round_runs(client, exp_id: str, round_id: str) -> list:
-    return client.search_runs([exp_id], f"tags.`{names.ROUND_ID}` = '{round_id}' and "
-                                        f"tags.`{names.ROLE}` = 'hypothesis'", max_results=50000)
-
-
 def done_and_interrupted(client, exp_id: str, round_id: str, variant: str) -> dict:
     """sha256 -> finished run of this round and variant; RUNNING leftovers are marked interrupted."""
     done = {}
-    for run in round_runs(client, exp_id, round_id):
+    for run in runs_of_round(client, exp_id, round_id):
         tags = run.data.tags
         if tags.get(names.VARIANT) != variant:
             continue
@@ -127,17 +121,6 @@ def done_and_interrupted(client, exp_id: str, round_id: str, variant: str) -> di
         elif tags.get(names.STATUS) in DONE_STATUSES:
             done.setdefault(tags[names.HYPOTHESIS_SHA256], run)
     return done
-
-
-def evaluation_from_run(run, hypothesis: Hypothesis):
-    from .evaluate.evaluator import Evaluation
-
-    tags, metrics = run.data.tags, run.data.metrics
-    ev = Evaluation(hypothesis=hypothesis, run_id=run.info.run_id, variant=tags.get(names.VARIANT, ""),
-                    b_wr=metrics.get(names.B_WR), bsota_wr=metrics.get(names.BSOTA_WR))
-    if tags.get(names.STATUS) == "invalid":
-        ev.reject(tags.get(names.REASONS, "").splitlines(), tags.get(names.STAGE, "dynamic"))
-    return ev
 
 
 def hypotheses_from_records(records: list[dict], kind: str) -> list[Hypothesis]:

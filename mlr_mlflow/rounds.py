@@ -21,9 +21,9 @@ from .config import Config
 from .generate import Context, GenerationStopped, Known, make_generator
 from .hypothesis import Hypothesis
 from .leaderboard import best_of, columns, leaderboard
-from .resume import (Heartbeat, claim, done_and_interrupted, evaluation_from_run,
-                     hypotheses_from_records, unfinished_round)
+from .resume import Heartbeat, claim, done_and_interrupted, hypotheses_from_records, unfinished_round
 from .tracking import create_run, experiment_id, finish, log, log_json, names
+from .tracking.queries import hypothesis_runs, round_runs
 
 SEEN_STATUSES = ("evaluated", "invalid")  # judged already; "error" runs may be tried again
 
@@ -49,18 +49,6 @@ class RoundSummary:
                 "evaluated": self.evaluated, "best": self.best, "round_id": self.round_id,
                 "full_evaluated": self.full_evaluated, "duplicates": self.duplicates,
                 "generation_failures": self.generation_failures, "stop_reason": self.stop_reason}
-
-
-def hypothesis_runs(client, exp_id: str, extra: str = "") -> list:
-    """Every hypothesis run of an experiment (all pages)."""
-    runs, token = [], None
-    query = f"tags.`{names.ROLE}` = 'hypothesis'" + (f" and {extra}" if extra else "")
-    while True:
-        page = client.search_runs([exp_id], filter_string=query, max_results=5000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def known_hypotheses(client, exp_id: str, limit: int,
@@ -105,6 +93,19 @@ def screen(evaluations: list, top_k: int) -> list:
     return valid[:max(top_k, 0)]
 
 
+def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: int | None = None,
+             seeds: int | None = None, seed: int | None = None, resume: bool = False,
+             progress: Callable[[str], None] = lambda _: None) -> "RoundSummary | None":
+    """One round of `kind` (unset numbers from the config's [discover]), or with `resume` the latest
+    unfinished one (None when there is none)."""
+    d = config.discover
+    round_ = Round(client, config, kind, progress=progress)
+    if resume:
+        return round_.resume()
+    return round_.run(n if n is not None else d.n, top_k if top_k is not None else d.top_k,
+                      seeds if seeds is not None else d.seeds, seed)
+
+
 class Round:
     """One discovery round of one kind into a tracking store."""
 
@@ -118,8 +119,7 @@ class Round:
         if n < 1:
             raise ValueError("--n must be at least 1")
         if seed is None:  # reproducible from the store: the number of rounds before this one
-            seed = len(self.client.search_runs([self.exp_id], f"tags.`{names.ROLE}` = 'round'",
-                                               max_results=10000))
+            seed = len(round_runs(self.client, self.exp_id))
         round_id = uuid.uuid4().hex[:12]
         run_id = create_run(self.client, self.exp_id, f"round-{self.kind}-{round_id[:6]}", {
             names.ROLE: "round", names.KIND: self.kind, names.ROUND_ID: round_id,
@@ -314,6 +314,8 @@ class Round:
     def _evaluate_once(self, evaluator, hypotheses, variant, seeds, run_id, round_id):
         """Evaluate what this round has not evaluated yet; finished runs (from before a kill) are
         kept as they are, leftovers of a dead process are marked interrupted and done again."""
+        from .evaluate.evaluator import Evaluation
+
         done = done_and_interrupted(self.client, self.exp_id, round_id, variant)
         todo = [h for h in hypotheses if h.sha256 not in done]
         if len(todo) < len(hypotheses):
@@ -322,7 +324,7 @@ class Round:
         if todo:
             fresh = {ev.hypothesis.sha256: ev for ev in evaluator.evaluate(
                 todo, variant, seeds, parent_run_id=run_id, round_id=round_id)}
-        return [fresh[h.sha256] if h.sha256 in fresh else evaluation_from_run(done[h.sha256], h)
+        return [fresh[h.sha256] if h.sha256 in fresh else Evaluation.from_run(done[h.sha256], h)
                 for h in hypotheses]
 
     def _record_screened(self, evaluator, hypotheses, checks, seeds, run_id, round_id) -> None:

@@ -4,7 +4,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from mlr_mlflow.evaluate.evaluator import PROJECT_DIR
+from mlr_mlflow.resources import project_dir
 from mlr_mlflow.tracking import names
 
 from .conftest import SWISH, write
@@ -27,7 +27,7 @@ def test_project_run_matches_batched_run(tmp_path, tracking_uri, small_config, m
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     submitted = mlflow.projects.run(
-        str(PROJECT_DIR), entry_point="one_pass", env_manager="local", synchronous=True,
+        str(project_dir()), entry_point="one_pass", env_manager="local", synchronous=True,
         parameters={"hypothesis": str(path), "kind": "activation", "seeds": "2",
                     "datasets": "iris,xor"}, experiment_name="mlr-activation")
     assert submitted.get_status() == "FINISHED"

@@ -12,29 +12,22 @@ import dataclasses
 import hashlib
 import json
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 from ..config import Config
+from .. import resources
+from ..provenance import environment, library_versions
 from ..kinds import KINDS, get_kind
 from ..sandbox import open_sandbox
-from ..tracking import create_run, finish, log, log_datasets, log_json, names
+from ..tracking import create_run, finish, log, log_artifact_files, log_datasets, names
+from ..tracking.queries import latest_finished
 from .datasets import Dataset
 from .job import TRAIN_TARGET
 from .winrate import Results
 
-VERSIONED = ("torch", "lightning", "numpy", "scikit-learn", "mlr-mlflow")
-
-
-def library_versions() -> dict[str, str]:
-    versions = {}
-    for dist in VERSIONED:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "unknown"
-    return versions
+ENTRY_POINTS = {"one-pass": "one_pass", "full": "full"}
+VERSIONED = ("torch", "lightning", "numpy", "scikit-learn", "mlr-mlflow")  # in the baseline key
 
 
 def trainer_digest() -> str:
@@ -42,6 +35,22 @@ def trainer_digest() -> str:
     here = Path(__file__).resolve().parent
     data = b"".join((here / name).read_bytes() for name in ("model.py", "job.py"))
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def project_tags(variant: str, kind: str, seeds: int, datasets: list[str]) -> dict[str, str]:
+    """What an audit needs to re-run a run as the packaged MLflow Project `projects/evaluate`: every
+    parameter, with the hypothesis and the effective config as paths among the run's artifacts."""
+    params = {"hypothesis": names.HYPOTHESIS_ARTIFACT, "kind": kind, "seeds": seeds,
+              "config": names.CONFIG_ARTIFACT, "datasets": ",".join(datasets)}
+    return {names.PROJECT_URI: resources.PROJECT_URI, names.PROJECT_VERSION: resources.package_version(),
+            names.PROJECT_ENTRY_POINT: ENTRY_POINTS[variant],
+            names.PROJECT_PARAMS: json.dumps(params, sort_keys=True)}
+
+
+def environment_json(backend: str) -> str:
+    """`environment.json`: the software and machine, the trainer's digest and the sandbox backend."""
+    return json.dumps({**environment(), "trainer_digest": trainer_digest(), "sandbox": backend},
+                      indent=1, sort_keys=True)
 
 
 def components_for(kind: str, source: str) -> dict[str, str]:
@@ -60,7 +69,7 @@ def baseline_key(kind: str, source: str, variant: str, seeds: list[int], dataset
     material = {
         "components": components_for(kind, source), "variant": variant, "seeds": list(seeds),
         "datasets": {d.name: d.digest for d in datasets},
-        "model": dataclasses.asdict(config.model), "versions": library_versions(),
+        "model": dataclasses.asdict(config.model), "versions": library_versions(VERSIONED),
         "trainer": trainer_digest(),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
@@ -71,14 +80,11 @@ def results_from_json(data: dict) -> Results:
 
 
 def _cached(client, experiment_id: str, key: str) -> Results | None:
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{names.BASELINE_KEY}` = '{key}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=1)
-    if not runs:
+    run = latest_finished(client, experiment_id, names.BASELINE_KEY, key)
+    if run is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(runs[0].info.run_id, names.RESULTS_ARTIFACT, tmp)
+        path = client.download_artifacts(run.info.run_id, names.RESULTS_ARTIFACT, tmp)
         return results_from_json(json.loads(Path(path).read_text()))
 
 
@@ -130,14 +136,18 @@ def get_references(client, experiment_id: str, kind: str, variant: str, seeds: l
         for name in missing:
             found[name] = regroup(raw["results"], name, seeds)
             _log_reference(client, experiment_id, kind, name, keys[name], variant, seeds, datasets,
-                           found[name], wanted[name])
+                           found[name], wanted[name], config)
     return ({n: found[n] for n in baselines}, {n: found[n] for n in sota})
 
 
-def _log_reference(client, experiment_id, kind, name, key, variant, seeds, datasets, results, source):
+def _log_reference(client, experiment_id, kind, name, key, variant, seeds, datasets, results, source,
+                   config: Config):
+    from ..sandbox import resolve_backend
+
     run_id = create_run(client, experiment_id, f"baseline-{name}-{variant}", {
         names.ROLE: "baseline", names.KIND: kind, names.BASELINE_COMPONENT: name,
-        names.BASELINE_KEY: key, names.VARIANT: variant})
+        names.BASELINE_KEY: key, names.VARIANT: variant,
+        **project_tags(variant, kind, len(seeds), [ds.name for ds in datasets])})
     try:
         metrics = {}
         for ds, per_seed in results.items():
@@ -147,9 +157,13 @@ def _log_reference(client, experiment_id, kind, name, key, variant, seeds, datas
                     metrics[names.dataset_metric(ds, metric)] = sum(values) / len(values)
         log(client, run_id, params={"seeds": len(seeds), "variant": variant, "component": name},
             metrics=metrics, tags={})
-        client.log_text(run_id, source, names.HYPOTHESIS_ARTIFACT)
-        log_json(client, run_id, {ds: {str(s): r for s, r in ps.items()} for ds, ps in results.items()},
-                 names.RESULTS_ARTIFACT)
+        log_artifact_files(client, run_id, {
+            names.HYPOTHESIS_ARTIFACT: source,
+            names.CONFIG_ARTIFACT: json.dumps(config.to_dict(), indent=1, sort_keys=True, default=str),
+            names.ENVIRONMENT_ARTIFACT: environment_json(resolve_backend(config.sandbox.backend)),
+            names.RESULTS_ARTIFACT: json.dumps(
+                {ds: {str(s): r for s, r in ps.items()} for ds, ps in results.items()},
+                indent=1, sort_keys=True)})
         log_datasets(client, run_id, datasets)
         finish(client, run_id, status_tag="evaluated")
     except BaseException:

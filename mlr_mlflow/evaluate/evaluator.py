@@ -21,13 +21,11 @@ from ..sandbox import SandboxError, open_sandbox, resolve_backend
 from ..tracking import (create_run, experiment_id, finish, log, log_artifact_files, log_datasets,
                         log_json, names)
 from ..validate import validate_many
-from .baselines import components_for, get_references, regroup, train_models
+from .baselines import components_for, environment_json, project_tags, get_references, regroup, train_models
 from .datasets import Dataset, load_suite
 from .winrate import summarize
 
 VARIANTS = ("one-pass", "full")
-ENTRY_POINTS = {"one-pass": "one_pass", "full": "full"}
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "projects" / "evaluate"
 
 
 @dataclass
@@ -45,6 +43,16 @@ class Evaluation:
     datasets: dict[str, dict] = field(default_factory=dict)
     per_seed: dict = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def from_run(cls, run, hypothesis: Hypothesis) -> "Evaluation":
+        """The outcome recorded by a finished run (a resumed round keeps it rather than redo it)."""
+        tags, metrics = run.data.tags, run.data.metrics
+        ev = cls(hypothesis=hypothesis, run_id=run.info.run_id, variant=tags.get(names.VARIANT, ""),
+                 b_wr=metrics.get(names.B_WR), bsota_wr=metrics.get(names.BSOTA_WR))
+        if tags.get(names.STATUS) == "invalid":
+            ev.reject(tags.get(names.REASONS, "").splitlines(), tags.get(names.STAGE, "dynamic"))
+        return ev
+
     def reject(self, reasons: list[str], stage: str) -> None:
         self.valid, self.reasons, self.stage = False, list(reasons), stage
 
@@ -53,14 +61,6 @@ class Evaluation:
                 "run_id": self.run_id, "b_wr": self.b_wr, "bsota_wr": self.bsota_wr,
                 "variant": self.variant, "datasets": self.datasets,
                 "sha256": self.hypothesis.sha256, "kind": self.hypothesis.kind}
-
-
-def project_tags(variant: str, kind: str, seeds: int, config_path: str = "") -> dict[str, str]:
-    """What an audit needs to re-run a hypothesis run as the MLflow Project projects/evaluate."""
-    params = {"hypothesis": names.HYPOTHESIS_ARTIFACT, "kind": kind, "seeds": seeds,
-              "config": config_path}
-    return {names.PROJECT_URI: str(PROJECT_DIR), names.PROJECT_ENTRY_POINT: ENTRY_POINTS[variant],
-            names.PROJECT_PARAMS: json.dumps(params, sort_keys=True)}
 
 
 class Evaluator:
@@ -90,7 +90,7 @@ class Evaluator:
 
     def evaluate(self, hypotheses: list[Hypothesis], variant: str = "one-pass", seeds: int = 3, *,
                  parent_run_id: str | None = None, round_id: str | None = None,
-                 run_id: str | None = None, config_path: str = "") -> list[Evaluation]:
+                 run_id: str | None = None) -> list[Evaluation]:
         """Evaluate `hypotheses` (one run each; `run_id` adopts an existing run, for one hypothesis).
 
         The runs are created and described on a background thread while the sandbox validates and
@@ -108,7 +108,7 @@ class Evaluator:
         evaluations = [Evaluation(hypothesis=h, run_id="", variant=variant) for h in hypotheses]
         pool = ThreadPoolExecutor(1, thread_name_prefix="mlr-tracking")
         opening = pool.submit(self._timed_call, "tracking_background", self._open_runs, evaluations, variant, seeds, parent_run_id, round_id,
-                              run_id, config_path, backend, suite)
+                              run_id, backend, suite)
         try:
             self._run(evaluations, variant, list(range(seeds)), suite)
             with self._timed("tracking"):
@@ -133,8 +133,8 @@ class Evaluator:
         evaluations = [Evaluation(hypothesis=h, run_id="", variant="screened") for h in hypotheses]
         backend = resolve_backend(self.config.sandbox.backend)
         try:
-            self._open_runs(evaluations, "one-pass", seeds, parent_run_id, round_id, None, "",
-                            backend, self.suite)
+            self._open_runs(evaluations, "one-pass", seeds, parent_run_id, round_id, None, backend,
+                            self.suite)
         finally:
             for ev, result in zip(evaluations, validations):
                 if not ev.run_id:
@@ -152,19 +152,20 @@ class Evaluator:
         with self._timed(phase):
             return fn(*args)
 
-    def _open_runs(self, evaluations, variant, seeds, parent_run_id, round_id, run_id, config_path,
-                   backend, suite) -> None:
+    def _open_runs(self, evaluations, variant, seeds, parent_run_id, round_id, run_id, backend,
+                   suite) -> None:
         """Everything that does not depend on results: the run, its tags, params, source, config
         and datasets, in four requests per run."""
         model = dataclasses.asdict(self.config.model)
         params = {"variant": variant, "seeds": seeds, "suite": ",".join(self.config.suite.datasets),
                   **{f"model.{k}": v for k, v in model.items()}}
         config_json = json.dumps(self.config.to_dict(), indent=1, sort_keys=True, default=str)
+        env_json = environment_json(backend)
         for ev in evaluations:
             h = ev.hypothesis
             tags = {names.ROLE: "hypothesis", names.KIND: h.kind, names.HYPOTHESIS_SHA256: h.sha256,
                     names.GENERATOR: h.generator, names.VARIANT: variant, names.SANDBOX: backend,
-                    **project_tags(variant, h.kind, seeds, config_path)}
+                    **project_tags(variant, h.kind, seeds, [ds.name for ds in suite])}
             if round_id:
                 tags[names.ROUND_ID] = round_id
             origin = h.origin or {}
@@ -176,7 +177,8 @@ class Evaluator:
                 metrics=origin.get("metrics"))
             log_artifact_files(self.client, ev.run_id, {**origin.get("artifacts", {}),
                                                         names.HYPOTHESIS_ARTIFACT: h.source,
-                                                        names.CONFIG_ARTIFACT: config_json})
+                                                        names.CONFIG_ARTIFACT: config_json,
+                                                        names.ENVIRONMENT_ARTIFACT: env_json})
             log_datasets(self.client, ev.run_id, suite)
 
     def _run(self, evaluations: list[Evaluation], variant: str, seeds: list[int], suite) -> None:

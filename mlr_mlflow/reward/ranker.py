@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..tracking import names
+from ..tracking.queries import hypothesis_runs
 from .features import structural_matrix
 
 MIN_RUNS = 20  # below this, held-out correlations mean nothing
@@ -47,8 +48,6 @@ class Dataset:
 
 def load_dataset(client, exp_id: str, kind: str, rounds: set[str] | None = None) -> Dataset:
     """Every finished one-pass evaluation of `kind` in the experiment (one per hypothesis)."""
-    from ..rounds import hypothesis_runs
-
     runs = hypothesis_runs(client, exp_id, f"tags.`{names.VARIANT}` = 'one-pass' and "
                                            f"tags.`{names.STATUS}` = 'evaluated'")
     rows, seen = [], set()

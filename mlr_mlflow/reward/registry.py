@@ -45,6 +45,11 @@ class TrainResult:
     held_out: dict
     holdout_rounds: list[str]
 
+    def to_dict(self, kind: str) -> dict:
+        return {"run_id": self.run_id, "version": self.version, "algorithm": self.algorithm,
+                "alias": "challenger", "model": model_name(kind),
+                "holdout_rounds": self.holdout_rounds, **self.held_out["holdout"]}
+
 
 def _split(data, holdout: int):
     order = []

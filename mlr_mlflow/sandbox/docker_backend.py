@@ -1,6 +1,6 @@
 """Docker: the worker in a container with no network, a read-only root, memory and pids limits.
 
-No image is pulled. The image (`docker/sandbox/Dockerfile`) is `FROM scratch` with an empty
+No image is pulled. The image (`docker/sandbox/Dockerfile`, package data) is `FROM scratch` with an empty
 directory skeleton, built locally through the docker SDK; the host's /usr, Python installation and
 this package are mounted read-only at run time, so the container runs exactly the host's code. The
 long-lived worker speaks the same stdin/stdout protocol as the other backends, through `docker run -i`.
@@ -17,12 +17,12 @@ import uuid
 from functools import lru_cache
 from pathlib import Path
 
+from ..resources import dockerfile
 from .bwrap_backend import (INNER_PACKAGE_PARENT, MAX_TASKS, NOBODY, SYSTEM_DIRS, TMP_BYTES,
                             python_prefixes)
 from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox
 
 IMAGE = "mlr-mlflow-sandbox:1"
-DOCKERFILE = Path(__file__).resolve().parents[2] / "docker" / "sandbox" / "Dockerfile"
 SKELETON_DIRS = ("tmp", "proc", "dev", "sys", "etc", "usr", "opt/mlr/mlr_mlflow")
 
 
@@ -36,7 +36,7 @@ def _build_context() -> io.BytesIO:
     """Dockerfile plus a skeleton of empty directories and the host's /lib-style symlinks."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = DOCKERFILE.read_bytes()
+        data = dockerfile().read_bytes()
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))

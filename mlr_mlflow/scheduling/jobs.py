@@ -1,5 +1,7 @@
 """What a scheduled job runs. Every execution is an MLflow run in the `mlr-jobs` experiment, with
 the job id, its status, duration and error, so failures are visible in MLflow and `scheduler status`.
+
+Jobs call the layers below the command line (rounds, the reward registry, audits) directly.
 """
 from __future__ import annotations
 
@@ -9,24 +11,51 @@ import time
 import traceback
 
 JOBS_EXPERIMENT = "mlr-jobs"
+LLM_KEYS = ("model", "base_url", "prompt")
 
 
-def _builtin(run: str, tracking_uri: str, config_path: str | None, kwargs: dict) -> dict:
-    from .. import commands
+def _discover(client, config, kwargs: dict, resume: bool) -> dict:
+    from ..config import for_discovery
+    from ..kinds import get_kind
+    from ..rounds import discover
 
-    if run == "discover":
-        summary = commands.discover(tracking_uri=tracking_uri, config_path=config_path, **kwargs)
-        return summary.to_dict()
-    if run == "resume":
-        summary = commands.discover(tracking_uri=tracking_uri, config_path=config_path, resume=True,
-                                    **kwargs)
-        return summary.to_dict() if summary else {"resumed": None}
-    if run == "reward-train":
-        return commands.reward("train", tracking_uri=tracking_uri, config_path=config_path, **kwargs)
-    if run == "reward-promote":
-        return commands.reward("promote", tracking_uri=tracking_uri, config_path=config_path, **kwargs)
-    module, _, name = run.partition(":")
-    return getattr(importlib.import_module(module), name)(**kwargs) or {}
+    kind = kwargs.pop("kind", "activation")
+    get_kind(kind)
+    llm = {key: kwargs.pop(key) for key in LLM_KEYS if key in kwargs}
+    config = for_discovery(config, kwargs.pop("generator", None), llm)
+    summary = discover(client, config, kind, resume=resume, **kwargs)
+    if summary is None:
+        return {"resumed": None}
+    return summary.to_dict()
+
+
+def _builtin(run: str, client, config_path: str | None, kwargs: dict) -> tuple[dict, dict]:
+    """(the job's result, metrics for its job run)."""
+    from ..config import load_config
+
+    if ":" in run:
+        module, _, name = run.partition(":")
+        return getattr(importlib.import_module(module), name)(**kwargs) or {}, {}
+    config = load_config(config_path)
+    if run in ("discover", "resume"):
+        return _discover(client, config, kwargs, resume=run == "resume"), {}
+    if run in ("reward-train", "reward-promote"):
+        from ..reward import registry
+
+        kind = kwargs.pop("kind", "activation")
+        if run == "reward-promote":
+            return registry.promote(client, config, kind), {}
+        from ..reward.embed import DEFAULT_ENCODER
+
+        result = registry.train(client, config, kind, kwargs.get("encoder") or DEFAULT_ENCODER,
+                                features=registry.parse_features(kwargs.get("features")))
+        return result.to_dict(kind), {}
+    if run == "audit-sample":
+        from ..audit import audit_sample
+
+        result = audit_sample(client, config, **kwargs)
+        return result, {"audits": result["audited"], "pass_rate": result["pass_rate"]}
+    raise ValueError(f"unknown built-in job {run!r}")
 
 
 def execute(job_id: str, run: str, kwargs: dict, tracking_uri: str, config_path: str | None = None) -> dict:
@@ -39,7 +68,7 @@ def execute(job_id: str, run: str, kwargs: dict, tracking_uri: str, config_path:
     log(client, run_id, params={"kwargs": json.dumps(kwargs, sort_keys=True)})
     start = time.time()
     try:
-        result = _builtin(run, tracking_uri, config_path, dict(kwargs))
+        result, metrics = _builtin(run, client, config_path, dict(kwargs))
     except BaseException as exc:
         log(client, run_id, metrics={"duration_s": time.time() - start},
             tags={"mlr.job.error": f"{type(exc).__name__}: {exc}"[:4000]})
@@ -48,7 +77,13 @@ def execute(job_id: str, run: str, kwargs: dict, tracking_uri: str, config_path:
         if isinstance(exc, KeyboardInterrupt):
             raise
         return {"ok": False, "run_id": run_id, "error": f"{type(exc).__name__}: {exc}"}
-    log(client, run_id, metrics={"duration_s": time.time() - start})
+    log(client, run_id, metrics={"duration_s": time.time() - start, **metrics})
     log_json(client, run_id, result, "result.json")
+    failed = metrics.get("pass_rate") is not None and metrics["pass_rate"] < 1.0
+    if failed:  # an audit that did not reproduce everything is a failure `scheduler status` shows
+        error = f"{result['audited'] - result['reproduced']} of {result['audited']} audited run(s) not reproduced"
+        finish(client, run_id, failed=True, status_tag="failed", reasons=[error],
+               tags={"mlr.job.error": error})
+        return {"ok": False, "run_id": run_id, "error": error, "result": result}
     finish(client, run_id, status_tag="succeeded")
     return {"ok": True, "run_id": run_id, "result": result}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..config import ConfigError, read_toml
 
-BUILTIN = ("discover", "resume", "reward-train", "reward-promote")
+BUILTIN = ("discover", "resume", "reward-train", "reward-promote", "audit-sample")
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ def status(schedule: Schedule, tracking_uri: str) -> dict:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from ..tracking import connect
+    from ..tracking.queries import newest_runs
 
     url = schedule.store_url(tracking_uri)
     scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=url)},
@@ -127,8 +128,7 @@ def status(schedule: Schedule, tracking_uri: str) -> dict:
     exp = client.get_experiment_by_name(JOBS_EXPERIMENT)
     last = {}
     if exp is not None:
-        for run in client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"],
-                                      max_results=500):
+        for run in newest_runs(client, exp.experiment_id, 500):
             job_id = run.data.tags.get("mlr.job.id")
             if job_id and job_id not in last:
                 last[job_id] = {"status": run.info.status, "run_id": run.info.run_id,

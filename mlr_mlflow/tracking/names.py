@@ -13,6 +13,7 @@ STAGE = "mlr.validation.stage"
 PROJECT_URI = "mlr.project.uri"
 PROJECT_ENTRY_POINT = "mlr.project.entry_point"
 PROJECT_PARAMS = "mlr.project.params"
+PROJECT_VERSION = "mlr.project.version"  # the version of mlr-mlflow whose Project the run names
 SANDBOX = "mlr.sandbox"  # the backend that ran the hypothesis code
 BASELINE_KEY = "mlr.baseline.key"
 BASELINE_COMPONENT = "mlr.baseline.component"
@@ -27,7 +28,8 @@ BSOTA_WR = "bsota_wr"
 
 HYPOTHESIS_ARTIFACT = "hypothesis.py"
 RESULTS_ARTIFACT = "results.json"
-CONFIG_ARTIFACT = "config.json"
+CONFIG_ARTIFACT = "config.json"  # the effective configuration
+ENVIRONMENT_ARTIFACT = "environment.json"  # versions, source revision, machine, trainer digest
 LEADERBOARD_ARTIFACT = "leaderboard.json"
 GENERATION_ARTIFACT = "generation.json"
 

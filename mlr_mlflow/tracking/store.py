@@ -15,6 +15,14 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+def absolute(uri: str) -> str:
+    """A sqlite URI with a relative path (the default `sqlite:///mlflow.db`) made absolute, so the
+    processes it is handed to (an MLflow Project run, a scheduler job) find the same store."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(uri[len('sqlite:///'):]).resolve()}"
+    return uri
+
+
 def _check_local(uri: str) -> None:
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
@@ -30,7 +38,7 @@ def connect(uri: str | None = None):
     """
     from mlflow import MlflowClient
 
-    uri = uri or default_tracking_uri()
+    uri = absolute(uri or default_tracking_uri())
     # MLflow draws a progress bar per downloaded artifact; ours are tiny and many
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if uri.startswith(("http://", "https://")):

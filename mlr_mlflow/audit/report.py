@@ -1,0 +1,35 @@
+"""`audit.md`: an audit a person can read in the MLflow UI's artifact view."""
+from __future__ import annotations
+
+WHAT = {"metric": "Numbers", "tamper": "Integrity of the record", "config": "Configuration",
+        "dataset": "Dataset digests", "environment": "Environment"}
+
+
+def _cell(value) -> str:
+    text = "—" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+    return text.replace("|", "\\|").replace("\n", " ")[:120]
+
+
+def markdown(result: dict, tags: dict) -> str:
+    lines = [f"# Audit of run `{result['run_id']}`", "",
+             f"**Verdict: {result['verdict']}** (largest absolute difference "
+             f"{_cell(result['max_abs_diff'])})", "",
+             f"- kind: {tags.get('mlr.kind', '?')}, variant: {tags.get('mlr.variant', '?')}, "
+             f"role: {tags.get('mlr.role', '?')}",
+             f"- re-execution: run `{result.get('rerun_run_id')}`, Project "
+             f"`{tags.get('mlr.project.uri', '?')}` entry point `{tags.get('mlr.project.entry_point', '?')}`",
+             ""]
+    if not result["differences"]:
+        lines.append("Every number, the record's integrity, the configuration, the datasets and the "
+                     "environment are the same.")
+        return "\n".join(lines) + "\n"
+    for what, title in WHAT.items():
+        rows = [d for d in result["differences"] if d["what"] == what]
+        if not rows:
+            continue
+        lines += [f"## {title}", "", "| key | original | re-execution | abs diff | within tolerance |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {_cell(d['key'])} | {_cell(d['original'])} | {_cell(d['rerun'])} | "
+                  f"{_cell(d['abs_diff'])} | {'yes' if d['within_tolerance'] else '**no**'} |" for d in rows]
+        lines.append("")
+    return "\n".join(lines) + "\n"

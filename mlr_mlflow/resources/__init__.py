@@ -1,0 +1,57 @@
+"""Files the package ships and finds at run time, in a checkout and from a wheel alike.
+
+The MLflow Project, the default schedule and the sandbox's Dockerfile live here as package data;
+the top-level `projects/`, `jobs/` and `docker/` of a checkout are links to these files, so there is
+one copy of each. Runs name the Project by package and version (`PROJECT_URI`), never by a path of
+the machine that evaluated them, so a colleague's installation resolves it to its own copy.
+"""
+from __future__ import annotations
+
+from importlib import metadata, resources
+from pathlib import Path
+
+PACKAGE = "mlr-mlflow"
+PROJECT_URI = f"{PACKAGE}:projects/evaluate"  # what `mlr.project.uri` holds
+
+
+class ResourceError(ValueError):
+    """A packaged file is missing or a recorded Project URI is not ours (exit status 2)."""
+
+
+def package_version() -> str:
+    try:
+        return metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:  # imported from a checkout that was never installed
+        return "0+unknown"
+
+
+def path(relative: str) -> Path:
+    """A packaged file or directory on disk (wheels install as directories, never zipped)."""
+    found = Path(str(resources.files(__name__).joinpath(relative)))
+    if not found.exists():
+        raise ResourceError(f"packaged resource {relative!r} is missing from {found.parent} "
+                            f"(a broken installation of {PACKAGE}?)")
+    return found
+
+
+def project_dir() -> Path:
+    """The MLflow Project that evaluates one hypothesis (entry points one_pass and full)."""
+    return path("projects/evaluate")
+
+
+def resolve_project(uri: str) -> Path:
+    """The local directory of a Project recorded on a run as `mlr.project.uri`."""
+    package, _, relative = uri.partition(":")
+    if package == PACKAGE and relative:
+        return path(relative)
+    if Path(uri).is_dir():  # runs recorded before Projects were named by package: a host path
+        return Path(uri)
+    raise ResourceError(f"the run's Project {uri!r} is neither {PROJECT_URI!r} nor a directory here")
+
+
+def default_schedule() -> Path:
+    return path("jobs/schedule.toml")
+
+
+def dockerfile() -> Path:
+    return path("docker/sandbox/Dockerfile")
