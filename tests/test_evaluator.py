@@ -153,6 +153,9 @@ def test_one_hostile_hypothesis_does_not_sink_the_others(tmp_path, tracking_uri,
     config = dataclasses.replace(small_config, sandbox=dataclasses.replace(
         small_config.sandbox, hypothesis_budget_s=2))
     config = dataclasses.replace(config, suite=dataclasses.replace(config.suite, datasets=("iris",)))
+    # the references first, under the default limit: only the hypotheses' job may hit the short one
+    Evaluator(connect(tracking_uri), dataclasses.replace(config, sandbox=small_config.sandbox)).evaluate(
+        [Hypothesis("activation", SWISH)], seeds=1)
     messages = []
     good, bad = Evaluator(connect(tracking_uri), config, messages.append).evaluate(
         [Hypothesis("activation", SWISH), Hypothesis("activation", sly)], seeds=1)
@@ -175,8 +178,11 @@ def test_a_crashed_batch_is_retried_one_by_one(tmp_path, tracking_uri, small_con
 
     sly = ("def activation(x):\n    while x.shape[-1] == 64:\n        x = x + 0\n    return x\n")
     config = dataclasses.replace(small_config, sandbox=dataclasses.replace(
-        small_config.sandbox, train_timeout_s=15, hypothesis_budget_s=1000))
+        small_config.sandbox, train_timeout_s=30, hypothesis_budget_s=1000))
     config = dataclasses.replace(config, suite=dataclasses.replace(config.suite, datasets=("iris",)))
+    # the references first, under the default limit: only the hypotheses' job may hit the short one
+    Evaluator(connect(tracking_uri), dataclasses.replace(config, sandbox=small_config.sandbox)).evaluate(
+        [Hypothesis("activation", SWISH)], seeds=1)
     messages = []
     good, bad = Evaluator(connect(tracking_uri), config, messages.append).evaluate(
         [Hypothesis("activation", SWISH), Hypothesis("activation", sly)], seeds=1)
