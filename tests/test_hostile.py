@@ -19,7 +19,7 @@ from mlr_mlflow.validate import validate
 from .hostile import CORPUS
 
 BACKENDS = available_backends()
-ISOLATING = {"bwrap", "docker"}  # the subprocess backend shares the network and file system
+ISOLATING = {"bwrap", "namespace", "docker"}  # the subprocess backend shares the network and file system
 SECRET = "sk-canary-0123456789"
 CONFIG = dict(probe_timeout_s=6, memory_mb=3072)
 
