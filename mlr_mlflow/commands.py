@@ -8,6 +8,7 @@ from typing import Callable
 from .config import Config, load_config, with_overrides
 from .hypothesis import Hypothesis
 from .kinds import get_kind
+from .sandbox import announce_backend
 
 
 def _config(config_path: str | None, datasets: list[str] | None = None) -> Config:
@@ -41,6 +42,7 @@ def evaluate_file(path: str | Path, kind: str, variant: str = "one-pass", seeds:
     config = _config(config_path, datasets)
     hypothesis = Hypothesis.from_file(path, kind)
     suite = load_suite(config.suite)  # an unknown dataset is a usage error before anything is written
+    announce_backend(config.sandbox, progress)
     evaluator = Evaluator(connect(tracking_uri), config, progress, suite=suite)
     config_arg = str(Path(config_path).resolve()) if config_path else ""
     [evaluation] = evaluator.evaluate([hypothesis], variant, seeds,
@@ -69,6 +71,7 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
         config = dataclasses.replace(config, llm=dataclasses.replace(
             config.llm, **{k: v for k, v in llm.items() if v is not None}))
     d = config.discover
+    announce_backend(config.sandbox, progress)
     round_ = Round(connect(tracking_uri), config, kind, progress=progress)
     if resume:
         return round_.resume()
@@ -99,6 +102,19 @@ def reward(action: str, kind: str, tracking_uri: str | None = None, config_path:
     if action == "promote":
         return registry.promote(client, config, kind)
     raise ValueError(f"unknown reward action {action!r} (train, evaluate or promote)")
+
+
+def sandbox_check(backend: str | None = None, connect: list[str] = (), read: list[str] = (),
+                  config_path: str | None = None) -> dict:
+    """`sandbox check`: the process-layer self-test of a backend (default: the configured one)."""
+    import dataclasses
+
+    from .sandbox.check import check_sandbox
+
+    config = _config(config_path).sandbox
+    if backend:
+        config = dataclasses.replace(config, backend=backend)
+    return check_sandbox(config, list(connect), list(read))
 
 
 def scheduler(action: str, schedule_path: str = "jobs/schedule.toml", job: str | None = None,
