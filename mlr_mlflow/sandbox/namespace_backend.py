@@ -101,7 +101,8 @@ def namespace_available() -> bool:
     if not sys.platform.startswith("linux") or any(shutil.which(t, path=search) is None for t in TOOLS):
         return False
     try:
-        done = subprocess.run(namespace_command(inner_python("import numpy")), capture_output=True,
+        probe = f"import sys; sys.path.insert(0, {INNER_PACKAGE_PARENT!r}); import mlr_mlflow.sandbox.worker"
+        done = subprocess.run(namespace_command(inner_python(probe)), capture_output=True,
                               timeout=60, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"})
     except (OSError, subprocess.TimeoutExpired):
         return False
