@@ -32,6 +32,9 @@ def run_probes(payload: dict) -> dict:
     Probes many hypotheses in one round trip; each has its own time limit (`sandbox.alarm`), so one
     that hangs fails alone. The parent's wall clock for the batch remains the backstop.
     """
+    import torch  # imported before any clock starts: its import is not the hypotheses' time
+
+    torch.set_num_threads(1)
     out = []
     for item in payload["items"]:
         try:
