@@ -101,12 +101,13 @@ limits = []
 soft = resource.getrlimit(resource.RLIMIT_AS)[0]
 if soft != resource.RLIM_INFINITY:
     limits.append(soft)
-try:
-    text = open("/sys/fs/cgroup/memory.max").read().strip()
-    if text.isdigit():
-        limits.append(int(text))
-except OSError:
-    pass
+for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    try:
+        text = open(path).read().strip()
+        if text.isdigit() and int(text) < 1 << 60:
+            limits.append(int(text))
+    except OSError:
+        pass
 if not limits:
     result = "no bound declared"
 else:

@@ -116,13 +116,18 @@ class DockerSandbox(SubprocessSandbox):
         for key, value in self._container_env().items():
             env += ["-e", key if key in self.config.env_allow else f"{key}={value}"]
         memory = f"{self.config.memory_mb}m"
+        memory_bytes = self.config.memory_mb << 20
         return ["docker", "run", "-i", "--rm", "--name", self.container, "--network", "none",
                 "--read-only", "--tmpfs", f"/tmp:rw,size={TMP_BYTES},mode=1777",
                 "--memory", memory, "--memory-swap", memory, "--pids-limit", str(MAX_TASKS),
                 "--ulimit", "core=0", "--ulimit", f"cpu={self.cpu_seconds}",
                 "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
                 "--user", f"{NOBODY}:{NOBODY}", "--workdir", "/tmp", *mounts, *env,
-                IMAGE, sys.executable, "-I", "-c", BOOTSTRAP.format(parent=INNER_PACKAGE_PARENT)]
+                IMAGE, sys.executable, "-I", "-c",
+                # the address-space limit of the other backends too (the cgroup limit is not
+                # visible to, nor enforced on, every daemon: cgroup v1, rootless without delegation)
+                f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({memory_bytes}, {memory_bytes})); "
+                + BOOTSTRAP.format(parent=INNER_PACKAGE_PARENT)]
 
     def identity(self) -> tuple[None, None]:
         return None, None  # the container has its own user and pids limit
