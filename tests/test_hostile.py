@@ -110,8 +110,8 @@ def test_reward_grid_never_runs_code_that_fails_validation(tmp_path):
     from mlr_mlflow.reward.grid import behaviour_matrix
 
     canary = tmp_path / "grid-canary"
-    features = behaviour_matrix("activation", [ESCAPE.format(canary=canary), "def activation(x):\n    return x\n"],
-                                SandboxConfig(backend="subprocess", **CONFIG))
+    sources = [ESCAPE.format(canary=canary), "def activation(x):\n    return x\n"]
+    features = behaviour_matrix("activation", sources, SandboxConfig(backend="subprocess", **CONFIG))
     assert not canary.exists()
     assert all(math.isnan(v) for v in features[0]) and not any(math.isnan(v) for v in features[1])
 
@@ -132,7 +132,8 @@ def test_preprocessing_that_hangs_in_training_fails_alone_within_its_budget():
                "components": components_for("preprocessing", HANG_IN_TRAINING_PREPROCESSING)},
               {"key": "hang:1", "seed": 1,
                "components": components_for("preprocessing", HANG_IN_TRAINING_PREPROCESSING)},
-              {"key": "fine:0", "seed": 0, "components": components_for("activation", "def activation(x):\n    return x\n")}]
+              {"key": "fine:0", "seed": 0,
+               "components": components_for("activation", "def activation(x):\n    return x\n")}]
     payload = {"datasets": [d.payload() for d in suite], "models": models,
                "model": dataclasses.asdict(ModelConfig()), "variant": "one-pass", "budget_s": 1.0}
     with open_sandbox(SandboxConfig(backend="subprocess", **CONFIG)) as sandbox:

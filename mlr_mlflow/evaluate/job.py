@@ -69,7 +69,8 @@ def _build_groups(payload: dict, load, guard):
                     failed[src] = guard.errors[key]
                     continue
                 variants[src] = tuple(torch.from_numpy(a) for a in arrays)
-            if guard.call(key, lambda: [load(m["components"][k], k) for k in ("activation", "regularizer")]) is None:
+            own = ("activation", "regularizer")
+            if guard.call(key, lambda: [load(m["components"][k], k) for k in own]) is None:
                 continue
             members.setdefault(variants[src][0].shape[1], []).append(m)
         labels = [torch.from_numpy(ds[k]).long() for k in ("y_train", "y_val", "y_test")]

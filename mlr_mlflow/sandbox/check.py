@@ -13,6 +13,7 @@ the static allow-list and the restricted loader, as if both had been bypassed:
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import socket
@@ -173,7 +174,7 @@ def check_sandbox(config: SandboxConfig, connect: list[str] = (), read: list[str
         if not Path(path).is_file():
             raise ValueError(f"--read: no such file: {path}")
     backend = resolve_backend(config.backend)
-    config = SandboxConfig(**{**config.__dict__, "backend": backend})
+    config = dataclasses.replace(config, backend=backend)
     secret = f"sk-check-{secrets.token_hex(12)}"
     saved = os.environ.get(SECRET_VAR)
     os.environ[SECRET_VAR] = secret  # in this process: the worker must not see it
@@ -188,7 +189,8 @@ def check_sandbox(config: SandboxConfig, connect: list[str] = (), read: list[str
             os.chmod(tmp, 0o755)
             net = _run(sandbox, NETWORK, TARGETS=[("127.0.0.1", listener.port), *targets])
             evidence["network"] = net
-            report["network"] = "open" if net["reached"] or net["interfaces"] or listener.accepted else "blocked"
+            reached = net["reached"] or net["interfaces"] or listener.accepted
+            report["network"] = "open" if reached else "blocked"
             evidence["host_files"] = _run(sandbox, FILES, PATHS=[str(canary), *read])
             report["host_files"] = "readable" if evidence["host_files"] else "hidden"
             probe = f"mlr-check-{secrets.token_hex(6)}"
