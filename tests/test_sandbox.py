@@ -112,12 +112,14 @@ def test_the_subprocess_warning_is_said_once_per_process():
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None
                     or not os.path.exists("/usr/bin/python3"),
                     reason="needs root (to become an unprivileged user) and a system python3")
-def test_namespace_and_subprocess_backends_hold_for_an_unprivileged_user():
-    """As `nobody` (no capabilities, user namespaces only): the namespace backend isolates fully,
-    and even the plain subprocess is held to 64 tasks above what the user already runs."""
+def test_backends_hold_for_an_unprivileged_user():
+    """As `nobody` (no capabilities, user namespaces only): the namespace backend (and rootless
+    bwrap where installed) isolate fully, 64 tasks per sandbox included, and even the plain
+    subprocess is held to 64 tasks above what the user already runs."""
     code = ("import json\nfrom mlr_mlflow.config import SandboxConfig\n"
+            "from mlr_mlflow.sandbox import available_backends\n"
             "from mlr_mlflow.sandbox.check import check_sandbox\n"
-            "out = {b: check_sandbox(SandboxConfig(backend=b)) for b in ('namespace', 'subprocess')}\n"
+            "out = {b: check_sandbox(SandboxConfig(backend=b)) for b in available_backends()}\n"
             "print(json.dumps(out))\n")
     from mlr_mlflow.sandbox.identity import world_reachable
 
@@ -132,6 +134,8 @@ def test_namespace_and_subprocess_backends_hold_for_an_unprivileged_user():
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["namespace"]["ok"] is True, out["namespace"]
+    if shutil.which("bwrap"):
+        assert out["bwrap"]["ok"] is True, out["bwrap"]
     assert out["subprocess"]["processes"] == "bounded", out["subprocess"]
     assert out["subprocess"]["network"] == "open"  # and it says so
 

@@ -93,7 +93,8 @@ def bwrap_available() -> bool:
     if shutil.which("bwrap") is None:
         return False
     try:
-        done = subprocess.run(bwrap_command(inner_python("import numpy")), capture_output=True, timeout=60)
+        probe = f"import sys; sys.path.insert(0, {INNER_PACKAGE_PARENT!r}); import mlr_mlflow.sandbox.worker"
+        done = subprocess.run(bwrap_command(inner_python(probe)), capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0

@@ -40,8 +40,11 @@ def _q(*words: str) -> str:
 def _bind(src: str, dst: str, directory: bool = True) -> list[str]:
     make = f"mkdir -p {_q(ROOT + dst)}" if directory else \
         f"mkdir -p {_q(str(Path(ROOT + dst).parent))} && : > {_q(ROOT + dst)}"
+    # A user namespace may not clear the nosuid/nodev flags of the source mount: keep them if needed.
+    target = _q(ROOT + dst)
     return [make, f"mount --bind {_q(src, ROOT + dst)}",
-            f"mount -o remount,bind,ro {_q(ROOT + dst)}"]
+            f"mount -o remount,bind,ro {target} 2>/dev/null || "
+            f"mount -o remount,bind,ro,nosuid,nodev {target}"]
 
 
 def setup_script(inner: list[str], uid: int | None, prefixes: list[str] | None = None) -> str:
