@@ -77,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_reward)
 
+    p = verbs.add_parser("sandbox", help="check: prove what the sandbox isolates on this machine")
+    p.add_argument("action", choices=("check",))
+    p.add_argument("--backend", default=None,
+                   choices=("auto", "bwrap", "namespace", "docker", "subprocess"),
+                   help="default: the configured backend ([sandbox] backend, auto)")
+    p.add_argument("--connect", action="append", default=[], metavar="HOST:PORT",
+                   help="also try to reach this listener of yours from inside (repeatable)")
+    p.add_argument("--read", action="append", default=[], metavar="PATH",
+                   help="also try to read this canary file of yours from inside (repeatable)")
+    _common(p)
+    p.set_defaults(handler=_sandbox)
+
     p = verbs.add_parser("scheduler", help="scheduled jobs: start, status, run-now JOB")
     p.add_argument("action", choices=("init", "start", "status", "run-now"))
     p.add_argument("job", nargs="?", default=None, help="run-now: the job id")
@@ -167,6 +179,19 @@ def _reward(args) -> tuple[int, dict, str]:
             lines.append(f"  {alg:9s} {by:12s} spearman {p['spearman']:.3f}  kendall {p['kendall']:.3f}"
                          f"  pearson {p['pearson']:.3f}")
     return EXIT_OK, out, "\n".join(lines)
+
+
+def _sandbox(args) -> tuple[int, dict, str]:
+    from .sandbox.check import PROPERTIES
+
+    out = commands.sandbox_check(args.backend, args.connect, args.read, args.config)
+    lines = [f"sandbox backend: {out['backend']}"]
+    for key, (good, _) in PROPERTIES.items():
+        mark = "ok " if out[key] == good else "NO "
+        lines.append(f"  {mark} {key:<11} {out[key]:<10} ({out['evidence'][key]})")
+    lines.append("isolation holds" if out["ok"] else
+                 "isolation does NOT hold: hypothesis code could reach what is marked NO (see README)")
+    return (EXIT_OK if out["ok"] else EXIT_INVALID), out, "\n".join(lines)
 
 
 def _scheduler(args) -> tuple[int, dict, str]:

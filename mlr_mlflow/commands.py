@@ -8,6 +8,7 @@ from typing import Callable
 from .config import Config, load_config, with_overrides
 from .hypothesis import Hypothesis
 from .kinds import get_kind
+from .sandbox import announce_backend
 
 
 def _config(config_path: str | None, datasets: list[str] | None = None) -> Config:
@@ -41,6 +42,7 @@ def evaluate_file(path: str | Path, kind: str, variant: str = "one-pass", seeds:
     config = _config(config_path, datasets)
     hypothesis = Hypothesis.from_file(path, kind)
     suite = load_suite(config.suite)  # an unknown dataset is a usage error before anything is written
+    announce_backend(config.sandbox, progress)
     evaluator = Evaluator(connect(tracking_uri), config, progress, suite=suite)
     [evaluation] = evaluator.evaluate([hypothesis], variant, seeds,
                                       run_id=os.environ.get("MLFLOW_RUN_ID") or None)
@@ -60,6 +62,7 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
 
     get_kind(kind)
     config = for_discovery(_config(config_path), generator, llm)
+    announce_backend(config.sandbox, progress)
     return run_round(connect(tracking_uri), config, kind, n=n, top_k=top_k, seeds=seeds, seed=seed,
                      resume=resume, progress=progress)
 
@@ -134,6 +137,19 @@ def scheduler_init(directory: str | Path = ".") -> dict:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(default_schedule().read_text())
     return {"written": str(target)}
+
+
+def sandbox_check(backend: str | None = None, connect: list[str] = (), read: list[str] = (),
+                  config_path: str | None = None) -> dict:
+    """`sandbox check`: the process-layer self-test of a backend (default: the configured one)."""
+    import dataclasses
+
+    from .sandbox.check import check_sandbox
+
+    config = _config(config_path).sandbox
+    if backend:
+        config = dataclasses.replace(config, backend=backend)
+    return check_sandbox(config, list(connect), list(read))
 
 
 def scheduler(action: str, schedule_file: str | None = None, job: str | None = None,

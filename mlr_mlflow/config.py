@@ -84,7 +84,8 @@ class SandboxConfig:
     """Bounds for every process that runs hypothesis code.
 
     Attributes:
-        backend: "auto" (the strongest that works here), "bwrap", "docker" or "subprocess".
+        backend: "auto" (the first that works here of bwrap, namespace, docker, subprocess), or
+            one of those names.
         probe_timeout_s: wall-clock limit of the validation probes.
         train_timeout_s: wall-clock limit of one training job (a backstop; see hypothesis_budget_s).
         hypothesis_budget_s: seconds one model's hypothesis code may run within a training job; past

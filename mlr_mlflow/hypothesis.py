@@ -129,11 +129,16 @@ def _restricted_import(kind: Kind):
     roots = {m.split(".")[0] for m in kind.modules}
 
     def _import(name, globals=None, locals=None, fromlist=(), level=0):
-        # Library code called by the hypothesis (numpy's lazy imports, say) resolves `__import__`
-        # through the hypothesis's builtins too: let it reach submodules that are already loaded.
+        # The kind's own modules only. Library code that C calls back into Python from the
+        # hypothesis's frame (PyImport_Import) resolves `__import__` through these builtins too;
+        # it reads the module from sys.modules itself, so it is let through only for private
+        # implementation modules already loaded under the kind's roots and with an empty
+        # fromlist, which returns nothing but the (allowed) top-level package.
+        private = any(part.startswith("_") for part in name.split(".")[1:])
         allowed = (name in kind.modules
                    or any(f"{name}.{item}" in kind.modules for item in fromlist or ())
-                   or (name.split(".")[0] in roots and name in sys.modules))
+                   or (not fromlist and private and name.split(".")[0] in roots
+                       and name in sys.modules))
         if level != 0 or not allowed:
             raise ImportError(f"import of {name!r} is not allowed for {kind.name} hypotheses")
         return importlib.__import__(name, globals, locals, fromlist, level)

@@ -55,4 +55,31 @@ CORPUS = [
     ("recursion", "activation", "def _f(n):\n    return _f(n + 1)\n\ndef activation(x):\n    return x * _f(0)\n", "recursion"),
     ("fork_bomb", "activation", "import os\n\ndef activation(x):\n    while True:\n        os.fork()\n", "import of 'os' is not allowed"),
     ("print_flood", "activation", "def activation(x):\n    print('x' * 10 ** 8)\n    return x\n", "name 'print' is not allowed"),
+    # holes found by review (issue 14): each was accepted by `validate` before its fix
+    ("match_class_keyword", "activation", "def activation(x):\n    match x:\n        case float(__class__=c):\n            return x\n    return x\n", "match statements are not allowed"),
+    ("match_capture_rebinds", "activation", "import torch\n\ndef activation(x):\n    match 1:\n        case torch:\n            return x * torch\n    return x\n", "match statements are not allowed"),
+    ("mutable_default_keeps_state", "activation", "def _c(c=[]):\n    c.append(1)\n    return len(c)\n\ndef activation(x):\n    return x * 0 if _c() > 3 else x\n", "default argument values must be constants"),
+    ("parameter_shadows_builtin", "activation", "def _f(x, max):\n    return max(x, 0)\n\ndef activation(x):\n    return _f(x, abs)\n", "shadows a builtin"),
+    ("parameter_shadows_module", "activation", "import torch\n\ndef _f(torch):\n    return torch.relu(torch)\n\ndef activation(x):\n    return _f(x)\n", "shadows an import"),
+    ("capture_shadows_builtin", "activation", "def activation(x):\n    try:\n        return x / 0\n    except ZeroDivisionError as len:\n        return x\n", "shadows a builtin"),
+    ("bare_except_swallows_timer", "activation", "def activation(x):\n    while True:\n        try:\n            while True:\n                x = x + 0\n        except:\n            pass\n", "bare 'except:' is not allowed"),
+    ("finally_swallows_timer", "activation", "def activation(x):\n    try:\n        while True:\n            x = x + 0\n    finally:\n        return x\n", "'finally' clauses are not allowed"),
 ]
+
+# The restricted loader alone (static checks bypassed): each import must fail in the hypothesis.
+LOADER_CORPUS = [
+    ("loaded_torch_submodule", "activation", "def activation(x):\n    from torch.utils import data\n    return x\n", "'torch.utils' is not allowed"),
+    ("loaded_torch_submodule_dotted", "activation", "def activation(x):\n    import torch.utils.data\n    return x\n", "'torch.utils.data' is not allowed"),
+    ("numpy_in_activation", "activation", "def activation(x):\n    import numpy\n    return x\n", "'numpy' is not allowed"),
+    ("numpy_lib_in_preprocessing", "preprocessing", "def preprocess(X_train, X_test):\n    from numpy.lib import npyio\n    return X_train, X_test\n", "'numpy.lib' is not allowed"),
+]
+
+# Passes neither the static checks nor anything else, and escapes the restricted builtins through
+# the subclasses walk: run anywhere that skips validation, it writes {canary} on the host.
+ESCAPE = ("def activation(x):\n    for c in ().__class__.__base__.__subclasses__():\n"
+          "        if c.__name__ == '_wrap_close':\n"
+          "            c.__init__.__globals__['system']('touch {canary}')\n    return x\n")
+
+# Statically valid code that misbehaves only at training size: it must fail alone, within its budget.
+HANG_IN_TRAINING_PREPROCESSING = ("def preprocess(X_train, X_test):\n    while X_train.shape[0] > 50:\n"
+                                  "        X_train = X_train + 0\n    return X_train, X_test\n")

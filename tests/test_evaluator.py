@@ -215,3 +215,22 @@ def test_no_secret_reaches_any_run_or_artifact(tmp_path, tracking_uri, capsys, m
         assert secret not in blob
     assert "I see no secret" in found[0].data.tags[names.REASONS] + found[1].data.tags[names.REASONS] \
         + found[2].data.tags[names.REASONS]
+
+
+def test_evaluate_says_which_sandbox_it_uses_once(tmp_path):
+    """One line on standard error names the backend and its isolation, however many sandboxes the
+    evaluation opens (probes, baselines, training)."""
+    import os
+    import subprocess
+    import sys
+
+    path = write(tmp_path, "swish.py", SWISH)
+    done = subprocess.run(
+        [sys.executable, "-m", "mlr_mlflow", "evaluate", str(path), "--kind", "activation",
+         "--datasets", "iris", "--seeds", "1", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if "sandbox: " in line]
+    assert len(lines) == 1, done.stderr
+    assert any(f"sandbox: {b} (" in lines[0] for b in ("bwrap", "namespace", "docker", "subprocess"))

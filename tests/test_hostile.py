@@ -16,10 +16,10 @@ from mlr_mlflow.sandbox import SandboxCrash, SandboxError, available_backends, o
 from mlr_mlflow.sandbox.selftest import SELFTEST_TARGET
 from mlr_mlflow.validate import validate
 
-from .hostile import CORPUS
+from .hostile import CORPUS, ESCAPE, HANG_IN_TRAINING_PREPROCESSING, LOADER_CORPUS
 
 BACKENDS = available_backends()
-ISOLATING = {"bwrap", "docker"}  # the subprocess backend shares the network and file system
+ISOLATING = {"bwrap", "namespace", "docker"}  # the subprocess backend shares the network and file system
 SECRET = "sk-canary-0123456789"
 CONFIG = dict(probe_timeout_s=6, memory_mb=3072)
 
@@ -83,6 +83,64 @@ def test_hostile_hypothesis_is_rejected_without_effect(case, backend, traps):
     reasons = " ".join(result.reasons)
     assert fragment.lower() in reasons.lower(), result.reasons
     assert SECRET not in reasons
+
+
+@pytest.mark.parametrize("case", LOADER_CORPUS, ids=[c[0] for c in LOADER_CORPUS])
+def test_restricted_loader_admits_only_the_kinds_modules(case):
+    """Below the static checks: an import of an already-loaded torch/numpy submodule that is not
+    one of the kind's modules fails inside the hypothesis."""
+    import numpy as np
+    import torch
+    import torch.utils.data  # noqa: F401  (loaded, as in a training worker)
+
+    from mlr_mlflow.hypothesis import load_function
+
+    _, kind, source, fragment = case
+    fn = load_function(source, kind)
+    with pytest.raises(ImportError, match=fragment):
+        fn(torch.ones(3)) if kind == "activation" else fn(np.ones((4, 2)), np.ones((2, 2)))
+
+
+def test_reward_grid_never_runs_code_that_fails_validation(tmp_path):
+    """The reward model's behaviour features (also what `RewardModel.predict` computes for any
+    DataFrame it is sent) run code only after the static checks: an escape from the restricted
+    builtins gets NaN features and its side effect never happens, even on the subprocess backend."""
+    import math
+
+    from mlr_mlflow.reward.grid import behaviour_matrix
+
+    canary = tmp_path / "grid-canary"
+    sources = [ESCAPE.format(canary=canary), "def activation(x):\n    return x\n"]
+    features = behaviour_matrix("activation", sources, SandboxConfig(backend="subprocess", **CONFIG))
+    assert not canary.exists()
+    assert all(math.isnan(v) for v in features[0]) and not any(math.isnan(v) for v in features[1])
+
+
+def test_preprocessing_that_hangs_in_training_fails_alone_within_its_budget():
+    """Preprocessing runs under the per-model guard: one that hangs only at training size fails its
+    own models on its time budget, the rest of the batch trains, the job returns well inside its
+    wall clock (before, the whole batch hung until the sandbox killed it)."""
+    import dataclasses
+
+    from mlr_mlflow.config import ModelConfig, SuiteConfig
+    from mlr_mlflow.evaluate.baselines import components_for
+    from mlr_mlflow.evaluate.datasets import load_suite
+    from mlr_mlflow.evaluate.job import TRAIN_TARGET
+
+    suite = load_suite(SuiteConfig(datasets=("iris",)))
+    models = [{"key": "hang:0", "seed": 0,
+               "components": components_for("preprocessing", HANG_IN_TRAINING_PREPROCESSING)},
+              {"key": "hang:1", "seed": 1,
+               "components": components_for("preprocessing", HANG_IN_TRAINING_PREPROCESSING)},
+              {"key": "fine:0", "seed": 0,
+               "components": components_for("activation", "def activation(x):\n    return x\n")}]
+    payload = {"datasets": [d.payload() for d in suite], "models": models,
+               "model": dataclasses.asdict(ModelConfig()), "variant": "one-pass", "budget_s": 1.0}
+    with open_sandbox(SandboxConfig(backend="subprocess", **CONFIG)) as sandbox:
+        out = sandbox.call(TRAIN_TARGET, payload, timeout=120)
+    assert set(out["errors"]) == {"hang:0", "hang:1"}
+    assert all("time budget of 1 s" in reason for reason in out["errors"].values())
+    assert set(out["results"]) == {"fine:0"}
 
 
 def unrestricted(sandbox, code: str, timeout: float = 30):

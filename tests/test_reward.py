@@ -120,3 +120,25 @@ def test_too_few_runs_and_unknown_encoder_are_clear_errors(tmp_path, tracking_ur
 
     with pytest.raises(EncoderError, match="cannot be loaded offline"):
         Encoder("microsoft/codebert-base").embed(["def activation(x):\n    return x\n"])
+
+
+def test_training_data_leave_out_an_artifact_that_no_longer_matches_its_hash(tracking_uri, tmp_path):
+    """An artifact changed in the store after evaluation is not learned from (nor run on the grid)."""
+    from mlr_mlflow.hypothesis import normalized_sha256
+    from mlr_mlflow.reward.ranker import load_dataset
+
+    client = MlflowClient(tracking_uri)
+    exp_id = client.create_experiment("mlr-activation")
+    honest, tampered, evaluated = SWISH, "def activation(x):\n    return x * 0\n", "def activation(x):\n    return x * 2\n"
+    for name, logged, tagged in (("honest", honest, honest), ("tampered", tampered, evaluated)):
+        run = client.create_run(exp_id, tags={
+            names.ROLE: "hypothesis", names.VARIANT: "one-pass", names.STATUS: "evaluated",
+            names.HYPOTHESIS_SHA256: normalized_sha256(tagged), names.KIND: "activation"}, run_name=name)
+        path = tmp_path / name / names.HYPOTHESIS_ARTIFACT
+        path.parent.mkdir()
+        path.write_text(logged)
+        client.log_artifact(run.info.run_id, str(path))
+        client.log_metric(run.info.run_id, names.B_WR, 0.5)
+        client.set_terminated(run.info.run_id)
+    data = load_dataset(client, exp_id, "activation")
+    assert data.sources == [honest]

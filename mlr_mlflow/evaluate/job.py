@@ -43,26 +43,35 @@ def _preprocess(fn, ds: dict):
     return A, B[:n_val], B[n_val:]
 
 
-def _build_groups(payload: dict, load):
-    """GroupSpecs per dataset and input width; errors per model key for preprocessing failures."""
+def _build_groups(payload: dict, load, guard):
+    """GroupSpecs per dataset and input width. Preprocessing is hypothesis code too: it runs under
+    the guard, on the budget of the first model that uses it, and a failure (or an overrun) fails
+    every model that shares that preprocessing; the guard's `errors` says why."""
     import torch
 
     from .model import GroupSpec
 
-    models, errors, specs = payload["models"], {}, []
+    models, specs = payload["models"], []
     for ds in payload["datasets"]:
         variants: dict[str, tuple] = {}  # preprocessing source -> (X_train, X_val, X_test)
+        failed: dict[str, str] = {}  # preprocessing source -> the reason it failed
         members: dict[int, list[dict]] = {}  # input width -> models
         for m in models:
-            src = m["components"]["preprocessing"]
-            if m["key"] in errors:
+            src, key = m["components"]["preprocessing"], m["key"]
+            if key in guard.errors:
+                continue
+            if src in failed:
+                guard.errors[key] = failed[src]
                 continue
             if src not in variants:
-                try:
-                    variants[src] = tuple(torch.from_numpy(a) for a in _preprocess(load(src, "preprocessing"), ds))
-                except Exception as exc:
-                    errors[m["key"]] = f"{type(exc).__name__}: {exc}"
+                arrays = guard.call(key, lambda: _preprocess(load(src, "preprocessing"), ds))
+                if arrays is None:
+                    failed[src] = guard.errors[key]
                     continue
+                variants[src] = tuple(torch.from_numpy(a) for a in arrays)
+            own = ("activation", "regularizer")
+            if guard.call(key, lambda: [load(m["components"][k], k) for k in own]) is None:
+                continue
             members.setdefault(variants[src][0].shape[1], []).append(m)
         labels = [torch.from_numpy(ds[k]).long() for k in ("y_train", "y_val", "y_test")]
         for width, group in members.items():
@@ -76,7 +85,7 @@ def _build_groups(payload: dict, load):
                 seeds=[m["seed"] for m in group],
                 activations=[load(m["components"]["activation"], "activation") for m in group],
                 regularizers=[load(m["components"]["regularizer"], "regularizer") for m in group]))
-    return specs, errors
+    return specs
 
 
 def train(payload: dict) -> dict:
@@ -84,7 +93,7 @@ def train(payload: dict) -> dict:
     import lightning.pytorch as pl
     import torch
 
-    from ..hypothesis import load_function
+    from ..validate.loader import load_checked
     from .model import EnsembleModule, Guard
 
     torch.set_num_threads(1)
@@ -93,16 +102,18 @@ def train(payload: dict) -> dict:
 
     def load(source: str, kind: str):
         if (source, kind) not in cache:
-            cache[(source, kind)] = load_function(source, kind)
+            cache[(source, kind)] = load_checked(source, kind)
         return cache[(source, kind)]
 
-    specs, errors = _build_groups(payload, load)
+    guard = Guard(payload.get("budget_s") or math.inf)
     results: dict[str, dict] = {}
+    with guard.timer():
+        specs = _build_groups(payload, load, guard)
+    errors = dict(guard.errors)
     if not specs:
         return {"results": results, "errors": errors}
     cfg = payload["model"]
     full = payload["variant"] == "full"
-    guard = Guard(payload.get("budget_s") or math.inf)
     module = EnsembleModule(specs, tuple(cfg["hidden"]), cfg["lr"], cfg["batch_size"],
                             patience=cfg["patience"] if full else None, guard=guard)
     max_epochs = cfg["max_epochs"] if full else 1

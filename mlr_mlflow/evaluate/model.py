@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import signal
-import threading
 import time
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,15 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..sandbox.alarm import Alarm, Overtime
+
 
 def stable_seed(*parts) -> int:
     """A seed from (seed, dataset, purpose, ...) that is the same in every process and batch."""
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-class _Overtime(BaseException):
-    """Raised into hypothesis code whose time budget ran out (not an Exception: harder to swallow)."""
 
 
 class Guard:
@@ -39,9 +35,9 @@ class Guard:
     An exception, a malformed result or a spent time budget fails only that model: its key goes to
     `errors`, and from then on it gets a neutral stand-in, so every other model trains on unharmed
     (models never share parameters, gradients or optimizer state). Time is counted per model over
-    the whole job. Within `timer()` (main thread), a periodic SIGALRM also interrupts a single call
-    that outlives its model's budget; the handler does nothing unless hypothesis code is running,
-    so the per-call cost stays two clock reads.
+    the whole job. Within `timer()`, the workers' one time limit (`sandbox.alarm`) also interrupts
+    a single call that outlives its model's budget; its deadline is set only while hypothesis code
+    runs, so the per-call cost stays two clock reads.
     """
 
     TICK_S = 0.2
@@ -50,26 +46,11 @@ class Guard:
         self.budget_s = budget_s
         self.spent: dict[str, float] = {}
         self.errors: dict[str, str] = {}
-        self._deadline: float | None = None  # while hypothesis code runs: when its budget ends
+        self.alarm = Alarm(self.TICK_S)
 
-    @contextmanager
     def timer(self):
         """Arm the interrupting tick for the duration (main thread only; elsewhere, counting only)."""
-        if not math.isfinite(self.budget_s) or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def tick(signum, frame):
-            if self._deadline is not None and time.perf_counter() > self._deadline:
-                raise _Overtime()  # again on every tick while overdue, should the code swallow it
-
-        previous = signal.signal(signal.SIGALRM, tick)
-        signal.setitimer(signal.ITIMER_REAL, self.TICK_S, self.TICK_S)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        return self.alarm if math.isfinite(self.budget_s) else nullcontext()
 
     def call(self, key: str, fn: Callable, check: Callable | None = None):
         """fn(), checked by check(result) -> problem or None; None when the model has failed."""
@@ -79,17 +60,17 @@ class Guard:
         start = time.perf_counter()
         problem = None
         try:
-            self._deadline = start + self.budget_s - spent
+            self.alarm.deadline = start + self.budget_s - spent
             result = fn()
-            self._deadline = None
+            self.alarm.deadline = None
             if check is not None:
                 problem = check(result)
-        except _Overtime:
+        except Overtime:
             pass  # reported below, from the clock
         except Exception as exc:
             problem = f"{type(exc).__name__}: {exc}"
         finally:
-            self._deadline = None
+            self.alarm.deadline = None
             self.spent[key] = spent + time.perf_counter() - start
         if problem is None and self.spent[key] > self.budget_s:
             problem = f"its code ran longer than its training time budget of {self.budget_s:g} s"

@@ -4,7 +4,9 @@ activation:    values and slopes on x in [-4, 4], value at 0, monotonicity, satu
 preprocessing: per-column statistics of the transformed train and test rows of a fixed mixed
                matrix (normal, skewed, bounded-with-outlier columns).
 regularizer:   log-magnitude of the penalty and of its gradient at three weight scales.
-A hypothesis that fails or runs out of time gets NaN features (the ranker handles missing values).
+A hypothesis that fails or runs out of time gets NaN features (the ranker handles missing values),
+and so does one that fails the static checks: it is never run (the reward model scores any code it
+is sent, from a served model's HTTP clients too, so it validates like every other path).
 """
 from __future__ import annotations
 
@@ -78,8 +80,8 @@ def behaviour(payload: dict) -> dict:
     """Sandbox target: {"kind", "sources", "timeout_s"} -> {"features": [[float] | None]}."""
     import torch
 
-    from ..hypothesis import load_function
-    from ..validate.dynamic import _ProbeTimeout, _time_limit
+    from ..sandbox.alarm import Overtime, time_limit
+    from ..validate.loader import load_checked
 
     torch.set_num_threads(1)
     measure = {"activation": _activation, "preprocessing": _preprocessing,
@@ -87,11 +89,12 @@ def behaviour(payload: dict) -> dict:
     out = []
     for source in payload["sources"]:
         try:
-            with _time_limit(payload.get("timeout_s", 5.0)):
-                values = measure(load_function(source, payload["kind"]))
-            out.append([v if math.isfinite(v) else None for v in values])
-        except (_ProbeTimeout, Exception):
-            out.append(None)
+            with time_limit(payload.get("timeout_s", 5.0)):
+                values = measure(load_checked(source, payload["kind"]))
+            row = [v if math.isfinite(v) else None for v in values]
+        except (Overtime, Exception):
+            row = None
+        out.append(row)
     return {"features": out}
 
 
@@ -100,20 +103,24 @@ def behaviour_matrix(kind: str, sources: list[str], sandbox_config=None):
     import numpy as np
 
     from ..config import SandboxConfig
+    from ..kinds import get_kind
     from ..sandbox import SandboxError, open_sandbox
+    from ..validate import check_static
 
     config = sandbox_config or SandboxConfig()
     width = SIZES[kind]
     result = np.full((len(sources), width), np.nan, dtype=np.float32)
-    if not sources:
+    clean = [i for i, s in enumerate(sources) if not check_static(s, get_kind(kind))]
+    if not clean:
         return result
     with open_sandbox(config) as sandbox:
         try:
-            answer = sandbox.call(GRID_TARGET, {"kind": kind, "sources": sources, "timeout_s": 5.0},
-                                  timeout=10.0 + 5.0 * len(sources))
+            answer = sandbox.call(GRID_TARGET, {"kind": kind, "sources": [sources[i] for i in clean],
+                                                "timeout_s": 5.0},
+                                  timeout=10.0 + 5.0 * len(clean))
         except SandboxError:
             return result
-    for i, values in enumerate(answer["features"]):
+    for i, values in zip(clean, answer["features"]):
         if values is not None:
             result[i] = [np.nan if v is None else v for v in values][:width]
     return result

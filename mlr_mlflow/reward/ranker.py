@@ -7,15 +7,19 @@ and by generator.
 """
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..hypothesis import normalized_sha256
 from ..tracking import names
 from ..tracking.queries import hypothesis_runs
 from .features import structural_matrix
+
+log = logging.getLogger(__name__)
 
 MIN_RUNS = 20  # below this, held-out correlations mean nothing
 MIN_GROUPS = 2
@@ -58,11 +62,20 @@ def load_dataset(client, exp_id: str, kind: str, rounds: set[str] | None = None)
             continue
         seen.add(sha)
         rows.append(run)
-    sources = []
+    sources, kept = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i, run in enumerate(rows):
             path = client.download_artifacts(run.info.run_id, names.HYPOTHESIS_ARTIFACT, f"{tmp}/{i}")
-            sources.append(Path(path).read_text())
+            source = Path(path).read_text()
+            # The artifact must be the code that was evaluated: one changed in the store since
+            # (its normalised hash no longer the run's tag) is left out, never learned from or run.
+            if normalized_sha256(source) != run.data.tags[names.HYPOTHESIS_SHA256]:
+                log.warning("reward: run %s left out: its hypothesis.py does not match its %s tag",
+                            run.info.run_id, names.HYPOTHESIS_SHA256)
+                continue
+            sources.append(source)
+            kept.append(run)
+    rows = kept
     return Dataset(kind, sources, [r.data.tags[names.HYPOTHESIS_SHA256] for r in rows],
                    np.array([r.data.metrics[names.B_WR] for r in rows], dtype=np.float32),
                    [r.data.tags.get(names.ROUND_ID, "none") for r in rows],

@@ -1,23 +1,33 @@
 """Run hypothesis code elsewhere, isolated and bounded. Never imports the evaluator: callers hand
 it a target function and a payload.
 
-Backends, strongest first: "bwrap" (namespaces, no network, read-only minimal root, nobody),
-"docker" (a container with no network, read-only root, memory and pids limits), "subprocess"
-(rlimits and a scrubbed environment only). "auto" picks the first that works here.
+Backends, in the order "auto" tries them: "bwrap" (bubblewrap: namespaces, no network, read-only
+minimal root), "namespace" (the same kernel isolation built from util-linux `unshare`/`setpriv`,
+so it needs nothing installed on Linux), "docker" (a container with no network, read-only root,
+memory and pids limits; it needs a daemon, so it comes after the two that need none), and
+"subprocess" (rlimits and a scrubbed environment only: the fallback where the kernel forbids
+namespaces, macOS for one). "auto" picks the first that works here.
 """
 from __future__ import annotations
 
-import logging
 import sys
 
 from ..config import SandboxConfig
 from .base import Sandbox, SandboxCallError, SandboxCrash, SandboxError, SandboxTimeout
 from .bwrap_backend import BwrapSandbox, bwrap_available
+from .namespace_backend import NamespaceSandbox, namespace_available
 from .subprocess_backend import SubprocessSandbox
 
-log = logging.getLogger(__name__)
-BACKENDS = ("auto", "bwrap", "docker", "subprocess")
-_warned = False
+BACKENDS = ("auto", "bwrap", "namespace", "docker", "subprocess")
+ISOLATION = {
+    "bwrap": "no network, read-only private root, own pid namespace, no capabilities, 64 tasks",
+    "namespace": "no network, read-only private root, own pid namespace, no capabilities, 64 tasks",
+    "docker": "no network, read-only container root, no capabilities, 64 tasks",
+    "subprocess": ("WARNING: reduced isolation: hypothesis code runs in a plain subprocess (rlimits, "
+                   "scrubbed environment, static allow-list) that can still reach the network and "
+                   "read your files; run `mlr-mlflow sandbox check` and see the README"),
+}
+_announced = False  # the backend line is printed once per process
 
 
 def _docker():
@@ -26,8 +36,10 @@ def _docker():
 
 
 def available_backends() -> list[str]:
-    """The backends that work on this machine, strongest first."""
+    """The backends that work on this machine, in the order "auto" tries them."""
     found = ["bwrap"] if bwrap_available() else []
+    if namespace_available():
+        found.append("namespace")
     if _docker()[1]():
         found.append("docker")
     return found + ["subprocess"]
@@ -37,34 +49,54 @@ def resolve_backend(name: str) -> str:
     if name not in BACKENDS:
         raise ValueError(f"unknown sandbox backend {name!r} (choose from {', '.join(BACKENDS)})")
     if name == "auto":
-        return "bwrap" if bwrap_available() else ("docker" if _docker()[1]() else "subprocess")
+        if bwrap_available():
+            return "bwrap"
+        if namespace_available():
+            return "namespace"
+        return "docker" if _docker()[1]() else "subprocess"
     if name == "bwrap" and not bwrap_available():
         raise ValueError("sandbox backend 'bwrap' is not usable here (install bubblewrap: "
                          "apt-get install -y bubblewrap)")
+    if name == "namespace" and not namespace_available():
+        raise ValueError("sandbox backend 'namespace' is not usable here (it needs Linux, util-linux "
+                         "and a kernel that allows this user to create namespaces)")
     if name == "docker" and not _docker()[1]():
         raise ValueError("sandbox backend 'docker' is not usable here (no Docker daemon, or the "
                          "sandbox image cannot be built; see docker/README.md)")
     return name
 
 
+def describe_backend(name: str) -> str:
+    """One line: which backend runs hypothesis code and what it isolates."""
+    return f"sandbox: {name} ({ISOLATION[name]})"
+
+
+def announce_backend(config: SandboxConfig, emit=None) -> str:
+    """Say once per process which backend runs hypothesis code (`emit`: default standard error)."""
+    global _announced
+    name = resolve_backend(config.backend)
+    if not _announced:
+        _announced = True
+        (emit or (lambda line: print(line, file=sys.stderr, flush=True)))(describe_backend(name))
+    return name
+
+
 def open_sandbox(config: SandboxConfig) -> Sandbox:
-    """The configured backend ("auto": the strongest that works here)."""
-    global _warned
+    """The configured backend ("auto": the first that works here, see the module docstring)."""
     name = resolve_backend(config.backend)
     if name == "bwrap":
         return BwrapSandbox(config)
+    if name == "namespace":
+        return NamespaceSandbox(config)
     if name == "docker":
         return _docker()[0](config)
-    if not _warned:
-        _warned = True
-        message = ("WARNING: sandbox isolation is reduced: neither bubblewrap nor Docker is usable, "
-                   "so hypothesis code runs in a plain subprocess (rlimits, scrubbed environment, "
-                   "static allow-list) that can still reach the network and read your files.")
-        log.warning(message)
-        print(message, file=sys.stderr)
+    # The plain subprocess must never go unnoticed: said once per process, through one channel only
+    # (a logging warning beside the print showed it twice where logging has no handler).
+    announce_backend(config)
     return SubprocessSandbox(config)
 
 
 __all__ = ["Sandbox", "SandboxError", "SandboxTimeout", "SandboxCrash", "SandboxCallError",
-           "SubprocessSandbox", "BwrapSandbox", "open_sandbox", "available_backends",
+           "SubprocessSandbox", "BwrapSandbox", "NamespaceSandbox", "open_sandbox",
+           "describe_backend", "announce_backend", "available_backends",
            "resolve_backend", "BACKENDS"]

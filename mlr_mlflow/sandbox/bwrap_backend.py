@@ -1,11 +1,13 @@
-"""bubblewrap: the worker in new pid, network, ipc, uts and cgroup namespaces, as nobody.
+"""bubblewrap: the worker in new pid, network, ipc, uts and cgroup namespaces, as a user of its own.
 
 Inside, the root file system holds only read-only binds of what Python needs (/usr, the Python
 installation, this package) and a private, size-capped /tmp. The network namespace is empty (its
 own loopback only), so neither the internet nor services on the host's loopback can be reached.
-Started by root, bwrap mounts with root's rights and the worker then drops to uid/gid 65534 with no
-capabilities, so that RLIMIT_NPROC (which root ignores) bounds processes and threads. The rlimits
-and wall clock of `SubprocessSandbox` apply as well.
+Started by root, bwrap mounts with root's rights and the worker then drops to a uid/gid of its own
+(`identity.fresh_uid`, not the shared `nobody`) with no capabilities, so that RLIMIT_NPROC (which
+root ignores) bounds its processes and threads by itself. Started by another user, bwrap makes a
+user namespace, inside which the kernel counts RLIMIT_NPROC per namespace: the worker sets its
+64-task limit first thing there. The rlimits and wall clock of `SubprocessSandbox` apply as well.
 """
 from __future__ import annotations
 
@@ -16,18 +18,17 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+from .identity import MAX_TASKS, fresh_uid
 from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox
 
 INNER_PACKAGE_PARENT = "/opt/mlr"
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/bin", "/sbin")
-NOBODY = 65534
-MAX_TASKS = 64
+NOBODY = 65534  # the docker backend's user (its pids limit is per container)
 TMP_BYTES = 64 << 20
 
-# Run first inside the sandbox when bwrap was started by root.
-DROP_PRIVILEGES = (
-    "import os, resource; resource.setrlimit(resource.RLIMIT_NPROC, ({n}, {n})); "
-    "os.setgroups([]); os.setgid({id}); os.setuid({id}); ")
+# Run first inside the sandbox: the task limit, then (bwrap started by root) the drop to a fresh uid.
+LIMIT_TASKS = "import resource; resource.setrlimit(resource.RLIMIT_NPROC, ({n}, {n})); "
+DROP_PRIVILEGES = "import os; os.setgroups([]); os.setgid({id}); os.setuid({id}); "
 
 
 def _system_binds() -> list[str]:
@@ -80,7 +81,9 @@ def bwrap_command(inner: list[str], as_root: bool | None = None) -> list[str]:
 
 def inner_python(code: str) -> list[str]:
     """The command that runs `code` as the sandboxed Python, privileges dropped where needed."""
-    prefix = DROP_PRIVILEGES.format(n=MAX_TASKS, id=NOBODY) if os.geteuid() == 0 else ""
+    prefix = LIMIT_TASKS.format(n=MAX_TASKS)
+    if os.geteuid() == 0:
+        prefix += DROP_PRIVILEGES.format(id=fresh_uid())
     return [sys.executable, "-I", "-c", prefix + code]
 
 
@@ -90,7 +93,8 @@ def bwrap_available() -> bool:
     if shutil.which("bwrap") is None:
         return False
     try:
-        done = subprocess.run(bwrap_command(inner_python("import numpy")), capture_output=True, timeout=60)
+        probe = f"import sys; sys.path.insert(0, {INNER_PACKAGE_PARENT!r}); import mlr_mlflow.sandbox.worker"
+        done = subprocess.run(bwrap_command(inner_python(probe)), capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -100,6 +104,9 @@ class BwrapSandbox(SubprocessSandbox):
     """`SubprocessSandbox` with the worker wrapped in bubblewrap."""
 
     name = "bwrap"
+
+    def identity(self) -> tuple[None, None]:
+        return None, None  # set inside the sandbox (see inner_python)
 
     def command(self) -> list[str]:
         return bwrap_command(inner_python(BOOTSTRAP.format(parent=INNER_PACKAGE_PARENT)))

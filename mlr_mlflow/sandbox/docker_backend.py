@@ -18,12 +18,20 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..resources import dockerfile
-from .bwrap_backend import (INNER_PACKAGE_PARENT, MAX_TASKS, NOBODY, SYSTEM_DIRS, TMP_BYTES,
-                            python_prefixes)
-from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox
+from .bwrap_backend import INNER_PACKAGE_PARENT, NOBODY, SYSTEM_DIRS, TMP_BYTES, python_prefixes
+from .identity import MAX_TASKS
+from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox, scrubbed_env
 
 IMAGE = "mlr-mlflow-sandbox:1"
 SKELETON_DIRS = ("tmp", "proc", "dev", "sys", "etc", "usr", "opt/mlr/mlr_mlflow")
+
+
+CLIENT_ENV = ("PATH", "HOME", "USER", "XDG_RUNTIME_DIR", "LANG")
+
+
+def client_env() -> dict[str, str]:
+    """The user's environment for the docker CLI itself: daemon address, context, TLS, config."""
+    return {k: v for k, v in os.environ.items() if k in CLIENT_ENV or k.startswith("DOCKER_")}
 
 
 def _client():
@@ -102,23 +110,36 @@ class DockerSandbox(SubprocessSandbox):
         for prefix in python_prefixes():
             mounts += ["-v", f"{prefix}:{prefix}:ro"]
         mounts += ["-v", f"{Path(PACKAGE_PARENT) / 'mlr_mlflow'}:{INNER_PACKAGE_PARENT}/mlr_mlflow:ro"]
+        # Values of the user's allow-list reach the container by name only (`-e NAME`, taken from
+        # the docker client's environment), never on a command line that `ps` shows.
         env = []
-        for key, value in self._env().items():
-            env += ["-e", f"{key}={value}"]
+        for key, value in self._container_env().items():
+            env += ["-e", key if key in self.config.env_allow else f"{key}={value}"]
         memory = f"{self.config.memory_mb}m"
+        memory_bytes = self.config.memory_mb << 20
         return ["docker", "run", "-i", "--rm", "--name", self.container, "--network", "none",
                 "--read-only", "--tmpfs", f"/tmp:rw,size={TMP_BYTES},mode=1777",
                 "--memory", memory, "--memory-swap", memory, "--pids-limit", str(MAX_TASKS),
                 "--ulimit", "core=0", "--ulimit", f"cpu={self.cpu_seconds}",
                 "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
                 "--user", f"{NOBODY}:{NOBODY}", "--workdir", "/tmp", *mounts, *env,
-                IMAGE, sys.executable, "-I", "-c", BOOTSTRAP.format(parent=INNER_PACKAGE_PARENT)]
+                IMAGE, sys.executable, "-I", "-c",
+                # the address-space limit of the other backends too (the cgroup limit is not
+                # visible to, nor enforced on, every daemon: cgroup v1, rootless without delegation)
+                f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({memory_bytes}, {memory_bytes})); "
+                + BOOTSTRAP.format(parent=INNER_PACKAGE_PARENT)]
 
-    def _env(self) -> dict[str, str]:
-        from .subprocess_backend import scrubbed_env
+    def identity(self) -> tuple[None, None]:
+        return None, None  # the container has its own user and pids limit
 
+    def _container_env(self) -> dict[str, str]:
         return {**scrubbed_env(self.config, "/tmp"), "HOME": "/tmp", "TMPDIR": "/tmp",
                 "MPLCONFIGDIR": "/tmp"}
+
+    def environment(self, home: str) -> dict[str, str]:
+        """The docker client keeps what finds the user's daemon (DOCKER_HOST, contexts in
+        ~/.docker, rootless sockets under XDG_RUNTIME_DIR) and carries the allow-listed values."""
+        return {**client_env(), **{k: os.environ[k] for k in self.config.env_allow if k in os.environ}}
 
     def _kill(self) -> None:
         # Killing the `docker run` client does not stop the container: remove it by name.

@@ -2,7 +2,10 @@
 rlimits (memory, CPU, file size, processes, core dumps) and a wall-clock kill.
 
 This is the weakest backend: the process still shares the network and can read what the user can.
-Stronger backends wrap the same worker.
+Stronger backends wrap the same worker. Processes: started by root, the worker drops to a user id
+of its own with a 64-task limit, when that user can reach this Python and package (otherwise it
+stays root, which RLIMIT_NPROC does not bound); started by another user, the limit is 64 tasks
+above what that user already runs, since the kernel counts all of a user's processes together.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from typing import Any
 
 from ..config import SandboxConfig
 from .base import SandboxCallError, SandboxCrash, SandboxTimeout
+from .identity import MAX_TASKS, fresh_uid, interpreter_world_reachable, user_task_count
 from .worker import HEADER
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
@@ -48,7 +52,7 @@ def scrubbed_env(config: SandboxConfig, home: str) -> dict[str, str]:
     return env
 
 
-def _limits(config: SandboxConfig, cpu_seconds: int):
+def _limits(config: SandboxConfig, cpu_seconds: int, nproc: int | None = None, uid: int | None = None):
     def apply():
         mem = config.memory_mb << 20
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
@@ -56,6 +60,12 @@ def _limits(config: SandboxConfig, cpu_seconds: int):
         out = config.output_kb << 10
         resource.setrlimit(resource.RLIMIT_FSIZE, (out, out))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
     return apply
 
 
@@ -75,13 +85,29 @@ class SubprocessSandbox:
     def command(self) -> list[str]:
         return [sys.executable, "-I", "-c", BOOTSTRAP.format(parent=PACKAGE_PARENT)]
 
+    def identity(self) -> tuple[int | None, int | None]:
+        """(user id the worker drops to, its RLIMIT_NPROC); None where not set (see the docstring)."""
+        if os.geteuid() != 0:
+            return None, user_task_count(os.getuid()) + MAX_TASKS
+        if interpreter_world_reachable(str(Path(PACKAGE_PARENT) / "mlr_mlflow")):
+            return fresh_uid(), MAX_TASKS
+        return None, None
+
+    def environment(self, home: str) -> dict[str, str]:
+        """The environment of the process this backend starts."""
+        return scrubbed_env(self.config, home)
+
     def _start(self) -> subprocess.Popen:
         self._home = tempfile.TemporaryDirectory(prefix="mlr-sandbox-")
         self._stderr = tempfile.TemporaryFile()
+        uid, nproc = self.identity()
+        if uid is not None:
+            os.chown(self._home.name, uid, uid)
         return subprocess.Popen(
             self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-            cwd=self._home.name, env=scrubbed_env(self.config, self._home.name),
-            preexec_fn=_limits(self.config, self.cpu_seconds), start_new_session=True, close_fds=True)
+            cwd=self._home.name, env=self.environment(self._home.name),
+            preexec_fn=_limits(self.config, self.cpu_seconds, nproc, uid), start_new_session=True,
+            close_fds=True)
 
     def call(self, target: str, payload: Any, timeout: float) -> Any:
         if self._proc is None or self._proc.poll() is not None:

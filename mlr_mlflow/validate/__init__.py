@@ -8,6 +8,7 @@ from ..hypothesis import Hypothesis
 from ..kinds import get_kind
 from ..sandbox import Sandbox, SandboxError, open_sandbox
 from .dynamic import PROBE_TARGET, PROBES_TARGET
+from .loader import StaticCheckError, load_checked
 from .static import check_static
 
 
@@ -74,4 +75,5 @@ def validate_many(hypotheses: list[Hypothesis], sandbox: Sandbox,
     return results
 
 
-__all__ = ["ValidationResult", "validate", "validate_many", "check_static"]
+__all__ = ["ValidationResult", "validate", "validate_many", "check_static", "load_checked",
+           "StaticCheckError"]

@@ -8,6 +8,7 @@ may load (its own bindings, its imports, `SAFE_BUILTINS`), the attributes of eac
 from __future__ import annotations
 
 import ast
+import builtins
 
 from ..hypothesis import SAFE_BUILTINS
 from ..kinds import Kind
@@ -26,7 +27,12 @@ FORBIDDEN_NODES = {
     ast.Yield: "generators (yield)",
     ast.YieldFrom: "generators (yield from)",
     ast.Delete: "del statements",
+    # A class pattern's keywords are attribute lookups the allow-list never sees
+    # (`case float(__class__=c)`), and its captures bind names: no match statements at all.
+    ast.Match: "match statements",
+    ast.TryStar: "except* clauses",
 }
+BUILTIN_NAMES = frozenset(dir(builtins))
 
 
 def _is_constant_expr(node: ast.AST) -> bool:
@@ -169,6 +175,64 @@ def _check_attribute(node: ast.Attribute, aliases: dict[str, str]) -> str | None
     return None
 
 
+def _binding_names(node: ast.AST) -> list[str]:
+    """The names `node` itself binds (parameters, targets, loop and handler names)."""
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+        return [node.id]
+    if isinstance(node, ast.ExceptHandler) and node.name:
+        return [node.name]
+    if isinstance(node, ast.FunctionDef):
+        return [node.name]
+    return []
+
+
+def _check_bindings(tree: ast.Module, kind: Kind) -> list[str]:
+    """Names mean one thing everywhere: no binding shadows a builtin or an imported name, so the
+    checks below (which resolve `torch.x` or `getattr` by name, ignoring scope) cannot be fooled."""
+    imported = set(_module_aliases(tree)) | {
+        (a.asname or a.name).split(".")[0]
+        for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
+    reasons = []
+    for node in ast.walk(tree):
+        for name in _binding_names(node):
+            if name in BUILTIN_NAMES:
+                reasons.append(f"line {node.lineno}: the name {name!r} shadows a builtin; choose "
+                               f"another name")
+            elif name in imported:
+                reasons.append(f"line {node.lineno}: the name {name!r} shadows an import; choose "
+                               f"another name")
+    return reasons
+
+
+def _check_defaults(tree: ast.Module, kind: Kind) -> list[str]:
+    """Defaults are evaluated once and shared by every call (and every seed of a cached function):
+    a mutable one keeps state between the probes and training. Only constants are allowed."""
+    reasons = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.Lambda)):
+            for default in [*node.args.defaults, *node.args.kw_defaults]:
+                if default is not None and not _is_constant_expr(default):
+                    reasons.append(f"line {default.lineno}: default argument values must be "
+                                   f"constants (numbers, strings or tuples of them), not "
+                                   f"{ast.unparse(default)!r}: a default is shared between calls")
+    return reasons
+
+
+def _check_handlers(tree: ast.Module, kind: Kind) -> list[str]:
+    """The time limits interrupt hypothesis code with an exception that `except Exception` does not
+    catch; a bare `except:` would, and a `finally` that returns or loops would discard it."""
+    reasons = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ExceptHandler) and node.type is None:
+            reasons.append(f"line {node.lineno}: a bare 'except:' is not allowed (name the "
+                           f"exceptions, e.g. 'except (ValueError, ZeroDivisionError):')")
+        elif isinstance(node, ast.Try) and node.finalbody:
+            reasons.append(f"line {node.finalbody[0].lineno}: 'finally' clauses are not allowed")
+    return reasons
+
+
 def _check_names(tree: ast.Module, kind: Kind) -> list[str]:
     bound = _bound_names(tree)
     aliases = _module_aliases(tree)
@@ -216,7 +280,8 @@ def check_static(source: str, kind: Kind) -> list[str]:
     try:
         tree = ast.parse(source)
         reasons = []
-        for check in (_check_module_level, _check_imports, _check_function):
+        for check in (_check_module_level, _check_imports, _check_function, _check_bindings,
+                      _check_defaults, _check_handlers):
             reasons += check(tree, kind)
         reasons += _check_names(tree, kind)
     except SyntaxError as exc:
