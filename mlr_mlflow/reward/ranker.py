@@ -16,12 +16,13 @@ import numpy as np
 from ..tracking import names
 from ..tracking.queries import hypothesis_runs
 from .features import structural_matrix
+from ..config import UsageError
 
 MIN_RUNS = 20  # below this, held-out correlations mean nothing
 MIN_GROUPS = 2
 
 
-class RewardDataError(ValueError):
+class RewardDataError(UsageError):
     """Not enough evaluated runs to train or judge a reward model (a usage error)."""
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from ..config import SandboxConfig
+from ..config import SandboxConfig, UsageError
 from .base import Sandbox, SandboxCallError, SandboxCrash, SandboxError, SandboxTimeout
 from .bwrap_backend import BwrapSandbox, bwrap_available
 from .subprocess_backend import SubprocessSandbox
@@ -35,14 +35,14 @@ def available_backends() -> list[str]:
 
 def resolve_backend(name: str) -> str:
     if name not in BACKENDS:
-        raise ValueError(f"unknown sandbox backend {name!r} (choose from {', '.join(BACKENDS)})")
+        raise UsageError(f"unknown sandbox backend {name!r} (choose from {', '.join(BACKENDS)})")
     if name == "auto":
         return "bwrap" if bwrap_available() else ("docker" if _docker()[1]() else "subprocess")
     if name == "bwrap" and not bwrap_available():
-        raise ValueError("sandbox backend 'bwrap' is not usable here (install bubblewrap: "
+        raise UsageError("sandbox backend 'bwrap' is not usable here (install bubblewrap: "
                          "apt-get install -y bubblewrap)")
     if name == "docker" and not _docker()[1]():
-        raise ValueError("sandbox backend 'docker' is not usable here (no Docker daemon, or the "
+        raise UsageError("sandbox backend 'docker' is not usable here (no Docker daemon, or the "
                          "sandbox image cannot be built; see docker/README.md)")
     return name
 
