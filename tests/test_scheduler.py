@@ -4,6 +4,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from mlflow import MlflowClient
@@ -78,8 +79,11 @@ def test_restart_keeps_jobs_without_duplicates(store, tmp_path, tracking_uri):
 def test_missed_runs_run_once_and_past_grace_is_recorded(store, tmp_path, tracking_uri):
     table = f"jobs_{uuid.uuid4().hex[:8]}"
     marker = tmp_path / "ran.txt"
+    # the nightly job's hour is 12 h away from now, so none of its cron times falls inside the
+    # 3 hours it is made late by (and the grace after them), whatever the time of day of the test
+    hour = (datetime.now(ZoneInfo("Europe/Paris")).hour + 12) % 24
     jobs = [("every-minute", "tests.sched_jobs:append", "* * * * *", {"path": str(marker)}),
-            ("nightly-late", "tests.sched_jobs:append", "0 2 * * *", {"path": str(marker), "text": "late"})]
+            ("nightly-late", "tests.sched_jobs:append", f"0 {hour} * * *", {"path": str(marker), "text": "late"})]
     schedule = load_schedule(schedule_file(tmp_path, store, jobs, grace=1))
     scheduler = build(schedule, tracking_uri, jobstore_table=table, resume_first=False)
     now = datetime.now(scheduler.timezone)
