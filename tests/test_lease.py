@@ -140,3 +140,26 @@ def test_two_processes_racing_for_a_free_lease_get_one_winner(url, tmp_path):
                               text=True, env={**os.environ}) for _ in range(3)]
     outs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
     assert outs == ["busy", "busy", "won 1"]
+
+
+def test_the_tag_fallback_for_http_stores_keeps_one_holder_and_fences(tmp_path):
+    """Without SQL access the lease is an experiment tag written then read back (not a CAS, as
+    the README says); it still refuses a live holder and tells a taken-over holder."""
+    from mlflow import MlflowClient
+
+    from mlr_mlflow.tracking.lease import TagLeases
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.create_experiment("mlr-activation")
+    leases = TagLeases(client, exp, settle_s=0.1)
+    name = f"rounds/{exp}"
+    first = Lease(leases, name, every_s=0.1).acquire()
+    assert client.get_experiment(exp).tags["mlr.lease.rounds"].startswith("1|")
+    with pytest.raises(LeaseBusy):
+        Lease(leases, name).acquire()
+    leases._write(name, "elsewhere|b|pid:[1]|1|1|x", first.token + 1, time.time())  # taken over
+    assert first.lost.wait(10)
+    with pytest.raises(LeaseLost):
+        first.check()
+    first.release()
+    assert leases.holder(name)[0].startswith("elsewhere|")
