@@ -23,8 +23,8 @@ from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hyp
                      round_lease, saved_selection, unfinished_round)
 from .tracking import create_run, experiment_id, finish, log, log_json, names
 from .tracking.lease import LeaseLost
-from .tracking.runs import end_failed
 from .tracking.queries import hypothesis_runs, round_runs
+from .tracking.runs import end_failed
 
 SEEN_STATUSES = ("evaluated", "invalid")  # judged already; "error" runs may be tried again
 
