@@ -248,3 +248,33 @@ def test_a_screened_round_resumes_with_its_saved_selection_after_the_champion_ch
             assert variants[sha] == ["screened"]
     assert all(r.data.metrics["reward.score"] == scores[sha] for sha, runs in by_sha.items()
                for r in runs if sha in scores)
+
+
+def test_a_round_whose_lease_was_taken_over_stops_and_leaves_the_run_to_the_new_holder(
+        tracking_uri, monkeypatch):
+    from sqlalchemy import update
+
+    from mlr_mlflow import resume
+    from mlr_mlflow.tracking.lease import LeaseLost, SqlLeases
+
+    monkeypatch.setattr(resume, "HEARTBEAT_EVERY_S", 0.1)
+    config = small_config()
+    client = connect(tracking_uri)
+    leases = SqlLeases(tracking_uri)
+
+    class TakenOverWhileGenerating(CountingSymbolic):
+        def propose(self, context):
+            t = leases.table  # another host judged us stale and took the kind's lease (its CAS)
+            with leases.engine.begin() as conn:
+                conn.execute(update(t).where(t.c.name.like("rounds/%")).values(
+                    owner="elsewhere|b|pid:[1]|1|1|x", token=t.c.token + 1, heartbeat=time.time()))
+            time.sleep(1.0)  # our next renewals find it gone
+            return super().propose(context)
+
+    with pytest.raises(LeaseLost, match="taken over"):
+        Round(client, config, "activation", generator=TakenOverWhileGenerating(config)).run(2, 0, 1)
+    [run] = MlflowClient(tracking_uri).search_runs(
+        [client.get_experiment_by_name("mlr-activation").experiment_id])
+    assert run.info.status == "RUNNING"  # not ended by the loser: it is the new holder's
+    assert not [a for a in client.list_artifacts(run.info.run_id)
+                if a.path == names.GENERATION_ARTIFACT]  # and nothing recorded after the loss
