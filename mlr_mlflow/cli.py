@@ -206,7 +206,8 @@ def _scheduler(args) -> tuple[int, dict, str]:
             last = job["last"]
             outcome = f"{last['status']} at {last['started']}" + (f": {last['error']}" if last and
                                                                   last["error"] else "") if last else "never ran"
-            lines.append(f"  {job['id']:<28} {job['cron']:<12} next {job['next_run'] or '-'}  last {outcome}")
+            when = job["cron"] or f"after {job['after']}"
+            lines.append(f"  {job['id']:<28} {when:<12} next {job['next_run'] or '-'}  last {outcome}")
         return EXIT_OK, out, "\n".join(lines)
     if args.action == "init":
         return EXIT_OK, out, f"wrote {out['written']}: edit it, then `mlr-mlflow scheduler start`"
@@ -243,24 +244,11 @@ def _finite(value):
 
 
 def _usage_errors() -> tuple[type[BaseException], ...]:
-    from .audit.rerun import AuditError
-    from .config import ConfigError
-    from .evaluate.datasets import UnknownDatasetError
-    from .hypothesis import HypothesisError
-    from .tracking import TrackingError
+    """Our own errors: what the user can fix. Every one derives from config.UsageError; a plain
+    ValueError or MlflowException escaping a verb is a bug and goes to the internal-error branch."""
+    from .config import UsageError
 
-    errors = [ConfigError, UnknownDatasetError, HypothesisError, TrackingError, AuditError, ValueError]
-    try:
-        from sqlalchemy.exc import OperationalError
-        errors.append(OperationalError)  # a job store database that cannot be reached
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from mlflow.exceptions import MlflowException
-        errors.append(MlflowException)  # an unreachable or refusing registry, say
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    return (UsageError,)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,12 +259,12 @@ def main(argv: list[str] | None = None) -> int:
         code, payload, text = EXIT_ERROR, {"error": str(exc)}, f"mlr-mlflow {args.verb}: error: {exc}"
     except KeyboardInterrupt:
         code, payload, text = EXIT_ERROR, {"error": "interrupted"}, "mlr-mlflow: interrupted"
-    except Exception as exc:
-        if os.environ.get("MLR_MLFLOW_DEBUG"):
+    except Exception as exc:  # a bug: one line, and the traceback on request
+        if os.environ.get("MLR_MLFLOW_DEBUG", "") not in ("", "0"):
             traceback.print_exc()
-        code, payload = EXIT_ERROR, {"error": f"internal error: {type(exc).__name__}: {exc}"}
-        text = (f"mlr-mlflow {args.verb}: internal error: {type(exc).__name__}: {exc}\n"
-                f"(set MLR_MLFLOW_DEBUG=1 for the traceback)")
+        what = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+        code, payload = EXIT_ERROR, {"error": f"internal error: {what}"}
+        text = f"mlr-mlflow {args.verb}: internal error: {what} (MLR_MLFLOW_DEBUG=1 shows the traceback)"
     stream = sys.stderr if code == EXIT_ERROR else sys.stdout
     print(text, file=stream)
     if args.json:

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .config import Config, load_config, with_overrides
+from .config import Config, load_config, with_overrides, UsageError
 from .hypothesis import Hypothesis
 from .kinds import get_kind
 from .sandbox import announce_backend
@@ -87,7 +87,7 @@ def reward(action: str, kind: str, tracking_uri: str | None = None, config_path:
                                           registry.parse_features(features))
     if action == "promote":
         return registry.promote(client, config, kind)
-    raise ValueError(f"unknown reward action {action!r} (train, evaluate or promote)")
+    raise UsageError(f"unknown reward action {action!r} (train, evaluate or promote)")
 
 
 def audit(run_id: str | None = None, round_id: str | None = None, sample: int | None = None,
@@ -98,9 +98,9 @@ def audit(run_id: str | None = None, round_id: str | None = None, sample: int | 
     from .tracking import connect
 
     if sum(x is not None for x in (run_id, round_id, sample)) != 1:
-        raise ValueError("audit needs exactly one of RUN_ID, --round ID or --sample N")
+        raise UsageError("audit needs exactly one of RUN_ID, --round ID or --sample N")
     if sample is not None and sample < 0:
-        raise ValueError("--sample must be at least 0")
+        raise UsageError("--sample must be at least 0")
     config = _config(config_path)
     client = connect(tracking_uri)
     if run_id is not None:
@@ -156,15 +156,25 @@ def scheduler(action: str, schedule_file: str | None = None, job: str | None = N
               tracking_uri: str | None = None, config_path: str | None = None,
               progress: Callable[[str], None] = lambda _: None) -> dict:
     """`scheduler init|start|status|run-now`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .scheduling import scheduler as sched
     from .scheduling.schedule import load_schedule
-    from .tracking import connect, default_tracking_uri
+    from .tracking import TrackingError, connect, default_tracking_uri
 
     if action == "init":
         return scheduler_init()
     schedule = load_schedule(schedule_path(schedule_file, progress))
     uri = tracking_uri or default_tracking_uri()
     connect(uri)  # fail fast on an unreachable tracking store
+    try:
+        return _scheduler(sched, schedule, action, job, uri, config_path, progress)
+    except SQLAlchemyError as exc:  # the job store's database: unreachable, locked, refusing
+        raise TrackingError(f"job store {schedule.store_url(uri)!r}: {type(exc).__name__}: "
+                            f"{(str(exc).splitlines() or [''])[0]}") from None
+
+
+def _scheduler(sched, schedule, action, job, uri, config_path, progress) -> dict:
     if action == "start":
         sched.start(schedule, uri, config_path, progress)
         return {"stopped": True}
@@ -172,6 +182,6 @@ def scheduler(action: str, schedule_file: str | None = None, job: str | None = N
         return sched.status(schedule, uri)
     if action == "run-now":
         if not job:
-            raise ValueError("run-now needs a JOB id")
+            raise UsageError("run-now needs a JOB id")
         return sched.run_now(schedule, job, uri, config_path)
-    raise ValueError(f"unknown scheduler action {action!r}")
+    raise UsageError(f"unknown scheduler action {action!r}")

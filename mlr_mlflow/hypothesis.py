@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .kinds import Kind, get_kind
+from .config import UsageError
 
 # Builtins a hypothesis may call: pure functions on numbers and containers. Everything that can
 # reach the interpreter, the file system or attribute lookup by name (open, getattr, type, eval...)
@@ -27,7 +28,7 @@ SAFE_BUILTINS = frozenset({
 })
 
 
-class HypothesisError(ValueError):
+class HypothesisError(UsageError):
     """A hypothesis file that cannot even be read (a usage error, not an invalid hypothesis)."""
 
 

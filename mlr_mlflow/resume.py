@@ -1,10 +1,19 @@
 """What makes a round survive `kill -9`: its state lives in MLflow, and every stage is idempotent.
 
-- The round run carries a heartbeat tag (`mlr.round.heartbeat`: time, host, pid) refreshed by a
-  thread while it works. A round whose run is RUNNING with a fresh heartbeat belongs to a live
-  process: nobody else may touch it. A stale heartbeat means its process died.
+- One round per kind at a time, in any process on any host: a round (new or resumed) first takes the
+  kind's lease (`tracking/lease.py`: a compare-and-set row in the tracking store's database, with a
+  fencing token). Unfinished rounds, RUNNING, FAILED or KILLED, are handed out only to the lease's
+  holder, so two resumers never work on one round. The holder renews the lease every
+  HEARTBEAT_EVERY_S; if a renewal finds it taken over, the round stops at its next stage boundary
+  without writing anything more (LeaseLost). The round run also carries the heartbeat as a tag
+  (`mlr.round.heartbeat`: time, host, pid, token) for people looking at it in MLflow.
 - `generation.json` (every proposal, with the accepted sources) is logged before any evaluation,
-  so a resumed round evaluates exactly the hypotheses of the original one.
+  so a resumed round evaluates exactly the hypotheses of the original one. On resume, an absent
+  artifact means "killed during generation" (generated again, from the same seed); one that is
+  listed but cannot be read fails the resume, never regenerates.
+- Decisions are recorded before they are acted on: the screening mode (`mlr.screen`) and, for a
+  reward-screened round, `selection.json` (the picks and their scores) are logged before any
+  training, and a resumed round reuses them even if the champion changed since.
 - Before a stage evaluates hypotheses, the round's nested runs are read: finished evaluations are
   kept (rebuilt from their runs, never repeated); runs left RUNNING by the dead process are marked
   FAILED (`mlr.status=error`, "interrupted") and their hypotheses evaluated again.
@@ -13,99 +22,55 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
-import uuid
 
 from .hypothesis import Hypothesis
 from .tracking import finish, log, names
+from .tracking.lease import Lease, LeaseBusy, rounds_lease
 from .tracking.queries import round_runs, runs_of_round
+from .tracking.runs import read_json
 
 HEARTBEAT = "mlr.round.heartbeat"
 OWNER = "mlr.round.owner"
+SCREEN = "mlr.screen"
 HEARTBEAT_EVERY_S = 15.0
 STALE_AFTER_S = 60.0
 DONE_STATUSES = ("evaluated", "invalid", "screened")
 
-
-class RoundBusy(ValueError):
-    """The round is being worked on by a live process (a usage error: exit status 2)."""
+RoundBusy = LeaseBusy  # another live process works on a round of the kind (exit status 2)
 
 
-class Heartbeat:
-    """Context manager: keeps the round's heartbeat fresh from a daemon thread."""
-
-    def __init__(self, client, run_id: str, every_s: float = HEARTBEAT_EVERY_S):
-        self.client, self.run_id, self.every_s = client, run_id, every_s
-        self.owner = uuid.uuid4().hex
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="mlr-heartbeat", daemon=True)
-
-    def beat(self) -> None:
-        log(self.client, self.run_id, tags={
-            HEARTBEAT: f"{time.time():.0f}|{socket.gethostname()}|{os.getpid()}", OWNER: self.owner})
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.every_s):
-            try:
-                self.beat()
-            except Exception:  # a store hiccup: the next beat may succeed
-                pass
-
-    def __enter__(self) -> "Heartbeat":
-        self.beat()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+def round_lease(client, exp_id: str, kind: str) -> Lease:
+    return rounds_lease(client, exp_id, f"a round of kind {kind}", stale_s=STALE_AFTER_S,
+                        every_s=HEARTBEAT_EVERY_S)
 
 
-def heartbeat_age(run) -> tuple[float | None, str]:
-    value = run.data.tags.get(HEARTBEAT)
-    if not value:
-        return None, ""
-    stamp, _, who = value.partition("|")
-    return time.time() - float(stamp), who.replace("|", " pid ")
-
-
-def _dead_here(run) -> bool:
-    """The heartbeat's process was on this host and no longer exists: no need to wait it out."""
-    host, _, pid = run.data.tags.get(HEARTBEAT, "||").split("|", 1)[1].partition("|")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+def beat(client, run_id: str, lease: Lease) -> None:
+    """The heartbeat tag of the round run (informational: the lease decides who may work)."""
+    log(client, run_id, tags={
+        HEARTBEAT: f"{time.time():.0f}|{socket.gethostname()}|{os.getpid()}|{lease.token}",
+        OWNER: lease.owner})
 
 
 def unfinished_round(client, exp_id: str):
-    """The latest round that did not finish, if its process is gone; else RoundBusy or None."""
+    """The latest round that did not finish (None when there is none). Call it holding the kind's
+    lease: then no live process works on it, whatever its status says."""
     for run in round_runs(client, exp_id, newest_first=True, limit=50):
         status = run.info.status
         if status == "FINISHED" or (status == "FAILED" and run.data.tags.get(names.STATUS) != "error"):
             continue
-        if status == "FAILED":  # failed with an error: resumable, like a killed round
-            return run
-        age, who = heartbeat_age(run)
-        if status == "RUNNING" and age is not None and age < STALE_AFTER_S and not _dead_here(run):
-            raise RoundBusy(f"round {run.info.run_id} is still running ({who}, heartbeat "
-                            f"{age:.0f} s ago); it will not be resumed twice")
         return run
     return None
 
 
-def claim(client, run_id: str, heartbeat: Heartbeat) -> None:
-    """Take a dead round over; refuse if another resumer claimed it at the same moment."""
-    heartbeat.beat()
-    time.sleep(1.0)
-    if client.get_run(run_id).data.tags.get(OWNER) != heartbeat.owner:
-        raise RoundBusy(f"round {run_id} was just claimed by another process")
+def generation_records(client, run_id: str) -> list[dict] | None:
+    """The round's generation.json; None when it was never logged. A store that fails to give it
+    back raises TrackingError: regenerating would mean new proposals and new LLM calls."""
+    return read_json(client, run_id, names.GENERATION_ARTIFACT)
+
+
+def saved_selection(client, run_id: str) -> dict | None:
+    return read_json(client, run_id, names.SELECTION_ARTIFACT)
 
 
 def done_and_interrupted(client, exp_id: str, round_id: str, variant: str) -> dict:

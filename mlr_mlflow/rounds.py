@@ -8,22 +8,23 @@ proposal: accepted, duplicate or failed, with its reason) and the `leaderboard.j
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
 
-import numpy as np
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config
+from .config import Config, UsageError
 from .generate import Context, GenerationStopped, Known, make_generator
 from .hypothesis import Hypothesis
 from .leaderboard import best_of, columns, leaderboard
-from .resume import Heartbeat, claim, done_and_interrupted, hypotheses_from_records, unfinished_round
+from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
+                     round_lease, saved_selection, unfinished_round)
 from .tracking import create_run, experiment_id, finish, log, log_json, names
+from .tracking.lease import LeaseLost
 from .tracking.queries import hypothesis_runs, round_runs
+from .tracking.runs import end_failed
 
 SEEN_STATUSES = ("evaluated", "invalid")  # judged already; "error" runs may be tried again
 
@@ -95,15 +96,17 @@ def screen(evaluations: list, top_k: int) -> list:
 
 def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: int | None = None,
              seeds: int | None = None, seed: int | None = None, resume: bool = False,
+             wait_s: float = 0.0,
              progress: Callable[[str], None] = lambda _: None) -> "RoundSummary | None":
     """One round of `kind` (unset numbers from the config's [discover]), or with `resume` the latest
-    unfinished one (None when there is none)."""
+    unfinished one (None when there is none). While another round of the kind runs anywhere, waits
+    up to `wait_s` for it, then raises RoundBusy."""
     d = config.discover
     round_ = Round(client, config, kind, progress=progress)
     if resume:
-        return round_.resume()
+        return round_.resume(wait_s)
     return round_.run(n if n is not None else d.n, top_k if top_k is not None else d.top_k,
-                      seeds if seeds is not None else d.seeds, seed)
+                      seeds if seeds is not None else d.seeds, seed, wait_s)
 
 
 class Round:
@@ -115,86 +118,97 @@ class Round:
         self.generator = generator or make_generator(config.discover.generator, config)
         self.exp_id = experiment_id(client, config.experiment_name(kind))
 
-    def run(self, n: int, top_k: int, seeds: int, seed: int | None = None) -> RoundSummary:
+    def run(self, n: int, top_k: int, seeds: int, seed: int | None = None,
+            wait_s: float = 0.0) -> RoundSummary:
         if n < 1:
-            raise ValueError("--n must be at least 1")
-        if seed is None:  # reproducible from the store: the number of rounds before this one
-            seed = len(round_runs(self.client, self.exp_id))
-        round_id = uuid.uuid4().hex[:12]
-        run_id = create_run(self.client, self.exp_id, f"round-{self.kind}-{round_id[:6]}", {
-            names.ROLE: "round", names.KIND: self.kind, names.ROUND_ID: round_id,
-            names.GENERATOR: self.generator.name})
-        log(self.client, run_id, params={"kind": self.kind, "n": n, "top_k": top_k, "seeds": seeds,
-                                         "seed": seed, "generator": self.generator.name})
-        with Heartbeat(self.client, run_id):
-            return self._drive(run_id, round_id, n, top_k, seeds, seed, records=None)
+            raise UsageError("--n must be at least 1")
+        with round_lease(self.client, self.exp_id, self.kind).acquire(wait_s) as lease:
+            if seed is None:  # the number of rounds before this one: under the lease, no two share it
+                seed = len(round_runs(self.client, self.exp_id))
+            round_id = uuid.uuid4().hex[:12]
+            run_id = create_run(self.client, self.exp_id, f"round-{self.kind}-{round_id[:6]}", {
+                names.ROLE: "round", names.KIND: self.kind, names.ROUND_ID: round_id,
+                names.GENERATOR: self.generator.name})
+            params = {"kind": self.kind, "n": n, "top_k": top_k, "seeds": seeds, "seed": seed,
+                      "generator": self.generator.name}
+            return self._drive(lease, run_id, round_id, n, top_k, seeds, seed, params=params)
 
-    def resume(self) -> RoundSummary | None:
+    def resume(self, wait_s: float = 0.0) -> RoundSummary | None:
         """Finish the latest unfinished round of the kind (None when there is none)."""
-        run = unfinished_round(self.client, self.exp_id)
-        if run is None:
-            return None
-        run_id, params = run.info.run_id, run.data.params
-        round_id = run.data.tags[names.ROUND_ID]
-        if run.data.tags.get(names.GENERATOR, self.generator.name) != self.generator.name:
-            from .generate import make_generator
+        with round_lease(self.client, self.exp_id, self.kind).acquire(wait_s) as lease:
+            run = unfinished_round(self.client, self.exp_id)
+            if run is None:
+                return None
+            run_id, params = run.info.run_id, run.data.params
+            round_id = run.data.tags[names.ROUND_ID]
+            if run.data.tags.get(names.GENERATOR, self.generator.name) != self.generator.name:
+                from .generate import make_generator
 
-            self.generator = make_generator(run.data.tags[names.GENERATOR], self.config)
-        with Heartbeat(self.client, run_id) as heartbeat:
-            claim(self.client, run_id, heartbeat)
-            self.client.update_run(run_id, status="RUNNING")
-            log(self.client, run_id, tags={"mlr.round.resumed": str(int(time.time()))})
+                self.generator = make_generator(run.data.tags[names.GENERATOR], self.config)
             self.progress(f"resuming round {run_id} ({round_id})")
-            records = self._records(run_id)
-            return self._drive(run_id, round_id, int(params["n"]), int(params["top_k"]),
-                               int(params["seeds"]), int(params["seed"]), records)
+            return self._drive(lease, run_id, round_id, int(params["n"]), int(params["top_k"]),
+                               int(params["seeds"]), int(params["seed"]), resumed=True)
 
-    def _records(self, run_id: str) -> list[dict] | None:
-        import tempfile
-        from pathlib import Path
-
-        from mlflow.exceptions import MlflowException
-
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                path = self.client.download_artifacts(run_id, names.GENERATION_ARTIFACT, tmp)
-            except (MlflowException, OSError):
-                return None  # killed during generation: it is generated again, from the same seed
-            return json.loads(Path(path).read_text())
-
-    def _drive(self, run_id, round_id, n, top_k, seeds, seed, records) -> RoundSummary:
+    def _drive(self, lease, run_id, round_id, n, top_k, seeds, seed, *, params=None,
+               resumed=False) -> RoundSummary:
+        """Everything that writes to the round run happens inside the `try`, so the run is always
+        ended; except when the lease was lost: the run then belongs to the new holder."""
         summary = RoundSummary(round_run_id=run_id, round_id=round_id)
-        if hasattr(self.generator, "enable_tracing"):
-            problem = self.generator.enable_tracing(self.client.tracking_uri, self.exp_id)
-            if problem:
-                self.progress(f"LLM calls are not traced in MLflow: {problem}")
         try:
+            if params:
+                log(self.client, run_id, params=params)
+            beat(self.client, run_id, lease)
+            lease.on_beat.append(lambda held: beat(self.client, run_id, held))
+            records = None
+            if resumed:
+                self.client.update_run(run_id, status="RUNNING")
+                log(self.client, run_id, tags={"mlr.round.resumed": str(int(time.time()))})
+                records = generation_records(self.client, run_id)
+            lease.check()
             if records is None:
                 seen, known = known_hypotheses(self.client, self.exp_id,
                                                self.config.discover.parents, exclude_round=round_id)
-                hypotheses, records = self._generate(Context(self.kind, tuple(known), seed), n,
-                                                     seen, summary)
-                log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)
-                self._link_traces(run_id)
+                with self._traced():
+                    hypotheses, records = self._generate(Context(self.kind, tuple(known), seed), n,
+                                                         seen, summary)
+                    lease.check()
+                    log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)
+                    self._link_traces(run_id)
             else:
                 hypotheses = hypotheses_from_records(records, self.kind)
                 summary.generated = len(hypotheses)
                 summary.duplicates = sum(r["status"] == "duplicate" for r in records)
                 summary.generation_failures = sum(r["status"] == "failed" for r in records)
                 summary.stop_reason = self.client.get_run(run_id).data.tags.get(names.ROUND_STOP_REASON)
-            self._evaluate(hypotheses, top_k, seeds, run_id, round_id, summary)
+            self._evaluate(hypotheses, top_k, seeds, run_id, round_id, summary, lease)
+            lease.check()
+            if summary.generated == 0:
+                finish(self.client, run_id, failed=True, status_tag="no-hypotheses",
+                       reasons=[f"no hypothesis was generated: {summary.stop_reason or 'unknown'}"])
+            else:
+                finish(self.client, run_id, status_tag="finished")
+        except LeaseLost:
+            raise  # another process holds the round now: leave its run alone
         except BaseException as exc:
-            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-            log(self.client, run_id, tags={names.STATUS: "error",
-                                           names.REASONS: f"{type(exc).__name__}: {exc}"[:4000]})
-            self.client.set_terminated(run_id, status=status)
+            end_failed(self.client, run_id, exc)
             raise
-        if summary.generated == 0:
-            finish(self.client, run_id, failed=True, status_tag="no-hypotheses",
-                   reasons=[f"no hypothesis was generated: {summary.stop_reason or 'unknown'}"])
-        else:
-            finish(self.client, run_id, status_tag="finished")
         return summary
+
+    def _traced(self):
+        """LLM calls are traced through MLflow's fluent state: generation then holds the fluent
+        lock (tracking/fluent.py), so traces of two rounds in one process never cross."""
+        from contextlib import nullcontext
+
+        from .tracking.fluent import fluent_store
+
+        if not hasattr(self.generator, "enable_tracing"):
+            return nullcontext()
+        problem = self.generator.enable_tracing(self.client.tracking_uri, self.exp_id)
+        if problem:
+            self.progress(f"LLM calls are not traced in MLflow: {problem}")
+        if problem or not getattr(self.generator, "_tracing", False):
+            return nullcontext()
+        return fluent_store(self.client.tracking_uri, self.exp_id)
 
     def _generate(self, context: Context, n: int, seen: dict[str, str], summary: RoundSummary):
         hypotheses: list[Hypothesis] = []
@@ -260,26 +274,37 @@ class Round:
         for start in range(0, len(ids), 100):  # the API takes at most 100 per call
             self.client.link_traces_to_run(ids[start:start + 100], run_id)
 
-    def _champion(self):
+    def _champion(self, run_id: str):
+        """The champion to screen with, or None for one-pass screening. The choice is recorded
+        (tag mlr.screen) before anything is trained, and a resumed round keeps it."""
         mode = self.config.discover.screen
-        if mode == "one-pass":
+        recorded = self.client.get_run(run_id).data.tags.get(SCREEN)
+        if recorded == "one-pass" or (recorded is None and mode == "one-pass"):
+            log(self.client, run_id, tags={SCREEN: "one-pass"})
             return None
         from .reward.screen import load_champion
 
         champion = load_champion(self.client, self.kind)
         if champion is None and mode == "reward":
-            raise ValueError(f"discover.screen = 'reward' but mlr-reward-{self.kind} has no champion "
+            raise UsageError(f"discover.screen = 'reward' but mlr-reward-{self.kind} has no champion "
                              f"(run `mlr-mlflow reward train` and `reward promote` first)")
+        if recorded == "reward" and champion is None and saved_selection(self.client, run_id) is None:
+            raise UsageError(f"round {run_id} was screened by a reward model that is gone, before "
+                             "it saved its selection; promote a champion and resume again")
+        log(self.client, run_id, tags={SCREEN: "one-pass" if champion is None else "reward"})
         return champion
 
-    def _evaluate(self, hypotheses, top_k, seeds, run_id, round_id, summary: RoundSummary) -> None:
+    def _evaluate(self, hypotheses, top_k, seeds, run_id, round_id, summary: RoundSummary,
+                  lease) -> None:
         from .evaluate.evaluator import Evaluator
 
         if not hypotheses:
             return
         evaluator = Evaluator(self.client, self.config, self.progress)
-        champion = self._champion()
-        if champion is None:
+        selection = saved_selection(self.client, run_id)  # a decision made before a kill stands
+        champion = None if selection else self._champion(run_id)
+        lease.check()
+        if champion is None and selection is None:
             with _bar(len(hypotheses), "one-pass") as bar:
                 one_pass = self._evaluate_once(evaluator, hypotheses, "one-pass", seeds, run_id,
                                               round_id)
@@ -288,11 +313,12 @@ class Round:
             chosen = [ev.hypothesis for ev in screen(one_pass, top_k)]
             how = "by one-pass B-WR"
         else:
-            one_pass, chosen = self._reward_screened(champion, evaluator, hypotheses, top_k, seeds,
-                                                     run_id, round_id, summary)
+            one_pass, chosen = self._reward_screened(champion, selection, evaluator, hypotheses, top_k,
+                                                     seeds, run_id, round_id, summary, lease)
             how = "chosen by the reward model"
         summary.evaluated = sum(1 for ev in one_pass if ev.valid)
         full = []
+        lease.check()
         if chosen:
             self.progress(f"full training of the top {len(chosen)} {how}")
             with _bar(len(chosen), "full") as bar:
@@ -334,46 +360,45 @@ class Round:
             evaluator.record_unevaluated([hypotheses[i] for i in keep], [checks[i] for i in keep],
                                          seeds, parent_run_id=run_id, round_id=round_id)
 
-    def _reward_screened(self, champion, evaluator, hypotheses, top_k, seeds, run_id, round_id,
-                         summary: RoundSummary):
+    def _reward_screened(self, champion, selection, evaluator, hypotheses, top_k, seeds, run_id,
+                         round_id, summary: RoundSummary, lease):
         """The seed paper's screening: validate all, score the valid ones with the champion before
-        any training, evaluate only the selection (top-k by MMR plus random exploration picks)."""
-        import pandas as pd
-
-        from .reward.screen import mean_pairwise_similarity, select
+        any training, evaluate only the selection (top-k by MMR plus random exploration picks).
+        The selection is saved (selection.json) before anything is trained; a resumed round
+        passes it in `selection` and acts on it, whatever the champion is by then."""
         from .sandbox import open_sandbox
         from .validate import validate_many
 
         self.progress(f"validating {len(hypotheses)} hypotheses before screening")
         with open_sandbox(self.config.sandbox) as sandbox:
             checks = validate_many(hypotheses, sandbox, self.config.sandbox)
-        valid = [i for i, c in enumerate(checks) if c.valid]
-        summary.valid = len(valid)
-        if not valid:
-            self._record_screened(evaluator, hypotheses, checks, seeds, run_id, round_id)
-            return [], []
-        sources = [hypotheses[i].source for i in valid]
-        self.progress(f"scoring {len(valid)} valid hypotheses with the reward model's champion")
-        scores = np.asarray(champion.predict(pd.DataFrame({"code": sources})), dtype=float)
-        vectors = champion.unwrap_python_model().embed(sources)
-        d = self.config.discover
-        picks, explored = select(scores, vectors, top_k, d.explore, d.mmr_lambda,
-                                 seed=int(self.client.get_run(run_id).data.params.get("seed", 0)))
-        for j, i in enumerate(valid):
-            origin = hypotheses[i].origin
-            origin.setdefault("metrics", {})["reward.score"] = float(scores[j])
+        if selection is None:
+            from .reward.screen import decide
+
+            valid = [h for h, c in zip(hypotheses, checks) if c.valid]
+            self.progress(f"scoring {len(valid)} valid hypotheses with the reward model's champion")
+            d = self.config.discover
+            selection = decide(champion, valid, top_k, d.explore, d.mmr_lambda,
+                               seed=int(self.client.get_run(run_id).data.params.get("seed", 0)))
+            lease.check()
+            log_json(self.client, run_id, selection, names.SELECTION_ARTIFACT)
+        else:
+            self.progress("screening: the selection saved before the interruption stands")
+        scores, picks, explored = selection["scores"], selection["picks"], set(selection["explored"])
+        summary.valid = len(scores)
+        by_sha = {h.sha256: h for h in hypotheses}
+        for sha, score in scores.items():
+            origin = by_sha[sha].origin
+            origin.setdefault("metrics", {})["reward.score"] = float(score)
             origin.setdefault("tags", {})["mlr.screen.pick"] = (
-                "explore" if j in explored else "reward" if j in picks else "screened-out")
-        chosen = [hypotheses[valid[j]] for j in picks]
-        rest = [i for i in range(len(hypotheses)) if i not in {valid[j] for j in picks}]
+                "explore" if sha in explored else "reward" if sha in picks else "screened-out")
+        chosen = [by_sha[sha] for sha in picks]
+        rest = [i for i, h in enumerate(hypotheses) if h.sha256 not in set(picks)]
         one_pass = self._evaluate_once(evaluator, chosen, "one-pass", seeds, run_id,
                                        round_id) if chosen else []
         self._record_screened(evaluator, [hypotheses[i] for i in rest], [checks[i] for i in rest],
                               seeds, run_id, round_id)
-        similarity = mean_pairwise_similarity(vectors[picks]) if len(picks) > 1 else None
-        version = getattr(champion.metadata, "run_id", "")
-        log(self.client, run_id, metrics={"selection_mean_similarity": similarity,
-                                          "pool_mean_similarity": mean_pairwise_similarity(vectors),
-                                          "explored": len(explored), "screened_out": len(rest)},
-            tags={"mlr.screen": "reward", "mlr.screen.model_run_id": version})
+        log(self.client, run_id, metrics={**selection["metrics"], "explored": len(explored),
+                                          "screened_out": len(rest)},
+            tags={SCREEN: "reward", "mlr.screen.model_run_id": selection["model_run_id"]})
         return one_pass, [ev.hypothesis for ev in one_pass if ev.valid]

@@ -5,13 +5,19 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
+import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from mlr_mlflow.cli import main
-from mlr_mlflow.tracking import names
+from mlr_mlflow.config import Config, with_overrides
+from mlr_mlflow.rounds import Round
+from mlr_mlflow.tracking import TrackingError, connect, names
 
 from .conftest import write
+from .faults import Flaky, refused
 
 CONFIG = '[suite]\ndatasets = ["iris", "xor"]\n[discover]\nscreen = "one-pass"\n'
 
@@ -66,3 +72,209 @@ def test_killed_round_is_resumed_without_loss_or_repeat(tmp_path, capsys):
     # nothing left to resume
     assert main(["discover", "--resume", *args, "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["round_run_id"] is None
+
+
+POSTGRES_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request, tmp_path):
+    """A fresh tracking store: sqlite in tmp_path, or a database of its own on the PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/mlflow.db"
+        return
+    import sqlalchemy
+
+    name = f"mlr_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = sqlalchemy.create_engine(f"{POSTGRES_SERVER}/test", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    except Exception:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    yield f"{POSTGRES_SERVER}/{name}"
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def small_config(**discover):
+    return with_overrides(Config(), suite={"datasets": ("iris", "xor")},
+                          discover={"screen": "one-pass", "parents": 0, **discover})
+
+
+def round_queries_refused(*args, **kwargs):
+    """Fails the first look at a round's own evaluations: the round dies just before training."""
+    query = kwargs.get("filter_string") or (args[1] if len(args) > 1 else "")
+    return refused() if names.ROUND_ID in query else None
+
+
+def dead_round(uri, config, n, top_k=0, seed=5) -> str:
+    """A round killed after generation (and screening), before any training: FAILED with an error,
+    so resumable, with its generation.json (and selection.json) logged."""
+    with pytest.raises(MlflowException, match="refused"):
+        Round(Flaky(connect(uri), search_runs=round_queries_refused), config, "activation").run(
+            n, top_k, 1, seed=seed)
+    client = MlflowClient(uri)
+    [run] = client.search_runs([client.get_experiment_by_name("mlr-activation").experiment_id])
+    assert run.info.status == "FAILED" and run.data.tags[names.STATUS] == "error"
+    return run.info.run_id
+
+
+def terminal_runs_by_sha(client, run_id):
+    exp = client.get_run(run_id).info.experiment_id
+    kids = client.search_runs([exp], f"tags.`{names.PARENT_RUN_ID}` = '{run_id}'", max_results=1000)
+    assert all(r.info.status != "RUNNING" for r in kids)
+    by_sha = {}
+    for r in kids:
+        if r.data.tags.get(names.STATUS) in ("evaluated", "invalid", "screened"):
+            by_sha.setdefault(r.data.tags[names.HYPOTHESIS_SHA256], []).append(r)
+    return by_sha
+
+
+class CountingSymbolic:
+    """The symbolic generator, counting how often it is asked for proposals."""
+    name = "symbolic"
+
+    def __init__(self, config):
+        from mlr_mlflow.generate import make_generator
+
+        self.inner, self.asked = make_generator("symbolic", config), 0
+
+    def propose(self, context):
+        self.asked += 1
+        return self.inner.propose(context)
+
+
+@pytest.mark.slow
+def test_two_resumers_started_together_on_a_dead_round_exactly_one_works(any_store, tmp_path):
+    config_file = write(tmp_path, "c.toml", CONFIG)
+    args = ["--tracking-uri", any_store, "--config", str(config_file), "--seeds", "1"]
+    proc = subprocess.Popen([sys.executable, "-m", "mlr_mlflow", "discover", *args, "--n", "3",
+                             "--top-k", "1", "--seed", "2"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = MlflowClient(any_store)
+    try:  # killed once its generation is recorded
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            exp = client.get_experiment_by_name("mlr-activation")
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            if runs and any(a.path == names.GENERATION_ARTIFACT
+                            for a in client.list_artifacts(runs[0].info.run_id)):
+                break
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    [dead] = client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'round'")
+    assert dead.info.status == "RUNNING"
+    resumers = [subprocess.Popen([sys.executable, "-m", "mlr_mlflow", "discover", "--resume", *args,
+                                  "--json"], cwd=tmp_path, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = []
+    for p in resumers:
+        out, err = p.communicate(timeout=600)
+        results.append((p.returncode, json.loads(out.strip().splitlines()[-1]), err))
+    worked = [r for r in results if r[0] == 0 and r[1]["round_run_id"] == dead.info.run_id]
+    assert len(worked) == 1, results
+    [(code, out, err)] = [r for r in results if r not in worked]
+    assert (code == 2 and "is still running" in out["error"]) or out["round_run_id"] is None, err
+    assert client.get_run(dead.info.run_id).info.status == "FINISHED"
+    for variant, expected in (("one-pass", 3), ("full", 1)):  # nothing done twice, nothing lost
+        done = [r for runs in terminal_runs_by_sha(client, dead.info.run_id).values() for r in runs
+                if r.data.tags[names.VARIANT] == variant]
+        assert len(done) == expected == len({r.data.tags[names.HYPOTHESIS_SHA256] for r in done})
+
+
+def test_a_store_failing_on_generation_json_never_regenerates_the_round(tracking_uri):
+    config = small_config()
+    round_id = dead_round(tracking_uri, config, n=2)
+    client = MlflowClient(tracking_uri)
+    recorded = client.download_artifacts(round_id, names.GENERATION_ARTIFACT)
+    before = open(recorded).read()
+
+    def always(run_id, path, *args, **kwargs):
+        return refused("read timed out") if path == names.GENERATION_ARTIFACT else None
+
+    generator = CountingSymbolic(config)
+    with pytest.raises(TrackingError, match="recorded but could not be read"):
+        Round(Flaky(connect(tracking_uri), download_artifacts=always), config, "activation",
+              generator=generator).resume()
+    run = client.get_run(round_id)
+    assert run.info.status == "FAILED" and run.data.tags[names.STATUS] == "error"  # still resumable
+    assert generator.asked == 0
+
+    failures = []
+
+    def once(run_id, path, *args, **kwargs):
+        if path == names.GENERATION_ARTIFACT and not failures:
+            failures.append(path)
+            return refused("read timed out")
+        return None
+
+    summary = Round(Flaky(connect(tracking_uri), download_artifacts=once), config, "activation",
+                    generator=generator).resume()
+    assert failures and generator.asked == 0  # read again, not generated again
+    assert summary.round_run_id == round_id and summary.generated == 2
+    assert open(client.download_artifacts(round_id, names.GENERATION_ARTIFACT)).read() == before
+    assert client.get_run(round_id).info.status == "FINISHED"
+    accepted = {r["sha256"] for r in json.loads(before) if r["status"] == "accepted"}
+    assert set(terminal_runs_by_sha(client, round_id)) == accepted
+
+
+@pytest.mark.slow
+def test_a_screened_round_resumes_with_its_saved_selection_after_the_champion_changed(tracking_uri):
+    from .faults import register_champion
+
+    config = small_config(screen="reward", explore=0.0)
+    register_champion(tracking_uri, "activation", sign=1.0)  # prefers long code
+    round_id = dead_round(tracking_uri, config, n=4, top_k=1)
+    client = MlflowClient(tracking_uri)
+    selection = json.loads(open(client.download_artifacts(round_id, names.SELECTION_ARTIFACT)).read())
+    [pick] = selection["picks"]
+    assert not terminal_runs_by_sha(client, round_id)  # killed after selecting, before acting
+    register_champion(tracking_uri, "activation", sign=-1.0)  # a new champion prefers short code
+    scores = selection["scores"]
+    assert min(scores, key=scores.get) != pick  # it would have picked another one
+
+    summary = Round(connect(tracking_uri), config, "activation").resume()
+    assert summary.round_run_id == round_id
+    assert json.loads(open(client.download_artifacts(round_id, names.SELECTION_ARTIFACT)).read()) == selection
+    by_sha = terminal_runs_by_sha(client, round_id)
+    variants = {sha: sorted(r.data.tags[names.VARIANT] for r in runs) for sha, runs in by_sha.items()}
+    assert variants[pick] in (["full", "one-pass"], ["one-pass"])  # the saved pick was trained
+    for sha in scores:
+        if sha != pick:  # and only it: the others have one terminal status, screened out
+            assert variants[sha] == ["screened"]
+    assert all(r.data.metrics["reward.score"] == scores[sha] for sha, runs in by_sha.items()
+               for r in runs if sha in scores)
+
+
+def test_a_round_whose_lease_was_taken_over_stops_and_leaves_the_run_to_the_new_holder(
+        tracking_uri, monkeypatch):
+    from sqlalchemy import update
+
+    from mlr_mlflow import resume
+    from mlr_mlflow.tracking.lease import LeaseLost, SqlLeases
+
+    monkeypatch.setattr(resume, "HEARTBEAT_EVERY_S", 0.1)
+    config = small_config()
+    client = connect(tracking_uri)
+    leases = SqlLeases(tracking_uri)
+
+    class TakenOverWhileGenerating(CountingSymbolic):
+        def propose(self, context):
+            t = leases.table  # another host judged us stale and took the kind's lease (its CAS)
+            with leases.engine.begin() as conn:
+                conn.execute(update(t).where(t.c.name.like("rounds/%")).values(
+                    owner="elsewhere|b|pid:[1]|1|1|x", token=t.c.token + 1, heartbeat=time.time()))
+            time.sleep(1.0)  # our next renewals find it gone
+            return super().propose(context)
+
+    with pytest.raises(LeaseLost, match="taken over"):
+        Round(client, config, "activation", generator=TakenOverWhileGenerating(config)).run(2, 0, 1)
+    [run] = MlflowClient(tracking_uri).search_runs(
+        [client.get_experiment_by_name("mlr-activation").experiment_id])
+    assert run.info.status == "RUNNING"  # not ended by the loser: it is the new holder's
+    assert not [a for a in client.list_artifacts(run.info.run_id)
+                if a.path == names.GENERATION_ARTIFACT]  # and nothing recorded after the loss

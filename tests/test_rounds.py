@@ -99,3 +99,35 @@ def test_bad_round_arguments_are_usage_errors(tmp_path, tracking_uri, capsys):
     code, out, _ = discover(capsys, tracking_uri, write(tmp_path, "d.toml", "[llm]\nprompt = 'loud'\n"),
                             "--generator", "llm")
     assert code == 2 and "prompt style" in out["error"]
+
+
+def test_a_store_refusing_writes_mid_round_leaves_no_run_running(tmp_path, tracking_uri):
+    """Refused from the first write (the round's parameters) or after generation (its record and
+    every tag after it): the round run is ended FAILED all the same, and nothing stays RUNNING."""
+    from mlflow.exceptions import MlflowException
+
+    from mlr_mlflow.config import Config, with_overrides
+    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.tracking import connect
+
+    from .faults import Flaky, refused
+
+    config = with_overrides(Config(), suite={"datasets": ("iris", "xor")},
+                            discover={"screen": "one-pass", "parents": 0})
+    refusing = {"on": False}
+
+    def after_generation(*args, **kwargs):
+        refusing["on"] = True
+        return refused("disk quota exceeded")
+
+    def once_refusing(*args, **kwargs):
+        return refused("disk quota exceeded") if refusing["on"] else None
+
+    for faults in ({"log_batch": lambda *a, **k: refused("disk quota exceeded")},
+                   {"log_text": after_generation, "log_batch": once_refusing}):
+        refusing["on"] = False
+        with pytest.raises(MlflowException, match="disk quota"):
+            Round(Flaky(connect(tracking_uri), **faults), config, "activation").run(2, 0, 1, seed=1)
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("mlr-activation").experiment_id])
+    assert len(runs) == 2 and all(r.info.status == "FAILED" for r in runs)

@@ -8,17 +8,17 @@ import json
 import os
 import shutil
 import sys
-import threading
 from pathlib import Path
 
 from .. import resources
 from ..tracking import names
+from ..tracking.fluent import FLUENT
+from ..config import UsageError
 
 ARTIFACT_PARAMS = ("hypothesis", "config")  # parameters that name files among the run's artifacts
-_fluent = threading.Lock()  # mlflow.projects.run reads the process-global tracking URI
 
 
-class AuditError(ValueError):
+class AuditError(UsageError):
     """The run cannot be audited (exit status 2): not ours, artifacts gone, no Docker daemon..."""
 
 
@@ -46,7 +46,7 @@ def run_local(tracking_uri: str, experiment_id: str, project: Path, entry_point:
     virtual environment audits with its own installation."""
     import mlflow
 
-    with _fluent:
+    with FLUENT:  # mlflow.projects.run reads the process-global tracking URI
         previous, path = mlflow.get_tracking_uri(), os.environ.get("PATH", "")
         mlflow.set_tracking_uri(tracking_uri)
         os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), path])
@@ -111,7 +111,7 @@ def run_docker(tracking_uri: str, experiment_id: str, project: Path, entry_point
     copy = workdir / "project"
     copy.mkdir()
     (copy / "MLproject").write_text(yaml.safe_dump(spec))
-    with _fluent:
+    with FLUENT:  # mlflow.projects.run reads the process-global tracking URI
         previous = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(tracking_uri)
         try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import SuiteConfig
+from ..config import SuiteConfig, UsageError
 
 
 def _iris():
@@ -66,7 +66,7 @@ DATASETS = {
 }
 
 
-class UnknownDatasetError(ValueError):
+class UnknownDatasetError(UsageError):
     """A dataset name that is not in the suite's registry (a usage error)."""
 
 

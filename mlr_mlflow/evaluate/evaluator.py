@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..config import Config
+from ..config import Config, UsageError
 from ..hypothesis import Hypothesis
 from ..sandbox import SandboxError, open_sandbox, resolve_backend
 from ..tracking import (create_run, experiment_id, finish, log, log_artifact_files, log_datasets,
@@ -98,9 +98,9 @@ class Evaluator:
         only the results are written after training.
         """
         if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r} (choose {' or '.join(VARIANTS)})")
+            raise UsageError(f"unknown variant {variant!r} (choose {' or '.join(VARIANTS)})")
         if seeds < 1:
-            raise ValueError("--seeds must be at least 1")
+            raise UsageError("--seeds must be at least 1")
         if run_id and len(hypotheses) != 1:
             raise ValueError("an existing run can hold only one hypothesis")
         suite = self.suite

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator, Protocol
 
+from ..config import UsageError
+
 
 @dataclass(frozen=True)
 class Known:
@@ -68,7 +70,7 @@ def make_generator(name: str, config):
     if name == "llm":
         from .llm import LLMGenerator
         return LLMGenerator(config.llm)
-    raise ValueError(f"unknown generator {name!r} (choose from {', '.join(GENERATORS)})")
+    raise UsageError(f"unknown generator {name!r} (choose from {', '.join(GENERATORS)})")
 
 
 __all__ = ["Known", "Context", "Proposal", "Generator", "GenerationStopped", "GENERATORS",

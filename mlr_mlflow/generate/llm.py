@@ -14,7 +14,7 @@ import os
 import random
 from typing import Iterator
 
-from ..config import LLMConfig
+from ..config import LLMConfig, UsageError
 from . import Context, GenerationStopped, Proposal
 from .parse import extract
 from .prompts import STYLES, render
@@ -28,7 +28,7 @@ class LLMGenerator:
 
     def __init__(self, config: LLMConfig, client=None):
         if config.prompt not in (*STYLES, "mixed"):
-            raise ValueError(f"unknown prompt style {config.prompt!r} (incremental, novelty or mixed)")
+            raise UsageError(f"unknown prompt style {config.prompt!r} (incremental, novelty or mixed)")
         self.config = config
         self._client = client
         self.prompt_tokens = 0
@@ -37,17 +37,14 @@ class LLMGenerator:
         self._tracing = False
 
     def enable_tracing(self, tracking_uri: str, experiment_id: str) -> str | None:
-        """Trace every call in MLflow (mlflow.openai.autolog) into this experiment; None when it
-        works, else why not (the round goes on untraced). Sets MLflow's fluent tracking URI and
-        experiment for this process."""
+        """Trace every call in MLflow (mlflow.openai.autolog); None when it works, else why not (the
+        round goes on untraced). Traces go to MLflow's fluent tracking URI and experiment: the
+        caller generates inside `tracking.fluent.fluent_store(tracking_uri, experiment_id)`."""
         if not self.config.trace:
             return None
         try:
-            import mlflow
             import mlflow.openai
 
-            mlflow.set_tracking_uri(tracking_uri)
-            mlflow.set_experiment(experiment_id=experiment_id)
             mlflow.openai.autolog(log_traces=True, silent=True)
         except Exception as exc:  # an openai version MLflow does not support, say
             return f"{type(exc).__name__}: {exc}"
@@ -152,7 +149,7 @@ class LLMGenerator:
         if self._tracing:
             import mlflow
 
-            trace_id = mlflow.get_last_active_trace_id()
+            trace_id = mlflow.get_last_active_trace_id(thread_local=True)
             if trace_id:
                 self.trace_ids.append(trace_id)
         try:

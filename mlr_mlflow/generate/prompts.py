@@ -13,6 +13,7 @@ from string import Template
 
 from ..kinds import get_kind
 from . import Context, Known
+from ..config import UsageError
 
 STYLES = ("incremental", "novelty")
 BUILTIN_DIR = Path(__file__).resolve().parent / "prompts"
@@ -31,7 +32,7 @@ DESCRIPTIONS = {
 }
 
 
-class PromptError(ValueError):
+class PromptError(UsageError):
     """A template file is missing or names an unknown placeholder (a configuration error)."""
 
 

@@ -1,6 +1,7 @@
 """The component kinds of CONTRACT.md, one module each."""
 from __future__ import annotations
 
+from ..config import UsageError
 from . import activation, preprocessing, regularizer
 from .base import Kind
 
@@ -11,7 +12,7 @@ def get_kind(name: str) -> Kind:
     try:
         return KINDS[name]
     except KeyError:
-        raise ValueError(f"unknown kind {name!r}: choose one of {', '.join(KINDS)}") from None
+        raise UsageError(f"unknown kind {name!r}: choose one of {', '.join(KINDS)}") from None
 
 
 __all__ = ["Kind", "KINDS", "get_kind"]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from importlib import metadata, resources
 from pathlib import Path
+from ..config import UsageError
 
 PACKAGE = "mlr-mlflow"
 PROJECT_URI = f"{PACKAGE}:projects/evaluate"  # what `mlr.project.uri` holds
 
 
-class ResourceError(ValueError):
+class ResourceError(UsageError):
     """A packaged file is missing or a recorded Project URI is not ours (exit status 2)."""
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ..config import UsageError
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 POOLING = {"all-MiniLM-L6-v2": "mean", "sentence-transformers/all-MiniLM-L6-v2": "mean",
@@ -23,7 +24,7 @@ POOLING = {"all-MiniLM-L6-v2": "mean", "sentence-transformers/all-MiniLM-L6-v2":
 MAX_TOKENS = 256
 
 
-class EncoderError(ValueError):
+class EncoderError(UsageError):
     """The encoder cannot be loaded here (not downloaded, not installed)."""
 
 

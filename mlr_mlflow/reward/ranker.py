@@ -18,6 +18,7 @@ from ..hypothesis import normalized_sha256
 from ..tracking import names
 from ..tracking.queries import hypothesis_runs
 from .features import structural_matrix
+from ..config import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ MIN_RUNS = 20  # below this, held-out correlations mean nothing
 MIN_GROUPS = 2
 
 
-class RewardDataError(ValueError):
+class RewardDataError(UsageError):
     """Not enough evaluated runs to train or judge a reward model (a usage error)."""
 
 

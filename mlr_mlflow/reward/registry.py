@@ -19,22 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from ..tracking import create_run, experiment_id, finish, log, names
+from ..tracking.fluent import fluent_store
 from .embed import DEFAULT_ENCODER, Encoder
 from .ranker import Features, RewardDataError, check_enough, correlations, fit, held_out, load_dataset
+from ..config import UsageError
 
 HOLDOUT_ROUNDS = 1
 
 
 def model_name(kind: str) -> str:
     return f"mlr-reward-{kind}"
-
-
-def use_store(client) -> None:
-    """Point MLflow's fluent API (log_model, load_model of models:/ URIs) at the client's store."""
-    import mlflow
-
-    mlflow.set_tracking_uri(client.tracking_uri)
-    mlflow.set_registry_uri(client.tracking_uri)  # the registry lives with the tracking store
 
 
 @dataclasses.dataclass
@@ -71,7 +65,7 @@ def parse_features(text: str | None) -> tuple[str, ...]:
     chosen = tuple(f.strip() for f in (text or ",".join(DEFAULT_FEATURES)).split(",") if f.strip())
     unknown = set(chosen) - set(FEATURES)
     if unknown or not chosen:
-        raise ValueError(f"unknown feature family {sorted(unknown)} (choose from {', '.join(FEATURES)})")
+        raise UsageError(f"unknown feature family {sorted(unknown)} (choose from {', '.join(FEATURES)})")
     return chosen
 
 
@@ -97,7 +91,6 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
 
     from .pyfunc import RewardModel
 
-    use_store(client)
     exp = experiment_id(client, config.experiment_name(kind))
     data = load_dataset(client, exp, kind)
     check_enough(data)
@@ -136,7 +129,8 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
             Path(tmp, "meta.json").write_text(json.dumps(meta))
             example = pd.DataFrame({"code": train_set.sources[:2]})
             signature = infer_signature(example, np.zeros(len(example)))
-            with mlflow.start_run(run_id=run_id, experiment_id=exp):
+            # log_model exists only in the fluent API: under the fluent lock (tracking/fluent.py)
+            with fluent_store(client.tracking_uri), mlflow.start_run(run_id=run_id, experiment_id=exp):
                 info = mlflow.pyfunc.log_model(
                     name="reward_model", python_model=RewardModel(), signature=signature,
                     input_example=example, registered_model_name=model_name(kind),
@@ -173,7 +167,6 @@ def promote(client, config, kind: str) -> dict:
     import mlflow.pyfunc
     import pandas as pd
 
-    use_store(client)
     challenger = _version(client, kind, "challenger")
     if challenger is None:
         raise RewardDataError(f"no challenger for {model_name(kind)}: run `mlr-mlflow reward train "
@@ -195,7 +188,8 @@ def promote(client, config, kind: str) -> dict:
     frame = pd.DataFrame({"code": data.sources})
     scores = {}
     for role, version in (("challenger", challenger), ("champion", champion)):
-        model = mlflow.pyfunc.load_model(f"models:/{model_name(kind)}/{version.version}")
+        with fluent_store(client.tracking_uri):  # models:/ URIs resolve through the fluent registry
+            model = mlflow.pyfunc.load_model(f"models:/{model_name(kind)}/{version.version}")
         scores[f"spearman_{role}"] = correlations(model.predict(frame), data.b_wr)["spearman"]
     sc, sh = scores["spearman_challenger"], scores["spearman_champion"]
     better = np.nan_to_num(sc, nan=-2) > np.nan_to_num(sh, nan=-2)

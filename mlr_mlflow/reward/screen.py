@@ -19,11 +19,12 @@ def load_champion(client, kind: str):
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
-    from .registry import model_name, use_store
+    from ..tracking.fluent import fluent_store
+    from .registry import model_name
 
-    use_store(client)
     try:
-        return mlflow.pyfunc.load_model(f"models:/{model_name(kind)}@champion")
+        with fluent_store(client.tracking_uri):  # models:/ URIs resolve through the fluent registry
+            return mlflow.pyfunc.load_model(f"models:/{model_name(kind)}@champion")
     except MlflowException:
         return None
 
@@ -60,3 +61,25 @@ def select(scores: np.ndarray, vectors: np.ndarray, k: int, explore: float, lam:
     rng = random.Random(seed)
     explored = rng.sample(range(n), n_explore) if n_explore else []
     return mmr(scores, vectors, k, lam, chosen=explored), explored
+
+
+def decide(champion, valid: list, top_k: int, explore: float, lam: float, seed: int) -> dict:
+    """The screening decision of a round, JSON-able (a round saves it as selection.json before it
+    trains anything): scores of the valid hypotheses and the picks, by sha256."""
+    import pandas as pd
+
+    decision = {"model_run_id": getattr(champion.metadata, "run_id", "") or "", "scores": {},
+                "picks": [], "explored": [], "metrics": {}}
+    if not valid:
+        return decision
+    sources = [h.source for h in valid]
+    scores = np.asarray(champion.predict(pd.DataFrame({"code": sources})), dtype=float)
+    vectors = champion.unwrap_python_model().embed(sources)
+    picks, explored = select(scores, vectors, top_k, explore, lam, seed=seed)
+    shas = [h.sha256 for h in valid]
+    decision.update(scores={sha: float(x) for sha, x in zip(shas, scores)},
+                    picks=[shas[j] for j in picks], explored=[shas[j] for j in explored],
+                    metrics={"selection_mean_similarity": mean_pairwise_similarity(vectors[picks])
+                             if len(picks) > 1 else None,
+                             "pool_mean_similarity": mean_pairwise_similarity(vectors)})
+    return decision

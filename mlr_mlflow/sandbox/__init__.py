@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from ..config import SandboxConfig
+from ..config import SandboxConfig, UsageError
 from .base import Sandbox, SandboxCallError, SandboxCrash, SandboxError, SandboxTimeout
 from .bwrap_backend import BwrapSandbox, bwrap_available
 from .namespace_backend import NamespaceSandbox, namespace_available
@@ -47,7 +47,7 @@ def available_backends() -> list[str]:
 
 def resolve_backend(name: str) -> str:
     if name not in BACKENDS:
-        raise ValueError(f"unknown sandbox backend {name!r} (choose from {', '.join(BACKENDS)})")
+        raise UsageError(f"unknown sandbox backend {name!r} (choose from {', '.join(BACKENDS)})")
     if name == "auto":
         if bwrap_available():
             return "bwrap"
@@ -55,13 +55,13 @@ def resolve_backend(name: str) -> str:
             return "namespace"
         return "docker" if _docker()[1]() else "subprocess"
     if name == "bwrap" and not bwrap_available():
-        raise ValueError("sandbox backend 'bwrap' is not usable here (install bubblewrap: "
+        raise UsageError("sandbox backend 'bwrap' is not usable here (install bubblewrap: "
                          "apt-get install -y bubblewrap)")
     if name == "namespace" and not namespace_available():
-        raise ValueError("sandbox backend 'namespace' is not usable here (it needs Linux, util-linux "
+        raise UsageError("sandbox backend 'namespace' is not usable here (it needs Linux, util-linux "
                          "and a kernel that allows this user to create namespaces)")
     if name == "docker" and not _docker()[1]():
-        raise ValueError("sandbox backend 'docker' is not usable here (no Docker daemon, or the "
+        raise UsageError("sandbox backend 'docker' is not usable here (no Docker daemon, or the "
                          "sandbox image cannot be built; see docker/README.md)")
     return name
 

@@ -21,7 +21,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ..config import SandboxConfig
+from ..config import SandboxConfig, UsageError
 from . import open_sandbox, resolve_backend
 from .base import SandboxCrash, SandboxError, SandboxTimeout
 from .selftest import SELFTEST_TARGET
@@ -155,7 +155,7 @@ class _Listener:
 def parse_connect(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--connect wants HOST:PORT, not {text!r}")
+        raise UsageError(f"--connect wants HOST:PORT, not {text!r}")
     return host.strip("[]"), int(port)
 
 
@@ -172,7 +172,7 @@ def check_sandbox(config: SandboxConfig, connect: list[str] = (), read: list[str
     targets = [parse_connect(c) for c in connect]
     for path in read:
         if not Path(path).is_file():
-            raise ValueError(f"--read: no such file: {path}")
+            raise UsageError(f"--read: no such file: {path}")
     backend = resolve_backend(config.backend)
     config = dataclasses.replace(config, backend=backend)
     secret = f"sk-check-{secrets.token_hex(12)}"

@@ -2,6 +2,10 @@
 the job id, its status, duration and error, so failures are visible in MLflow and `scheduler status`.
 
 Jobs call the layers below the command line (rounds, the reward registry, audits) directly.
+
+A `discover` or `resume` job waits (up to `wait_hours`, default 12) while another round of its kind
+runs anywhere (the kind's lease, resume.py), so the nightly round and a resume never overlap and
+neither is lost. When a job succeeds, the jobs that run `after` it (`then`) run next, in order.
 """
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ import importlib
 import json
 import time
 import traceback
+from ..config import UsageError
 
 JOBS_EXPERIMENT = "mlr-jobs"
 LLM_KEYS = ("model", "base_url", "prompt")
+WAIT_HOURS = 12.0
 
 
 def _discover(client, config, kwargs: dict, resume: bool) -> dict:
@@ -23,7 +29,8 @@ def _discover(client, config, kwargs: dict, resume: bool) -> dict:
     get_kind(kind)
     llm = {key: kwargs.pop(key) for key in LLM_KEYS if key in kwargs}
     config = for_discovery(config, kwargs.pop("generator", None), llm)
-    summary = discover(client, config, kind, resume=resume, **kwargs)
+    wait_s = float(kwargs.pop("wait_hours", WAIT_HOURS)) * 3600
+    summary = discover(client, config, kind, resume=resume, wait_s=wait_s, **kwargs)
     if summary is None:
         return {"resumed": None}
     return summary.to_dict()
@@ -55,11 +62,24 @@ def _builtin(run: str, client, config_path: str | None, kwargs: dict) -> tuple[d
 
         result = audit_sample(client, config, **kwargs)
         return result, {"audits": result["audited"], "pass_rate": result["pass_rate"]}
-    raise ValueError(f"unknown built-in job {run!r}")
+    raise UsageError(f"unknown built-in job {run!r}")
 
 
-def execute(job_id: str, run: str, kwargs: dict, tracking_uri: str, config_path: str | None = None) -> dict:
-    """Run one job once, recorded as an MLflow run; re-raises nothing (the scheduler goes on)."""
+def execute(job_id: str, run: str, kwargs: dict, tracking_uri: str, config_path: str | None = None,
+            then: list | None = None) -> dict:
+    """Run one job once, recorded as an MLflow run, then on success the jobs of `then`
+    ([id, run, kwargs, their own then], ...); re-raises nothing (the scheduler goes on)."""
+    outcome = _execute_one(job_id, run, kwargs, tracking_uri, config_path)
+    if outcome["ok"]:
+        followers = [execute(f_id, f_run, f_kwargs, tracking_uri, config_path, f_then)
+                     for f_id, f_run, f_kwargs, f_then in then or ()]
+        if followers:
+            outcome["then"] = followers
+    return outcome
+
+
+def _execute_one(job_id: str, run: str, kwargs: dict, tracking_uri: str,
+                 config_path: str | None = None) -> dict:
     from ..tracking import connect, experiment_id, finish, log, log_json
 
     client = connect(tracking_uri)

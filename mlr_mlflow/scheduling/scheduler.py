@@ -6,9 +6,12 @@ thread waits for SIGTERM or SIGINT.
 Jobs come from the schedule file; their ids are explicit and added with `replace_existing=True`,
 so a restart never duplicates them. A job that is no longer in the file is removed from the store.
 Every job has `coalesce=True` (many missed runs become one), `max_instances=1` and a misfire grace
-in hours (a nightly job late after a reboot still runs, once). At start, an unfinished round of each
-scheduled kind is resumed first. SIGTERM and SIGINT stop the scheduler after the running job ends;
-if it is killed anyway, the next start resumes its round.
+in hours (a nightly job late after a reboot still runs, once). Jobs with `after` instead of a cron
+are not scheduled by time: they travel with their trigger and run when it succeeds. At start, an
+unfinished round of each scheduled kind is resumed first; rounds of one kind never overlap (the
+kind's lease: a job waits for it). SIGTERM and SIGINT stop the scheduler after the running job ends;
+if it is killed anyway, the next start resumes its round. A scheduler whose lock was taken over
+(lock.py) pauses at once, lets the running job end and stops.
 """
 from __future__ import annotations
 
@@ -44,13 +47,15 @@ def build(schedule: Schedule, tracking_uri: str, config_path: str | None = None,
         timezone=tz)
     scheduler.add_listener(_missed_recorder(tracking_uri), EVENT_JOB_MISSED)
     scheduler.start(paused=True)  # jobs are (re)registered before anything may run
-    wanted = {job.id for job in schedule.jobs}
+    timed = [job for job in schedule.jobs if job.cron]
+    wanted = {job.id for job in timed}
     for job in scheduler.get_jobs():
         if job.id not in wanted and not job.id.startswith("resume-at-start-"):
             job.remove()
-    for job in schedule.jobs:
+    for job in timed:
         scheduler.add_job(EXECUTE, CronTrigger.from_crontab(job.cron, timezone=tz), id=job.id,
-                          name=job.id, args=[job.id, job.run, job.kwargs, tracking_uri, config_path],
+                          name=job.id, args=[job.id, job.run, job.kwargs, tracking_uri, config_path,
+                                             schedule.followers(job.id)],
                           replace_existing=True)
     if resume_first:
         kinds = sorted({j.kwargs.get("kind", "activation") for j in schedule.jobs if j.run == "discover"})
@@ -84,9 +89,20 @@ def start(schedule: Schedule, tracking_uri: str, config_path: str | None = None,
           progress=lambda _: None) -> None:
     import threading
 
+    from .lock import SchedulerBusy
+
     lock = SchedulerLock(schedule.store_url(tracking_uri))
     lock.acquire()
     stopping = threading.Event()
+    scheduler = None
+
+    def lost() -> None:  # another scheduler runs this store's jobs now: run none of them here
+        progress("the scheduler lock was taken over by another scheduler: stopping")
+        if scheduler is not None:
+            scheduler.pause()
+        stopping.set()
+
+    lock.on_lost.append(lost)
 
     def stop(signum, frame):
         progress(f"received {signal.Signals(signum).name}: stopping after the running job")
@@ -97,10 +113,14 @@ def start(schedule: Schedule, tracking_uri: str, config_path: str | None = None,
         scheduler = build(schedule, tracking_uri, config_path)
         for job in scheduler.get_jobs():
             progress(f"job {job.id}: next run {job.next_run_time}")
-        scheduler.resume()
+        if not lock.lost.is_set():
+            scheduler.resume()
         while not stopping.wait(1.0):
             pass
         scheduler.shutdown(wait=True)  # a running round finishes; if killed, the next start resumes it
+        if lock.lost.is_set():
+            raise SchedulerBusy("stopped: another scheduler took this job store's lock over "
+                                "(this one was unresponsive for longer than the lock's timeout)")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -138,7 +158,7 @@ def status(schedule: Schedule, tracking_uri: str) -> dict:
     jobs = []
     for spec in schedule.jobs:
         job = stored.get(spec.id)
-        jobs.append({"id": spec.id, "run": spec.run, "cron": spec.cron,
+        jobs.append({"id": spec.id, "run": spec.run, "cron": spec.cron, "after": spec.after or None,
                      "next_run": job.next_run_time.isoformat() if job and job.next_run_time else None,
                      "in_store": job is not None, "last": last.get(spec.id)})
     return {"store": url, "timezone": schedule.timezone, "jobs": jobs,
@@ -148,7 +168,7 @@ def status(schedule: Schedule, tracking_uri: str) -> dict:
 
 def run_now(schedule: Schedule, job_id: str, tracking_uri: str, config_path: str | None = None) -> dict:
     spec = schedule.job(job_id)
-    return execute(spec.id, spec.run, spec.kwargs, tracking_uri, config_path)
+    return execute(spec.id, spec.run, spec.kwargs, tracking_uri, config_path, schedule.followers(spec.id))
 
 
 __all__ = ["build", "start", "status", "run_now"]

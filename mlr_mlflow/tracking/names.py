@@ -32,6 +32,7 @@ CONFIG_ARTIFACT = "config.json"  # the effective configuration
 ENVIRONMENT_ARTIFACT = "environment.json"  # versions, source revision, machine, trainer digest
 LEADERBOARD_ARTIFACT = "leaderboard.json"
 GENERATION_ARTIFACT = "generation.json"
+SELECTION_ARTIFACT = "selection.json"  # a reward-screened round's picks, saved before training
 
 
 def dataset_metric(dataset: str, name: str) -> str:

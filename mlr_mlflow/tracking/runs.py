@@ -70,6 +70,44 @@ def log_datasets(client, run_id: str, datasets, context: str = "training") -> No
     client.log_inputs(run_id, datasets=inputs)
 
 
+def read_json(client, run_id: str, artifact_file: str, tries: int = 3, wait_s: float = 1.0):
+    """A JSON artifact of a run, or None when the run's artifacts do not list it. A store that lists
+    it but fails to give it back (after `tries`) raises TrackingError: "absent" and "unreadable"
+    are never confused."""
+    from mlflow.exceptions import MlflowException
+
+    from .store import TrackingError
+
+    folder = None if str(Path(artifact_file).parent) == "." else str(Path(artifact_file).parent)
+    problem: Exception | None = None
+    for attempt in range(tries):
+        if attempt:
+            time.sleep(wait_s * 2 ** (attempt - 1))
+        try:
+            listed = {a.path for a in client.list_artifacts(run_id, folder)}
+            if artifact_file not in listed:
+                return None
+            with tempfile.TemporaryDirectory(prefix="mlr-read-") as tmp:
+                return json.loads(Path(client.download_artifacts(run_id, artifact_file, tmp)).read_text())
+        except (MlflowException, OSError, ValueError) as exc:  # ValueError: JSON cut short
+            problem = exc
+    raise TrackingError(f"run {run_id}: {artifact_file} is recorded but could not be read "
+                        f"({type(problem).__name__}: {problem}); nothing was redone, try again")
+
+
+def end_failed(client, run_id: str, exc: BaseException) -> None:
+    """End a run that failed with `exc`, even when the store refuses to record why: the reason is
+    best effort, the end is tried on its own."""
+    try:
+        log(client, run_id, tags={names.STATUS: "error", names.REASONS: f"{type(exc).__name__}: {exc}"[:4000]})
+    except Exception:
+        pass
+    try:
+        client.set_terminated(run_id, status="KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+    except Exception:
+        pass
+
+
 def finish(client, run_id: str, *, failed: bool = False, status_tag: str | None = None,
            reasons: list[str] | None = None, tags: dict | None = None) -> None:
     """End a run FINISHED or FAILED, with the reasons (and any other `tags`) on the run itself."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..config import UsageError
+
 DEFAULT_URI = "sqlite:///mlflow.db"
 
 
-class TrackingError(RuntimeError):
+class TrackingError(UsageError, RuntimeError):
     """The tracking store is unreachable or refused an operation (exit status 2)."""
 
 

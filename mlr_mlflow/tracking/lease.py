@@ -1,0 +1,321 @@
+"""Leases with fencing tokens: who may work on the rounds of an experiment, across processes and hosts.
+
+MLflow tags are last-writer-wins, so a claim written as a tag is not a compare-and-set. When the
+tracking store is a SQL database (sqlite, PostgreSQL, MySQL), the lease is a row of our own table
+`mlr_leases` in that same database, taken and renewed by conditional statements whose row count says
+who won:
+
+- acquire: INSERT the row (a unique key: one winner), or, when the holder is gone, UPDATE ... WHERE
+  token = <the token read>, setting token + 1. The token is the fencing token: it only grows.
+- renew (every heartbeat): UPDATE ... SET heartbeat WHERE owner = me AND token = mine. A row count
+  of 0 means the lease was taken over: the holder stops (`check` raises LeaseLost at the next stage
+  boundary) and writes nothing more.
+- release: owner emptied, token kept, so tokens stay monotonic.
+
+A holder is gone when its heartbeat is older than `stale_s`, except that a holder on this machine is
+judged by its process: the owner string names the host, the boot, the pid namespace, the pid and the
+process's start time, so a live process (even one whose heartbeat is late, e.g. stopped or swapping)
+is never taken over, a dead one is taken over at once, and a container that shares the hostname but
+not the pid namespace is never judged by a pid that means something else there.
+
+Stores without SQL access (an HTTP tracking server): set MLR_MLFLOW_LEASE_URL to a SQLAlchemy URL
+that every worker reaches (the server's own database, say). Without it the lease falls back to an
+experiment tag written, then read back after `settle_s`: it separates processes that start seconds
+apart but is not a compare-and-set (documented in the README).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import threading
+import time
+import uuid
+
+from ..config import UsageError
+
+LEASE_URL_ENV = "MLR_MLFLOW_LEASE_URL"
+SQL_SCHEMES = ("sqlite:", "postgresql", "mysql", "mssql")
+STALE_S = 60.0
+EVERY_S = 15.0
+
+
+class LeaseBusy(UsageError):
+    """Someone else holds the lease (a usage error: exit status 2)."""
+
+
+class LeaseLost(RuntimeError):
+    """This process held the lease and another took it over: it must stop writing."""
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot ('' when unknown), so a reused pid is
+    not mistaken for the process that wrote the lease."""
+    stat = _read(f"/proc/{pid}/stat")
+    return stat.rpartition(")")[2].split()[19] if stat else ""
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+@functools.lru_cache(maxsize=1)
+def _here() -> tuple[str, str, str]:
+    return socket.gethostname().replace("|", "_"), _read("/proc/sys/kernel/random/boot_id"), _pid_namespace()
+
+
+def owner_id() -> str:
+    """host|boot id|pid namespace|pid|start time|random: unique per holder object."""
+    host, boot, ns = _here()
+    return f"{host}|{boot}|{ns}|{os.getpid()}|{_start_time(os.getpid())}|{uuid.uuid4().hex[:12]}"
+
+
+def describe(owner: str) -> str:
+    parts = owner.split("|")
+    return f"pid {parts[3]} on {parts[0]}" if len(parts) >= 6 else owner or "nobody"
+
+
+def alive_here(owner: str) -> bool | None:
+    """True/False when `owner` is a process of this machine and pid namespace (alive or not);
+    None when that cannot be told from here (another host, boot or pid namespace)."""
+    parts = owner.split("|")
+    if len(parts) < 6 or tuple(parts[:3]) != _here() or not parts[1] or not parts[2]:
+        return None
+    pid, started = int(parts[3]), parts[4]
+    now = _start_time(pid)
+    if not now:
+        return False
+    return not started or now == started
+
+
+def _can_take(owner: str, heartbeat: float, stale_s: float) -> bool:
+    if not owner:
+        return True  # released
+    alive = alive_here(owner)
+    if alive is not None:
+        return not alive
+    return time.time() - heartbeat > stale_s
+
+
+@functools.lru_cache(maxsize=8)
+def _engine(url: str):
+    from sqlalchemy import create_engine
+
+    args = {"connect_args": {"timeout": 30}} if url.startswith("sqlite:") else {}
+    return create_engine(url, **args)
+
+
+class SqlLeases:
+    """The `mlr_leases` table in a SQL database (the tracking store's own, normally)."""
+
+    def __init__(self, url: str):
+        from sqlalchemy import Column, Float, Integer, MetaData, String, Table
+        from sqlalchemy.exc import SQLAlchemyError
+
+        self.url = url
+        self.engine = _engine(url)
+        meta = MetaData()
+        self.table = Table("mlr_leases", meta, Column("name", String(250), primary_key=True),
+                           Column("owner", String(400), nullable=False), Column("token", Integer, nullable=False),
+                           Column("heartbeat", Float, nullable=False))
+        try:
+            meta.create_all(self.engine)
+        except SQLAlchemyError:  # created at the same moment by another process
+            meta.create_all(self.engine)
+
+    def holder(self, name: str) -> tuple[str, int, float] | None:
+        from sqlalchemy import select
+
+        t = self.table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.c.owner, t.c.token, t.c.heartbeat).where(t.c.name == name)).first()
+        return (row.owner, row.token, row.heartbeat) if row else None
+
+    def try_acquire(self, name: str, owner: str, stale_s: float) -> int | None:
+        """The new fencing token, or None when the lease is held by a live holder (or just taken)."""
+        from sqlalchemy import insert, update
+        from sqlalchemy.exc import IntegrityError
+
+        t = self.table
+        current = self.holder(name)
+        with self.engine.begin() as conn:
+            if current is None:
+                try:
+                    conn.execute(insert(t).values(name=name, owner=owner, token=1, heartbeat=time.time()))
+                    return 1
+                except IntegrityError:
+                    return None
+            held_by, token, beat = current
+            if not _can_take(held_by, beat, stale_s):
+                return None
+            won = conn.execute(update(t).where(t.c.name == name, t.c.token == token)
+                               .values(owner=owner, token=token + 1, heartbeat=time.time())).rowcount
+        return token + 1 if won == 1 else None
+
+    def renew(self, name: str, owner: str, token: int) -> bool:
+        from sqlalchemy import update
+
+        t = self.table
+        with self.engine.begin() as conn:
+            return conn.execute(update(t).where(t.c.name == name, t.c.owner == owner, t.c.token == token)
+                                .values(heartbeat=time.time())).rowcount == 1
+
+    def release(self, name: str, owner: str, token: int) -> None:
+        from sqlalchemy import update
+
+        t = self.table
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.name == name, t.c.owner == owner, t.c.token == token)
+                         .values(owner="", heartbeat=0.0))
+
+
+class TagLeases:
+    """Fallback for stores reached only over HTTP: the lease is an experiment tag
+    `token|heartbeat|owner`, written then read back after `settle_s`. Not a compare-and-set."""
+
+    def __init__(self, client, experiment_id: str, settle_s: float = 2.0):
+        self.client, self.exp_id, self.settle_s = client, experiment_id, settle_s
+
+    def _key(self, name: str) -> str:
+        return f"mlr.lease.{name.rpartition('/')[0] or name}"
+
+    def holder(self, name: str) -> tuple[str, int, float] | None:
+        value = self.client.get_experiment(self.exp_id).tags.get(self._key(name))
+        if not value:
+            return None
+        token, beat, owner = value.split("|", 2)
+        return owner, int(token), float(beat)
+
+    def _write(self, name: str, owner: str, token: int, beat: float) -> None:
+        self.client.set_experiment_tag(self.exp_id, self._key(name), f"{token}|{beat}|{owner}")
+
+    def try_acquire(self, name: str, owner: str, stale_s: float) -> int | None:
+        current = self.holder(name)
+        if current is not None and not _can_take(current[0], current[2], stale_s):
+            return None
+        token = (current[1] if current else 0) + 1
+        self._write(name, owner, token, time.time())
+        time.sleep(self.settle_s)
+        after = self.holder(name)
+        return token if after and after[0] == owner and after[1] == token else None
+
+    def renew(self, name: str, owner: str, token: int) -> bool:
+        current = self.holder(name)
+        if not current or current[0] != owner or current[1] != token:
+            return False
+        self._write(name, owner, token, time.time())
+        return True
+
+    def release(self, name: str, owner: str, token: int) -> None:
+        current = self.holder(name)
+        if current and current[0] == owner and current[1] == token:
+            self._write(name, "", token, 0.0)
+
+
+def backend_for(client, experiment_id: str):
+    """SqlLeases on $MLR_MLFLOW_LEASE_URL or on the tracking store's database; else TagLeases."""
+    url = os.environ.get(LEASE_URL_ENV) or client.tracking_uri
+    if url.startswith(SQL_SCHEMES):
+        return SqlLeases(url)
+    return TagLeases(client, experiment_id)
+
+
+class Lease:
+    """One holder of one named lease. `acquire()`, then a daemon thread renews it every `every_s`;
+    when a renewal finds the lease taken over (or cannot renew it for `stale_s`), `lost` is set,
+    `on_lost` callbacks run and `check()` raises LeaseLost. A context manager that releases."""
+
+    def __init__(self, backend, name: str, *, what: str = "", stale_s: float = STALE_S,
+                 every_s: float = EVERY_S):
+        self.backend, self.name, self.what = backend, name, what or name
+        self.stale_s, self.every_s = stale_s, every_s
+        self.owner = owner_id()
+        self.token: int | None = None
+        self.lost = threading.Event()
+        self.on_lost: list = []
+        self.on_beat: list = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, wait_s: float = 0.0, poll_s: float = 5.0) -> "Lease":
+        deadline = time.time() + wait_s
+        while True:
+            self.token = self.backend.try_acquire(self.name, self.owner, self.stale_s)
+            if self.token is not None:
+                break
+            if time.time() >= deadline:
+                held = self.backend.holder(self.name)
+                who = (f"{describe(held[0])}, heartbeat {time.time() - held[2]:.0f} s ago"
+                       if held and held[0] else "just taken")
+                raise LeaseBusy(f"{self.what} is still running ({who}); only one at a time")
+            time.sleep(min(poll_s, max(deadline - time.time(), 0.05)))
+        self._thread = threading.Thread(target=self._beat, name=f"mlr-lease-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def check(self) -> None:
+        """Raise LeaseLost if another process took the lease over: call before writing results."""
+        if self.lost.is_set():
+            raise LeaseLost(f"{self.what}: lease {self.name} (token {self.token}) was taken over by "
+                            "another process; this one stops")
+
+    def _lose(self) -> None:
+        self.lost.set()
+        for callback in self.on_lost:
+            try:
+                callback()
+            except Exception:  # a callback must not keep the others from running
+                pass
+
+    def _beat(self) -> None:
+        last_ok = time.time()
+        while not self._stop.wait(self.every_s):
+            try:
+                if not self.backend.renew(self.name, self.owner, self.token):
+                    self._lose()
+                    return
+                last_ok = time.time()
+            except Exception:  # a store hiccup; past stale_s another process may take it over
+                if time.time() - last_ok > self.stale_s:
+                    self._lose()
+                    return
+                continue
+            for callback in self.on_beat:
+                try:
+                    callback(self)
+                except Exception:
+                    pass
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.every_s + 5)
+        if self.token is not None and not self.lost.is_set():
+            try:
+                self.backend.release(self.name, self.owner, self.token)
+            except Exception:  # the lease then expires by itself
+                pass
+
+    def __enter__(self) -> "Lease":
+        if self.token is None:
+            self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def rounds_lease(client, experiment_id: str, what: str, **kwargs) -> Lease:
+    """The lease on the rounds of one experiment (one kind): one round at a time, in any process."""
+    return Lease(backend_for(client, experiment_id), f"rounds/{experiment_id}", what=what, **kwargs)

@@ -1,0 +1,59 @@
+"""Faults of a real store, for the resume tests: a real MlflowClient some of whose calls fail the
+way a store can (refused, timed out), and tiny reward models registered for real in the registry."""
+from __future__ import annotations
+
+import mlflow.pyfunc
+import numpy as np
+from mlflow.exceptions import MlflowException
+
+
+class Flaky:
+    """Delegates everything to `client`; `faults` maps a method name to a function of the call's
+    arguments that returns the exception to raise instead (or None: the call goes through)."""
+
+    def __init__(self, client, **faults):
+        self.client, self.faults = client, faults
+
+    def __getattr__(self, name):
+        attr = getattr(self.client, name)
+        fault = self.faults.get(name)
+        if fault is None:
+            return attr
+
+        def call(*args, **kwargs):
+            exc = fault(*args, **kwargs)
+            if exc is not None:
+                raise exc
+            return attr(*args, **kwargs)
+        return call
+
+
+def refused(what: str = "the store refused the request") -> MlflowException:
+    return MlflowException(what, error_code="TEMPORARILY_UNAVAILABLE")
+
+
+class LengthScorer(mlflow.pyfunc.PythonModel):
+    """A reward model that prefers long (sign 1) or short (sign -1) code."""
+
+    def __init__(self, sign: float):
+        self.sign = sign
+
+    def predict(self, context, model_input, params=None):
+        return np.asarray([self.sign * len(code) for code in model_input["code"]], dtype=float)
+
+    def embed(self, sources):
+        return np.eye(len(sources), 4)  # all different: the diversity rule changes nothing
+
+
+def register_champion(tracking_uri: str, kind: str, sign: float) -> str:
+    from mlflow import MlflowClient
+
+    from mlr_mlflow.tracking.fluent import fluent_store
+
+    name = f"mlr-reward-{kind}"
+    with fluent_store(tracking_uri):
+        info = mlflow.pyfunc.log_model(name="reward_model", python_model=LengthScorer(sign),
+                                       registered_model_name=name)
+    version = str(info.registered_model_version)
+    MlflowClient(tracking_uri, registry_uri=tracking_uri).set_registered_model_alias(name, "champion", version)
+    return version

@@ -1,0 +1,52 @@
+"""The command line's error contract: our own usage errors are one line and exit 2; a bug (any
+other exception) is exit 2 and one line too, labelled internal, with its traceback shown only
+under MLR_MLFLOW_DEBUG=1."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# a bug: validate_file raising a plain ValueError, as a mistake deep in the code would
+BUGGY = ("import sys, mlr_mlflow.commands as commands\n"
+         "def validate_file(*args, **kwargs):\n"
+         "    raise ValueError('an unexpected value deep inside')\n"
+         "commands.validate_file = validate_file\n"
+         "from mlr_mlflow.cli import main\n"
+         "sys.exit(main(sys.argv[1:]))\n")
+
+
+def run(args, debug=None, code=BUGGY):
+    env = {k: v for k, v in os.environ.items() if k != "MLR_MLFLOW_DEBUG"}
+    if debug is not None:
+        env["MLR_MLFLOW_DEBUG"] = debug
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_an_internal_error_is_one_line_and_its_traceback_shows_with_debug(tmp_path):
+    args = ["validate", str(tmp_path / "h.py"), "--kind", "activation", "--json"]
+    plain = run(args)
+    assert plain.returncode == 2
+    assert plain.stderr.strip().splitlines() == [
+        "mlr-mlflow validate: internal error: ValueError: an unexpected value deep inside "
+        "(MLR_MLFLOW_DEBUG=1 shows the traceback)"]
+    assert json.loads(plain.stdout.splitlines()[-1])["error"].startswith("internal error: ValueError")
+    debug = run(args, debug="1")
+    assert debug.returncode == 2
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "in validate_file" in debug.stderr  # the frame where the bug is
+
+
+def test_our_own_errors_are_usage_errors_not_internal(tmp_path):
+    missing = run(["validate", str(tmp_path / "nope.py"), "--kind", "activation"],
+                  code="import sys\nfrom mlr_mlflow.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    assert missing.returncode == 2 and "internal error" not in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and "Traceback" not in missing.stderr
+    from mlr_mlflow.config import UsageError
+    from mlr_mlflow.resume import RoundBusy
+    from mlr_mlflow.scheduling.lock import SchedulerBusy
+    from mlr_mlflow.tracking import TrackingError
+
+    assert all(issubclass(cls, UsageError) for cls in (RoundBusy, SchedulerBusy, TrackingError))

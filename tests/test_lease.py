@@ -1,0 +1,165 @@
+"""The lease that makes rounds of a kind one at a time (tracking/lease.py), on a real sqlite
+database and on the PostgreSQL at 127.0.0.1:5432: a compare-and-set, fencing tokens that only grow,
+a holder that finds itself taken over stops, and liveness judged by process only where it means
+something (same host, boot and pid namespace)."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from mlr_mlflow.tracking.lease import Lease, LeaseBusy, LeaseLost, SqlLeases, alive_here, owner_id
+
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+def postgres_available() -> bool:
+    try:
+        import sqlalchemy
+
+        with sqlalchemy.create_engine(POSTGRES).connect():
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/leases.db"
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    return POSTGRES
+
+
+def holder_process(url: str, name: str, every_s: float) -> subprocess.Popen:
+    """Another process that takes the lease, says so, and keeps it (beating every `every_s`)."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        from mlr_mlflow.tracking.lease import Lease, SqlLeases
+        lease = Lease(SqlLeases({url!r}), {name!r}, every_s={every_s}).acquire()
+        print(lease.token, flush=True)
+        time.sleep(600)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert int(proc.stdout.readline())
+    return proc
+
+
+def test_one_holder_at_a_time_and_tokens_only_grow(url):
+    name = f"rounds/{uuid.uuid4().hex}"
+    first = Lease(SqlLeases(url), name).acquire()
+    with pytest.raises(LeaseBusy, match="a round of kind activation is still running"):
+        Lease(SqlLeases(url), name, what="a round of kind activation").acquire()  # a live holder here
+    first.release()
+    second = Lease(SqlLeases(url), name).acquire()
+    assert second.token == first.token + 1
+    second.release()
+
+
+def test_a_dead_holder_on_this_host_is_taken_over_at_once_a_live_stale_one_never(url):
+    name = f"rounds/{uuid.uuid4().hex}"
+    proc = holder_process(url, name, every_s=3600)  # alive, but its heartbeat goes stale
+    try:
+        time.sleep(1.2)
+        with pytest.raises(LeaseBusy, match=f"pid {proc.pid}"):
+            Lease(SqlLeases(url), name, stale_s=1).acquire()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    lease = Lease(SqlLeases(url), name, stale_s=3600).acquire()  # dead: no need to wait it out
+    assert lease.token == 2
+    lease.release()
+
+
+def test_holders_elsewhere_are_judged_by_heartbeat_not_by_a_pid(url):
+    here = owner_id().split("|")
+    other_host = "|".join(["elsewhere", *here[1:]])
+    other_namespace = "|".join([here[0], here[1], "pid:[1]", *here[3:]])  # same hostname, own pids
+    assert alive_here(other_host) is None and alive_here(other_namespace) is None
+    assert alive_here(owner_id()) is True
+    leases = SqlLeases(url)
+    for owner in (other_host, other_namespace):
+        name = f"rounds/{uuid.uuid4().hex}"
+        assert leases.try_acquire(name, owner, stale_s=60) == 1
+        with pytest.raises(LeaseBusy):  # our pid is alive here, but means nothing there
+            Lease(leases, name, stale_s=60).acquire()
+        time.sleep(1.1)
+        taken = Lease(leases, name, stale_s=1).acquire()
+        assert taken.token == 2
+        taken.release()
+
+
+def test_a_holder_taken_over_learns_it_at_its_next_heartbeat_and_stops(url):
+    name = f"rounds/{uuid.uuid4().hex}"
+    leases = SqlLeases(url)
+    called = []
+    holder = Lease(leases, name, every_s=0.1)
+    holder.on_lost.append(lambda: called.append(True))
+    holder.acquire()
+    holder.check()  # still ours
+    # another host found our heartbeat stale (a partition, a long pause) and took the lease:
+    # its compare-and-set, as it runs there (from here, this live process is never taken over)
+    from sqlalchemy import update
+
+    t = leases.table
+    with leases.engine.begin() as conn:
+        assert conn.execute(update(t).where(t.c.name == name, t.c.token == holder.token).values(
+            owner="elsewhere|b|pid:[1]|1|1|x", token=holder.token + 1, heartbeat=time.time())
+        ).rowcount == 1
+    assert holder.lost.wait(10)
+    with pytest.raises(LeaseLost, match="taken over"):
+        holder.check()
+    assert called == [True]
+    assert not leases.renew(name, holder.owner, holder.token)  # the fencing token is stale
+    holder.release()  # releases nothing of the new holder's
+    assert leases.holder(name)[0].startswith("elsewhere|")
+
+
+def test_two_processes_racing_for_a_free_lease_get_one_winner(url, tmp_path):
+    name = f"rounds/{uuid.uuid4().hex}"
+    code = textwrap.dedent(f"""
+        import sys, time
+        from mlr_mlflow.tracking.lease import Lease, LeaseBusy, SqlLeases
+        leases = SqlLeases({url!r})
+        time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+        try:
+            lease = Lease(leases, {name!r}).acquire()
+        except LeaseBusy:
+            print("busy", flush=True)
+        else:
+            print("won", lease.token, flush=True)
+            time.sleep(3)
+    """)
+    start = time.time() + 3
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(start)], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ}) for _ in range(3)]
+    outs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    assert outs == ["busy", "busy", "won 1"]
+
+
+def test_the_tag_fallback_for_http_stores_keeps_one_holder_and_fences(tmp_path):
+    """Without SQL access the lease is an experiment tag written then read back (not a CAS, as
+    the README says); it still refuses a live holder and tells a taken-over holder."""
+    from mlflow import MlflowClient
+
+    from mlr_mlflow.tracking.lease import TagLeases
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.create_experiment("mlr-activation")
+    leases = TagLeases(client, exp, settle_s=0.1)
+    name = f"rounds/{exp}"
+    first = Lease(leases, name, every_s=0.1).acquire()
+    assert client.get_experiment(exp).tags["mlr.lease.rounds"].startswith("1|")
+    with pytest.raises(LeaseBusy):
+        Lease(leases, name).acquire()
+    leases._write(name, "elsewhere|b|pid:[1]|1|1|x", first.token + 1, time.time())  # taken over
+    assert first.lost.wait(10)
+    with pytest.raises(LeaseLost):
+        first.check()
+    first.release()
+    assert leases.holder(name)[0].startswith("elsewhere|")
