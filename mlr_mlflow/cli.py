@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", default="jobs/schedule.toml", help="the schedule file")
     _common(p)
     p.set_defaults(handler=_scheduler)
+
+    p = verbs.add_parser("dashboard", help="write the HTML dashboard of the tracking store")
+    p.add_argument("--out", default="mlr-dashboard", help="directory of index.html")
+    p.add_argument("--ui-url", default=None, help="the MLflow UI its links open (default: the "
+                   "tracking server itself, else http://127.0.0.1:5000/ as `mlflow ui` serves it)")
+    _common(p)
+    p.set_defaults(handler=_dashboard)
     return parser
 
 
@@ -176,6 +183,13 @@ def _scheduler(args) -> tuple[int, dict, str]:
         return (EXIT_OK if out["ok"] else EXIT_INVALID), out, \
             f"job {args.job}: {'succeeded' if out['ok'] else 'failed: ' + out['error']} (run {out['run_id']})"
     return EXIT_OK, out, "scheduler stopped"
+
+
+def _dashboard(args) -> tuple[int, dict, str]:
+    out = commands.dashboard(args.out, args.tracking_uri, args.ui_url)
+    notes = "".join(f"\n  note: {p}" for p in out["problems"].values())
+    return EXIT_OK, out, (f"dashboard of {out['rounds']} rounds and {out['hypotheses']} hypothesis "
+                          f"runs: {out['path']}{notes}")
 
 
 def _finite(value):

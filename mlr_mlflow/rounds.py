@@ -21,6 +21,7 @@ from .config import Config
 from .generate import Context, GenerationStopped, Known, make_generator
 from .hypothesis import Hypothesis
 from .leaderboard import best_of, columns, leaderboard
+from . import round_report
 from .resume import (Heartbeat, claim, done_and_interrupted, evaluation_from_run,
                      hypotheses_from_records, unfinished_round)
 from .tracking import create_run, experiment_id, finish, log, log_json, names
@@ -113,6 +114,7 @@ class Round:
         self.client, self.config, self.kind, self.progress = client, config, kind, progress
         self.generator = generator or make_generator(config.discover.generator, config)
         self.exp_id = experiment_id(client, config.experiment_name(kind))
+        self.number = 0  # the round's number in its experiment: the step of its metrics
 
     def run(self, n: int, top_k: int, seeds: int, seed: int | None = None) -> RoundSummary:
         if n < 1:
@@ -121,9 +123,11 @@ class Round:
             seed = len(self.client.search_runs([self.exp_id], f"tags.`{names.ROLE}` = 'round'",
                                                max_results=10000))
         round_id = uuid.uuid4().hex[:12]
-        run_id = create_run(self.client, self.exp_id, f"round-{self.kind}-{round_id[:6]}", {
+        self.number = round_report.round_number(self.client, self.exp_id)
+        run_id = create_run(self.client, self.exp_id,
+                            round_report.round_name(self.number, self.generator.name, n), {
             names.ROLE: "round", names.KIND: self.kind, names.ROUND_ID: round_id,
-            names.GENERATOR: self.generator.name})
+            names.GENERATOR: self.generator.name, names.ROUND_NUMBER: str(self.number)})
         log(self.client, run_id, params={"kind": self.kind, "n": n, "top_k": top_k, "seeds": seeds,
                                          "seed": seed, "generator": self.generator.name})
         with Heartbeat(self.client, run_id):
@@ -136,6 +140,7 @@ class Round:
             return None
         run_id, params = run.info.run_id, run.data.params
         round_id = run.data.tags[names.ROUND_ID]
+        self.number = int(run.data.tags.get(names.ROUND_NUMBER, 0))
         if run.data.tags.get(names.GENERATOR, self.generator.name) != self.generator.name:
             from .generate import make_generator
 
@@ -183,6 +188,8 @@ class Round:
                 summary.generation_failures = sum(r["status"] == "failed" for r in records)
                 summary.stop_reason = self.client.get_run(run_id).data.tags.get(names.ROUND_STOP_REASON)
             self._evaluate(hypotheses, top_k, seeds, run_id, round_id, summary)
+            round_report.report(self.client, self.exp_id, run_id, summary, self.number,
+                                self.generator, self.progress)
         except BaseException as exc:
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
             log(self.client, run_id, tags={names.STATUS: "error",
@@ -245,7 +252,7 @@ class Round:
         if any(tokens.values()):
             metrics.update(tokens, **{"llm.total_tokens": sum(tokens.values())})
         tags = {names.ROUND_STOP_REASON: summary.stop_reason} if summary.stop_reason else {}
-        log(self.client, summary.round_run_id, metrics=metrics, tags=tags)
+        log(self.client, summary.round_run_id, metrics=metrics, tags=tags, step=self.number)
         if summary.stop_reason:
             self.progress(f"generation stopped early: {summary.stop_reason}")
         return hypotheses, records
@@ -306,7 +313,7 @@ class Round:
             "valid": summary.valid, "evaluated": summary.evaluated,
             "full_evaluated": summary.full_evaluated,
             "validator_pass_rate": summary.valid / len(hypotheses),
-            "best_b_wr": summary.best["b_wr"] if summary.best else None})
+            "best_b_wr": summary.best["b_wr"] if summary.best else None}, step=self.number)
         if summary.leaderboard:
             self.client.log_table(run_id, data=columns(summary.leaderboard),
                                   artifact_file=names.LEADERBOARD_ARTIFACT)
@@ -373,5 +380,5 @@ class Round:
         log(self.client, run_id, metrics={"selection_mean_similarity": similarity,
                                           "pool_mean_similarity": mean_pairwise_similarity(vectors),
                                           "explored": len(explored), "screened_out": len(rest)},
-            tags={"mlr.screen": "reward", "mlr.screen.model_run_id": version})
+            tags={"mlr.screen": "reward", "mlr.screen.model_run_id": version}, step=self.number)
         return one_pass, [ev.hypothesis for ev in one_pass if ev.valid]

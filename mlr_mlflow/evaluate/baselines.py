@@ -135,7 +135,7 @@ def get_references(client, experiment_id: str, kind: str, variant: str, seeds: l
 
 
 def _log_reference(client, experiment_id, kind, name, key, variant, seeds, datasets, results, source):
-    run_id = create_run(client, experiment_id, f"baseline-{name}-{variant}", {
+    run_id = create_run(client, experiment_id, f"baseline {name} {variant}", {
         names.ROLE: "baseline", names.KIND: kind, names.BASELINE_COMPONENT: name,
         names.BASELINE_KEY: key, names.VARIANT: variant})
     try:

@@ -19,8 +19,15 @@ BASELINE_COMPONENT = "mlr.baseline.component"
 SYMBOLIC_GENOME = "mlr.symbolic.genome"  # the expression tree a symbolic hypothesis was rendered from
 ROUND_STOP_REASON = "mlr.round.stop_reason"  # why generation ended early (budget, endpoint error...)
 
+PARENTS = "mlr.parents"  # sha256s of the hypotheses a generator built this one from, comma-separated
+ROUND_NUMBER = "mlr.round.number"  # 1 for the kind's first round; the step of its round metrics
+
 PARENT_RUN_ID = "mlflow.parentRunId"
 RUN_NAME = "mlflow.runName"
+NOTE = "mlflow.note.content"  # the markdown description MLflow shows on a run or experiment page
+EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3 opens an experiment on the runs table for:
+MODEL_DEVELOPMENT = "custom_model_development"
+BASELINES_SUFFIX = "-baselines"  # baseline runs live in experiment <kind's experiment>-baselines
 
 B_WR = "b_wr"
 BSOTA_WR = "bsota_wr"
@@ -30,6 +37,7 @@ RESULTS_ARTIFACT = "results.json"
 CONFIG_ARTIFACT = "config.json"
 LEADERBOARD_ARTIFACT = "leaderboard.json"
 GENERATION_ARTIFACT = "generation.json"
+HOLDOUT_PREDICTIONS_ARTIFACT = "holdout_predictions.json"  # a reward version's held-out scores
 
 
 def dataset_metric(dataset: str, name: str) -> str:
