@@ -30,7 +30,7 @@ def round_name(number: int, generator: str, n: int) -> str:
 
 def _link(exp_id: str, run_id: str) -> str:
     # relative to the MLflow UI's page: works behind any host or static prefix
-    return f"#/experiments/{exp_id}/runs/{run_id}"
+    return f"#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def _fmt(value) -> str:

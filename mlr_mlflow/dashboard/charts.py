@@ -7,6 +7,12 @@ LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=50, r=20, t=40,
               legend=dict(orientation="h", y=-0.2))
 
 
+def _when(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000).isoformat(timespec="seconds")
+
+
 def _figure(title: str, x: str, y: str, traces: list) -> go.Figure:
     fig = go.Figure(traces)
     fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, **LAYOUT)
@@ -18,7 +24,9 @@ def discovery(series: list[dict]) -> tuple[go.Figure, go.Figure]:
                            name=f"{s['kind']} · {s['generator']}", meta=s["kind"]) for s in series]
     by_spent = [go.Scatter(x=s["evaluations"], y=s["best"], mode="lines", line_shape="hv",
                            name=f"{s['kind']} · {s['generator']}", meta=s["kind"]) for s in series]
-    return (_figure("Best B-WR against rounds", "round", "best B-WR so far", by_round),
+    rounds = _figure("Best B-WR against rounds", "round", "best B-WR so far", by_round)
+    rounds.update_xaxes(dtick=1)
+    return (rounds,
             _figure("Best B-WR against evaluations spent", "evaluations", "best B-WR so far",
                     by_spent))
 
@@ -50,8 +58,10 @@ def diversity(rows: list[dict]) -> go.Figure:
                    go.Scatter(x=[r["round"] for r in mine], y=[r["pool"] for r in mine],
                               mode="lines+markers", name=f"{kind} pool", meta=kind,
                               line=dict(dash="dot"))]
-    return _figure("Mean pairwise similarity: the selection against the pool", "round",
-                   "cosine similarity", traces)
+    fig = _figure("Mean pairwise similarity: the selection against the pool", "round",
+                  "cosine similarity", traces)
+    fig.update_xaxes(dtick=1)
+    return fig
 
 
 def lineage(graph: dict) -> go.Figure:
@@ -62,7 +72,7 @@ def lineage(graph: dict) -> go.Figure:
             if e["kind"] != kind:
                 continue
             for end in (e["parent"], e["child"]):
-                xs.append(end["start_time"] / 1000)
+                xs.append(_when(end["start_time"]))
                 ys.append(end["metrics"].get("b_wr"))
             xs.append(None)
             ys.append(None)
@@ -72,7 +82,7 @@ def lineage(graph: dict) -> go.Figure:
     fig.update_xaxes(type="date")
     for kind in sorted({n["kind"] for n in graph["nodes"]}):
         nodes = [e[end] for e in graph["edges"] if e["kind"] == kind for end in ("parent", "child")]
-        fig.add_trace(go.Scatter(x=[n["start_time"] / 1000 for n in nodes],
+        fig.add_trace(go.Scatter(x=[_when(n["start_time"]) for n in nodes],
                                  y=[n["metrics"].get("b_wr") for n in nodes], mode="markers",
                                  name=f"{kind} hypotheses", meta=kind,
                                  text=[f"{n['sha256'][:8]} ({n.get('generator')})" for n in nodes]))

@@ -27,6 +27,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums} p.none{color:#777;fon
 .problem{background:#fff4e5;border:1px solid #f0b35b;padding:.5rem;margin:.5rem 0}
 pre.diff{background:#f8f8f8;padding:.5rem;font-size:.8rem;overflow:auto}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1rem}
+.grid>div{min-width:0}
 """
 
 FILTER_JS = """
@@ -55,11 +56,12 @@ class Page:
 
     def run_link(self, exp_id, run_id, text) -> str:
         return (f'<a class="run-link" data-run-id="{_esc(run_id)}" '
-                f'href="{_esc(self.ui)}#/experiments/{_esc(exp_id)}/runs/{_esc(run_id)}">'
+                f'href="{_esc(self.ui)}#/experiments/{_esc(exp_id)}/runs/{_esc(run_id)}'
+                f'?workflowType=machine_learning">'
                 f"{_esc(text)}</a>")
 
     def plot(self, fig) -> str:
-        return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+        return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
 
     @staticmethod
     def none(text: str) -> str:
