@@ -64,7 +64,11 @@ def test_dashboard_data_of_real_rounds(rounds_store):
     snap = snapshot(MlflowClient(rounds_store["uri"]))
     board = data.leaderboard(snap)
     assert len(board) == 8 and len({r["sha256"] for r in board}) == 8  # one row per hypothesis
-    assert [r["b_wr"] for r in board] == sorted((r["b_wr"] for r in board), reverse=True)
+    full = [r for r in board if r["variant"] == "full"]
+    assert board[:len(full)] == full and len(full) == 2  # trained fully first, as a round ranks
+    for part in (full, board[len(full):]):
+        assert [r["b_wr"] for r in part] == sorted((r["b_wr"] for r in part), reverse=True)
+    assert all(r["one_pass_b_wr"] is not None for r in board)
     assert {r["round"] for r in board} == {1, 2}
     [series] = data.discovery(snap)
     assert series["generator"] == "symbolic" and series["rounds"] == [1, 2]
@@ -94,3 +98,44 @@ def test_dashboard_page_of_real_rounds_links_every_row_to_its_run(rounds_store, 
         assert client.get_run(run_id).info.experiment_id == exp_id
     for sid in ("discovery", "lineage"):
         assert "plotly-graph-div" in found[sid]
+
+
+def _run(run_id, role, metrics, **tags):
+    return {"run_id": run_id, "experiment_id": "1", "role": role, "kind": "activation",
+            "start_time": int(run_id[-1]) * 1000, "metrics": metrics, "params": {},
+            "run_status": "FINISHED", **tags}
+
+
+def test_sections_for_reward_llm_and_audits_render_from_what_the_runs_record():
+    """Records shaped as `dashboard_queries` flattens runs (a reward model needs three rounds of
+    real training, so these sections are checked on hand-made records of the same shape)."""
+    from mlr_mlflow.dashboard.page import Page
+    from mlr_mlflow.tracking.dashboard_queries import Snapshot
+
+    runs = [
+        _run("r1", "round", {"llm.prompt_tokens": 900.0, "llm.completion_tokens": 300.0,
+                             "llm.total_tokens": 1200.0, "llm.cost_usd": 0.0021,
+                             "selection_mean_similarity": 0.4, "pool_mean_similarity": 0.3},
+             round_id="a", round_number="1", generator="llm"),
+        _run("h1", "hypothesis", {"b_wr": 0.8, "bsota_wr": 0.6, "b_wr_ci_low": 0.7,
+                                  "b_wr_ci_high": 0.9}, sha256="ab" * 32, round_id="a",
+             variant="full", status="evaluated", generator="llm", prompt_style="novelty",
+             llm_model="qwen", confirmed="true"),
+        _run("a1", "audit", {}, audit_verdict="reproduced", audit_of="h1"),
+    ]
+    versions = [{"model": "mlr-reward-activation", "kind": "activation", "version": 1,
+                 "run_id": "t1", "experiment_id": "1", "created": 1, "alias": "champion",
+                 "champion_since": 5000, "promotion": "first champion", "holdout_spearman": 0.42,
+                 "holdout_rounds": ["a"],
+                 "predictions": [{"sha256": "ab" * 32, "predicted": 0.7, "measured": 0.8}]}]
+    snap = Snapshot(tracking_uri="sqlite:///x.db", experiments={"1": "mlr-activation"}, runs=runs,
+                    reward_versions=versions)
+    page = Page(snap, "http://ui/")
+    reward, llm, audit = page.reward(), page.llm(), page.audit()
+    assert "champion" in reward and "0.420" in reward and reward.count("plotly-graph-div") == 3
+    assert "Champion history" in reward and "activation v1" in reward
+    assert "900" in llm and "0.0021" in llm and "round 1" in llm
+    assert "reproduced" in audit and "Confirmed discoveries" in audit and "plotly-graph-div" in audit
+    [row] = data.leaderboard(snap)
+    assert row["confirmed"] and row["audit"] == "reproduced" and (row["ci_low"], row["ci_high"]) == (0.7, 0.9)
+    assert data.generators(snap) == []  # only full runs: no one-pass hypothesis to rate

@@ -34,7 +34,8 @@ def _evaluated(snap: Snapshot) -> list[dict]:
 
 
 def leaderboard(snap: Snapshot) -> list[dict]:
-    """One row per (kind, hypothesis), best first: its full run where there is one, else one-pass."""
+    """One row per (kind, hypothesis), as a round ranks them: hypotheses trained fully first, by
+    full B-WR, then the rest by one-pass B-WR."""
     numbers = round_numbers(snap)
     best: dict[tuple, dict] = {}
     for r in _evaluated(snap):
@@ -46,6 +47,8 @@ def leaderboard(snap: Snapshot) -> list[dict]:
               for r in snap.runs if r.get("audit_verdict")}
     confirmed = {(r["kind"], r["sha256"]) for r in hypotheses(snap)
                  if (r.get("confirmed") or "").lower() == "true"}
+    one_pass = {(r["kind"], r["sha256"]): r["metrics"]["b_wr"] for r in _evaluated(snap)
+                if r.get("variant") == "one-pass"}
     rows = []
     for (kind, sha), (_, r) in best.items():
         m = r["metrics"]
@@ -53,11 +56,12 @@ def leaderboard(snap: Snapshot) -> list[dict]:
                      "prompt_style": r.get("prompt_style") or "", "model": r.get("llm_model") or "",
                      "variant": r.get("variant"), "round": numbers.get(r.get("round_id")),
                      "b_wr": m["b_wr"], "bsota_wr": m.get("bsota_wr"),
+                     "one_pass_b_wr": one_pass.get((kind, sha)),
                      "ci_low": m.get("b_wr_ci_low"), "ci_high": m.get("b_wr_ci_high"),
                      "confirmed": (kind, sha) in confirmed,
                      "audit": r.get("audit_verdict") or audits.get(r["run_id"], ""),
                      "run_id": r["run_id"], "experiment_id": r["experiment_id"]})
-    rows.sort(key=lambda x: (-x["b_wr"], -(x["bsota_wr"] or 0), x["sha256"]))
+    rows.sort(key=lambda x: (x["variant"] != "full", -x["b_wr"], -(x["bsota_wr"] or 0), x["sha256"]))
     return rows
 
 

@@ -26,8 +26,6 @@ td,th{border:1px solid #ddd;padding:.2rem .45rem;text-align:left} th{background:
 td.num{text-align:right;font-variant-numeric:tabular-nums} p.none{color:#777;font-style:italic}
 .problem{background:#fff4e5;border:1px solid #f0b35b;padding:.5rem;margin:.5rem 0}
 pre.diff{background:#f8f8f8;padding:.5rem;font-size:.8rem;overflow:auto}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1rem}
-.grid>div{min-width:0}
 """
 
 FILTER_JS = """
@@ -85,20 +83,22 @@ class Page:
                              td(self.run_link(r["experiment_id"], r["run_id"], r["sha256"][:8])),
                              td(_esc(r["generator"])), td(_esc(r["prompt_style"])),
                              td(_esc(r["model"])), td(_esc(r["round"]), "num"), td(_esc(r["variant"])),
-                             td(_num(r["b_wr"]), "num"), td(_num(r["bsota_wr"]), "num"),
+                             td(_num(r["b_wr"]), "num"), td(_num(r["one_pass_b_wr"]), "num"),
+                             td(_num(r["bsota_wr"]), "num"),
                              td(f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
                                 if r["ci_low"] is not None else "–"),
                              td("yes" if r["confirmed"] else ""), td(_esc(r["audit"]))])
                 for i, r in enumerate(rows[:200], start=1)]
         return self.table(["#", "kind", "hypothesis", "generator", "prompt", "model", "round",
-                           "variant", "B-WR", "BSOTA-WR", "B-WR 95 %", "confirmed", "audit"], body)
+                           "variant", "B-WR", "one-pass B-WR", "BSOTA-WR", "B-WR 95 %",
+                           "confirmed", "audit"], body)
 
     def discovery(self) -> str:
         series = data.discovery(self.snap)
         if not series:
             return self.none("No evaluated hypothesis yet, so no discovery curve.")
         by_round, by_spent = charts.discovery(series)
-        return f'<div class="grid"><div>{self.plot(by_round)}</div><div>{self.plot(by_spent)}</div></div>'
+        return self.plot(by_round) + self.plot(by_spent)
 
     def generators(self) -> str:
         rows = data.generators(self.snap)
@@ -139,7 +139,7 @@ class Page:
                 plots.append(self.plot(charts.reward_calibration(r["versions"])))
             else:
                 parts.append(self.none("No held-out predictions recorded for these versions."))
-            parts.append('<div class="grid">' + "".join(f"<div>{p}</div>" for p in plots) + "</div>")
+            parts.extend(plots)
             history = " → ".join(f"{v['kind']} v{v['version']} ({_when(v['champion_since'])})"
                                  for v in r["champions"])
             parts.append(f"<p><b>Champion history:</b> {_esc(history) or 'no champion yet'}</p>")
