@@ -122,8 +122,9 @@ def snapshot(client, read_text: Callable[[str, str], str | None] | None = None) 
 def _reward_versions(client, snap: Snapshot) -> list[dict]:
     out = []
     for model in client.search_registered_models(filter_string="name LIKE 'mlr-reward-%'"):
-        aliases = {v: a for a, v in (model.aliases or {}).items()} if isinstance(
-            model.aliases, dict) else {}
+        aliases: dict[str, list[str]] = {}
+        for alias, number in (model.aliases or {}).items():
+            aliases.setdefault(str(number), []).append(alias)
         for version in client.search_model_versions(f"name = '{model.name}'"):
             tags = dict(version.tags or {})
             run = next((r for r in snap.runs if r["run_id"] == version.run_id), None)
@@ -133,7 +134,7 @@ def _reward_versions(client, snap: Snapshot) -> list[dict]:
                 "version": int(version.version), "run_id": version.run_id,
                 "experiment_id": run["experiment_id"] if run else None,
                 "created": version.creation_timestamp or 0,
-                "alias": aliases.get(str(version.version), ""),
+                "alias": ", ".join(sorted(aliases.get(str(version.version), []))),
                 "champion_since": int(tags["mlr.champion.since"]) if "mlr.champion.since" in tags
                 else None,
                 "promotion": "\n".join(v for k, v in sorted(tags.items())
