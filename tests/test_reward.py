@@ -120,3 +120,15 @@ def test_too_few_runs_and_unknown_encoder_are_clear_errors(tmp_path, tracking_ur
 
     with pytest.raises(EncoderError, match="cannot be loaded offline"):
         Encoder("microsoft/codebert-base").embed(["def activation(x):\n    return x\n"])
+
+    # the dashboard reads what the registry records: versions, held-out predictions, champions
+    from mlr_mlflow.dashboard import data
+    from mlr_mlflow.tracking.dashboard_queries import snapshot
+
+    reward = data.reward(snapshot(client))
+    assert [v["version"] for v in reward["versions"]] == [1, 2, 3]
+    assert all(v["predictions"] and v["holdout_spearman"] is not None for v in reward["versions"])
+    assert [v["version"] for v in reward["champions"]] == [1, 2]
+    assert {v["version"]: v["alias"] for v in reward["versions"]} == {1: "", 2: "champion",
+                                                                       3: "challenger"}
+    assert [d["run_id"] for d in reward["diversity"]] == [out["round_run_id"]]
