@@ -188,7 +188,7 @@ def test_dashboard_file_works_offline_and_links_open_the_run(server, page, round
 def test_basic_auth_app_needs_a_login_then_serves_the_dashboard(rounds_store, browser, shots,
                                                                  tmp_path, capsys, monkeypatch):
     ini = tmp_path / "auth.ini"
-    ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{tmp_path}/auth.db\n"
+    ini.write_text(f"[mlflow]\ndefault_permission = NO_PERMISSIONS\ndatabase_uri = sqlite:///{tmp_path}/auth.db\n"
                    "admin_username = admin\nauthorization_function = "
                    "mlflow.server.auth:authenticate_request_basic_auth\n")
     secret = "a-long-test-password-42"
@@ -211,4 +211,21 @@ def test_basic_auth_app_needs_a_login_then_serves_the_dashboard(rounds_store, br
         page.locator("section#leaderboard tbody tr").first.wait_for()
         assert page.locator("section#leaderboard tbody tr").count() == 8
         page.screenshot(path=shots / "dashboard-basic-auth.png", full_page=True)
+        context.close()
+        # a user who may read nothing sees the dashboard, but none of the runs
+        import base64
+
+        admin = base64.b64encode(f"admin:{secret}".encode()).decode()
+        create = urllib.request.Request(
+            f"{url}/api/2.0/mlflow/users/create", method="POST",
+            data=json.dumps({"username": "reader", "password": secret + "-reader"}).encode(),
+            headers={"Authorization": f"Basic {admin}", "Content-Type": "application/json"})
+        urllib.request.urlopen(create, timeout=30).close()
+        context = browser.new_context(http_credentials={"username": "reader",
+                                                        "password": secret + "-reader"})
+        page = context.new_page()
+        page.goto(f"{url}/mlr/")
+        page.locator("section#leaderboard p.none").wait_for()
+        assert page.locator("section#leaderboard tbody tr").count() == 0
+        assert "No evaluated hypothesis yet" in page.locator("section#leaderboard").inner_text()
         context.close()

@@ -109,18 +109,6 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     assert all("reward.score" in r.data.metrics for r in screened)
     assert all(r.info.status != "RUNNING" for r in kids)
 
-
-def test_too_few_runs_and_unknown_encoder_are_clear_errors(tmp_path, tracking_uri, capsys):
-    code, out = cli(capsys, "reward", "train", "--kind", "regularizer", "--tracking-uri", tracking_uri)
-    assert code == 2 and "too few evaluated regularizer runs" in out["error"]
-    assert "at least 20" in out["error"]
-    code, out = cli(capsys, "reward", "promote", "--kind", "regularizer", "--tracking-uri", tracking_uri)
-    assert code == 2 and "no challenger" in out["error"]
-    from mlr_mlflow.reward.embed import Encoder, EncoderError
-
-    with pytest.raises(EncoderError, match="cannot be loaded offline"):
-        Encoder("microsoft/codebert-base").embed(["def activation(x):\n    return x\n"])
-
     # the dashboard reads what the registry records: versions, held-out predictions, champions
     from mlr_mlflow.dashboard import data
     from mlr_mlflow.tracking.dashboard_queries import snapshot
@@ -132,3 +120,15 @@ def test_too_few_runs_and_unknown_encoder_are_clear_errors(tmp_path, tracking_ur
     assert {v["version"]: v["alias"] for v in reward["versions"]} == {1: "", 2: "champion",
                                                                        3: "challenger"}
     assert [d["run_id"] for d in reward["diversity"]] == [out["round_run_id"]]
+
+
+def test_too_few_runs_and_unknown_encoder_are_clear_errors(tmp_path, tracking_uri, capsys):
+    code, out = cli(capsys, "reward", "train", "--kind", "regularizer", "--tracking-uri", tracking_uri)
+    assert code == 2 and "too few evaluated regularizer runs" in out["error"]
+    assert "at least 20" in out["error"]
+    code, out = cli(capsys, "reward", "promote", "--kind", "regularizer", "--tracking-uri", tracking_uri)
+    assert code == 2 and "no challenger" in out["error"]
+    from mlr_mlflow.reward.embed import Encoder, EncoderError
+
+    with pytest.raises(EncoderError, match="cannot be loaded offline"):
+        Encoder("microsoft/codebert-base").embed(["def activation(x):\n    return x\n"])
