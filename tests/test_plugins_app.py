@@ -192,8 +192,10 @@ def test_basic_auth_app_needs_a_login_then_serves_the_dashboard(rounds_store, br
                    "admin_username = admin\nauthorization_function = "
                    "mlflow.server.auth:authenticate_request_basic_auth\n")
     secret = "a-long-test-password-42"
+    # fail-closed off: MLflow then lets any logged-in user reach /mlr/ (by default only admins
+    # may open a route MLflow does not know), and the page shows what that user may read
     env = {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret",
-           "MLFLOW_AUTH_ADMIN_PASSWORD": secret}
+           "MLFLOW_AUTH_ADMIN_PASSWORD": secret, "MLFLOW_BASIC_AUTH_FAIL_CLOSED": "false"}
     with mlflow_server(rounds_store, "mlr-basic-auth", tmp_path, env) as url:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{url}/mlr/", timeout=30)

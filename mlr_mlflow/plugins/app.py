@@ -5,8 +5,10 @@ server's backend store on each request. MLflow 3.17 runs an app name's factory i
 worker (`--factory`) and serves the Flask app inside FastAPI, so a factory adds its route to
 MLflow's Flask app and hands back what `mlflow.server.fastapi_app.create_fastapi_app` makes of it
 (the Flask app itself under gunicorn or waitress). `mlr-basic-auth` hands the same Flask app to
-MLflow's basic-auth factory, which wraps it likewise: `/mlr/` then needs a login like every page,
-and a user who is not an admin sees only the experiments and reward models they may read.
+MLflow's basic-auth factory, which wraps it likewise: `/mlr/` then needs a login like every page.
+MLflow fails closed on routes it does not know (only admins may open `/mlr/`) unless
+MLFLOW_BASIC_AUTH_FAIL_CLOSED=false; then a user who is not an admin sees only the experiments and
+reward models they may read.
 
 This module is the one place that touches MLflow's server internals.
 """
