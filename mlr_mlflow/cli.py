@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-execute here (local) or in a container built from local material")
     _common(p)
     p.set_defaults(handler=_audit)
+
+    p = verbs.add_parser("dashboard", help="write the HTML dashboard of the tracking store")
+    p.add_argument("--out", default="mlr-dashboard", help="directory of index.html")
+    p.add_argument("--ui-url", default=None, help="the MLflow UI its links open (default: the "
+                   "tracking server itself, else http://127.0.0.1:5000/ as `mlflow ui` serves it)")
+    _common(p)
+    p.set_defaults(handler=_dashboard)
     return parser
 
 
@@ -230,6 +237,13 @@ def _audit(args) -> tuple[int, dict, str]:
         lines = ["nothing to audit: no evaluated hypothesis run in the store"]
     ok = all(a["reproduced"] for a in audits)
     return (EXIT_OK if ok else EXIT_INVALID), out, "\n".join(lines)
+
+
+def _dashboard(args) -> tuple[int, dict, str]:
+    out = commands.dashboard(args.out, args.tracking_uri, args.ui_url)
+    notes = "".join(f"\n  note: {p}" for p in out["problems"].values())
+    return EXIT_OK, out, (f"dashboard of {out['rounds']} rounds and {out['hypotheses']} hypothesis "
+                          f"runs: {out['path']}{notes}")
 
 
 def _finite(value):

@@ -185,3 +185,23 @@ def _scheduler(sched, schedule, action, job, uri, config_path, progress) -> dict
             raise UsageError("run-now needs a JOB id")
         return sched.run_now(schedule, job, uri, config_path)
     raise UsageError(f"unknown scheduler action {action!r}")
+
+
+def dashboard(out_dir: str = "mlr-dashboard", tracking_uri: str | None = None,
+              ui_url: str | None = None) -> dict:
+    """`dashboard`: the store's HTML dashboard -> {"path", "hypotheses", "rounds", "problems"}.
+    An unreachable store is a TrackingError; a server that needs a login gets a page saying so."""
+    from mlflow import MlflowClient
+
+    from . import dashboard as board
+    from .tracking import TrackingError, connect, default_tracking_uri
+    from .tracking.dashboard_queries import needs_login
+
+    uri = tracking_uri or default_tracking_uri()
+    try:
+        client = connect(uri)
+    except TrackingError as exc:
+        if not needs_login(exc):
+            raise
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return board.write(client, out_dir, ui_url)

@@ -232,6 +232,10 @@ class Config:
     def experiment_name(self, kind: str) -> str:
         return f"{self.experiment_prefix}{kind}"
 
+    def baselines_experiment_name(self, kind: str) -> str:
+        """Baseline runs are a cache, kept out of the research runs' table."""
+        return f"{self.experiment_prefix}{kind}-baselines"
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -21,6 +21,7 @@ from .hypothesis import Hypothesis
 from .leaderboard import best_of, columns, leaderboard
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
                      round_lease, saved_selection, unfinished_round)
+from . import round_report
 from .tracking import create_run, experiment_id, finish, log, log_json, names
 from .tracking.lease import LeaseLost
 from .tracking.queries import hypothesis_runs, round_runs
@@ -117,6 +118,7 @@ class Round:
         self.client, self.config, self.kind, self.progress = client, config, kind, progress
         self.generator = generator or make_generator(config.discover.generator, config)
         self.exp_id = experiment_id(client, config.experiment_name(kind))
+        self.number = 0  # the round's number in its experiment: the step of its metrics
 
     def run(self, n: int, top_k: int, seeds: int, seed: int | None = None,
             wait_s: float = 0.0) -> RoundSummary:
@@ -126,9 +128,11 @@ class Round:
             if seed is None:  # the number of rounds before this one: under the lease, no two share it
                 seed = len(round_runs(self.client, self.exp_id))
             round_id = uuid.uuid4().hex[:12]
-            run_id = create_run(self.client, self.exp_id, f"round-{self.kind}-{round_id[:6]}", {
+            self.number = round_report.round_number(self.client, self.exp_id)
+            run_id = create_run(self.client, self.exp_id,
+                                round_report.round_name(self.number, self.generator.name, n), {
                 names.ROLE: "round", names.KIND: self.kind, names.ROUND_ID: round_id,
-                names.GENERATOR: self.generator.name})
+                names.GENERATOR: self.generator.name, names.ROUND_NUMBER: str(self.number)})
             params = {"kind": self.kind, "n": n, "top_k": top_k, "seeds": seeds, "seed": seed,
                       "generator": self.generator.name}
             return self._drive(lease, run_id, round_id, n, top_k, seeds, seed, params=params)
@@ -141,6 +145,7 @@ class Round:
                 return None
             run_id, params = run.info.run_id, run.data.params
             round_id = run.data.tags[names.ROUND_ID]
+            self.number = int(run.data.tags.get(names.ROUND_NUMBER, 0))
             if run.data.tags.get(names.GENERATOR, self.generator.name) != self.generator.name:
                 from .generate import make_generator
 
@@ -181,6 +186,8 @@ class Round:
                 summary.generation_failures = sum(r["status"] == "failed" for r in records)
                 summary.stop_reason = self.client.get_run(run_id).data.tags.get(names.ROUND_STOP_REASON)
             self._evaluate(hypotheses, top_k, seeds, run_id, round_id, summary, lease)
+            round_report.report(self.client, self.exp_id, run_id, summary, self.number,
+                                self.generator, self.progress)
             lease.check()
             if summary.generated == 0:
                 finish(self.client, run_id, failed=True, status_tag="no-hypotheses",
@@ -259,7 +266,7 @@ class Round:
         if any(tokens.values()):
             metrics.update(tokens, **{"llm.total_tokens": sum(tokens.values())})
         tags = {names.ROUND_STOP_REASON: summary.stop_reason} if summary.stop_reason else {}
-        log(self.client, summary.round_run_id, metrics=metrics, tags=tags)
+        log(self.client, summary.round_run_id, metrics=metrics, tags=tags, step=self.number)
         if summary.stop_reason:
             self.progress(f"generation stopped early: {summary.stop_reason}")
         return hypotheses, records
@@ -332,7 +339,7 @@ class Round:
             "valid": summary.valid, "evaluated": summary.evaluated,
             "full_evaluated": summary.full_evaluated,
             "validator_pass_rate": summary.valid / len(hypotheses),
-            "best_b_wr": summary.best["b_wr"] if summary.best else None})
+            "best_b_wr": summary.best["b_wr"] if summary.best else None}, step=self.number)
         if summary.leaderboard:
             self.client.log_table(run_id, data=columns(summary.leaderboard),
                                   artifact_file=names.LEADERBOARD_ARTIFACT)
@@ -400,5 +407,5 @@ class Round:
                               seeds, run_id, round_id)
         log(self.client, run_id, metrics={**selection["metrics"], "explored": len(explored),
                                           "screened_out": len(rest)},
-            tags={SCREEN: "reward", "mlr.screen.model_run_id": selection["model_run_id"]})
+            tags={SCREEN: "reward", "mlr.screen.model_run_id": selection["model_run_id"]}, step=self.number)
         return one_pass, [ev.hypothesis for ev in one_pass if ev.valid]

@@ -37,3 +37,32 @@ def write(tmp_path, name: str, source: str):
     path = tmp_path / name
     path.write_text(source)
     return path
+
+
+@pytest.fixture(scope="session")
+def rounds_store(tmp_path_factory) -> dict:
+    """A store with two real, small discovery rounds of activations (the second breeds from the
+    first), made by the CLI in its own directory: {"dir", "uri", "exp_id", "rounds"}."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+
+    where = tmp_path_factory.mktemp("rounds")
+    (where / "small.toml").write_text('[suite]\ndatasets = ["iris", "moons"]\n')
+    uri = f"sqlite:///{where}/mlflow.db"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    rounds = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "mlr_mlflow", "discover", "--kind", "activation",
+                               "--n", "4", "--top-k", "1", "--seeds", "1", "--config", "small.toml",
+                               "--tracking-uri", uri, "--json"], cwd=where, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        rounds.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    exp_id = MlflowClient(uri).get_experiment_by_name("mlr-activation").experiment_id
+    return {"dir": where, "uri": uri, "exp_id": exp_id, "rounds": rounds}

@@ -128,7 +128,7 @@ def test_replaced_hypothesis_source_is_caught(evaluated, capsys):
 def test_baseline_run_reproduces(evaluated, capsys):
     uri, *_ = evaluated
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("mlr-activation").experiment_id
+    exp = client.get_experiment_by_name("mlr-activation-baselines").experiment_id
     [relu] = client.search_runs([exp], f"tags.`{names.ROLE}` = 'baseline' and "
                                        f"tags.`{names.BASELINE_COMPONENT}` = 'relu' and "
                                        f"tags.`{names.VARIANT}` = 'one-pass'")
@@ -140,7 +140,7 @@ def test_baseline_run_reproduces(evaluated, capsys):
 def test_bad_input_is_one_line_and_leaves_no_audit(evaluated, capsys, tmp_path):
     uri, one_pass, _ = evaluated
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("mlr-activation").experiment_id
+    exp = client.get_experiment_by_name("mlr-activation-baselines").experiment_id
     [baseline, *_] = client.search_runs([exp], f"tags.`{names.ROLE}` = 'baseline'")
     client.set_tag(baseline.info.run_id, names.ROLE, "round")  # not a hypothesis or baseline run
     gone = client.create_run(exp, tags={names.ROLE: "hypothesis", names.STATUS: "evaluated"}).info.run_id

@@ -20,8 +20,8 @@ def evaluate(capsys, path, kind, uri, *extra):
 
 
 def runs(uri, kind="activation", role=None):
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(f"mlr-{kind}")
+    client = MlflowClient(uri)  # baselines have their own experiment, beside the kind's
+    exp = client.get_experiment_by_name(f"mlr-{kind}" + ("-baselines" if role == "baseline" else ""))
     if exp is None:
         return []
     found = client.search_runs([exp.experiment_id], max_results=1000)

@@ -109,6 +109,18 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     assert all("reward.score" in r.data.metrics for r in screened)
     assert all(r.info.status != "RUNNING" for r in kids)
 
+    # the dashboard reads what the registry records: versions, held-out predictions, champions
+    from mlr_mlflow.dashboard import data
+    from mlr_mlflow.tracking.dashboard_queries import snapshot
+
+    reward = data.reward(snapshot(client))
+    assert [v["version"] for v in reward["versions"]] == [1, 2, 3]
+    assert all(v["predictions"] and v["holdout_spearman"] is not None for v in reward["versions"])
+    assert [v["version"] for v in reward["champions"]] == [1, 2]
+    assert {v["version"]: v["alias"] for v in reward["versions"]} == {1: "", 2: "champion",
+                                                                       3: "challenger"}
+    assert [d["run_id"] for d in reward["diversity"]] == [out["round_run_id"]]
+
 
 def test_too_few_runs_and_unknown_encoder_are_clear_errors(tmp_path, tracking_uri, capsys):
     code, out = cli(capsys, "reward", "train", "--kind", "regularizer", "--tracking-uri", tracking_uri)

@@ -124,8 +124,11 @@ def audit_run(client, config: Config, run_id: str, env: str = "local",
         try:
             progress(f"re-executing run {run_id} ({entry_point}, {env}) from its own record")
             if env == "docker":
-                kind_exp = client.get_experiment(original.info.experiment_id)
-                dirs = [d for d in [local_path(kind_exp.artifact_location)] if d]
+                # where the run's own and the cached baselines' artifacts are read
+                exps = [client.get_experiment(original.info.experiment_id),
+                        client.get_experiment_by_name(config.baselines_experiment_name(
+                            record.tags.get(names.KIND, "")))]
+                dirs = [d for d in (local_path(e.artifact_location) for e in exps if e) if d]
                 rerun_id = run_docker(client.tracking_uri, exp, project, entry_point, params, Path(tmp),
                                       dirs)
             else:

@@ -144,7 +144,7 @@ def _log_reference(client, experiment_id, kind, name, key, variant, seeds, datas
                    config: Config):
     from ..sandbox import resolve_backend
 
-    run_id = create_run(client, experiment_id, f"baseline-{name}-{variant}", {
+    run_id = create_run(client, experiment_id, f"baseline {name} {variant}", {
         names.ROLE: "baseline", names.KIND: kind, names.BASELINE_COMPONENT: name,
         names.BASELINE_KEY: key, names.VARIANT: variant,
         **project_tags(variant, kind, len(seeds), [ds.name for ds in datasets])})

@@ -63,6 +63,11 @@ class Evaluation:
                 "sha256": self.hypothesis.sha256, "kind": self.hypothesis.kind}
 
 
+def run_name(sha256: str, variant: str) -> str:
+    """`939a2f30 one-pass`: a hypothesis's runs differ by variant, and sort by hypothesis."""
+    return f"{sha256[:8]} {variant}"
+
+
 class Evaluator:
     """Evaluates hypotheses into a tracking store under one configuration."""
 
@@ -139,13 +144,13 @@ class Evaluator:
             for ev, result in zip(evaluations, validations):
                 if not ev.run_id:
                     continue
+                screened = {names.VARIANT: "screened",
+                            names.RUN_NAME: run_name(ev.hypothesis.sha256, "screened")}
                 if result.valid:
-                    finish(self.client, ev.run_id, status_tag="screened",
-                           tags={names.VARIANT: "screened"})
+                    finish(self.client, ev.run_id, status_tag="screened", tags=screened)
                 else:
                     finish(self.client, ev.run_id, failed=True, status_tag="invalid",
-                           reasons=result.reasons, tags={names.STAGE: result.stage,
-                                                         names.VARIANT: "screened"})
+                           reasons=result.reasons, tags={names.STAGE: result.stage, **screened})
         return [ev.run_id for ev in evaluations]
 
     def _timed_call(self, phase: str, fn, *args):
@@ -171,7 +176,7 @@ class Evaluator:
             origin = h.origin or {}
             tags.update(origin.get("tags", {}))
             exp = experiment_id(self.client, self.config.experiment_name(h.kind))
-            ev.run_id = create_run(self.client, exp, f"{h.kind}-{h.sha256[:8]}", tags,
+            ev.run_id = create_run(self.client, exp, run_name(h.sha256, variant), tags,
                                    parent_run_id=parent_run_id, run_id=run_id)
             log(self.client, ev.run_id, params={"kind": h.kind, **params},
                 metrics=origin.get("metrics"))
@@ -209,7 +214,7 @@ class Evaluator:
         refs = {}
         with self._timed("references"):
             for kind in by_kind:
-                exp = experiment_id(self.client, self.config.experiment_name(kind))
+                exp = experiment_id(self.client, self.config.baselines_experiment_name(kind))
                 refs[kind] = get_references(self.client, exp, kind, variant, seeds, suite, self.config,
                                             self.progress)
         self.progress(f"training {len(evaluations)} hypothesis(es) x {len(seeds)} seed(s) on "

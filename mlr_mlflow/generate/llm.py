@@ -17,7 +17,8 @@ from typing import Iterator
 from ..config import LLMConfig, UsageError
 from . import Context, GenerationStopped, Proposal
 from .parse import extract
-from .prompts import STYLES, render
+from ..tracking import names
+from .prompts import SHOWN, STYLES, render
 
 OPENAI_URL = "https://api.openai.com/v1"
 MAX_BAD_REQUESTS = 3
@@ -101,12 +102,15 @@ class LLMGenerator:
                 yield Proposal(None, error=f"request rejected: {exc}",
                                origin={"artifacts": {"llm/prompt.txt": prompt}})
                 continue
-            yield from self._proposals(context.kind, style, prompt, reply, used)
+            parents = [k.sha256 for k in context.known[:SHOWN]] if style == "incremental" else []
+            yield from self._proposals(context.kind, style, prompt, reply, used, parents)
 
-    def _proposals(self, kind, style, prompt, reply, used) -> Iterator[Proposal]:
+    def _proposals(self, kind, style, prompt, reply, used, parents=()) -> Iterator[Proposal]:
         sources = extract(reply, kind)
         origin = {"tags": {"mlr.llm.model": self.config.model, "mlr.llm.prompt_style": style},
                   "artifacts": {"llm/prompt.txt": prompt, "llm/reply.txt": reply}}
+        if parents:  # lineage: an incremental prompt builds on the hypotheses it shows
+            origin["tags"][names.PARENTS] = ",".join(parents)
         if not sources:
             yield Proposal(None, error="no usable code in the reply",
                            origin={**origin, "metrics": used})

@@ -16,6 +16,7 @@ from . import Context, Known
 from ..config import UsageError
 
 STYLES = ("incremental", "novelty")
+SHOWN = 4  # known hypotheses shown in a prompt: an incremental prompt's parents
 BUILTIN_DIR = Path(__file__).resolve().parent / "prompts"
 
 DESCRIPTIONS = {
@@ -49,7 +50,7 @@ def _format(examples: list[tuple[str, str]]) -> str:
     return "\n\n".join(f"# {label}\n```python\n{source.strip()}\n```" for label, source in examples)
 
 
-def render(style: str, context: Context, prompt_dir: str = "", shown: int = 4,
+def render(style: str, context: Context, prompt_dir: str = "", shown: int = SHOWN,
            rng: random.Random | None = None) -> str:
     """The prompt text for one request."""
     from ..config import DEFAULT_KINDS

@@ -209,25 +209,28 @@ class SymbolicGenerator:
 
     def propose(self, context: Context) -> Iterator[Proposal]:
         rng = random.Random(context.seed)
-        parents = [json.loads(k.genome) for k in context.known if k.genome]
+        known = [k for k in context.known if k.genome]
+        parents = [json.loads(k.genome) for k in known]
         for _ in range(self.max_proposals):
-            genome, how = self._next(rng, parents, context.kind)
-            yield Proposal(render(genome, context.kind), origin={
-                "tags": {names.SYMBOLIC_GENOME: json.dumps(genome, separators=(",", ":")),
-                         "mlr.symbolic.operator": how}})
+            genome, how, used = self._next(rng, parents, context.kind)
+            tags = {names.SYMBOLIC_GENOME: json.dumps(genome, separators=(",", ":")),
+                    "mlr.symbolic.operator": how}
+            if used:  # lineage: which known hypotheses this one was bred from
+                tags[names.PARENTS] = ",".join(known[i].sha256 for i in used)
+            yield Proposal(render(genome, context.kind), origin={"tags": tags})
 
-    def _next(self, rng: random.Random, parents: list[dict], kind: str) -> tuple[dict, str]:
+    def _next(self, rng: random.Random, parents: list[dict], kind: str) -> tuple[dict, str, list]:
         for _ in range(20):
             roll = rng.random()
             if parents and roll < 0.5:
                 # parents come best first: favour the top of the list
-                genome, how = mutate(rng, parents[min(int(rng.expovariate(0.5)), len(parents) - 1)],
-                                     kind), "mutation"
+                i = min(int(rng.expovariate(0.5)), len(parents) - 1)
+                genome, how, used = mutate(rng, parents[i], kind), "mutation", [i]
             elif len(parents) > 1 and roll < 0.75:
-                a, b = rng.sample(parents, 2)
-                genome, how = crossover(rng, a, b), "crossover"
+                a, b = rng.sample(range(len(parents)), 2)
+                genome, how, used = crossover(rng, parents[a], parents[b]), "crossover", [a, b]
             else:
-                genome, how = random_genome(rng, kind), "random"
+                genome, how, used = random_genome(rng, kind), "random", []
             if _fits(genome):
-                return genome, how
-        return random_genome(rng, kind), "random"
+                return genome, how, used
+        return random_genome(rng, kind), "random", []

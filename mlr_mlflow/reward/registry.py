@@ -107,7 +107,8 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
              + ", ".join(f"{a} {cv[a]['mean_spearman']:.3f}" for a in cv) + ")")
     model = fit(X, train_set.b_wr, train_set.rounds, algorithm)
     X_hold = features.matrix(kind, holdout.sources, holdout.shas, encoder, config.sandbox)
-    on_holdout = correlations(model.predict(X_hold), holdout.b_wr)
+    predicted = model.predict(X_hold)
+    on_holdout = correlations(predicted, holdout.b_wr)
     by_generator = held_out(X, train_set, "generator", algorithm)
 
     run_id = create_run(client, exp, f"reward-{kind}", {
@@ -123,6 +124,12 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
                                     "features": ",".join(f for f in FEATURES if flags[f]),
                                     "algorithm": algorithm},
             metrics=metrics)
+        # predicted against measured, per held-out hypothesis: the dashboard's calibration plot
+        client.log_table(run_id, data={"sha256": list(holdout.shas), "round_id": list(holdout.rounds),
+                                       "generator": list(holdout.generators),
+                                       "predicted": [float(v) for v in predicted],
+                                       "measured": [float(v) for v in holdout.b_wr]},
+                         artifact_file=names.HOLDOUT_PREDICTIONS_ARTIFACT)
         with tempfile.TemporaryDirectory() as tmp:
             model.save_model(f"{tmp}/model.json")
             meta = {"kind": kind, "algorithm": algorithm, "encoder": encoder_name, "features": flags}
@@ -161,6 +168,14 @@ def _version(client, kind: str, alias: str):
         return None
 
 
+def _champion_since(client, kind: str, version) -> None:
+    """When a version became champion: the champion history the dashboard shows."""
+    import time
+
+    client.set_model_version_tag(model_name(kind), version, "mlr.champion.since",
+                                 str(int(time.time() * 1000)))
+
+
 def promote(client, config, kind: str) -> dict:
     """{"promoted": bool, "reason", "challenger", "champion", scores}. Raises RewardDataError when
     there is no challenger."""
@@ -176,6 +191,7 @@ def promote(client, config, kind: str) -> dict:
         client.set_registered_model_alias(model_name(kind), "champion", challenger.version)
         client.set_model_version_tag(model_name(kind), challenger.version, "mlr.promotion",
                                      "first champion (no earlier one)")
+        _champion_since(client, kind, challenger.version)
         return {"promoted": True, "reason": "first champion: there was none",
                 "challenger": str(challenger.version), "champion": str(challenger.version)}
     if str(champion.version) == str(challenger.version):
@@ -202,5 +218,6 @@ def promote(client, config, kind: str) -> dict:
                                      summary)
     if better:
         client.set_registered_model_alias(model_name(kind), "champion", challenger.version)
+        _champion_since(client, kind, challenger.version)
     return {"promoted": bool(better), "reason": summary, "challenger": str(challenger.version),
             "champion": str(challenger.version if better else champion.version), **scores}

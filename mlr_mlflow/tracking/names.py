@@ -20,8 +20,14 @@ BASELINE_COMPONENT = "mlr.baseline.component"
 SYMBOLIC_GENOME = "mlr.symbolic.genome"  # the expression tree a symbolic hypothesis was rendered from
 ROUND_STOP_REASON = "mlr.round.stop_reason"  # why generation ended early (budget, endpoint error...)
 
+PARENTS = "mlr.parents"  # sha256s of the hypotheses a generator built this one from, comma-separated
+ROUND_NUMBER = "mlr.round.number"  # 1 for the kind's first round; the step of its round metrics
+
 PARENT_RUN_ID = "mlflow.parentRunId"
 RUN_NAME = "mlflow.runName"
+NOTE = "mlflow.note.content"  # the markdown description MLflow shows on a run or experiment page
+EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3 opens an experiment on the runs table for:
+MODEL_DEVELOPMENT = "custom_model_development"
 
 B_WR = "b_wr"
 BSOTA_WR = "bsota_wr"
@@ -33,6 +39,7 @@ ENVIRONMENT_ARTIFACT = "environment.json"  # versions, source revision, machine,
 LEADERBOARD_ARTIFACT = "leaderboard.json"
 GENERATION_ARTIFACT = "generation.json"
 SELECTION_ARTIFACT = "selection.json"  # a reward-screened round's picks, saved before training
+HOLDOUT_PREDICTIONS_ARTIFACT = "holdout_predictions.json"  # a reward version's held-out scores
 
 
 def dataset_metric(dataset: str, name: str) -> str:

@@ -58,16 +58,39 @@ def connect(uri: str | None = None):
     return client
 
 
+def _beside_default(client, name: str) -> str | None:
+    """A sqlite store's new experiment keeps its artifacts beside the Default experiment's, not in
+    `./mlruns` of the creating process, whose working directory may be an MLflow Project's (inside
+    the installed package). Servers choose for themselves (None)."""
+    if not client.tracking_uri.startswith("sqlite:"):
+        return None
+    try:
+        default = client.get_experiment("0").artifact_location
+    except Exception:  # no Default experiment: MLflow's own choice
+        return None
+    return f"{default.rstrip('/').rsplit('/', 1)[0]}/{name}"
+
+
 def experiment_id(client, name: str) -> str:
-    """The id of experiment `name`, created if missing (restored if deleted)."""
+    """The id of experiment `name`, created if missing (restored if deleted).
+
+    Every experiment of ours carries `mlflow.experimentKind=custom_model_development`, so that
+    MLflow 3's UI opens it on the runs table (not the GenAI overview); older experiments get it here.
+    """
     from mlflow.exceptions import MlflowException
+
+    from . import names
 
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            return client.create_experiment(name)
+            return client.create_experiment(
+                name, artifact_location=_beside_default(client, name),
+                tags={names.EXPERIMENT_KIND: names.MODEL_DEVELOPMENT})
         except MlflowException:  # created concurrently by another process
             exp = client.get_experiment_by_name(name)
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
+    if names.EXPERIMENT_KIND not in exp.tags:
+        client.set_experiment_tag(exp.experiment_id, names.EXPERIMENT_KIND, names.MODEL_DEVELOPMENT)
     return exp.experiment_id

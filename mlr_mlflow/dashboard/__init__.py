@@ -1,0 +1,53 @@
+"""One self-contained HTML page per tracking store: all kinds, every round, the reward model.
+
+`write(client, out_dir)` is `mlr-mlflow dashboard`; `render(snapshot, ui_url)` is what the MLflow
+server's `mlr` app serves under /mlr/. See page.py for the sections and data.py for the numbers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..tracking.dashboard_queries import NeedsLogin, Snapshot, snapshot
+from .page import Page, login_page
+
+DEFAULT_OUT = "mlr-dashboard"
+DEFAULT_UI = "http://127.0.0.1:5000/"  # where `mlflow ui` serves a local store
+
+
+def plotly_js() -> str:
+    """Plotly's JavaScript bundle, inlined so that the page works offline from a file."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def render(snap: Snapshot, ui_url: str) -> str:
+    return Page(snap, ui_url).render(plotly_js())
+
+
+def ui_url_for(tracking_uri: str) -> str:
+    """An HTTP tracking server serves its own UI; a local store's is `mlflow ui` on port 5000."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/") + "/"
+    return DEFAULT_UI
+
+
+def write(client, out_dir: str | Path = DEFAULT_OUT, ui_url: str | None = None) -> dict:
+    """Write `index.html` into `out_dir` -> {"path", "hypotheses", "rounds", "problems"}.
+
+    The page is written whole (a temporary file renamed into place), never half."""
+    ui = ui_url or ui_url_for(str(client.tracking_uri))
+    out = Path(out_dir)
+    try:
+        snap = snapshot(client)
+        text, problems = render(snap, ui), dict(snap.problems)
+        counts = {"hypotheses": len(snap.role("hypothesis")), "rounds": len(snap.role("round"))}
+    except NeedsLogin as exc:
+        text, problems = login_page(str(client.tracking_uri), str(exc), ui), {"login": str(exc)}
+        counts = {"hypotheses": 0, "rounds": 0}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return {"path": str(path.resolve()), **counts, "problems": problems}

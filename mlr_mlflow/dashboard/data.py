@@ -1,0 +1,196 @@
+"""The dashboard's numbers, computed from a store snapshot (plain records in, plain records out).
+
+Every function takes the `Snapshot` of `tracking.dashboard_queries` and returns rows or series; an
+empty list means "none yet", and the page says so in place of the section.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from statistics import mean
+
+from ..tracking.dashboard_queries import Snapshot
+
+LINEAGE_DIFFS = 20  # newest parent -> child edges shown with their code diff
+
+
+def hypotheses(snap: Snapshot) -> list[dict]:
+    return [r for r in snap.role("hypothesis") if r.get("sha256")]
+
+
+def round_numbers(snap: Snapshot) -> dict[str, int]:
+    """round_id -> its number within its kind (the tag, else the order of the rounds)."""
+    out, counts = {}, defaultdict(int)
+    for r in sorted(snap.role("round"), key=lambda r: r["start_time"]):
+        counts[r.get("kind")] += 1
+        if r.get("round_id"):
+            out[r["round_id"]] = int(r.get("round_number") or counts[r.get("kind")])
+    return out
+
+
+def _evaluated(snap: Snapshot) -> list[dict]:
+    return [r for r in hypotheses(snap) if r.get("status") == "evaluated" and "b_wr" in r["metrics"]]
+
+
+def leaderboard(snap: Snapshot) -> list[dict]:
+    """One row per (kind, hypothesis), as a round ranks them: hypotheses trained fully first, by
+    full B-WR, then the rest by one-pass B-WR."""
+    numbers = round_numbers(snap)
+    best: dict[tuple, dict] = {}
+    for r in _evaluated(snap):
+        key = (r["kind"], r["sha256"])
+        rank = (r.get("variant") == "full", r["metrics"]["b_wr"])
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, r)
+    audits = {r.get("audit_of") or r.get("parent_run_id") or r["run_id"]: r["audit_verdict"]
+              for r in snap.runs if r.get("audit_verdict")}
+    confirmed = {(r["kind"], r["sha256"]) for r in hypotheses(snap)
+                 if (r.get("confirmed") or "").lower() == "true"}
+    one_pass = {(r["kind"], r["sha256"]): r["metrics"]["b_wr"] for r in _evaluated(snap)
+                if r.get("variant") == "one-pass"}
+    rows = []
+    for (kind, sha), (_, r) in best.items():
+        m = r["metrics"]
+        rows.append({"kind": kind, "sha256": sha, "generator": r.get("generator") or "?",
+                     "prompt_style": r.get("prompt_style") or "", "model": r.get("llm_model") or "",
+                     "variant": r.get("variant"), "round": numbers.get(r.get("round_id")),
+                     "b_wr": m["b_wr"], "bsota_wr": m.get("bsota_wr"),
+                     "one_pass_b_wr": one_pass.get((kind, sha)),
+                     "ci_low": m.get("b_wr_ci_low"), "ci_high": m.get("b_wr_ci_high"),
+                     "confirmed": (kind, sha) in confirmed,
+                     "audit": r.get("audit_verdict") or audits.get(r["run_id"], ""),
+                     "run_id": r["run_id"], "experiment_id": r["experiment_id"]})
+    rows.sort(key=lambda x: (x["variant"] != "full", -x["b_wr"], -(x["bsota_wr"] or 0), x["sha256"]))
+    return rows
+
+
+def discovery(snap: Snapshot) -> list[dict]:
+    """Per kind and generator, in time order: the best B-WR so far against rounds and evaluations."""
+    numbers = round_numbers(snap)
+    series: dict[tuple, dict] = {}
+    for r in sorted(_evaluated(snap), key=lambda r: r["start_time"]):
+        key = (r["kind"], r.get("generator") or "?")
+        s = series.setdefault(key, {"kind": key[0], "generator": key[1], "evaluations": [],
+                                    "best": [], "rounds": [], "round_best": {}})
+        b = r["metrics"]["b_wr"]
+        s["evaluations"].append(len(s["evaluations"]) + 1)
+        s["best"].append(max(b, s["best"][-1]) if s["best"] else b)
+        number = numbers.get(r.get("round_id"))
+        if number is not None:
+            s["round_best"][number] = max(b, s["round_best"].get(number, b))
+    for s in series.values():
+        best, s["rounds"], s["round_curve"] = None, sorted(s["round_best"]), []
+        for n in s["rounds"]:
+            best = s["round_best"][n] if best is None else max(best, s["round_best"][n])
+            s["round_curve"].append(best)
+    return list(series.values())
+
+
+def generators(snap: Snapshot) -> list[dict]:
+    """The seed paper's table: by kind x generator x prompt style x model."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in hypotheses(snap):
+        if r.get("variant") in ("one-pass", "screened") and r.get("status") != "error":
+            groups[(r["kind"], r.get("generator") or "?", r.get("prompt_style") or "–",
+                    r.get("llm_model") or "–")].append(r)
+    full = defaultdict(list)
+    for r in _evaluated(snap):
+        if r.get("variant") == "full":
+            full[(r["kind"], r.get("generator") or "?", r.get("prompt_style") or "–",
+                  r.get("llm_model") or "–")].append(r["metrics"]["b_wr"])
+    rows = []
+    for key, runs in sorted(groups.items()):
+        valid = [r for r in runs if r.get("status") != "invalid" or r.get("stage") == "training"]
+        scored = [r["metrics"] for r in runs if r.get("status") == "evaluated" and "b_wr" in r["metrics"]]
+        b = [m["b_wr"] for m in scored]
+        s = [m["bsota_wr"] for m in scored if "bsota_wr" in m]
+        rows.append({"kind": key[0], "generator": key[1], "prompt_style": key[2], "model": key[3],
+                     "hypotheses": len(runs), "pass_rate": len(valid) / len(runs),
+                     "evaluated": len(b), "mean_b_wr": mean(b) if b else None,
+                     "best_b_wr": max(b) if b else None, "mean_bsota_wr": mean(s) if s else None,
+                     "best_bsota_wr": max(s) if s else None,
+                     "best_full_b_wr": max(full[key]) if full[key] else None})
+    return rows
+
+
+def reward(snap: Snapshot) -> dict:
+    """Versions (with held-out predictions), champion history and selection diversity by round."""
+    champions = sorted((v for v in snap.reward_versions if v["champion_since"]),
+                       key=lambda v: v["champion_since"])
+    numbers = round_numbers(snap)
+    diversity = [{"kind": r.get("kind"), "round": numbers.get(r.get("round_id")),
+                  "selection": r["metrics"]["selection_mean_similarity"],
+                  "pool": r["metrics"].get("pool_mean_similarity"), "run_id": r["run_id"],
+                  "experiment_id": r["experiment_id"]}
+                 for r in snap.role("round") if "selection_mean_similarity" in r["metrics"]]
+    return {"versions": snap.reward_versions, "champions": champions,
+            "diversity": sorted(diversity, key=lambda d: (d["kind"] or "", d["round"] or 0))}
+
+
+def lineage(snap: Snapshot) -> dict:
+    """Nodes (hypotheses with a known B-WR) and parent -> child edges, the newest with code diffs."""
+    numbers = round_numbers(snap)
+    by_sha: dict[tuple, dict] = {}
+    for r in sorted(hypotheses(snap), key=lambda r: r["start_time"]):
+        key = (r["kind"], r["sha256"])
+        if key not in by_sha or (r["metrics"].get("b_wr", -1) > by_sha[key]["metrics"].get("b_wr", -1)):
+            by_sha[key] = r
+    edges = []
+    for (kind, sha), child in by_sha.items():
+        for parent_sha in filter(None, (child.get("parents") or "").split(",")):
+            parent = by_sha.get((kind, parent_sha))
+            if parent:
+                edges.append({"kind": kind, "parent": parent, "child": child,
+                              "how": child.get("operator") or child.get("prompt_style") or ""})
+    edges.sort(key=lambda e: -e["child"]["start_time"])
+    for e in edges[:LINEAGE_DIFFS]:
+        old = snap.read_text(e["parent"]["run_id"], "hypothesis.py")
+        new = snap.read_text(e["child"]["run_id"], "hypothesis.py")
+        e["diff"] = ("".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                                  e["parent"]["sha256"][:8], e["child"]["sha256"][:8]))
+                     if old is not None and new is not None else None)
+    in_graph = {id(e["parent"]) for e in edges} | {id(e["child"]) for e in edges}
+    nodes = [{"kind": r["kind"], "sha256": r["sha256"], "b_wr": r["metrics"].get("b_wr"),
+              "round": numbers.get(r.get("round_id")), "run_id": r["run_id"],
+              "experiment_id": r["experiment_id"], "generator": r.get("generator")}
+             for r in by_sha.values() if id(r) in in_graph]
+    return {"nodes": nodes, "edges": edges}
+
+
+def llm_usage(snap: Snapshot) -> list[dict]:
+    numbers = round_numbers(snap)
+    rows = []
+    for r in sorted(snap.role("round"), key=lambda r: r["start_time"]):
+        m = r["metrics"]
+        if "llm.total_tokens" in m or "llm.prompt_tokens" in m:
+            rows.append({"kind": r.get("kind"), "round": numbers.get(r.get("round_id")),
+                         "prompt_tokens": m.get("llm.prompt_tokens", 0.0),
+                         "completion_tokens": m.get("llm.completion_tokens", 0.0),
+                         "cost_usd": m.get("llm.cost_usd"), "run_id": r["run_id"],
+                         "experiment_id": r["experiment_id"]})
+    return rows
+
+
+def _reason_class(reason: str) -> str:
+    """A rejection reason without its particulars (numbers, names in quotes), so like groups like."""
+    first = reason.strip().splitlines()[0] if reason.strip() else "no reason recorded"
+    first = re.sub(r"'[^']*'|\"[^\"]*\"", "…", first)
+    return re.sub(r"\d+(\.\d+)?", "N", first)[:90]
+
+
+def rejections(snap: Snapshot) -> list[dict]:
+    counts: dict[tuple, int] = defaultdict(int)
+    for r in hypotheses(snap):
+        if r.get("status") == "invalid":
+            counts[(r["kind"], r.get("stage") or "?", _reason_class(r.get("reasons") or ""))] += 1
+    return [{"kind": k, "stage": s, "reason": reason, "count": n}
+            for (k, s, reason), n in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
+def audits(snap: Snapshot) -> dict:
+    """Audit verdicts, win-rate intervals and confirmed discoveries, as far as they exist."""
+    verdicts = [r for r in snap.runs if r.get("audit_verdict")]
+    intervals = [r for r in leaderboard(snap) if r["ci_low"] is not None and r["ci_high"] is not None]
+    confirmed = [r for r in leaderboard(snap) if r["confirmed"]]
+    return {"verdicts": verdicts, "intervals": intervals[:40], "confirmed": confirmed}

@@ -1,0 +1,1 @@
+"""MLflow extension points this package declares in pyproject.toml, one small module each."""

@@ -1,0 +1,130 @@
+"""How a round presents itself in the MLflow UI: its name, its description and its figures.
+
+- name: `round 3 · symbolic · 32` (the kind's third round, its generator, how many were asked for);
+- `mlflow.note.content`: a markdown description (counts, the best hypotheses with links to their run
+  pages, why generation stopped early), shown on the round's run page;
+- figures: the round's B-WR distribution and the kind's discovery curve so far (PNG artifacts);
+- the metrics `discovery.best_b_wr` and `discovery.evaluations` (best B-WR and evaluations spent in
+  all rounds so far) with `step` = the round number, so MLflow's charts plot them across rounds.
+
+A failure here never fails the round: the research is recorded already, only its report is missing.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .tracking import log, names
+from .tracking.dashboard_queries import round_records
+from .tracking.queries import round_runs
+
+SHOWN = 5  # best hypotheses listed in the description
+
+
+def round_number(client, exp_id: str) -> int:
+    """The number the next round of this experiment gets (1 for the first)."""
+    return len(round_runs(client, exp_id)) + 1
+
+
+def round_name(number: int, generator: str, n: int) -> str:
+    return f"round {number} · {generator} · {n}"
+
+
+def _link(exp_id: str, run_id: str) -> str:
+    # relative to the MLflow UI's page: works behind any host or static prefix
+    return f"#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def description(summary, exp_id: str, number: int) -> str:
+    """The round's markdown description."""
+    lines = [f"**Round {number}** — {summary.generated} generated, {summary.valid} valid, "
+             f"{summary.evaluated} evaluated in one pass, {summary.full_evaluated} trained fully; "
+             f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures.", ""]
+    if summary.stop_reason:
+        lines += [f"Generation stopped early: {summary.stop_reason}", ""]
+    rows = summary.leaderboard[:SHOWN]
+    if rows:
+        lines += ["| # | hypothesis | full B-WR | one-pass B-WR | BSOTA-WR |", "|---|---|---|---|---|"]
+        for row in rows:
+            run_id = row["full_run_id"] or row["one_pass_run_id"]
+            bsota = row["full_bsota_wr"] if row["full_run_id"] else row["one_pass_bsota_wr"]
+            lines.append(f"| {row['rank']} | [{row['sha256'][:8]}]({_link(exp_id, run_id)}) | "
+                         f"{_fmt(row['full_b_wr'])} | {_fmt(row['one_pass_b_wr'])} | {_fmt(bsota)} |")
+    else:
+        lines.append("No hypothesis was evaluated in this round.")
+    lines += ["", "Figures: `figures/` in the artifacts; all rounds: `mlr-mlflow dashboard`."]
+    return "\n".join(lines)
+
+
+def _curve(client, exp_id: str, run_id: str, best_now) -> tuple[list[dict], float | None, float]:
+    """Rounds so far (oldest first, this one last) with the running best and evaluations spent."""
+    rounds = round_records(client, exp_id)
+    best, spent, points = None, 0.0, []
+    for r in rounds:
+        m = r["metrics"]
+        value = best_now if r["run_id"] == run_id else m.get("best_b_wr")
+        if value is not None:
+            best = value if best is None else max(best, value)
+        spent += (m.get("evaluated") or 0) + (m.get("full_evaluated") or 0)
+        points.append({"generator": r["generator"] or "?", "best": best, "spent": spent,
+                       "round_best": value})
+    return points, best, spent
+
+
+def _figures(client, run_id: str, summary, points: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    one_pass = [r["one_pass_b_wr"] for r in summary.leaderboard if r["one_pass_b_wr"] is not None]
+    full = [r["full_b_wr"] for r in summary.leaderboard if r["full_b_wr"] is not None]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = [i / 20 for i in range(21)]
+    ax.hist(one_pass, bins=bins, alpha=0.7, label=f"one-pass ({len(one_pass)})")
+    if full:
+        ax.hist(full, bins=bins, alpha=0.7, label=f"full ({len(full)})")
+    ax.set_xlabel("B-WR")
+    ax.set_ylabel("hypotheses")
+    ax.set_title("B-WR distribution of this round")
+    ax.legend()
+    fig.tight_layout()
+    client.log_figure(run_id, fig, "figures/b_wr_distribution.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = list(range(1, len(points) + 1))
+    ax.step(xs, [p["best"] if p["best"] is not None else float("nan") for p in points], where="post",
+            label="best so far")
+    for gen in sorted({p["generator"] for p in points}):
+        mine = [(x, p["round_best"]) for x, p in zip(xs, points)
+                if p["generator"] == gen and p["round_best"] is not None]
+        if mine:
+            ax.scatter(*zip(*mine), label=f"round best ({gen})", zorder=3)
+    ax.set_xlabel("round")
+    ax.set_ylabel("B-WR")
+    ax.set_title("Discovery curve so far")
+    ax.legend()
+    fig.tight_layout()
+    client.log_figure(run_id, fig, "figures/discovery_curve.png")
+    plt.close(fig)
+
+
+def report(client, exp_id: str, run_id: str, summary, number: int, generator=None,
+           progress: Callable[[str], None] = lambda _: None) -> None:
+    """Describe a finished round in MLflow (never raises: see the module docstring)."""
+    try:
+        points, best, spent = _curve(client, exp_id, run_id,
+                                     summary.best["b_wr"] if summary.best else None)
+        metrics = {"discovery.best_b_wr": best, "discovery.evaluations": spent}
+        cost = getattr(generator, "cost_usd", 0.0)
+        if cost:
+            metrics["llm.cost_usd"] = cost
+        log(client, run_id, metrics=metrics, step=number,
+            tags={names.NOTE: description(summary, exp_id, number)})
+        _figures(client, run_id, summary, points)
+    except Exception as exc:  # the round itself is recorded; say what is missing
+        progress(f"the round's report is incomplete: {type(exc).__name__}: {exc}")

@@ -1,0 +1,141 @@
+"""The dashboard's data and page on real stores: empty, only invalid hypotheses, real rounds."""
+import json
+import re
+import socket
+
+from mlflow import MlflowClient
+
+from mlr_mlflow.cli import main
+from mlr_mlflow.dashboard import data
+from mlr_mlflow.dashboard.page import SECTIONS
+from mlr_mlflow.tracking.dashboard_queries import snapshot
+
+from .conftest import write
+
+
+def dashboard(capsys, uri, out, *extra):
+    code = main(["dashboard", "--tracking-uri", uri, "--out", str(out), "--json", *extra])
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out.strip().splitlines()[-1]) if code == 0 else None), captured
+
+
+def sections(html: str) -> dict[str, str]:
+    """section id -> its HTML."""
+    return dict(re.findall(r'<section id="(\w+)">(.*?)</section>', html, flags=re.S))
+
+
+def test_empty_store_gives_a_page_that_says_none_yet_in_every_section(tmp_path, tracking_uri, capsys):
+    code, out, _ = dashboard(capsys, tracking_uri, tmp_path / "board")
+    assert code == 0 and out["rounds"] == 0 and out["hypotheses"] == 0
+    html = (tmp_path / "board" / "index.html").read_text()
+    found = sections(html)
+    assert list(found) == [sid for sid, _ in SECTIONS]
+    assert all('<p class="none">' in body for body in found.values())
+    # self-contained: Plotly's bundle is inlined, nothing is loaded from elsewhere
+    assert "<script src" not in html and len(html) > 1_000_000  # Plotly's bundle is in the page
+    assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', html)
+
+
+def test_unreachable_store_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, captured = dashboard(capsys, f"http://127.0.0.1:{port}", tmp_path / "board")
+    assert code == 2
+    assert len(captured.err.strip().splitlines()) == 1 and "cannot reach" in captured.err
+    assert not (tmp_path / "board").exists()
+
+
+def test_store_with_only_invalid_hypotheses_shows_their_rejections(tmp_path, tracking_uri, capsys):
+    bad = write(tmp_path, "net.py", "import socket\n\ndef activation(x):\n    return x\n")
+    assert main(["evaluate", str(bad), "--kind", "activation", "--tracking-uri", tracking_uri]) == 1
+    capsys.readouterr()
+    code, out, _ = dashboard(capsys, tracking_uri, tmp_path / "board")
+    assert code == 0 and out["hypotheses"] == 1
+    found = sections((tmp_path / "board" / "index.html").read_text())
+    assert "No evaluated hypothesis yet" in found["leaderboard"]
+    rows = data.rejections(snapshot(MlflowClient(tracking_uri)))
+    assert [(r["kind"], r["stage"], r["count"]) for r in rows] == [("activation", "static", 1)]
+    assert "<table>" in found["rejections"] and "static" in found["rejections"]
+    assert "No reward model yet" in found["reward"]
+
+
+def test_dashboard_data_of_real_rounds(rounds_store):
+    snap = snapshot(MlflowClient(rounds_store["uri"]))
+    board = data.leaderboard(snap)
+    assert len(board) == 8 and len({r["sha256"] for r in board}) == 8  # one row per hypothesis
+    full = [r for r in board if r["variant"] == "full"]
+    assert board[:len(full)] == full and len(full) == 2  # trained fully first, as a round ranks
+    for part in (full, board[len(full):]):
+        assert [r["b_wr"] for r in part] == sorted((r["b_wr"] for r in part), reverse=True)
+    assert all(r["one_pass_b_wr"] is not None for r in board)
+    assert {r["round"] for r in board} == {1, 2}
+    [series] = data.discovery(snap)
+    assert series["generator"] == "symbolic" and series["rounds"] == [1, 2]
+    assert series["evaluations"] == list(range(1, 11))
+    assert series["best"] == sorted(series["best"])  # a running best never falls
+    [row] = data.generators(snap)
+    assert row["hypotheses"] == 8 and row["pass_rate"] == 1.0 and row["evaluated"] == 8
+    graph = data.lineage(snap)
+    assert graph["edges"], "round 2 breeds from round 1: its mutations name their parents"
+    edge = graph["edges"][0]
+    assert edge["parent"]["round_id"] != edge["child"]["round_id"]
+    assert edge["diff"].startswith(f"--- {edge['parent']['sha256'][:8]}")
+    assert data.reward(snap)["versions"] == [] and data.llm_usage(snap) == []
+    assert data.audits(snap) == {"verdicts": [], "intervals": [], "confirmed": []}
+
+
+def test_dashboard_page_of_real_rounds_links_every_row_to_its_run(rounds_store, tmp_path, capsys):
+    code, out, _ = dashboard(capsys, rounds_store["uri"], tmp_path / "board",
+                             "--ui-url", "http://mlflow.example:5000/")
+    assert code == 0 and out["rounds"] == 2
+    found = sections((tmp_path / "board" / "index.html").read_text())
+    links = re.findall(r'href="http://mlflow\.example:5000/#/experiments/(\d+)/runs/(\w+)\?',
+                       found["leaderboard"])
+    client = MlflowClient(rounds_store["uri"])
+    assert len(links) == 8
+    for exp_id, run_id in links:
+        assert client.get_run(run_id).info.experiment_id == exp_id
+    for sid in ("discovery", "lineage"):
+        assert "plotly-graph-div" in found[sid]
+
+
+def _run(run_id, role, metrics, **tags):
+    return {"run_id": run_id, "experiment_id": "1", "role": role, "kind": "activation",
+            "start_time": int(run_id[-1]) * 1000, "metrics": metrics, "params": {},
+            "run_status": "FINISHED", **tags}
+
+
+def test_sections_for_reward_llm_and_audits_render_from_what_the_runs_record():
+    """Records shaped as `dashboard_queries` flattens runs (a reward model needs three rounds of
+    real training, so these sections are checked on hand-made records of the same shape)."""
+    from mlr_mlflow.dashboard.page import Page
+    from mlr_mlflow.tracking.dashboard_queries import Snapshot
+
+    runs = [
+        _run("r1", "round", {"llm.prompt_tokens": 900.0, "llm.completion_tokens": 300.0,
+                             "llm.total_tokens": 1200.0, "llm.cost_usd": 0.0021,
+                             "selection_mean_similarity": 0.4, "pool_mean_similarity": 0.3},
+             round_id="a", round_number="1", generator="llm"),
+        _run("h1", "hypothesis", {"b_wr": 0.8, "bsota_wr": 0.6, "b_wr_ci_low": 0.7,
+                                  "b_wr_ci_high": 0.9}, sha256="ab" * 32, round_id="a",
+             variant="full", status="evaluated", generator="llm", prompt_style="novelty",
+             llm_model="qwen", confirmed="true"),
+        _run("a1", "audit", {}, audit_verdict="reproduced", audit_of="h1"),
+    ]
+    versions = [{"model": "mlr-reward-activation", "kind": "activation", "version": 1,
+                 "run_id": "t1", "experiment_id": "1", "created": 1, "alias": "champion",
+                 "champion_since": 5000, "promotion": "first champion", "holdout_spearman": 0.42,
+                 "holdout_rounds": ["a"],
+                 "predictions": [{"sha256": "ab" * 32, "predicted": 0.7, "measured": 0.8}]}]
+    snap = Snapshot(tracking_uri="sqlite:///x.db", experiments={"1": "mlr-activation"}, runs=runs,
+                    reward_versions=versions)
+    page = Page(snap, "http://ui/")
+    reward, llm, audit = page.reward(), page.llm(), page.audit()
+    assert "champion" in reward and "0.420" in reward and reward.count("plotly-graph-div") == 3
+    assert "Champion history" in reward and "activation v1" in reward
+    assert "900" in llm and "0.0021" in llm and "round 1" in llm
+    assert "reproduced" in audit and "Confirmed discoveries" in audit and "plotly-graph-div" in audit
+    [row] = data.leaderboard(snap)
+    assert row["confirmed"] and row["audit"] == "reproduced" and (row["ci_low"], row["ci_high"]) == (0.7, 0.9)
+    assert data.generators(snap) == []  # only full runs: no one-pass hypothesis to rate

@@ -1,0 +1,70 @@
+"""How a round presents itself in MLflow: names, description, figures, metrics across rounds."""
+import re
+
+from mlflow import MlflowClient
+
+from mlr_mlflow.round_report import description, round_name
+from mlr_mlflow.rounds import RoundSummary
+from mlr_mlflow.tracking import names
+
+
+def _round_runs(client, exp_id):
+    return client.search_runs([exp_id], f"tags.`{names.ROLE}` = 'round'",
+                              order_by=["attributes.start_time ASC"])
+
+
+def test_experiments_are_marked_for_model_development_and_baselines_live_apart(rounds_store):
+    client = MlflowClient(rounds_store["uri"])
+    exps = {e.name: e for e in client.search_experiments()}
+    for name in ("mlr-activation", "mlr-activation-baselines"):
+        assert exps[name].tags[names.EXPERIMENT_KIND] == names.MODEL_DEVELOPMENT
+    kind_runs = client.search_runs([exps["mlr-activation"].experiment_id], max_results=1000)
+    base_runs = client.search_runs([exps["mlr-activation-baselines"].experiment_id], max_results=1000)
+    assert {r.data.tags[names.ROLE] for r in kind_runs} == {"round", "hypothesis"}
+    assert {r.data.tags[names.ROLE] for r in base_runs} == {"baseline"}
+    assert all(re.fullmatch(r"baseline \w+ (one-pass|full)", r.info.run_name) for r in base_runs)
+
+
+def test_rounds_and_their_runs_have_names_that_say_what_they_are(rounds_store):
+    client = MlflowClient(rounds_store["uri"])
+    rounds = _round_runs(client, rounds_store["exp_id"])
+    assert [r.info.run_name for r in rounds] == ["round 1 · symbolic · 4", "round 2 · symbolic · 4"]
+    for r in rounds:
+        children = client.search_runs([rounds_store["exp_id"]],
+                                      f"tags.`{names.PARENT_RUN_ID}` = '{r.info.run_id}'")
+        labels = [c.info.run_name for c in children]
+        assert len(labels) == len(set(labels)) == 5  # 4 one-pass and 1 full, each its own name
+        for child in children:
+            sha, variant = child.data.tags[names.HYPOTHESIS_SHA256], child.data.tags[names.VARIANT]
+            assert child.info.run_name == f"{sha[:8]} {variant}"
+
+
+def test_round_description_counts_links_the_best_and_figures_are_logged(rounds_store):
+    client = MlflowClient(rounds_store["uri"])
+    summary = rounds_store["rounds"][-1]
+    run = client.get_run(summary["round_run_id"])
+    note = run.data.tags[names.NOTE]
+    assert note.startswith("**Round 2** — 4 generated, 4 valid")
+    assert f"#/experiments/{rounds_store['exp_id']}/runs/{summary['best']['run_id']}" in note
+    figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert figures == {"figures/b_wr_distribution.png", "figures/discovery_curve.png"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"leaderboard.json"}
+
+
+def test_round_metrics_carry_the_round_number_as_step(rounds_store):
+    client = MlflowClient(rounds_store["uri"])
+    first, second = _round_runs(client, rounds_store["exp_id"])
+    for number, run in ((1, first), (2, second)):
+        for key in ("best_b_wr", "validator_pass_rate", "generated", "discovery.best_b_wr"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [number]
+    spent = [client.get_run(r.info.run_id).data.metrics["discovery.evaluations"] for r in (first, second)]
+    assert spent == [5, 10]  # 4 one-pass and 1 full per round, accumulated
+
+
+def test_description_says_why_generation_stopped_and_when_nothing_was_evaluated():
+    summary = RoundSummary(round_run_id="r", round_id="x", generated=0,
+                           stop_reason="token budget spent: 10 of 10 tokens")
+    text = description(summary, "7", 3)
+    assert "Generation stopped early: token budget spent" in text
+    assert "No hypothesis was evaluated in this round." in text
+    assert round_name(3, "llm", 32) == "round 3 · llm · 32"
