@@ -130,11 +130,13 @@ def done_and_interrupted(client, exp_id: str, round_id: str, variant: str) -> di
 
 
 def evaluation_from_run(run, hypothesis: Hypothesis):
-    from .evaluate.evaluator import Evaluation
+    from .evaluate.evaluator import UNCERTAINTY, Evaluation
 
     tags, metrics = run.data.tags, run.data.metrics
     ev = Evaluation(hypothesis=hypothesis, run_id=run.info.run_id, variant=tags.get(names.VARIANT, ""),
-                    b_wr=metrics.get(names.B_WR), bsota_wr=metrics.get(names.BSOTA_WR))
+                    b_wr=metrics.get(names.B_WR), bsota_wr=metrics.get(names.BSOTA_WR),
+                    val_b_wr=metrics.get(names.VAL_B_WR), val_bsota_wr=metrics.get(names.VAL_BSOTA_WR),
+                    uncertainty={k: metrics[k] for k in UNCERTAINTY if k in metrics})
     if tags.get(names.STATUS) == "invalid":
         ev.reject(tags.get(names.REASONS, "").splitlines(), tags.get(names.STAGE, "dynamic"))
     return ev

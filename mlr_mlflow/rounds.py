@@ -1,4 +1,6 @@
-"""A discovery round: generate -> validate -> one-pass evaluate -> screen -> full evaluate -> summarise.
+"""A discovery round: generate -> validate -> one-pass evaluate -> screen -> full evaluate -> confirm
+-> summarise. Selection looks at validation win rates only; test win rates are what is reported, and
+`confirm` re-tests the selected on fresh seeds and a fresh split.
 
 The round is an MLflow parent run (`mlr.role=round`) in the kind's experiment; every hypothesis
 evaluation is a nested run under it. Generated code that is already known to the experiment (same
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .config import Config
+from .confirm import confirm, confirmation_config
 from .generate import Context, GenerationStopped, Known, make_generator
 from .hypothesis import Hypothesis
 from .leaderboard import best_of, columns, leaderboard
@@ -38,6 +41,8 @@ class RoundSummary:
     valid: int = 0
     evaluated: int = 0
     full_evaluated: int = 0
+    selected: int = 0
+    confirmed: int = 0
     duplicates: int = 0
     generation_failures: int = 0
     best: dict | None = None
@@ -48,6 +53,7 @@ class RoundSummary:
         return {"round_run_id": self.round_run_id, "generated": self.generated, "valid": self.valid,
                 "evaluated": self.evaluated, "best": self.best, "round_id": self.round_id,
                 "full_evaluated": self.full_evaluated, "duplicates": self.duplicates,
+                "selected": self.selected, "confirmed": self.confirmed,
                 "generation_failures": self.generation_failures, "stop_reason": self.stop_reason}
 
 
@@ -72,13 +78,15 @@ def known_hypotheses(client, exp_id: str, limit: int,
     seen: dict[str, str] = {}
     best: dict[str, tuple[float, object]] = {}
     for run in hypothesis_runs(client, exp_id):
-        tags = run.data.tags
+        tags, metrics = run.data.tags, run.data.metrics
         sha = tags.get(names.HYPOTHESIS_SHA256)
         if not sha or tags.get(names.STATUS) not in SEEN_STATUSES or \
                 (exclude_round and tags.get(names.ROUND_ID) == exclude_round):
             continue
         seen.setdefault(sha, run.info.run_id)
-        b_wr = run.data.metrics.get(names.B_WR)
+        if tags.get(names.VARIANT) == "confirm":  # confirmation data never steers generation
+            continue
+        b_wr = metrics.get(names.VAL_B_WR, metrics.get(names.B_WR))
         if b_wr is not None and (sha not in best or b_wr > best[sha][0]):
             best[sha] = (b_wr, run)
     top = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
@@ -98,10 +106,16 @@ def _bar(total: int, desc: str):
                 disable=not sys.stderr.isatty())
 
 
+def _val(ev, name: str) -> float:
+    value = getattr(ev, f"val_{name}")
+    return value if value is not None else (getattr(ev, name) or 0.0)  # runs from before val metrics
+
+
 def screen(evaluations: list, top_k: int) -> list:
-    """The best `top_k` valid one-pass evaluations by (B-WR, BSOTA-WR); ties by hash, so stable."""
+    """The best `top_k` valid one-pass evaluations by validation (B-WR, BSOTA-WR), never by test
+    numbers; ties by hash, so stable."""
     valid = [ev for ev in evaluations if ev.valid and ev.b_wr is not None]
-    valid.sort(key=lambda ev: (-ev.b_wr, -(ev.bsota_wr or 0.0), ev.hypothesis.sha256))
+    valid.sort(key=lambda ev: (-_val(ev, "b_wr"), -_val(ev, "bsota_wr"), ev.hypothesis.sha256))
     return valid[:max(top_k, 0)]
 
 
@@ -117,6 +131,8 @@ class Round:
     def run(self, n: int, top_k: int, seeds: int, seed: int | None = None) -> RoundSummary:
         if n < 1:
             raise ValueError("--n must be at least 1")
+        if self.config.confirm.enabled:
+            confirmation_config(self.config, seeds)  # bad [confirm] seeds: refused before any work
         if seed is None:  # reproducible from the store: the number of rounds before this one
             seed = len(self.client.search_runs([self.exp_id], f"tags.`{names.ROLE}` = 'round'",
                                                max_results=10000))
@@ -286,7 +302,7 @@ class Round:
                 bar.update(len(hypotheses))
             summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
             chosen = [ev.hypothesis for ev in screen(one_pass, top_k)]
-            how = "by one-pass B-WR"
+            how = "by one-pass validation B-WR"
         else:
             one_pass, chosen = self._reward_screened(champion, evaluator, hypotheses, top_k, seeds,
                                                      run_id, round_id, summary)
@@ -300,7 +316,10 @@ class Round:
                                           round_id)
                 bar.update(len(chosen))
         summary.full_evaluated = sum(1 for ev in full if ev.valid)
-        summary.leaderboard = leaderboard(one_pass, full)
+        confirmation = confirm(self.client, self.config, one_pass, full, seeds, run_id,
+                               lambda *a: self._evaluate_once(*a, run_id, round_id), self.progress)
+        summary.selected, summary.confirmed = len(confirmation.selected), len(confirmation.confirmed)
+        summary.leaderboard = leaderboard(one_pass, full, confirmation)
         summary.best = best_of(summary.leaderboard)
         log(self.client, run_id, metrics={
             "valid": summary.valid, "evaluated": summary.evaluated,
