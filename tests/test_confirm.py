@@ -122,10 +122,11 @@ def test_round_killed_during_confirmation_resumes_without_duplicate_confirm_runs
     config = write(tmp_path, "c.toml", '[suite]\ndatasets = ["iris", "xor"]\n[discover]\n'
                                        'screen = "one-pass"\n[confirm]\nseeds = 1\n')
     args = ["--tracking-uri", uri, "--config", str(config), "--seeds", "1"]
+    client = MlflowClient(uri)
+    client.search_experiments()  # the store's tables exist before two processes open it
     proc = subprocess.Popen([sys.executable, "-m", "mlr_mlflow", "discover", *args, "--n", "4",
                              "--top-k", "2", "--seed", "5"], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = MlflowClient(uri)
     try:
         deadline = time.time() + 300
         while time.time() < deadline:
@@ -142,6 +143,8 @@ def test_round_killed_during_confirmation_resumes_without_duplicate_confirm_runs
     exp = exp.experiment_id
     [round_run] = client.search_runs([exp], f"tags.`{names.ROLE}` = 'round'")
     assert round_run.info.status == "RUNNING"
+    cut = client.search_runs([exp], f"tags.`{names.VARIANT}` = 'confirm'")
+    assert any(r.info.status == "RUNNING" for r in cut)  # killed in the middle of confirmation
     assert main(["discover", "--resume", *args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["round_run_id"] == round_run.info.run_id

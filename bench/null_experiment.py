@@ -1,0 +1,188 @@
+"""Calibration: how often does a round announce a discovery when there is none to make?
+
+    python bench/null_experiment.py [--rounds 4] [--seeds 2] [--top-k 3] [--json]
+
+Every hypothesis of these rounds is ReLU in disguise: the same function written another way
+(`torch.clamp(x, min=0)`, `(x + x.abs()) / 2`, `torch.relu(x) * 3.0 / 3.0`, ...). Some are exact
+rewrites, which tie with ReLU everywhere; others round differently in the last bit, which training
+amplifies into seed-like noise. None is better than the baseline ReLU, so every announced discovery
+is a false one. Each round is an independent replication (its own split and its own seeds, its own
+experiment, so the hash dedup lets the same sources through again), run by the real pipeline:
+one-pass, top-k on validation B-WR, full training, confirmation.
+
+Reported, as the share of rounds that would have announced at least one discovery:
+- `naive_best_above_half`: the round's best one-pass B-WR is above 0.5 (a leaderboard read naively);
+- `naive_full_above_half`: the best full-trained B-WR (same seeds and split as the selection) > 0.5;
+- `naive_test`: any selected hypothesis has a paired p-value <= fdr on its full run, no correction
+  and no fresh data;
+- `confirmed`: any hypothesis confirmed (fresh seeds and split, Benjamini-Hochberg at fdr).
+With only null hypotheses, the false discovery rate is the share of rounds with any confirmation;
+the goal is that it stays at most `fdr`.
+
+The noise ceiling (`stats.noise_ceiling`: the Spearman of one-pass B-WR between disjoint seed sets
+of the same hypotheses) is measured on a set of genuinely different activations (bench/throughput.py's
+families) and, for contrast, on the null set.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+BODIES = [
+    "torch.clamp(x, min=0)",
+    "(x + x.abs()) / 2",
+    "torch.maximum(x, 0 * x)",
+    "torch.where(x > 0, x, 0 * x)",
+    "torch.relu(x) * 3.0 / 3.0",
+    "torch.relu(7.0 * x) / 7.0",
+    "(torch.relu(x) + 1.0) - 1.0",
+    "0.5 * (x + torch.sqrt(x * x + 1e-30))",
+    "torch.relu(x * 0.1) * 10.0",
+    "torch.relu(x) / 0.3 * 0.3",
+]
+
+
+def relu_in_disguise(n: int) -> list[str]:
+    return [f"import torch\n\n\ndef activation(x):\n    return {b}\n" for b in BODIES[:n]]
+
+
+class Fixed:
+    """A generator proposing the given sources, in order."""
+
+    name = "null"
+
+    def __init__(self, sources):
+        self.sources = sources
+
+    def propose(self, context):
+        from mlr_mlflow.generate import Proposal
+
+        for source in self.sources:
+            yield Proposal(source=source)
+
+
+def one_round(client, r: int, args, progress) -> dict:
+    from mlr_mlflow.config import Config, with_overrides
+    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.tracking import names
+
+    config = with_overrides(
+        Config(), suite={"datasets": tuple(args.datasets.split(",")), "split_seed": 10 + r,
+                         "first_seed": 100 * r},
+        discover={"screen": "one-pass", "parents": 0},
+        confirm={"seeds": args.confirm_seeds, "first_seed": 100 * r + 50, "split_seed": 1000 + r,
+                 "fdr": args.fdr})
+    import dataclasses
+
+    config = dataclasses.replace(config, experiment_prefix=f"null{r}-")
+    sources = relu_in_disguise(args.n)
+    summary = Round(client, config, "activation", generator=Fixed(sources), progress=progress).run(
+        n=len(sources), top_k=args.top_k, seeds=args.seeds, seed=r)
+    rows = summary.leaderboard
+    full_p = [client.get_run(row["full_run_id"]).data.metrics.get(names.B_WR_P_VALUE, 1.0)
+              for row in rows if row["full_run_id"]]
+    return {"best_one_pass_b_wr": max(row["one_pass_b_wr"] for row in rows),
+            "best_full_b_wr": max((row["full_b_wr"] for row in rows if row["full_b_wr"] is not None),
+                                  default=None),
+            "min_full_p_value": min(full_p, default=1.0),
+            "selected": summary.selected, "confirmed": summary.confirmed,
+            "confirm_b_wr": [row["confirm_b_wr"] for row in rows if row["confirm_b_wr"] is not None]}
+
+
+def ceiling(client, sources: list[str], seeds: int, datasets: list[str]) -> float:
+    """Spearman of one-pass B-WR between seeds [0, s/2) and [s/2, s) of the same hypotheses."""
+    import numpy as np
+
+    from mlr_mlflow.config import Config, with_overrides
+    from mlr_mlflow.evaluate.baselines import get_references
+    from mlr_mlflow.evaluate.evaluator import Evaluator
+    from mlr_mlflow.evaluate.winrate import units
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.stats import noise_ceiling
+    from mlr_mlflow.tracking import experiment_id
+
+    config = with_overrides(Config(), suite={"datasets": tuple(datasets)})
+    evaluator = Evaluator(client, config)
+    evs = evaluator.evaluate([Hypothesis("activation", s, "ceiling") for s in sources], "one-pass",
+                             seeds)
+    exp = experiment_id(client, config.experiment_name("activation"))
+    baselines, _ = get_references(client, exp, "activation", "one-pass", list(range(seeds)),
+                                  evaluator.suite, config)
+    mats = [units(ev.per_seed, baselines, config.compare.loss_tol) for ev in evs if ev.valid]
+    half = seeds // 2
+    value = noise_ceiling(mats, range(half), range(half, seeds))
+    return None if np.isnan(value) else round(value, 3)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--n", type=int, default=len(BODIES))
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--confirm-seeds", type=int, default=2)
+    parser.add_argument("--datasets", default="iris,moons,xor")
+    parser.add_argument("--fdr", type=float, default=0.1)
+    parser.add_argument("--ceiling-seeds", type=int, default=4)
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    from throughput import hypotheses
+
+    from mlr_mlflow.tracking import connect
+
+    def progress(msg):
+        print(f"  {msg}", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        client = connect(args.tracking_uri or f"sqlite:///{tmp}/null.db")
+        rounds = []
+        for r in range(args.rounds):
+            print(f"null round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
+            rounds.append(one_round(client, r, args, lambda _: None))
+            print(f"  {json.dumps(rounds[-1])}", file=sys.stderr, flush=True)
+        datasets = args.datasets.split(",")
+        print("noise ceiling", file=sys.stderr, flush=True)
+        real_ceiling = ceiling(client, hypotheses(12), args.ceiling_seeds, datasets)
+        null_ceiling = ceiling(client, relu_in_disguise(args.n), args.ceiling_seeds, datasets)
+
+    def share(flags):
+        return round(sum(flags) / len(flags), 3)
+
+    result = {
+        "rounds": args.rounds, "hypotheses_per_round": args.n, "top_k": args.top_k,
+        "seeds": args.seeds, "confirm_seeds": args.confirm_seeds, "datasets": args.datasets,
+        "fdr": args.fdr,
+        "naive_best_above_half": share([r["best_one_pass_b_wr"] > 0.5 for r in rounds]),
+        "naive_full_above_half": share([(r["best_full_b_wr"] or 0) > 0.5 for r in rounds]),
+        "naive_test": share([r["min_full_p_value"] <= args.fdr for r in rounds]),
+        "confirmed": share([r["confirmed"] > 0 for r in rounds]),
+        "mean_best_one_pass_b_wr": round(sum(r["best_one_pass_b_wr"] for r in rounds) / len(rounds), 3),
+        "mean_confirm_b_wr": round(sum(sum(r["confirm_b_wr"]) for r in rounds) /
+                                   max(1, sum(len(r["confirm_b_wr"]) for r in rounds)), 3),
+        "noise_ceiling": real_ceiling, "noise_ceiling_null": null_ceiling,
+        "seconds": round(time.perf_counter() - start, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "per_round": rounds,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
