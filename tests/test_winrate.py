@@ -63,3 +63,14 @@ def test_summary_carries_intervals_around_the_point_values_and_a_p_value():
     assert 0.0 < s["b_wr_p_value"] <= 1.0
     same = summarize(base["relu"], base, sota, 1e-3)
     assert same["b_wr_p_value"] == 1.0 and same["b_wr_ci_low"] == same["b_wr_ci_high"] == 0.5
+
+
+def test_units_are_paired_per_dataset_and_seed_and_average_to_the_win_rate():
+    from mlr_mlflow.evaluate.winrate import units
+
+    h = {"a": {0: r(0.9, 0.1), 1: r(0.5, 0.1)}, "b": {0: r(0.8, 0.1), 1: r(0.8, 0.2)}}
+    refs = {"relu": {ds: {0: r(0.8, 0.1), 1: r(0.8, 0.1)} for ds in "ab"},
+            "l2": {ds: {0: r(0.7, 0.1), 1: r(0.9, 0.1)} for ds in "ab"}}
+    u = units(h, refs, 1e-3)
+    assert u.tolist() == [[1.0, 0.0], [0.75, 0.0]]
+    assert u.mean() == pytest.approx(win_rate(h, refs, 1e-3))
