@@ -102,8 +102,10 @@ def one_round(client, r: int, args, progress) -> dict:
             "confirm_b_wr": [row["confirm_b_wr"] for row in rows if row["confirm_b_wr"] is not None]}
 
 
-def ceiling(client, sources: list[str], seeds: int, datasets: list[str]) -> float:
+def ceiling(client, sources: list[str], seeds: int, datasets: list[str], loss_tol: float) -> float:
     """Spearman of one-pass B-WR between seeds [0, s/2) and [s/2, s) of the same hypotheses."""
+    import dataclasses
+
     import numpy as np
 
     from mlr_mlflow.config import Config, with_overrides
@@ -114,7 +116,9 @@ def ceiling(client, sources: list[str], seeds: int, datasets: list[str]) -> floa
     from mlr_mlflow.stats import noise_ceiling
     from mlr_mlflow.tracking import experiment_id
 
-    config = with_overrides(Config(), suite={"datasets": tuple(datasets)})
+    config = with_overrides(Config(), suite={"datasets": tuple(datasets)},
+                            compare={"loss_tol": loss_tol})
+    config = dataclasses.replace(config, experiment_prefix=f"ceiling-{loss_tol:g}-")
     evaluator = Evaluator(client, config)
     evs = evaluator.evaluate([Hypothesis("activation", s, "ceiling") for s in sources], "one-pass",
                              seeds)
@@ -125,6 +129,75 @@ def ceiling(client, sources: list[str], seeds: int, datasets: list[str]) -> floa
     half = seeds // 2
     value = noise_ceiling(mats, range(half), range(half, seeds))
     return None if np.isnan(value) else round(value, 3)
+
+
+def simulated_null(rounds: int = 1000, n: int = 32, datasets: int = 8, seeds: int = 3,
+                   top_k: int = 4, fdr: float = 0.1, ties: float = 0.2) -> dict:
+    """The same decisions on simulated null rounds (no pipeline, pure stats), many more of them:
+    each unit is a tie with probability `ties`, else a fair coin. Selection on one draw (top-k by
+    B-WR), naive verdicts on that draw, confirmation on a fresh draw with BH."""
+    import numpy as np
+
+    from mlr_mlflow.stats import benjamini_hochberg, sign_flip_pvalue
+
+    rng = np.random.default_rng(0)
+
+    def draw(k):
+        return np.where(rng.random((k, datasets, seeds)) < ties, 0.5,
+                        (rng.random((k, datasets, seeds)) < 0.5).astype(float))
+
+    best_above, naive, confirmed = 0, 0, 0
+    for r in range(rounds):
+        first = draw(n)
+        wr = first.mean(axis=(1, 2))
+        top = np.argsort(-wr, kind="stable")[:top_k]
+        best_above += wr[top[0]] > 0.5
+        naive += min(sign_flip_pvalue(first[i], n_perm=2000, seed=r) for i in top) <= fdr
+        fresh = draw(top_k)
+        p = [sign_flip_pvalue(u, n_perm=2000, seed=r) for u in fresh]
+        passed, _ = benjamini_hochberg(p, fdr)
+        confirmed += bool(np.any(passed & (fresh.mean(axis=(1, 2)) > 0.5)))
+    return {"rounds": rounds, "n": n, "units": f"{datasets}x{seeds}", "top_k": top_k,
+            "best_above_half": round(float(best_above) / rounds, 3), "naive_test": round(naive / rounds, 3),
+            "confirmed": round(confirmed / rounds, 3)}
+
+
+def interval_coverage(shapes=((8, 3), (3, 2), (2, 1)), trials: int = 400, level: float = 0.95) -> dict:
+    """How often the bootstrap interval covers the true win rate, in a simulation with known truth:
+    per dataset a win probability drawn around 0.6, 20 % ties, outcomes drawn per seed."""
+    import numpy as np
+
+    from mlr_mlflow.stats import bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for d, s in shapes:
+        hits = 0
+        for t in range(trials):
+            p = 0.6 + rng.uniform(-0.1, 0.1, size=d)
+            u = np.where(rng.random((d, s)) < 0.2, 0.5, (rng.random((d, s)) < p[:, None]).astype(float))
+            low, high = bootstrap_interval(u, level, 1000, seed=t)
+            hits += low <= 0.2 * 0.5 + 0.8 * 0.6 <= high
+        out[f"{d}x{s}"] = round(hits / trials, 3)
+    return out
+
+
+def measure(client, args):
+    from throughput import hypotheses
+
+    rounds = []
+    for r in range(args.rounds):
+        print(f"null round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
+        rounds.append(one_round(client, r, args, lambda _: None))
+        print(f"  {json.dumps(rounds[-1])}", file=sys.stderr, flush=True)
+    datasets = args.ceiling_datasets.split(",")
+    print("noise ceiling", file=sys.stderr, flush=True)
+    real_ceiling = null_ceiling = None
+    if args.ceiling_seeds >= 2:
+        real_ceiling = ceiling(client, hypotheses(16), args.ceiling_seeds, datasets, 1e-3)
+        null_ceiling = ceiling(client, relu_in_disguise(args.n), args.ceiling_seeds, datasets,
+                               args.loss_tol)
+    return rounds, real_ceiling, null_ceiling
 
 
 def main(argv=None) -> dict:
@@ -138,32 +211,25 @@ def main(argv=None) -> dict:
     parser.add_argument("--fdr", type=float, default=0.1)
     parser.add_argument("--loss-tol", type=float, default=0.0,
                         help="0: any loss difference decides a tie of accuracies (see the docstring)")
-    parser.add_argument("--ceiling-seeds", type=int, default=4)
+    parser.add_argument("--ceiling-seeds", type=int, default=6)
+    parser.add_argument("--ceiling-datasets", default="iris,wine,breast_cancer,digits,moons,circles,"
+                                                      "xor,hard_classification")
+    parser.add_argument("--simulated-rounds", type=int, default=1000)
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from throughput import hypotheses
-
     from mlr_mlflow.tracking import connect
 
-    def progress(msg):
-        print(f"  {msg}", file=sys.stderr, flush=True)
-
     start = time.perf_counter()
+    cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
-        client = connect(args.tracking_uri or f"sqlite:///{tmp}/null.db")
-        rounds = []
-        for r in range(args.rounds):
-            print(f"null round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
-            rounds.append(one_round(client, r, args, lambda _: None))
-            print(f"  {json.dumps(rounds[-1])}", file=sys.stderr, flush=True)
-        datasets = args.datasets.split(",")
-        print("noise ceiling", file=sys.stderr, flush=True)
-        real_ceiling = null_ceiling = None
-        if args.ceiling_seeds >= 2:
-            real_ceiling = ceiling(client, hypotheses(12), args.ceiling_seeds, datasets)
-            null_ceiling = ceiling(client, relu_in_disguise(args.n), args.ceiling_seeds, datasets)
+        os.chdir(tmp)  # artifacts of a temporary store land here
+        try:
+            client = connect(args.tracking_uri or f"sqlite:///{tmp}/null.db")
+            rounds, real_ceiling, null_ceiling = measure(client, args)
+        finally:
+            os.chdir(cwd)
 
     def share(flags):
         return round(sum(flags) / len(flags), 3)
@@ -180,6 +246,8 @@ def main(argv=None) -> dict:
         "mean_confirm_b_wr": round(sum(sum(r["confirm_b_wr"]) for r in rounds) /
                                    max(1, sum(len(r["confirm_b_wr"]) for r in rounds)), 3),
         "noise_ceiling": real_ceiling, "noise_ceiling_null": null_ceiling,
+        "interval_coverage_95": interval_coverage(),
+        "simulated": simulated_null(args.simulated_rounds, fdr=args.fdr),
         "seconds": round(time.perf_counter() - start, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "per_round": rounds,

@@ -33,7 +33,8 @@ def test_null_experiment_runs_tiny_and_never_confirms_relu_in_disguise(tmp_path)
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "null_experiment.py"), "--rounds", "1", "--n", "3",
          "--top-k", "2", "--seeds", "1", "--confirm-seeds", "1", "--datasets", "iris",
-         "--ceiling-seeds", "2", "--json"],
+         "--ceiling-seeds", "2", "--ceiling-datasets", "iris",
+         "--simulated-rounds", "20", "--json"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
