@@ -78,7 +78,7 @@ def known_hypotheses(client, exp_id: str, limit: int,
     seen: dict[str, str] = {}
     best: dict[str, tuple[float, object]] = {}
     for run in hypothesis_runs(client, exp_id):
-        tags, metrics = run.data.tags, run.data.metrics
+        tags = run.data.tags
         sha = tags.get(names.HYPOTHESIS_SHA256)
         if not sha or tags.get(names.STATUS) not in SEEN_STATUSES or \
                 (exclude_round and tags.get(names.ROUND_ID) == exclude_round):
@@ -86,7 +86,7 @@ def known_hypotheses(client, exp_id: str, limit: int,
         seen.setdefault(sha, run.info.run_id)
         if tags.get(names.VARIANT) == "confirm":  # confirmation data never steers generation
             continue
-        b_wr = metrics.get(names.VAL_B_WR, metrics.get(names.B_WR))
+        b_wr = run.data.metrics.get(names.B_WR)
         if b_wr is not None and (sha not in best or b_wr > best[sha][0]):
             best[sha] = (b_wr, run)
     top = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]

@@ -1,8 +1,6 @@
 """The reward model's learning part: features -> predicted B-WR, an XGBoost ranker or regressor.
 
-Training data are the one-pass evaluations of a kind in MLflow (target: the validation B-WR
-`val_b_wr`, or `b_wr` for runs older than it: the model selects, so it never learns from test
-numbers), grouped by round.
+Training data are the one-pass evaluations of a kind in MLflow (target: `b_wr`), grouped by round.
 Both an `XGBRanker` (pairwise, groups = rounds) and an `XGBRegressor` are fitted; the one with the
 better held-out Spearman (leave one round out) is kept. Held-out correlations are reported by round
 and by generator.
@@ -67,8 +65,7 @@ def load_dataset(client, exp_id: str, kind: str, rounds: set[str] | None = None)
             path = client.download_artifacts(run.info.run_id, names.HYPOTHESIS_ARTIFACT, f"{tmp}/{i}")
             sources.append(Path(path).read_text())
     return Dataset(kind, sources, [r.data.tags[names.HYPOTHESIS_SHA256] for r in rows],
-                   np.array([r.data.metrics.get(names.VAL_B_WR, r.data.metrics[names.B_WR])
-                             for r in rows], dtype=np.float32),
+                   np.array([r.data.metrics[names.B_WR] for r in rows], dtype=np.float32),
                    [r.data.tags.get(names.ROUND_ID, "none") for r in rows],
                    [r.data.tags.get(names.GENERATOR, "unknown") for r in rows])
 
