@@ -140,8 +140,11 @@ def _evaluate(args) -> tuple[int, dict, str]:
         return EXIT_INVALID, ev.to_dict(), text
     rows = [f"  {ds:<22} acc {m['test_acc']:.3f}  loss {m['test_loss']:.4f}  b_wr {m['b_wr']:.2f}"
             for ds, m in ev.datasets.items()]
-    text = "\n".join([f"run {ev.run_id} ({ev.variant}): b_wr {ev.b_wr:.3f}  bsota_wr {ev.bsota_wr:.3f}",
-                      *rows])
+    u = ev.uncertainty
+    text = "\n".join([f"run {ev.run_id} ({ev.variant}): b_wr {ev.b_wr:.3f} "
+                      f"[{u['b_wr_ci_low']:.2f}, {u['b_wr_ci_high']:.2f}]  bsota_wr {ev.bsota_wr:.3f} "
+                      f"[{u['bsota_wr_ci_low']:.2f}, {u['bsota_wr_ci_high']:.2f}]  "
+                      f"val_b_wr {ev.val_b_wr:.3f}", *rows])
     return EXIT_OK, ev.to_dict(), text
 
 
@@ -156,13 +159,18 @@ def _discover(args) -> tuple[int, dict, str]:
             f"no unfinished {args.kind} round to resume"
     lines = [f"round {summary.round_run_id}: {summary.generated} generated, {summary.valid} valid, "
              f"{summary.evaluated} evaluated (one-pass), {summary.full_evaluated} full, "
-             f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures"]
+             f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures, "
+             f"{summary.selected} selected, {summary.confirmed} confirmed"]
     if summary.stop_reason:
         lines.append(f"generation stopped early: {summary.stop_reason}")
     for row in summary.leaderboard[:10]:
-        full = f"{row['full_b_wr']:.3f}" if row["full_b_wr"] is not None else "  -  "
-        lines.append(f"  #{row['rank']:<3} {row['sha256'][:10]}  full b_wr {full}  one-pass b_wr "
-                     f"{row['one_pass_b_wr']:.3f}  run {row['full_run_id'] or row['one_pass_run_id']}")
+        stage = "confirm" if row["confirm_b_wr"] is not None else \
+            "full" if row["full_b_wr"] is not None else "one_pass"
+        ci = f"[{row[stage + '_b_wr_ci_low']:.2f}, {row[stage + '_b_wr_ci_high']:.2f}]" \
+            if row[stage + "_b_wr_ci_low"] is not None else ""
+        lines.append(f"  #{row['rank']:<3} {row['sha256'][:10]}  {stage.replace('_', '-'):<8} b_wr "
+                     f"{row[stage + '_b_wr']:.3f} {ci}{'  CONFIRMED' if row['confirmed'] else ''}  "
+                     f"run {row[stage + '_run_id']}")
     if summary.generated == 0:
         return EXIT_ERROR, {**summary.to_dict(), "error": lines[-1]}, "\n".join(lines)
     return EXIT_OK, summary.to_dict(), "\n".join(lines)

@@ -61,6 +61,8 @@ class SuiteConfig:
     Attributes:
         datasets: names from `mlr_mlflow.evaluate.datasets.DATASETS`.
         split_seed: seeds the stratified train/val/test split (not the training seeds).
+        first_seed: training seeds are first_seed, first_seed + 1, ... (the confirmation stage uses
+            seeds and a split of its own, see ConfirmConfig).
         test_fraction: share of each dataset held out for the test metrics.
         val_fraction: share of the remainder held out for early stopping (full variant).
     """
@@ -69,6 +71,7 @@ class SuiteConfig:
         "iris", "wine", "breast_cancer", "digits", "moons", "circles", "xor", "hard_classification",
     )
     split_seed: int = 0
+    first_seed: int = 0
     test_fraction: float = 0.25
     val_fraction: float = 0.15
 
@@ -80,9 +83,41 @@ class CompareConfig:
     Attributes:
         loss_tol: when both models classify the same number of test examples correctly, a test-loss
             difference within this absolute tolerance is a tie; otherwise the lower loss wins.
+        ci_level: confidence level of the bootstrap intervals of b_wr and bsota_wr.
+        bootstrap: resamples drawn for those intervals.
     """
 
     loss_tol: float = 1e-3
+    ci_level: float = 0.95
+    bootstrap: int = 2000
+
+    def __post_init__(self):
+        if not 0.0 < self.ci_level < 1.0 or self.bootstrap < 1:
+            raise ConfigError("[compare] ci_level must be in (0, 1) and bootstrap at least 1")
+
+
+@dataclass(frozen=True)
+class ConfirmConfig:
+    """The confirmation stage of a round: the selected hypotheses trained again, on data that took
+    no part in selecting them, and tested against the baselines with false-discovery control.
+
+    Attributes:
+        enabled: run the stage (off: a round selects but never calls anything confirmed).
+        fdr: the Benjamini-Hochberg level across a round's selected hypotheses.
+        seeds: training seeds of the confirmation (first_seed, first_seed + 1, ...).
+        first_seed: must leave the round's own seeds (suite.first_seed + its --seeds) untouched.
+        split_seed: the fresh train/val/test split; must differ from suite.split_seed.
+    """
+
+    enabled: bool = True
+    fdr: float = 0.1
+    seeds: int = 3
+    first_seed: int = 1000
+    split_seed: int = 1
+
+    def __post_init__(self):
+        if not 0.0 < self.fdr < 1.0 or self.seeds < 1:
+            raise ConfigError("[confirm] fdr must be in (0, 1) and seeds at least 1")
 
 
 @dataclass(frozen=True)
@@ -227,6 +262,7 @@ class Config:
     discover: DiscoverConfig = field(default_factory=DiscoverConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
     experiment_prefix: str = "mlr-"
 
     def experiment_name(self, kind: str) -> str:
@@ -259,7 +295,8 @@ def config_from_dict(data: dict) -> Config:
     data = dict(data)
     sections = {"model": ModelConfig, "suite": SuiteConfig, "compare": CompareConfig,
                 "sandbox": SandboxConfig, "discover": DiscoverConfig, "llm": LLMConfig,
-                "audit": AuditConfig}
+                "audit": AuditConfig,
+                "confirm": ConfirmConfig}
     values = {}
     for name, cls in sections.items():
         if name in data:

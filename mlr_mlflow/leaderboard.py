@@ -1,37 +1,60 @@
-"""A round's leaderboard: one row per evaluated hypothesis, best first (full B-WR, then one-pass)."""
+"""A round's leaderboard: one row per evaluated hypothesis, best first.
+
+Ranked by confirmed results where they exist: confirmed hypotheses first, then the others with a
+confirmation, by confirmation B-WR (fresh seeds and split: not inflated by the selection); then by
+full B-WR, then one-pass B-WR. Every B-WR comes with its bootstrap interval.
+"""
 from __future__ import annotations
 
 
-def leaderboard(one_pass: list, full: list) -> list[dict]:
-    """One row per evaluated hypothesis, best first: full B-WR where it exists, then one-pass."""
+def _stage(prefix: str, ev) -> dict:
+    u = ev.uncertainty if ev else {}
+    return {f"{prefix}_run_id": ev.run_id if ev else None,
+            f"{prefix}_val_b_wr": ev.val_b_wr if ev else None,
+            f"{prefix}_b_wr": ev.b_wr if ev else None,
+            f"{prefix}_b_wr_ci_low": u.get("b_wr_ci_low"),
+            f"{prefix}_b_wr_ci_high": u.get("b_wr_ci_high"),
+            f"{prefix}_bsota_wr": ev.bsota_wr if ev else None}
+
+
+def leaderboard(one_pass: list, full: list, confirmation=None) -> list[dict]:
+    """One row per evaluated hypothesis, best first (see the module's docstring)."""
     fulls = {ev.hypothesis.sha256: ev for ev in full if ev.valid}
+    confirms = {sha: ev for sha, ev in (confirmation.evaluations if confirmation else {}).items()
+                if ev.valid}
     rows = []
     for ev in one_pass:
         if not ev.valid:
             continue
-        f = fulls.get(ev.hypothesis.sha256)
-        rows.append({"sha256": ev.hypothesis.sha256, "generator": ev.hypothesis.generator,
+        sha = ev.hypothesis.sha256
+        c = confirms.get(sha)
+        rows.append({"sha256": sha, "generator": ev.hypothesis.generator,
                      "reward_score": (ev.hypothesis.origin.get("metrics") or {}).get("reward.score"),
-                     "one_pass_run_id": ev.run_id, "one_pass_b_wr": ev.b_wr,
-                     "one_pass_bsota_wr": ev.bsota_wr,
-                     "full_run_id": f.run_id if f else None, "full_b_wr": f.b_wr if f else None,
-                     "full_bsota_wr": f.bsota_wr if f else None})
-    rows.sort(key=lambda r: (r["full_b_wr"] is None, -(r["full_b_wr"] or 0.0), -r["one_pass_b_wr"],
-                             r["sha256"]))
+                     **_stage("one_pass", ev), **_stage("full", fulls.get(sha)),
+                     **_stage("confirm", c),
+                     "confirm_p_value": c.uncertainty.get("b_wr_p_value") if c else None,
+                     "confirm_q_value": confirmation.q_values.get(sha) if c else None,
+                     "confirmed": bool(confirmation and sha in confirmation.confirmed)})
+    rows.sort(key=lambda r: (not r["confirmed"], r["confirm_b_wr"] is None, -(r["confirm_b_wr"] or 0.0),
+                             r["full_b_wr"] is None, -(r["full_b_wr"] or 0.0),
+                             -(r["one_pass_b_wr"] or 0.0), r["sha256"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
     return rows
 
 
 def best_of(rows: list[dict]) -> dict | None:
+    """The top row's most trustworthy result: confirmation, else full, else one-pass."""
     if not rows:
         return None
     top = rows[0]
-    if top["full_b_wr"] is not None:
-        return {"run_id": top["full_run_id"], "b_wr": top["full_b_wr"], "variant": "full",
-                "sha256": top["sha256"]}
-    return {"run_id": top["one_pass_run_id"], "b_wr": top["one_pass_b_wr"], "variant": "one-pass",
-            "sha256": top["sha256"]}
+    for prefix, variant in (("confirm", "confirm"), ("full", "full"), ("one_pass", "one-pass")):
+        if top[f"{prefix}_b_wr"] is not None:
+            return {"run_id": top[f"{prefix}_run_id"], "b_wr": top[f"{prefix}_b_wr"],
+                    "b_wr_ci_low": top[f"{prefix}_b_wr_ci_low"],
+                    "b_wr_ci_high": top[f"{prefix}_b_wr_ci_high"], "variant": variant,
+                    "sha256": top["sha256"], "confirmed": top["confirmed"]}
+    return None
 
 
 def columns(rows: list[dict]) -> dict[str, list]:

@@ -1,4 +1,6 @@
-"""A discovery round: generate -> validate -> one-pass evaluate -> screen -> full evaluate -> summarise.
+"""A discovery round: generate -> validate -> one-pass evaluate -> screen -> full evaluate -> confirm
+-> summarise. Selection looks at validation win rates only; test win rates are what is reported, and
+`confirm` re-tests the selected on fresh seeds and a fresh split.
 
 The round is an MLflow parent run (`mlr.role=round`) in the kind's experiment; every hypothesis
 evaluation is a nested run under it. Generated code that is already known to the experiment (same
@@ -8,7 +10,6 @@ proposal: accepted, duplicate or failed, with its reason) and the `leaderboard.j
 """
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 
@@ -16,19 +17,17 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .config import Config, UsageError
-from .generate import Context, GenerationStopped, Known, make_generator
-from .hypothesis import Hypothesis
+from .confirm import confirm, confirmation_config
+from .generate import Context, make_generator
 from .leaderboard import best_of, columns, leaderboard
+from .proposals import collect, known_hypotheses, progress_bar
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
                      round_lease, saved_selection, unfinished_round)
 from . import round_report
 from .tracking import create_run, experiment_id, finish, log, log_json, names
 from .tracking.lease import LeaseLost
-from .tracking.queries import hypothesis_runs, round_runs
+from .tracking.queries import round_runs
 from .tracking.runs import end_failed
-
-SEEN_STATUSES = ("evaluated", "invalid")  # judged already; "error" runs may be tried again
-
 
 @dataclass
 class RoundSummary:
@@ -40,6 +39,8 @@ class RoundSummary:
     valid: int = 0
     evaluated: int = 0
     full_evaluated: int = 0
+    selected: int = 0
+    confirmed: int = 0
     duplicates: int = 0
     generation_failures: int = 0
     best: dict | None = None
@@ -50,48 +51,20 @@ class RoundSummary:
         return {"round_run_id": self.round_run_id, "generated": self.generated, "valid": self.valid,
                 "evaluated": self.evaluated, "best": self.best, "round_id": self.round_id,
                 "full_evaluated": self.full_evaluated, "duplicates": self.duplicates,
+                "selected": self.selected, "confirmed": self.confirmed,
                 "generation_failures": self.generation_failures, "stop_reason": self.stop_reason}
 
 
-def known_hypotheses(client, exp_id: str, limit: int,
-                     exclude_round: str | None = None) -> tuple[dict[str, str], list[Known]]:
-    """(sha256 -> a run id, for every hypothesis judged already; the best `limit` as Known)."""
-    import tempfile
-    from pathlib import Path
-
-    seen: dict[str, str] = {}
-    best: dict[str, tuple[float, object]] = {}
-    for run in hypothesis_runs(client, exp_id):
-        tags = run.data.tags
-        sha = tags.get(names.HYPOTHESIS_SHA256)
-        if not sha or tags.get(names.STATUS) not in SEEN_STATUSES or \
-                (exclude_round and tags.get(names.ROUND_ID) == exclude_round):
-            continue
-        seen.setdefault(sha, run.info.run_id)
-        b_wr = run.data.metrics.get(names.B_WR)
-        if b_wr is not None and (sha not in best or b_wr > best[sha][0]):
-            best[sha] = (b_wr, run)
-    top = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
-    known = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for sha, (b_wr, run) in top:
-            path = client.download_artifacts(run.info.run_id, names.HYPOTHESIS_ARTIFACT, tmp)
-            known.append(Known(source=Path(path).read_text(), b_wr=b_wr, sha256=sha,
-                               genome=run.data.tags.get(names.SYMBOLIC_GENOME)))
-    return seen, known
-
-
-def _bar(total: int, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="hyp", file=sys.stderr, leave=True,
-                disable=not sys.stderr.isatty())
+def _val(ev, name: str) -> float:
+    value = getattr(ev, f"val_{name}")
+    return value if value is not None else (getattr(ev, name) or 0.0)  # runs from before val metrics
 
 
 def screen(evaluations: list, top_k: int) -> list:
-    """The best `top_k` valid one-pass evaluations by (B-WR, BSOTA-WR); ties by hash, so stable."""
+    """The best `top_k` valid one-pass evaluations by validation (B-WR, BSOTA-WR), never by test
+    numbers; ties by hash, so stable."""
     valid = [ev for ev in evaluations if ev.valid and ev.b_wr is not None]
-    valid.sort(key=lambda ev: (-ev.b_wr, -(ev.bsota_wr or 0.0), ev.hypothesis.sha256))
+    valid.sort(key=lambda ev: (-_val(ev, "b_wr"), -_val(ev, "bsota_wr"), ev.hypothesis.sha256))
     return valid[:max(top_k, 0)]
 
 
@@ -124,6 +97,8 @@ class Round:
             wait_s: float = 0.0) -> RoundSummary:
         if n < 1:
             raise UsageError("--n must be at least 1")
+        if self.config.confirm.enabled:
+            confirmation_config(self.config, seeds)  # bad [confirm] seeds: refused before any work
         with round_lease(self.client, self.exp_id, self.kind).acquire(wait_s) as lease:
             if seed is None:  # the number of rounds before this one: under the lease, no two share it
                 seed = len(round_runs(self.client, self.exp_id))
@@ -218,53 +193,9 @@ class Round:
         return fluent_store(self.client.tracking_uri, self.exp_id)
 
     def _generate(self, context: Context, n: int, seen: dict[str, str], summary: RoundSummary):
-        hypotheses: list[Hypothesis] = []
-        records: list[dict] = []
-        mine: set[str] = set()
-        limit = n * self.config.discover.max_attempts_factor
-        tokens = {"llm.prompt_tokens": 0.0, "llm.completion_tokens": 0.0}
         self.progress(f"generating {n} {self.kind} hypotheses with the {self.generator.name} generator")
-        with _bar(n, "generate") as bar:
-            proposals = iter(self.generator.propose(context))
-            while len(hypotheses) < n:
-                if len(records) >= limit:
-                    summary.stop_reason = (f"the generator repeated itself: {len(hypotheses)} new of "
-                                           f"{len(records)} proposals")
-                    break
-                try:
-                    proposal = next(proposals)
-                except StopIteration:
-                    summary.stop_reason = "the generator had nothing more to propose"
-                    break
-                except GenerationStopped as exc:
-                    summary.stop_reason = str(exc)
-                    break
-                for key in tokens:
-                    tokens[key] += (proposal.origin.get("metrics") or {}).get(key, 0.0)
-                record = {"index": len(records), **{k: v for k, v in proposal.origin.items()
-                                                    if k == "tags"}}
-                if proposal.source is None:
-                    summary.generation_failures += 1
-                    record.update(status="failed", error=proposal.error,
-                                  reply=(proposal.origin.get("artifacts") or {}).get("llm/reply.txt"))
-                else:
-                    h = Hypothesis(self.kind, proposal.source, self.generator.name, proposal.origin)
-                    record["sha256"] = h.sha256
-                    if h.sha256 in seen or h.sha256 in mine:
-                        summary.duplicates += 1
-                        record.update(status="duplicate", of_run=seen.get(h.sha256, "this round"))
-                    else:
-                        mine.add(h.sha256)
-                        hypotheses.append(h)
-                        record.update(status="accepted", source=h.source, generator=h.generator,
-                                      origin=proposal.origin)
-                        bar.update(1)
-                records.append(record)
-        summary.generated = len(hypotheses)
-        metrics = {"generated": summary.generated, "duplicates": summary.duplicates,
-                   "generation_failures": summary.generation_failures, "proposals": len(records)}
-        if any(tokens.values()):
-            metrics.update(tokens, **{"llm.total_tokens": sum(tokens.values())})
+        hypotheses, records, metrics = collect(self.generator, context, self.kind, n, seen,
+                                               n * self.config.discover.max_attempts_factor, summary)
         tags = {names.ROUND_STOP_REASON: summary.stop_reason} if summary.stop_reason else {}
         log(self.client, summary.round_run_id, metrics=metrics, tags=tags, step=self.number)
         if summary.stop_reason:
@@ -312,13 +243,13 @@ class Round:
         champion = None if selection else self._champion(run_id)
         lease.check()
         if champion is None and selection is None:
-            with _bar(len(hypotheses), "one-pass") as bar:
+            with progress_bar(len(hypotheses), "one-pass") as bar:
                 one_pass = self._evaluate_once(evaluator, hypotheses, "one-pass", seeds, run_id,
                                               round_id)
                 bar.update(len(hypotheses))
             summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
             chosen = [ev.hypothesis for ev in screen(one_pass, top_k)]
-            how = "by one-pass B-WR"
+            how = "by one-pass validation B-WR"
         else:
             one_pass, chosen = self._reward_screened(champion, selection, evaluator, hypotheses, top_k,
                                                      seeds, run_id, round_id, summary, lease)
@@ -328,12 +259,15 @@ class Round:
         lease.check()
         if chosen:
             self.progress(f"full training of the top {len(chosen)} {how}")
-            with _bar(len(chosen), "full") as bar:
+            with progress_bar(len(chosen), "full") as bar:
                 full = self._evaluate_once(evaluator, chosen, "full", seeds, run_id,
                                           round_id)
                 bar.update(len(chosen))
         summary.full_evaluated = sum(1 for ev in full if ev.valid)
-        summary.leaderboard = leaderboard(one_pass, full)
+        confirmation = confirm(self.client, self.config, one_pass, full, seeds, run_id,
+                               lambda *a: self._evaluate_once(*a, run_id, round_id), self.progress)
+        summary.selected, summary.confirmed = len(confirmation.selected), len(confirmation.confirmed)
+        summary.leaderboard = leaderboard(one_pass, full, confirmation)
         summary.best = best_of(summary.leaderboard)
         log(self.client, run_id, metrics={
             "valid": summary.valid, "evaluated": summary.evaluated,

@@ -26,3 +26,21 @@ def test_throughput_benchmark_runs_tiny_and_agrees_with_bare_torch(tmp_path):
     assert (result["n"], result["seeds"], result["datasets"], result["naive_sample"]) == (3, 2, 2, 1)
     assert "mlr-mlflow (end to end)" in proc.stdout
     assert not list(tmp_path.iterdir())  # stores and artifacts went to a temporary directory
+
+
+@pytest.mark.slow
+def test_null_experiment_runs_tiny_and_never_confirms_relu_in_disguise(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "null_experiment.py"), "--rounds", "1", "--n", "3",
+         "--top-k", "2", "--seeds", "1", "--confirm-seeds", "1", "--datasets", "iris",
+         "--ceiling-seeds", "2", "--ceiling-datasets", "iris",
+         "--simulated-rounds", "20", "--json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["rounds"] == 1 and result["per_round"][0]["selected"] == 2
+    assert result["confirmed"] == 0.0  # nothing here is better than ReLU
+    for key in ("naive_best_above_half", "naive_full_above_half", "naive_test"):
+        assert 0.0 <= result[key] <= 1.0
+    assert result["noise_ceiling"] is None or -1.0 <= result["noise_ceiling"] <= 1.0
+    assert not list(tmp_path.iterdir())

@@ -53,6 +53,11 @@ def test_run_carries_the_contract_names(tmp_path, tracking_uri, capsys):
     assert tags[names.HYPOTHESIS_SHA256] == out["sha256"] and tags[names.STATUS] == "evaluated"
     assert metrics["b_wr"] == pytest.approx(out["b_wr"]) and "bsota_wr" in metrics
     assert metrics["iris.test_acc"] == pytest.approx(out["datasets"]["iris"]["test_acc"])
+    for name in ("b_wr", "bsota_wr"):  # intervals beside the point values, in the run and the JSON
+        low, high = metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"]
+        assert low <= metrics[name] <= high and (low, high) == (out[f"{name}_ci_low"],
+                                                                 out[f"{name}_ci_high"])
+    assert 0 <= metrics["val_b_wr"] <= 1 and metrics["val_b_wr"] == out["val_b_wr"]
     assert tags[names.PROJECT_ENTRY_POINT] == "one_pass"
     assert json.loads(tags[names.PROJECT_PARAMS])["seeds"] == 2
     source = Path(client.download_artifacts(run.info.run_id, "hypothesis.py", str(tmp_path / "dl")))

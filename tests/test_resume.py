@@ -19,7 +19,7 @@ from mlr_mlflow.tracking import TrackingError, connect, names
 from .conftest import write
 from .faults import Flaky, refused
 
-CONFIG = '[suite]\ndatasets = ["iris", "xor"]\n[discover]\nscreen = "one-pass"\n'
+CONFIG = '[suite]\ndatasets = ["iris", "xor"]\n[discover]\nscreen = "one-pass"\n[confirm]\nseeds = 1\n'
 
 
 def wait_for_full_runs(client, timeout=300):

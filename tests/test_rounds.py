@@ -10,7 +10,7 @@ from mlr_mlflow.tracking import names
 
 from .conftest import write
 
-SMALL = '[suite]\ndatasets = ["iris", "xor"]\n[discover]\nparents = 0\n'
+SMALL = '[suite]\ndatasets = ["iris", "xor"]\n[discover]\nparents = 0\n[confirm]\nseeds = 1\n'
 
 
 def discover(capsys, uri, config, *args):
@@ -41,15 +41,16 @@ def test_symbolic_round_end_to_end_and_dedup(tmp_path, tracking_uri, capsys):
     kids = children(client, out["round_run_id"])
     one_pass = [r for r in kids if r.data.tags[names.VARIANT] == "one-pass"]
     full = [r for r in kids if r.data.tags[names.VARIANT] == "full"]
-    assert len(one_pass) == 6 and len(full) == 2
+    confirms = [r for r in kids if r.data.tags[names.VARIANT] == "confirm"]
+    assert len(one_pass) == 6 and len(full) == 2 and len(confirms) == 2
     for run in kids:
         tags = run.data.tags
         assert tags[names.ROUND_ID] == out["round_id"] and tags[names.GENERATOR] == "symbolic"
         assert tags[names.KIND] == "activation" and names.SYMBOLIC_GENOME in tags
         assert run.info.status in ("FINISHED", "FAILED")
-    # the full runs are the top 2 one-pass hypotheses
+    # the full runs are the top 2 one-pass hypotheses by validation win rates (never test ones)
     ranked = sorted((r for r in one_pass if names.B_WR in r.data.metrics),
-                    key=lambda r: (-r.data.metrics[names.B_WR], -r.data.metrics[names.BSOTA_WR],
+                    key=lambda r: (-r.data.metrics[names.VAL_B_WR], -r.data.metrics[names.VAL_BSOTA_WR],
                                    r.data.tags[names.HYPOTHESIS_SHA256]))
     assert {r.data.tags[names.HYPOTHESIS_SHA256] for r in ranked[:2]} == \
         {r.data.tags[names.HYPOTHESIS_SHA256] for r in full}
@@ -63,7 +64,8 @@ def test_symbolic_round_end_to_end_and_dedup(tmp_path, tracking_uri, capsys):
         assert by_id[row["one_pass_run_id"]].data.metrics[names.B_WR] == row["one_pass_b_wr"]
         if row["full_run_id"]:
             assert by_id[row["full_run_id"]].data.metrics[names.B_WR] == row["full_b_wr"]
-    assert out["best"]["run_id"] == rows[0]["full_run_id"] and out["best"]["variant"] == "full"
+    assert out["best"]["run_id"] == rows[0]["confirm_run_id"] and out["best"]["variant"] == "confirm"
+    assert out["selected"] == 2 and 0 <= out["confirmed"] <= 2
     assert out["best"]["b_wr"] == by_id[out["best"]["run_id"]].data.metrics[names.B_WR]
 
     # same seed again: the same six proposals come first and are all recognised as duplicates

@@ -5,8 +5,11 @@ import pytest
 from mlr_mlflow.evaluate.winrate import compare, summarize, win_rate
 
 
-def r(acc, loss, n=10):
-    return {"test_acc": acc, "test_loss": loss, "n_test": n}
+def r(acc, loss, n=10, val=None):
+    """A result whose validation split scores `val` (acc, loss), by default the same as its test."""
+    val_acc, val_loss = val or (acc, loss)
+    return {"test_acc": acc, "test_loss": loss, "n_test": n, "val_acc": val_acc, "val_loss": val_loss,
+            "n_val": n}
 
 
 def test_more_correct_examples_win_whatever_the_loss():
@@ -39,3 +42,35 @@ def test_win_rates_average_over_datasets_seeds_and_references():
     assert summary["b_wr"] == pytest.approx(0.5)
     assert summary["bsota_wr"] == pytest.approx((1 + 0 + 0.5 + 0) / 4)
     assert summary["datasets"]["a"]["test_acc"] == pytest.approx(0.7)
+
+
+def test_validation_win_rates_are_separate_from_the_reported_test_win_rates():
+    # better than the baseline on validation, worse on test: selection and report must not mix
+    h = {"a": {0: r(0.5, 0.1, val=(0.9, 0.1)), 1: r(0.5, 0.1, val=(0.9, 0.1))}}
+    base = {"relu": {"a": {0: r(0.8, 0.1), 1: r(0.8, 0.1)}}}
+    summary = summarize(h, base, {}, 1e-3)
+    assert summary["val_b_wr"] == 1.0 and summary["b_wr"] == 0.0
+    assert summary["datasets"]["a"]["val_b_wr"] == 1.0
+
+
+def test_summary_carries_intervals_around_the_point_values_and_a_p_value():
+    h = {ds: {s: r(0.9 if s % 2 else 0.7, 0.1) for s in range(4)} for ds in ("a", "b", "c")}
+    base = {"relu": {ds: {s: r(0.8, 0.1) for s in range(4)} for ds in ("a", "b", "c")}}
+    sota = {"gelu": {ds: {s: r(0.6, 0.1) for s in range(4)} for ds in ("a", "b", "c")}}
+    s = summarize(h, base, sota, 1e-3, level=0.9, n_boot=500)
+    assert s["b_wr_ci_low"] <= s["b_wr"] == 0.5 <= s["b_wr_ci_high"]
+    assert s["bsota_wr_ci_low"] <= s["bsota_wr"] <= s["bsota_wr_ci_high"]
+    assert 0.0 < s["b_wr_p_value"] <= 1.0
+    same = summarize(base["relu"], base, sota, 1e-3)
+    assert same["b_wr_p_value"] == 1.0 and same["b_wr_ci_low"] == same["b_wr_ci_high"] == 0.5
+
+
+def test_units_are_paired_per_dataset_and_seed_and_average_to_the_win_rate():
+    from mlr_mlflow.evaluate.winrate import units
+
+    h = {"a": {0: r(0.9, 0.1), 1: r(0.5, 0.1)}, "b": {0: r(0.8, 0.1), 1: r(0.8, 0.2)}}
+    refs = {"relu": {ds: {0: r(0.8, 0.1), 1: r(0.8, 0.1)} for ds in "ab"},
+            "l2": {ds: {0: r(0.7, 0.1), 1: r(0.9, 0.1)} for ds in "ab"}}
+    u = units(h, refs, 1e-3)
+    assert u.tolist() == [[1.0, 0.0], [0.75, 0.0]]
+    assert u.mean() == pytest.approx(win_rate(h, refs, 1e-3))

@@ -26,7 +26,7 @@ from .datasets import Dataset
 from .job import TRAIN_TARGET
 from .winrate import Results
 
-ENTRY_POINTS = {"one-pass": "one_pass", "full": "full"}
+ENTRY_POINTS = {"one-pass": "one_pass", "full": "full", "confirm": "full"}  # confirm: full training
 VERSIONED = ("torch", "lightning", "numpy", "scikit-learn", "mlr-mlflow")  # in the baseline key
 
 

@@ -12,7 +12,6 @@ from collections import defaultdict
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from ..config import Config, UsageError
@@ -25,7 +24,10 @@ from .baselines import components_for, environment_json, project_tags, get_refer
 from .datasets import Dataset, load_suite
 from .winrate import summarize
 
-VARIANTS = ("one-pass", "full")
+VARIANTS = ("one-pass", "full", "confirm")
+# how each variant trains: a confirmation is full training on seeds and a split of its own
+TRAINING = {"one-pass": "one-pass", "full": "full", "confirm": "full"}
+UNCERTAINTY = ("b_wr_ci_low", "b_wr_ci_high", "bsota_wr_ci_low", "bsota_wr_ci_high", "b_wr_p_value")
 
 
 @dataclass
@@ -40,6 +42,9 @@ class Evaluation:
     stage: str | None = None
     b_wr: float | None = None
     bsota_wr: float | None = None
+    val_b_wr: float | None = None  # validation split: what selection uses
+    val_bsota_wr: float | None = None
+    uncertainty: dict[str, float] = field(default_factory=dict)  # UNCERTAINTY -> value
     datasets: dict[str, dict] = field(default_factory=dict)
     per_seed: dict = field(default_factory=dict, repr=False)
 
@@ -48,7 +53,9 @@ class Evaluation:
         """The outcome recorded by a finished run (a resumed round keeps it rather than redo it)."""
         tags, metrics = run.data.tags, run.data.metrics
         ev = cls(hypothesis=hypothesis, run_id=run.info.run_id, variant=tags.get(names.VARIANT, ""),
-                 b_wr=metrics.get(names.B_WR), bsota_wr=metrics.get(names.BSOTA_WR))
+                 b_wr=metrics.get(names.B_WR), bsota_wr=metrics.get(names.BSOTA_WR),
+                 val_b_wr=metrics.get(names.VAL_B_WR), val_bsota_wr=metrics.get(names.VAL_BSOTA_WR),
+                 uncertainty={k: metrics[k] for k in UNCERTAINTY if k in metrics})
         if tags.get(names.STATUS) == "invalid":
             ev.reject(tags.get(names.REASONS, "").splitlines(), tags.get(names.STAGE, "dynamic"))
         return ev
@@ -59,6 +66,8 @@ class Evaluation:
     def to_dict(self) -> dict:
         return {"valid": self.valid, "reasons": self.reasons, "stage": self.stage,
                 "run_id": self.run_id, "b_wr": self.b_wr, "bsota_wr": self.bsota_wr,
+                "val_b_wr": self.val_b_wr, "val_bsota_wr": self.val_bsota_wr,
+                **{k: self.uncertainty.get(k) for k in UNCERTAINTY},
                 "variant": self.variant, "datasets": self.datasets,
                 "sha256": self.hypothesis.sha256, "kind": self.hypothesis.kind}
 
@@ -106,6 +115,7 @@ class Evaluator:
             raise UsageError(f"unknown variant {variant!r} (choose {' or '.join(VARIANTS)})")
         if seeds < 1:
             raise UsageError("--seeds must be at least 1")
+        first = self.config.suite.first_seed
         if run_id and len(hypotheses) != 1:
             raise ValueError("an existing run can hold only one hypothesis")
         suite = self.suite
@@ -115,7 +125,7 @@ class Evaluator:
         opening = pool.submit(self._timed_call, "tracking_background", self._open_runs, evaluations, variant, seeds, parent_run_id, round_id,
                               run_id, backend, suite)
         try:
-            self._run(evaluations, variant, list(range(seeds)), suite)
+            self._run(evaluations, variant, list(range(first, first + seeds)), suite)
             with self._timed("tracking"):
                 opening.result()  # normally long done: waiting here counts as tracking time
                 self._record_all(evaluations)
@@ -163,6 +173,7 @@ class Evaluator:
         and datasets, in four requests per run."""
         model = dataclasses.asdict(self.config.model)
         params = {"variant": variant, "seeds": seeds, "suite": ",".join(self.config.suite.datasets),
+                  "first_seed": self.config.suite.first_seed, "split_seed": self.config.suite.split_seed,
                   **{f"model.{k}": v for k, v in model.items()}}
         config_json = json.dumps(self.config.to_dict(), indent=1, sort_keys=True, default=str)
         env_json = environment_json(backend)
@@ -215,8 +226,8 @@ class Evaluator:
         with self._timed("references"):
             for kind in by_kind:
                 exp = experiment_id(self.client, self.config.baselines_experiment_name(kind))
-                refs[kind] = get_references(self.client, exp, kind, variant, seeds, suite, self.config,
-                                            self.progress)
+                refs[kind] = get_references(self.client, exp, kind, TRAINING[variant], seeds, suite,
+                                            self.config, self.progress)
         self.progress(f"training {len(evaluations)} hypothesis(es) x {len(seeds)} seed(s) on "
                       f"{len(suite)} dataset(s), {variant}, in one batched job")
         with self._timed("train"):
@@ -227,8 +238,11 @@ class Evaluator:
                 ev.reject([f"failed during training: {error}"], "training")
                 continue
             baselines, sota = refs[ev.hypothesis.kind]
-            summary = summarize(raw[i], baselines, sota, self.config.compare.loss_tol)
+            c = self.config.compare
+            summary = summarize(raw[i], baselines, sota, c.loss_tol, c.ci_level, c.bootstrap)
             ev.b_wr, ev.bsota_wr, ev.datasets = summary["b_wr"], summary["bsota_wr"], summary["datasets"]
+            ev.val_b_wr, ev.val_bsota_wr = summary["val_b_wr"], summary["val_bsota_wr"]
+            ev.uncertainty = {k: summary[k] for k in UNCERTAINTY}
             ev.per_seed = raw[i]
 
     def _train_isolated(self, evaluations, variant, seeds, suite, sandbox) -> dict:
@@ -238,7 +252,7 @@ class Evaluator:
                    "components": components_for(ev.hypothesis.kind, ev.hypothesis.source)}
                   for i, ev in enumerate(evaluations) for s in seeds]
         try:
-            answer = train_models(models, suite, variant, self.config, sandbox)
+            answer = train_models(models, suite, TRAINING[variant], self.config, sandbox)
         except SandboxError as exc:
             if len(evaluations) == 1:
                 return {0: exc.reason}
@@ -257,9 +271,10 @@ class Evaluator:
 
     def _record(self, ev: Evaluation) -> None:
         """Results in three requests: metrics and status tags, results.json, the terminal state."""
-        metrics = {names.B_WR: ev.b_wr, names.BSOTA_WR: ev.bsota_wr}
+        metrics = {names.B_WR: ev.b_wr, names.BSOTA_WR: ev.bsota_wr, names.VAL_B_WR: ev.val_b_wr,
+                   names.VAL_BSOTA_WR: ev.val_bsota_wr, **ev.uncertainty}
         for ds, m in ev.datasets.items():
-            for key in ("test_acc", "test_loss", "b_wr"):
+            for key in ("test_acc", "test_loss", "b_wr", "val_b_wr"):
                 metrics[names.dataset_metric(ds, key)] = m[key]
         log(self.client, ev.run_id, metrics=metrics, tags={names.STATUS: "evaluated"})
         log_json(self.client, ev.run_id,

@@ -4,8 +4,9 @@ Payload (built by `mlr_mlflow.evaluate.evaluator`):
     datasets: [Dataset.payload()], models: [{"key", "seed", "components": {kind: source}}],
     model: ModelConfig fields, variant: "one-pass" | "full",
     budget_s (optional): seconds of hypothesis code each model may run before it alone fails.
-Answer (JSON): {"results": {key: {dataset: {"test_acc", "test_loss", "epochs"}}},
-                "errors": {key: reason}}.
+Answer (JSON): {"results": {key: {dataset: {"test_acc", "test_loss", "n_test", "val_acc",
+                "val_loss", "n_val", "epochs"}}}, "errors": {key: reason}}.
+The validation metrics are what a round selects on; the test metrics are only reported.
 """
 from __future__ import annotations
 
@@ -125,13 +126,17 @@ def train(payload: dict) -> dict:
         if full:
             module.restore_best()
         tested = [group.evaluate(group.spec.X_test, group.spec.y_test) for group in module.groups]
+        validated = [group.evaluate(group.spec.X_val, group.spec.y_val) for group in module.groups]
     errors.update(guard.errors)
-    for i, (group, (acc, loss)) in enumerate(zip(module.groups, tested)):
+    for i, group in enumerate(module.groups):
         epochs = module.epochs_trained(i, max_epochs)
         for j, key in enumerate(group.spec.keys):
             if key in errors:
                 continue
-            results.setdefault(key, {})[group.spec.dataset] = {
-                "test_acc": float(acc[j]), "test_loss": float(loss[j]) if math.isfinite(loss[j]) else None,
-                "epochs": epochs[j], "n_test": int(group.spec.y_test.shape[0])}
+            out = {"epochs": epochs[j]}
+            for split, (acc, loss), y in (("test", tested[i], group.spec.y_test),
+                                          ("val", validated[i], group.spec.y_val)):
+                out.update({f"{split}_acc": float(acc[j]), f"n_{split}": int(y.shape[0]),
+                            f"{split}_loss": float(loss[j]) if math.isfinite(loss[j]) else None})
+            results.setdefault(key, {})[group.spec.dataset] = out
     return {"results": results, "errors": errors}

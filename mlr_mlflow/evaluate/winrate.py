@@ -5,10 +5,19 @@ The rule for one (dataset, seed, reference):
 - the same number correct: the test losses decide; within `loss_tol` (absolute) it is a tie (0.5),
   otherwise the lower loss wins. A non-finite loss counts as infinitely bad.
 Accuracy is compared as a count of correct examples, so float noise in it cannot decide.
+
+The same rule applies to either split: test win rates (`b_wr`, `bsota_wr`) are the reported numbers;
+validation win rates (`val_b_wr`, `val_bsota_wr`) are what a round selects on, so that the reported
+numbers of the selected are not inflated by the selection itself. Intervals and the paired test come
+from `mlr_mlflow.stats`, on the (dataset, seed) units of the test split.
 """
 from __future__ import annotations
 
 import math
+
+import numpy as np
+
+from ..stats import bootstrap_interval, sign_flip_pvalue
 
 # {dataset: {seed: {"test_acc", "test_loss", "n_test", ...}}}
 Results = dict[str, dict[int, dict]]
@@ -18,33 +27,54 @@ def _loss(value) -> float:
     return math.inf if value is None or not math.isfinite(value) else float(value)
 
 
-def compare(h: dict, ref: dict, loss_tol: float) -> float:
-    """1 for a win of `h` over `ref`, 0.5 for a tie, 0 for a loss."""
-    n = h["n_test"]
-    correct_h, correct_r = round(h["test_acc"] * n), round(ref["test_acc"] * n)
+def compare(h: dict, ref: dict, loss_tol: float, split: str = "test") -> float:
+    """1 for a win of `h` over `ref` on `split` ("test" or "val"), 0.5 for a tie, 0 for a loss."""
+    n = h[f"n_{split}"]
+    correct_h, correct_r = round(h[f"{split}_acc"] * n), round(ref[f"{split}_acc"] * n)
     if correct_h != correct_r:
         return 1.0 if correct_h > correct_r else 0.0
-    lh, lr = _loss(h.get("test_loss")), _loss(ref.get("test_loss"))
+    lh, lr = _loss(h.get(f"{split}_loss")), _loss(ref.get(f"{split}_loss"))
     if lh == lr or abs(lh - lr) <= loss_tol:
         return 0.5
     return 1.0 if lh < lr else 0.0
 
 
 def win_rate(h: Results, references: dict[str, Results], loss_tol: float,
-             datasets: list[str] | None = None) -> float:
+             datasets: list[str] | None = None, split: str = "test") -> float:
     """Mean outcome over datasets x seeds x references (the seeds of `h`)."""
     outcomes = []
     for ds in datasets or list(h):
         for seed, result in h[ds].items():
-            outcomes += [compare(result, ref[ds][seed], loss_tol) for ref in references.values()]
+            outcomes += [compare(result, ref[ds][seed], loss_tol, split) for ref in references.values()]
     if not outcomes:
         raise ValueError("no (dataset, seed, reference) triple to compare")
     return sum(outcomes) / len(outcomes)
 
 
+def units(h: Results, references: dict[str, Results], loss_tol: float,
+          split: str = "test") -> np.ndarray:
+    """[datasets, seeds]: each (dataset, seed)'s mean outcome against the references (paired: the
+    same seed and split on both sides). Its mean is the win rate."""
+    return np.array([[np.mean([compare(h[ds][seed], ref[ds][seed], loss_tol, split)
+                               for ref in references.values()]) for seed in sorted(h[ds])]
+                     for ds in h])
+
+
+def uncertainty(h: Results, baselines: dict[str, Results], sota: dict[str, Results], loss_tol: float,
+                level: float = 0.95, n_boot: int = 2000) -> dict:
+    """Bootstrap intervals of b_wr and bsota_wr, and the paired test's p-value of b_wr > 0.5."""
+    b = units(h, baselines, loss_tol)
+    bsota = units(h, {**baselines, **sota}, loss_tol)
+    out = {"b_wr_p_value": sign_flip_pvalue(b)}
+    for name, u in (("b_wr", b), ("bsota_wr", bsota)):
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = bootstrap_interval(u, level, n_boot)
+    return out
+
+
 def summarize(h: Results, baselines: dict[str, Results], sota: dict[str, Results],
-              loss_tol: float) -> dict:
-    """b_wr, bsota_wr and per-dataset means: what a hypothesis run records."""
+              loss_tol: float, level: float = 0.95, n_boot: int = 2000) -> dict:
+    """What a hypothesis run records: b_wr and bsota_wr (test) with their intervals and p-value,
+    val_b_wr and val_bsota_wr (validation: for selection), and per-dataset means."""
     both = {**baselines, **sota}
     datasets = {}
     for ds, per_seed in h.items():
@@ -54,6 +84,9 @@ def summarize(h: Results, baselines: dict[str, Results], sota: dict[str, Results
             "test_loss": sum(losses) / len(losses),
             "b_wr": win_rate(h, baselines, loss_tol, [ds]),
             "bsota_wr": win_rate(h, both, loss_tol, [ds]),
+            "val_b_wr": win_rate(h, baselines, loss_tol, [ds], split="val"),
         }
     return {"b_wr": win_rate(h, baselines, loss_tol), "bsota_wr": win_rate(h, both, loss_tol),
-            "datasets": datasets}
+            "val_b_wr": win_rate(h, baselines, loss_tol, split="val"),
+            "val_bsota_wr": win_rate(h, both, loss_tol, split="val"),
+            **uncertainty(h, baselines, sota, loss_tol, level, n_boot), "datasets": datasets}

@@ -31,6 +31,11 @@ MODEL_DEVELOPMENT = "custom_model_development"
 
 B_WR = "b_wr"
 BSOTA_WR = "bsota_wr"
+VAL_B_WR = "val_b_wr"  # the same win rates on the validation split: what selection uses
+VAL_BSOTA_WR = "val_bsota_wr"
+B_WR_P_VALUE = "b_wr_p_value"  # paired sign-flip test of b_wr > 0.5 (stats.sign_flip_pvalue)
+B_WR_Q_VALUE = "b_wr_q_value"  # a confirmation's Benjamini-Hochberg adjusted p-value in its round
+CONFIRMED = "mlr.confirmed"  # "true" / "false" on the runs of a round's selected hypotheses
 
 HYPOTHESIS_ARTIFACT = "hypothesis.py"
 RESULTS_ARTIFACT = "results.json"

@@ -1,0 +1,104 @@
+"""A round's confirmation stage: is a selected hypothesis really better than the baselines?
+
+Selection (one-pass screening, the top-k) looks at validation win rates on the suite's split and the
+round's seeds. The best of many tries looks better there than it is (the winner's curse), and full
+training on the same seeds and split cannot correct that. So every selected hypothesis is trained
+again on seeds and a split that took no part in selecting it (`[confirm]`), against the baselines
+trained on the same fresh seeds and split, and tested: a one-sided paired sign-flip test of
+b_wr > 0.5 per hypothesis (`stats.sign_flip_pvalue`, computed by the evaluator as `b_wr_p_value`),
+then Benjamini-Hochberg across the round's selected hypotheses at `confirm.fdr`. A hypothesis is
+*confirmed* when it passes and its confirmation B-WR is above 0.5.
+
+Recorded: confirmation runs (`mlr.variant=confirm`, with `b_wr_q_value`, the BH-adjusted p-value),
+`mlr.confirmed=true|false` on the round's runs of every selected hypothesis, and the round's
+metrics `selected` and `confirmed`. Confirmation runs are found again on resume like any stage's,
+so a round killed during confirmation never confirms a hypothesis twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .config import Config, with_overrides
+from .stats import benjamini_hochberg
+from .tracking import log, names
+
+VARIANT = "confirm"
+
+
+@dataclass
+class Confirmation:
+    """A round's selected hypotheses (sha256s), their confirmation evaluations and verdicts."""
+
+    selected: list[str] = field(default_factory=list)
+    evaluations: dict = field(default_factory=dict)  # sha256 -> the confirm Evaluation
+    q_values: dict[str, float] = field(default_factory=dict)
+    confirmed: set[str] = field(default_factory=set)
+
+
+def confirmation_config(config: Config, seeds: int) -> Config:
+    """The config of the confirmation runs: fresh seeds and a fresh split, checked to be disjoint
+    from what the round selected on (suite.first_seed .. + seeds, suite.split_seed)."""
+    c, s = config.confirm, config.suite
+    used = set(range(s.first_seed, s.first_seed + seeds))
+    fresh = set(range(c.first_seed, c.first_seed + c.seeds))
+    if used & fresh:
+        raise ValueError(f"[confirm] seeds {c.first_seed}..{c.first_seed + c.seeds - 1} overlap the "
+                         f"round's seeds {s.first_seed}..{s.first_seed + seeds - 1}: set "
+                         "confirm.first_seed beyond them")
+    if c.split_seed == s.split_seed:
+        raise ValueError(f"[confirm] split_seed {c.split_seed} is the suite's own split: choose another")
+    return with_overrides(config, suite={"first_seed": c.first_seed, "split_seed": c.split_seed})
+
+
+def confirm(client, config: Config, one_pass: list, full: list, seeds: int, round_run_id: str,
+            evaluate_once: Callable, progress: Callable[[str], None] = lambda _: None) -> Confirmation:
+    """Confirm the round's selected hypotheses (its valid full evaluations).
+
+    `evaluate_once(evaluator, hypotheses, variant, seeds)` evaluates what the round has not
+    evaluated yet in that variant and returns one Evaluation per hypothesis, in order.
+    """
+    from .evaluate.evaluator import Evaluator
+
+    selected = [ev for ev in full if ev.valid]
+    result = Confirmation(selected=[ev.hypothesis.sha256 for ev in selected])
+    c = config.confirm
+    if not c.enabled or not selected:
+        log(client, round_run_id, metrics={"selected": len(selected), "confirmed": 0},
+            tags={"mlr.confirm": "on" if c.enabled else "off"})
+        return result
+    fresh = confirmation_config(config, seeds)
+    progress(f"confirming {len(selected)} selected hypothesis(es) on {c.seeds} fresh seed(s) "
+             f"({c.first_seed}..) and a fresh split (split seed {c.split_seed})")
+    evaluations = evaluate_once(Evaluator(client, fresh, progress), [ev.hypothesis for ev in selected],
+                                VARIANT, c.seeds)
+    p_values = [ev.uncertainty.get(names.B_WR_P_VALUE, 1.0) if ev.valid else 1.0
+                for ev in evaluations]
+    rejected, adjusted = benjamini_hochberg(p_values, c.fdr)
+    for ev, passed, q in zip(evaluations, rejected, adjusted):
+        sha = ev.hypothesis.sha256
+        result.evaluations[sha], result.q_values[sha] = ev, float(q)
+        if passed and ev.valid and ev.b_wr is not None and ev.b_wr > 0.5:
+            result.confirmed.add(sha)
+    _record(client, result, one_pass + full, round_run_id, c)
+    progress(f"{len(result.confirmed)} of {len(selected)} selected hypothesis(es) confirmed "
+             f"(Benjamini-Hochberg at {c.fdr:g})")
+    return result
+
+
+def _record(client, result: Confirmation, earlier: list, round_run_id: str, c) -> None:
+    """Tags and metrics only: idempotent, so a resumed round writes the same values again."""
+    for sha, ev in result.evaluations.items():
+        verdict = str(sha in result.confirmed).lower()
+        if ev.run_id:
+            log(client, ev.run_id, metrics={names.B_WR_Q_VALUE: result.q_values[sha]},
+                tags={names.CONFIRMED: verdict})
+    for ev in earlier:
+        sha = ev.hypothesis.sha256
+        if ev.run_id and sha in result.evaluations:
+            log(client, ev.run_id, tags={names.CONFIRMED: str(sha in result.confirmed).lower()})
+    log(client, round_run_id, metrics={"selected": len(result.selected),
+                                       "confirmed": len(result.confirmed)},
+        tags={"mlr.confirm": "on", "mlr.confirm.fdr": f"{c.fdr:g}",
+              "mlr.confirm.seeds": f"{c.first_seed}..{c.first_seed + c.seeds - 1}",
+              "mlr.confirm.split_seed": str(c.split_seed)})

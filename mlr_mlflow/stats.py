@@ -1,0 +1,136 @@
+"""Win-rate statistics: bootstrap intervals, a paired test, Benjamini-Hochberg, the noise ceiling.
+
+Pure maths on numpy arrays; nothing here knows about MLflow, training or hypotheses.
+
+The unit of evidence is one (dataset, seed) pair: the hypothesis and every reference component were
+trained under the same seed on the same split, and the unit's outcome is the mean of its win / tie /
+loss scores (1, 0.5, 0) against the references. A win rate is the mean over units. Units are held
+as a matrix `[datasets, seeds]`, so resampling keeps each comparison paired.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+EXACT_UP_TO = 16  # units: up to 2**16 sign patterns are enumerated, beyond that they are sampled
+
+
+def _matrix(units) -> np.ndarray:
+    m = np.asarray(units, dtype=float)
+    if m.ndim == 1:
+        m = m[:, None]
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError("units must be a non-empty [datasets, seeds] matrix")
+    return m
+
+
+def bootstrap_means(units, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """`n_boot` resampled win rates: datasets drawn with replacement, then seeds within each.
+
+    Drawing datasets carries the between-dataset spread (does it hold on other data?); drawing seeds
+    within them carries the training noise. Ours are 2-level cluster data, so a one-level bootstrap
+    over all units would be too narrow when datasets disagree.
+    """
+    m = _matrix(units)
+    d, s = m.shape
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(d, size=(n_boot, d))
+    cols = rng.integers(s, size=(n_boot, d, s))
+    return m[rows[:, :, None], cols].mean(axis=(1, 2))
+
+
+def bootstrap_interval(units, level: float = 0.95, n_boot: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the mean of `units` ([datasets, seeds]) at confidence `level`."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level must be in (0, 1), got {level}")
+    means = bootstrap_means(units, n_boot, seed)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def sign_flip_pvalue(units, null: float = 0.5, n_perm: int = 20000, seed: int = 0) -> float:
+    """One-sided paired test that the win rate exceeds `null` (0.5: no better than the references).
+
+    Under the null hypothesis a hypothesis and a reference are exchangeable under the same seed, so
+    each unit's excess over 0.5 is as likely negative as positive: the p-value is the share of sign
+    flips whose total excess is at least the observed one (exact for up to 16 units, else sampled,
+    with the +1 correction that keeps a sampled p-value valid). Ties (excess 0) carry no evidence;
+    a hypothesis identical to the reference ties everywhere and gets p = 1.
+    """
+    d = _matrix(units).ravel() - null
+    d = d[np.abs(d) > 1e-12]
+    if d.size == 0:
+        return 1.0
+    observed = d.sum()
+    tol = 1e-9 * max(1.0, abs(observed))
+    if d.size <= EXACT_UP_TO:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
+        return float(np.mean(signs @ d >= observed - tol))
+    rng = np.random.default_rng(seed)
+    signs = rng.choice((-1.0, 1.0), size=(n_perm, d.size))
+    hits = int(np.sum(signs @ d >= observed - tol))
+    return (1 + hits) / (1 + n_perm)
+
+
+def benjamini_hochberg(pvalues, fdr: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """(rejected, adjusted p-values) of the Benjamini-Hochberg step-up procedure at level `fdr`.
+
+    Controls the expected share of false discoveries among the rejected at `fdr` for independent
+    (or positively dependent) p-values.
+    """
+    if not 0.0 < fdr < 1.0:
+        raise ValueError(f"false discovery rate must be in (0, 1), got {fdr}")
+    p = np.asarray(pvalues, dtype=float)
+    m = p.size
+    if m == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0)
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * m / np.arange(1, m + 1)
+    adjusted_sorted = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    adjusted = np.empty(m)
+    adjusted[order] = adjusted_sorted
+    return adjusted <= fdr, adjusted
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their average rank."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    sorted_x = x[order]
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation (NaN when either side is constant or there are < 2 pairs)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.size < 2:
+        return math.nan
+    ra, rb = _ranks(a), _ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return math.nan
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def noise_ceiling(units_per_hypothesis, seeds_a, seeds_b) -> float:
+    """The Spearman of B-WR between two disjoint seed sets of the same hypotheses.
+
+    `units_per_hypothesis`: one [datasets, seeds] matrix per hypothesis (same columns for all);
+    `seeds_a`, `seeds_b`: disjoint column indices. No predictor of B-WR measured on one seed set can
+    be expected to rank hypotheses better than another measurement of the same ones does.
+    """
+    seeds_a, seeds_b = list(seeds_a), list(seeds_b)
+    if set(seeds_a) & set(seeds_b):
+        raise ValueError("the two seed sets must be disjoint")
+    mats = [_matrix(u) for u in units_per_hypothesis]
+    return spearman([m[:, seeds_a].mean() for m in mats], [m[:, seeds_b].mean() for m in mats])
