@@ -85,16 +85,18 @@ def run_bare(sources, seeds, config, suite):
 
     from mlr_mlflow.evaluate.baselines import components_for
     from mlr_mlflow.evaluate.job import _build_groups
-    from mlr_mlflow.evaluate.model import Group
+    from mlr_mlflow.evaluate.model import Group, Guard
     from mlr_mlflow.hypothesis import load_function
 
     torch.set_num_threads(1)
     start = time.perf_counter()
     models = [{"key": f"{i}:{s}", "seed": s, "components": components_for("activation", src)}
               for i, src in enumerate(sources) for s in range(seeds)]
-    specs, errors = _build_groups({"datasets": [d.payload() for d in suite], "models": models},
-                                  load_function)
-    assert not errors, errors
+    guard = Guard()
+    with guard.timer():
+        specs = _build_groups({"datasets": [d.payload() for d in suite], "models": models},
+                              load_function, guard)
+    assert not guard.errors, guard.errors
     groups = torch.nn.ModuleList(Group(spec, config.model.hidden) for spec in specs)
     params = [p for g in groups for p in g.parameters()]
     optimizer = torch.optim.Adam(params, lr=config.model.lr)

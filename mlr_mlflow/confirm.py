@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config, with_overrides
+from .config import Config, ConfigError, with_overrides
 from .stats import benjamini_hochberg
 from .tracking import log, names
 
@@ -43,16 +43,17 @@ def confirmation_config(config: Config, seeds: int) -> Config:
     used = set(range(s.first_seed, s.first_seed + seeds))
     fresh = set(range(c.first_seed, c.first_seed + c.seeds))
     if used & fresh:
-        raise ValueError(f"[confirm] seeds {c.first_seed}..{c.first_seed + c.seeds - 1} overlap the "
+        raise ConfigError(f"[confirm] seeds {c.first_seed}..{c.first_seed + c.seeds - 1} overlap the "
                          f"round's seeds {s.first_seed}..{s.first_seed + seeds - 1}: set "
                          "confirm.first_seed beyond them")
     if c.split_seed == s.split_seed:
-        raise ValueError(f"[confirm] split_seed {c.split_seed} is the suite's own split: choose another")
+        raise ConfigError(f"[confirm] split_seed {c.split_seed} is the suite's own split: choose another")
     return with_overrides(config, suite={"first_seed": c.first_seed, "split_seed": c.split_seed})
 
 
 def confirm(client, config: Config, one_pass: list, full: list, seeds: int, round_run_id: str,
-            evaluate_once: Callable, progress: Callable[[str], None] = lambda _: None) -> Confirmation:
+            evaluate_once: Callable, progress: Callable[[str], None] = lambda _: None,
+            step: int = 0) -> Confirmation:
     """Confirm the round's selected hypotheses (its valid full evaluations).
 
     `evaluate_once(evaluator, hypotheses, variant, seeds)` evaluates what the round has not
@@ -65,7 +66,7 @@ def confirm(client, config: Config, one_pass: list, full: list, seeds: int, roun
     c = config.confirm
     if not c.enabled or not selected:
         log(client, round_run_id, metrics={"selected": len(selected), "confirmed": 0},
-            tags={"mlr.confirm": "on" if c.enabled else "off"})
+            tags={"mlr.confirm": "on" if c.enabled else "off"}, step=step)
         return result
     fresh = confirmation_config(config, seeds)
     progress(f"confirming {len(selected)} selected hypothesis(es) on {c.seeds} fresh seed(s) "
@@ -80,13 +81,13 @@ def confirm(client, config: Config, one_pass: list, full: list, seeds: int, roun
         result.evaluations[sha], result.q_values[sha] = ev, float(q)
         if passed and ev.valid and ev.b_wr is not None and ev.b_wr > 0.5:
             result.confirmed.add(sha)
-    _record(client, result, one_pass + full, round_run_id, c)
+    _record(client, result, one_pass + full, round_run_id, c, step)
     progress(f"{len(result.confirmed)} of {len(selected)} selected hypothesis(es) confirmed "
              f"(Benjamini-Hochberg at {c.fdr:g})")
     return result
 
 
-def _record(client, result: Confirmation, earlier: list, round_run_id: str, c) -> None:
+def _record(client, result: Confirmation, earlier: list, round_run_id: str, c, step: int) -> None:
     """Tags and metrics only: idempotent, so a resumed round writes the same values again."""
     for sha, ev in result.evaluations.items():
         verdict = str(sha in result.confirmed).lower()
@@ -101,4 +102,4 @@ def _record(client, result: Confirmation, earlier: list, round_run_id: str, c) -
                                        "confirmed": len(result.confirmed)},
         tags={"mlr.confirm": "on", "mlr.confirm.fdr": f"{c.fdr:g}",
               "mlr.confirm.seeds": f"{c.first_seed}..{c.first_seed + c.seeds - 1}",
-              "mlr.confirm.split_seed": str(c.split_seed)})
+              "mlr.confirm.split_seed": str(c.split_seed)}, step=step)

@@ -41,18 +41,20 @@ def _fmt(value) -> str:
 def description(summary, exp_id: str, number: int) -> str:
     """The round's markdown description."""
     lines = [f"**Round {number}** — {summary.generated} generated, {summary.valid} valid, "
-             f"{summary.evaluated} evaluated in one pass, {summary.full_evaluated} trained fully; "
+             f"{summary.evaluated} evaluated in one pass, {summary.full_evaluated} trained fully, "
+             f"{summary.confirmed} of {summary.selected} confirmed on fresh seeds and split; "
              f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures.", ""]
     if summary.stop_reason:
         lines += [f"Generation stopped early: {summary.stop_reason}", ""]
     rows = summary.leaderboard[:SHOWN]
     if rows:
-        lines += ["| # | hypothesis | full B-WR | one-pass B-WR | BSOTA-WR |", "|---|---|---|---|---|"]
-        for row in rows:
-            run_id = row["full_run_id"] or row["one_pass_run_id"]
-            bsota = row["full_bsota_wr"] if row["full_run_id"] else row["one_pass_bsota_wr"]
+        lines += ["| # | hypothesis | confirmed | confirmation B-WR | full B-WR | one-pass B-WR |",
+                  "|---|---|---|---|---|---|"]
+        for row in rows:  # each links its most trustworthy run: confirmation, else full, else one-pass
+            run_id = row["confirm_run_id"] or row["full_run_id"] or row["one_pass_run_id"]
             lines.append(f"| {row['rank']} | [{row['sha256'][:8]}]({_link(exp_id, run_id)}) | "
-                         f"{_fmt(row['full_b_wr'])} | {_fmt(row['one_pass_b_wr'])} | {_fmt(bsota)} |")
+                         f"{'yes' if row['confirmed'] else 'no'} | {_fmt(row['confirm_b_wr'])} | "
+                         f"{_fmt(row['full_b_wr'])} | {_fmt(row['one_pass_b_wr'])} |")
     else:
         lines.append("No hypothesis was evaluated in this round.")
     lines += ["", "Figures: `figures/` in the artifacts; all rounds: `mlr-mlflow dashboard`."]
@@ -68,7 +70,7 @@ def _curve(client, exp_id: str, run_id: str, best_now) -> tuple[list[dict], floa
         value = best_now if r["run_id"] == run_id else m.get("best_b_wr")
         if value is not None:
             best = value if best is None else max(best, value)
-        spent += (m.get("evaluated") or 0) + (m.get("full_evaluated") or 0)
+        spent += sum(m.get(key) or 0 for key in ("evaluated", "full_evaluated", "selected"))
         points.append({"generator": r["generator"] or "?", "best": best, "spent": spent,
                        "round_best": value})
     return points, best, spent

@@ -265,7 +265,8 @@ class Round:
                 bar.update(len(chosen))
         summary.full_evaluated = sum(1 for ev in full if ev.valid)
         confirmation = confirm(self.client, self.config, one_pass, full, seeds, run_id,
-                               lambda *a: self._evaluate_once(*a, run_id, round_id), self.progress)
+                               lambda *a: self._evaluate_once(*a, run_id, round_id), self.progress,
+                               step=self.number)
         summary.selected, summary.confirmed = len(confirmation.selected), len(confirmation.confirmed)
         summary.leaderboard = leaderboard(one_pass, full, confirmation)
         summary.best = best_of(summary.leaderboard)

@@ -64,15 +64,16 @@ def test_dashboard_data_of_real_rounds(rounds_store):
     snap = snapshot(MlflowClient(rounds_store["uri"]))
     board = data.leaderboard(snap)
     assert len(board) == 8 and len({r["sha256"] for r in board}) == 8  # one row per hypothesis
-    full = [r for r in board if r["variant"] == "full"]
-    assert board[:len(full)] == full and len(full) == 2  # trained fully first, as a round ranks
-    for part in (full, board[len(full):]):
-        assert [r["b_wr"] for r in part] == sorted((r["b_wr"] for r in part), reverse=True)
+    trained = [r for r in board if r["variant"] in ("confirm", "full")]
+    # each round's selected hypothesis shows its confirmation, and ranks above the rest
+    assert board[:len(trained)] == trained and [r["variant"] for r in trained] == ["confirm"] * 2
+    order = [(not r["confirmed"], -data.STAGES.get(r["variant"], 0), -r["b_wr"]) for r in board]
+    assert order == sorted(order)  # confirmed first, then by stage reached, then by B-WR
     assert all(r["one_pass_b_wr"] is not None for r in board)
     assert {r["round"] for r in board} == {1, 2}
     [series] = data.discovery(snap)
     assert series["generator"] == "symbolic" and series["rounds"] == [1, 2]
-    assert series["evaluations"] == list(range(1, 11))
+    assert series["evaluations"] == list(range(1, 13))  # per round 4 one-pass, 1 full, 1 confirmation
     assert series["best"] == sorted(series["best"])  # a running best never falls
     [row] = data.generators(snap)
     assert row["hypotheses"] == 8 and row["pass_rate"] == 1.0 and row["evaluated"] == 8
@@ -82,7 +83,12 @@ def test_dashboard_data_of_real_rounds(rounds_store):
     assert edge["parent"]["round_id"] != edge["child"]["round_id"]
     assert edge["diff"].startswith(f"--- {edge['parent']['sha256'][:8]}")
     assert data.reward(snap)["versions"] == [] and data.llm_usage(snap) == []
-    assert data.audits(snap) == {"verdicts": [], "intervals": [], "confirmed": []}
+    found = data.audits(snap)
+    assert found["verdicts"] == []  # nothing audited in these rounds
+    assert len(found["intervals"]) == 8  # every evaluated hypothesis carries its interval
+    assert all(r["ci_low"] <= r["b_wr"] <= r["ci_high"] for r in found["intervals"])
+    assert found["confirmed"] == [r for r in board if r["confirmed"]]
+    assert all(r["variant"] == "confirm" for r in found["confirmed"])
 
 
 def test_dashboard_page_of_real_rounds_links_every_row_to_its_run(rounds_store, tmp_path, capsys):

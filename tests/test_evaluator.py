@@ -183,7 +183,7 @@ def test_a_crashed_batch_is_retried_one_by_one(tmp_path, tracking_uri, small_con
 
     sly = ("def activation(x):\n    while x.shape[-1] == 64:\n        x = x + 0\n    return x\n")
     config = dataclasses.replace(small_config, sandbox=dataclasses.replace(
-        small_config.sandbox, train_timeout_s=30, hypothesis_budget_s=1000))
+        small_config.sandbox, train_timeout_s=20, hypothesis_budget_s=1000))
     config = dataclasses.replace(config, suite=dataclasses.replace(config.suite, datasets=("iris",)))
     # the references first, under the default limit: only the hypotheses' job may hit the short one
     Evaluator(connect(tracking_uri), dataclasses.replace(config, sandbox=small_config.sandbox)).evaluate(

@@ -33,7 +33,7 @@ def test_rounds_and_their_runs_have_names_that_say_what_they_are(rounds_store):
         children = client.search_runs([rounds_store["exp_id"]],
                                       f"tags.`{names.PARENT_RUN_ID}` = '{r.info.run_id}'")
         labels = [c.info.run_name for c in children]
-        assert len(labels) == len(set(labels)) == 5  # 4 one-pass and 1 full, each its own name
+        assert len(labels) == len(set(labels)) == 6  # 4 one-pass, 1 full, 1 confirm: each its own name
         for child in children:
             sha, variant = child.data.tags[names.HYPOTHESIS_SHA256], child.data.tags[names.VARIANT]
             assert child.info.run_name == f"{sha[:8]} {variant}"
@@ -58,7 +58,7 @@ def test_round_metrics_carry_the_round_number_as_step(rounds_store):
         for key in ("best_b_wr", "validator_pass_rate", "generated", "discovery.best_b_wr"):
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [number]
     spent = [client.get_run(r.info.run_id).data.metrics["discovery.evaluations"] for r in (first, second)]
-    assert spent == [5, 10]  # 4 one-pass and 1 full per round, accumulated
+    assert spent == [6, 12]  # 4 one-pass, 1 full and 1 confirmation per round, accumulated
 
 
 def test_description_says_why_generation_stopped_and_when_nothing_was_evaluated():

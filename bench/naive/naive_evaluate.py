@@ -62,11 +62,15 @@ def train_one(activation, ds, seed: int, config: Config) -> dict:
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     trainer.fit(model, loader)
-    with torch.no_grad():
-        logits = model.net(torch.from_numpy(ds.X_test).float())
-        y = torch.from_numpy(ds.y_test).long()
-        return {"test_acc": float((logits.argmax(1) == y).float().mean()),
-                "test_loss": float(nn.functional.cross_entropy(logits, y)), "n_test": len(y)}
+    out = {}
+    with torch.no_grad():  # validation (what selection uses) and test (what is reported)
+        for split, X, y in (("val", ds.X_val, ds.y_val), ("test", ds.X_test, ds.y_test)):
+            logits = model.net(torch.from_numpy(X).float())
+            y = torch.from_numpy(y).long()
+            out.update({f"{split}_acc": float((logits.argmax(1) == y).float().mean()),
+                        f"{split}_loss": float(nn.functional.cross_entropy(logits, y)),
+                        f"n_{split}": len(y)})
+    return out
 
 
 def main() -> None:

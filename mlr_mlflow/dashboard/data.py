@@ -29,18 +29,21 @@ def round_numbers(snap: Snapshot) -> dict[str, int]:
     return out
 
 
+STAGES = {"confirm": 2, "full": 1}  # how far a hypothesis got; one pass is 0
+
+
 def _evaluated(snap: Snapshot) -> list[dict]:
     return [r for r in hypotheses(snap) if r.get("status") == "evaluated" and "b_wr" in r["metrics"]]
 
 
 def leaderboard(snap: Snapshot) -> list[dict]:
-    """One row per (kind, hypothesis), as a round ranks them: hypotheses trained fully first, by
-    full B-WR, then the rest by one-pass B-WR."""
+    """One row per (kind, hypothesis), as a round ranks them: confirmed first, then by the most
+    trustworthy stage a hypothesis reached (confirmation, full training, one pass) and its B-WR there."""
     numbers = round_numbers(snap)
     best: dict[tuple, dict] = {}
     for r in _evaluated(snap):
         key = (r["kind"], r["sha256"])
-        rank = (r.get("variant") == "full", r["metrics"]["b_wr"])
+        rank = (STAGES.get(r.get("variant"), 0), r["metrics"]["b_wr"])
         if key not in best or rank > best[key][0]:
             best[key] = (rank, r)
     audits = {r.get("audit_of") or r.get("parent_run_id") or r["run_id"]: r["audit_verdict"]
@@ -61,7 +64,8 @@ def leaderboard(snap: Snapshot) -> list[dict]:
                      "confirmed": (kind, sha) in confirmed,
                      "audit": r.get("audit_verdict") or audits.get(r["run_id"], ""),
                      "run_id": r["run_id"], "experiment_id": r["experiment_id"]})
-    rows.sort(key=lambda x: (x["variant"] != "full", -x["b_wr"], -(x["bsota_wr"] or 0), x["sha256"]))
+    rows.sort(key=lambda x: (not x["confirmed"], -STAGES.get(x["variant"], 0), -x["b_wr"],
+                             -(x["bsota_wr"] or 0), x["sha256"]))
     return rows
 
 

@@ -16,13 +16,17 @@ FLUENT = threading.RLock()
 
 @contextmanager
 def fluent_store(tracking_uri: str, experiment_id: str | None = None):
-    """Hold the fluent lock with MLflow's fluent tracking and registry URIs (and, if given, its
-    active experiment) set to this store."""
+    """Hold the fluent lock with MLflow's fluent tracking and registry URIs and its active
+    experiment set to this store: `experiment_id`, else the store's Default experiment (never an
+    experiment id left active by an earlier user of another store)."""
     import mlflow
 
     with FLUENT:
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)  # the registry lives with the tracking store
-        if experiment_id is not None:
-            mlflow.set_experiment(experiment_id=experiment_id)
+        try:
+            mlflow.set_experiment(experiment_id=experiment_id or "0")
+        except mlflow.exceptions.MlflowException:
+            if experiment_id is not None:
+                raise  # the caller's own experiment must exist; a store may lack a Default one
         yield
