@@ -193,7 +193,8 @@ def test_a_crashed_batch_is_retried_one_by_one(tmp_path, tracking_uri, small_con
         [Hypothesis("activation", SWISH), Hypothesis("activation", sly)], seeds=1)
     assert any("one by one" in m for m in messages)
     assert good.valid and good.b_wr is not None
-    assert not bad.valid and "timed out" in bad.reasons[0]
+    # the endless loop fails alone: on its wall clock, or on the memory its growing graph takes
+    assert not bad.valid and ("timed out" in bad.reasons[0] or "allocate memory" in bad.reasons[0])
 
 
 def test_no_secret_reaches_any_run_or_artifact(tmp_path, tracking_uri, capsys, monkeypatch):

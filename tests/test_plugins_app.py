@@ -27,7 +27,7 @@ from mlr_mlflow.dashboard.page import SECTIONS
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
-RUN_NAME = re.compile(r"^[0-9a-f]{8} (one-pass|full)$")
+RUN_NAME = re.compile(r"^[0-9a-f]{8} (one-pass|full|confirm)$")
 
 
 def _entry_points(where: Path) -> str:
@@ -148,7 +148,7 @@ def test_round_page_shows_its_description_and_distinct_child_runs(server, page, 
     children.first.wait_for()
     page.screenshot(path=shots / "round.png", full_page=True)
     names = [children.nth(i).inner_text().strip() for i in range(children.count())]
-    assert len(set(names)) == 5, names  # 4 one-pass runs and 1 full run, every name distinct
+    assert len(set(names)) == 6, names  # 4 one-pass, 1 full and 1 confirmation run, all distinct
 
 
 def test_served_dashboard_renders_every_section_and_links_open_the_run(server, page, rounds_store,

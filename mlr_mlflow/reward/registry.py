@@ -137,7 +137,7 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
             example = pd.DataFrame({"code": train_set.sources[:2]})
             signature = infer_signature(example, np.zeros(len(example)))
             # log_model exists only in the fluent API: under the fluent lock (tracking/fluent.py)
-            with fluent_store(client.tracking_uri), mlflow.start_run(run_id=run_id, experiment_id=exp):
+            with fluent_store(client.tracking_uri, exp), mlflow.start_run(run_id=run_id, experiment_id=exp):
                 info = mlflow.pyfunc.log_model(
                     name="reward_model", python_model=RewardModel(), signature=signature,
                     input_example=example, registered_model_name=model_name(kind),

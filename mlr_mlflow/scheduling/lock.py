@@ -59,8 +59,8 @@ class SchedulerLock:
         from sqlalchemy import insert, update
         from sqlalchemy.exc import IntegrityError
 
-        now = time.time()
         current = self.holder()
+        now = time.time()  # after the read: a heartbeat read back is never "in the future"
         with self.engine.begin() as conn:
             if current is None:
                 try:
