@@ -9,6 +9,17 @@ from mlr_mlflow.sandbox import SubprocessSandbox
 SWISH = "import torch\n\ndef activation(x):\n    return x * torch.sigmoid(x)\n"
 ZERO = "def activation(x):\n    return x * 0\n"
 SMALL_SUITE = ("iris", "moons", "xor")
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+def postgres_available() -> bool:
+    try:
+        import sqlalchemy
+
+        with sqlalchemy.create_engine(POSTGRES).connect():
+            return True
+    except Exception:
+        return False
 
 
 @pytest.fixture

@@ -12,19 +12,9 @@ import uuid
 
 import pytest
 
+from .conftest import POSTGRES, postgres_available
 from mlr_mlflow.tracking.lease import Lease, LeaseBusy, LeaseLost, SqlLeases, alive_here, owner_id
 
-POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-
-
-def postgres_available() -> bool:
-    try:
-        import sqlalchemy
-
-        with sqlalchemy.create_engine(POSTGRES).connect():
-            return True
-    except Exception:
-        return False
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -15,19 +15,8 @@ from mlr_mlflow.scheduling.lock import SchedulerBusy, SchedulerLock
 from mlr_mlflow.scheduling.schedule import load_schedule
 from mlr_mlflow.scheduling.scheduler import build
 
-from .conftest import write
+from .conftest import POSTGRES, postgres_available, write
 
-POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-
-
-def postgres_available() -> bool:
-    try:
-        import sqlalchemy
-
-        with sqlalchemy.create_engine(POSTGRES).connect():
-            return True
-    except Exception:
-        return False
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -41,14 +41,14 @@ def _seed_script() -> str:
     import json
 
     from ..tracking import names
+    from ..tracking.queries import round_runs
 
     seed = {}
     try:
         client = _store_client()
         for exp in client.search_experiments(
                 filter_string=f"tags.`{names.EXPERIMENT_KIND}` = '{names.MODEL_DEVELOPMENT}'"):
-            rounds = client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'round'",
-                                        order_by=["attributes.start_time DESC"], max_results=1)
+            rounds = round_runs(client, exp.experiment_id, newest_first=True, limit=1)
             seed[exp.experiment_id] = rounds[0].info.run_id if rounds else ""
     except Exception:  # the UI still opens; only the seeded columns are missing
         pass
