@@ -17,6 +17,9 @@ Three ways to evaluate the same activation hypotheses (same datasets, seeds, mod
   an evenly spaced sample of the same hypotheses (`--naive-sample 0`: all of them); nothing is
   shared between its runs, so its per-hypothesis rate does not depend on how many it runs.
 
+Then, unless `--task-lines 0`, one line per model family beyond the MLP: mlr-mlflow end to end on
+a CNN task (digits as 8x8 images) and an attention task (sequence_match), on the first 16 hypotheses.
+
 The last line with --json is one JSON object (CONTRACT.md): hyp_per_min, ratio_vs_bare_torch,
 ratio_vs_naive, tracking_share and more. Figures and the machine go in docs/benchmarks.md.
 """
@@ -77,6 +80,26 @@ def run_mlr(sources, seeds, config, suite, store: str):
     if invalid:
         raise SystemExit(f"benchmark hypotheses must all be valid: {invalid[:3]}")
     return wall, baselines_s, dict(evaluator.timings), evaluations
+
+
+# One task line per model family beyond the MLP (issue 17): mlr-mlflow end to end on that task alone.
+FAMILY_TASKS = {"cnn": ("digits-cnn", "digits"), "attention": ("match-attention", "sequence_match")}
+
+
+def run_task_lines(sources, seeds, workdir: Path) -> dict:
+    """Per family: the same hypotheses evaluated one-pass on one task of that family (baselines
+    trained once beforehand, not counted), in a store of its own."""
+    from mlr_mlflow.config import Config, TaskConfig, with_overrides
+    from mlr_mlflow.evaluate.datasets import load_suite
+
+    lines = {}
+    for family, (name, dataset) in FAMILY_TASKS.items():
+        config = with_overrides(Config(), suite={"tasks": (TaskConfig(name, dataset, family),)})
+        wall, baselines_s, _, _ = run_mlr(sources, seeds, config, load_suite(config.suite),
+                                          f"sqlite:///{workdir}/{family}.db")
+        lines[family] = {"task": name, "hyp_per_min": round(60 * len(sources) / wall, 2),
+                         "wall_s": round(wall, 2), "baselines_once_s": round(baselines_s, 2)}
+    return lines
 
 
 def run_bare(sources, seeds, config, suite):
@@ -163,6 +186,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--datasets", default="", help="comma-separated; default: the whole suite")
     parser.add_argument("--naive-sample", type=int, default=4,
                         help="hypotheses for the naive path, evenly spaced (0: all)")
+    parser.add_argument("--task-lines", type=int, default=16,
+                        help="hypotheses for the CNN and attention task lines (0: skip them)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "")
@@ -189,6 +214,7 @@ def main(argv=None) -> dict:
             bare_s, bare_acc = run_bare(sources, args.seeds, config, suite)
             naive_s = run_naive(sample, args.seeds, config.suite.datasets, f"sqlite:///{tmp}/naive.db",
                                 Path(tmp))
+            tasks = run_task_lines(sources[:args.task_lines], args.seeds, Path(tmp)) if args.task_lines else {}
         finally:
             os.chdir(cwd)
     diff = max(abs(bare_acc[(f"{i}:{s}", ds)] - r["test_acc"])
@@ -208,6 +234,7 @@ def main(argv=None) -> dict:
                    "baselines_once": round(baselines_s, 2)},
         "phases_s": {name: round(value, 2) for name, value in sorted(timings.items())},
         "max_abs_diff_vs_bare": diff,
+        "tasks": tasks,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "torch": __import__("torch").__version__,
                     "sandbox": resolve_backend(config.sandbox.backend)},
@@ -215,6 +242,8 @@ def main(argv=None) -> dict:
     rows = [("mlr-mlflow (end to end)", args.n, mlr_s, rate["mlr"]),
             ("bare torch loop (limit)", args.n, bare_s, rate["bare"]),
             ("naive (mlflow run per hypothesis)", k, naive_s, rate["naive"])]
+    rows += [(f"mlr-mlflow, {line['task']} ({family})", args.task_lines, line["wall_s"], line["hyp_per_min"])
+             for family, line in tasks.items()]
     print(f"{'path':36s} {'hyps':>5s} {'wall s':>8s} {'hyp/min':>9s}")
     for name, n, wall, r in rows:
         print(f"{name:36s} {n:5d} {wall:8.2f} {r:9.2f}")

@@ -13,6 +13,12 @@ from .sandbox import announce_backend
 
 def _config(config_path: str | None, datasets: list[str] | None = None) -> Config:
     config = load_config(config_path)
+    if datasets and config.suite.tasks:  # a task suite: --datasets picks tasks by name
+        known = {t.name: t for t in config.suite.tasks}
+        unknown = [d for d in datasets if d not in known]
+        if unknown:
+            raise UsageError(f"unknown task(s) {', '.join(unknown)} (configured: {', '.join(known)})")
+        return with_overrides(config, suite={"tasks": tuple(known[d] for d in datasets)})
     if datasets:
         config = with_overrides(config, suite={"datasets": tuple(datasets)})
     return config
@@ -34,14 +40,14 @@ def evaluate_file(path: str | Path, kind: str, variant: str = "one-pass", seeds:
 
     Inside an MLflow Project run (MLFLOW_RUN_ID set by `mlflow run`), that run is used.
     """
-    from .evaluate.datasets import load_suite
+    from .evaluate.datasets import check_suite
     from .evaluate.evaluator import Evaluator
     from .tracking import connect
 
     get_kind(kind)
     config = _config(config_path, datasets)
     hypothesis = Hypothesis.from_file(path, kind)
-    suite = load_suite(config.suite)  # an unknown dataset is a usage error before anything is written
+    suite = check_suite(config.suite, kind)  # a bad dataset or task is a usage error before anything is written
     announce_backend(config.sandbox, progress)
     evaluator = Evaluator(connect(tracking_uri), config, progress, suite=suite)
     [evaluation] = evaluator.evaluate([hypothesis], variant, seeds,

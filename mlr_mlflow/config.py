@@ -54,12 +54,43 @@ class ModelConfig:
     patience: int = 4
 
 
+MODEL_FAMILIES = ("mlp", "cnn", "attention")
+
+
 @dataclass(frozen=True)
-class SuiteConfig:
-    """The datasets and their fixed splits.
+class TaskConfig:
+    """One task of the suite: a dataset and the model family trained on it.
 
     Attributes:
-        datasets: names from `mlr_mlflow.evaluate.datasets.DATASETS`.
+        name: names the task's metrics (`<name>.b_wr`, `<name>.test_acc`, ...) and its entry in the
+            tag `mlr.tasks`; letters, digits, `_` and `-`.
+        dataset: a bundled name (`mlr_mlflow.evaluate.datasets.DATASETS`), "csv:PATH" or "parquet:PATH".
+        model: the family, "mlp", "cnn" (image datasets) or "attention" (sequence datasets).
+        target: csv/parquet only: the label column (empty: the last column).
+    """
+
+    name: str
+    dataset: str
+    model: str = "mlp"
+    target: str = ""
+
+    def __post_init__(self):
+        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ConfigError(f"[[suite.tasks]] name {self.name!r}: use letters, digits, '_' and '-'")
+        if self.model not in MODEL_FAMILIES:
+            raise ConfigError(f"[[suite.tasks]] {self.name}: unknown model {self.model!r} "
+                              f"(choose {', '.join(MODEL_FAMILIES)})")
+        if self.target and not self.dataset.startswith(("csv:", "parquet:")):
+            raise ConfigError(f"[[suite.tasks]] {self.name}: target applies to csv: and parquet: datasets only")
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """The datasets (or tasks) and their fixed splits.
+
+    Attributes:
+        datasets: names from `mlr_mlflow.evaluate.datasets.DATASETS`, each trained on the MLP.
+        tasks: when given, the suite is these tasks instead (and `datasets` is not used).
         split_seed: seeds the stratified train/val/test split (not the training seeds).
         first_seed: training seeds are first_seed, first_seed + 1, ... (the confirmation stage uses
             seeds and a split of its own, see ConfirmConfig).
@@ -70,10 +101,19 @@ class SuiteConfig:
     datasets: tuple[str, ...] = (
         "iris", "wine", "breast_cancer", "digits", "moons", "circles", "xor", "hard_classification",
     )
+    tasks: tuple[TaskConfig, ...] = ()
     split_seed: int = 0
     first_seed: int = 0
     test_fraction: float = 0.25
     val_fraction: float = 0.15
+
+    def __post_init__(self):
+        if len({t.name for t in self.tasks}) != len(self.tasks):
+            raise ConfigError("[[suite.tasks]]: task names must be unique")
+
+    def task_list(self) -> tuple[TaskConfig, ...]:
+        """The suite as tasks: the configured ones, else each dataset on the MLP under its own name."""
+        return self.tasks or tuple(TaskConfig(name=d, dataset=d) for d in self.datasets)
 
 
 @dataclass(frozen=True)
@@ -283,12 +323,18 @@ def _build(cls, table: dict, where: str):
         raise ConfigError(f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))}")
     values = {}
     for key, value in table.items():
-        default = getattr(cls(), key) if cls is not KindConfig else None
+        default = getattr(cls(), key) if cls not in (KindConfig, TaskConfig) else None
         values[key] = tuple(value) if isinstance(value, list) or isinstance(default, tuple) else value
     try:
         return cls(**values)
     except TypeError as exc:
         raise ConfigError(f"[{where}]: {exc}") from None
+
+
+def _tasks(tables) -> tuple[TaskConfig, ...]:
+    if not isinstance(tables, (list, tuple)) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError("suite.tasks must be a list of tables ([[suite.tasks]])")
+    return tuple(_build(TaskConfig, t, "suite.tasks") for t in tables)
 
 
 def config_from_dict(data: dict) -> Config:
@@ -298,6 +344,8 @@ def config_from_dict(data: dict) -> Config:
                 "audit": AuditConfig,
                 "confirm": ConfirmConfig}
     values = {}
+    if isinstance(data.get("suite"), dict) and "tasks" in data["suite"]:
+        data["suite"] = {**data["suite"], "tasks": _tasks(data["suite"]["tasks"])}
     for name, cls in sections.items():
         if name in data:
             values[name] = _build(cls, data.pop(name), name)
@@ -341,7 +389,17 @@ def load_config(path: str | Path | None = None) -> Config:
             raise ConfigError(f"config file {path}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
-    return config_from_dict(read_toml(path))
+    return config_from_dict(_files_from(read_toml(path), Path(path).resolve().parent))
+
+
+def _files_from(data: dict, folder: Path) -> dict:
+    """csv:/parquet: task paths made absolute from the TOML file's folder, so that the recorded
+    config.json finds the same file from anywhere (an audit's re-run)."""
+    for t in (data.get("suite") or {}).get("tasks") or []:
+        fmt, _, rel = str(t.get("dataset", "") if isinstance(t, dict) else "").partition(":")
+        if fmt in ("csv", "parquet") and rel and not Path(rel).is_absolute():
+            t["dataset"] = f"{fmt}:{(folder / rel).resolve()}"
+    return data
 
 
 def for_discovery(config: Config, generator: str | None = None, llm: dict | None = None) -> Config:

@@ -75,6 +75,9 @@ def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: 
     """One round of `kind` (unset numbers from the config's [discover]), or with `resume` the latest
     unfinished one (None when there is none). While another round of the kind runs anywhere, waits
     up to `wait_s` for it, then raises RoundBusy."""
+    from .evaluate.datasets import check_suite
+
+    check_suite(config.suite, kind)  # a bad task is a usage error before the store is touched
     d = config.discover
     round_ = Round(client, config, kind, progress=progress)
     if resume:

@@ -30,10 +30,14 @@ ENTRY_POINTS = {"one-pass": "one_pass", "full": "full", "confirm": "full"}  # co
 VERSIONED = ("torch", "lightning", "numpy", "scikit-learn", "mlr-mlflow")  # in the baseline key
 
 
-def trainer_digest() -> str:
-    """Digest of the training code itself, so a changed trainer never reuses older baselines."""
+def trainer_digest(families: bool = False) -> str:
+    """Digest of the training code itself, so a changed trainer never reuses older baselines; with
+    `families`, the image and sequence families' code too (a task suite's keys only)."""
     here = Path(__file__).resolve().parent
-    data = b"".join((here / name).read_bytes() for name in ("model.py", "job.py"))
+    files = [here / name for name in ("model.py", "job.py")]
+    if families:
+        files += sorted((here / "families").glob("*.py"))
+    data = b"".join(f.read_bytes() for f in files)
     return hashlib.sha256(data).hexdigest()[:16]
 
 
@@ -72,6 +76,9 @@ def baseline_key(kind: str, source: str, variant: str, seeds: list[int], dataset
         "model": dataclasses.asdict(config.model), "versions": library_versions(VERSIONED),
         "trainer": trainer_digest(),
     }
+    if config.suite.tasks:  # a task suite's keys also name each task's family (the default's never did)
+        material["families"] = {d.name: d.family for d in datasets}
+        material["trainer"] = trainer_digest(families=True)
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -115,28 +122,37 @@ def regroup(raw: dict, prefix: str, seeds: list[int]) -> Results:
 def get_references(client, experiment_id: str, kind: str, variant: str, seeds: list[int],
                    datasets: list[Dataset], config: Config,
                    progress: Callable[[str], None] = lambda _: None) -> tuple[dict, dict]:
-    """(baselines, sota) as name -> Results, from MLflow where cached, else trained and logged."""
+    """(baselines, sota) as name -> Results, from MLflow where cached, else trained and logged.
+
+    The default suite caches a component over all its datasets in one run (keys as they always
+    were); a task suite caches each (component, task) apart, so a new task trains only itself."""
     baselines, sota = references(kind, config)
     wanted = {**baselines, **sota}
-    found: dict[str, Results] = {}
-    keys = {n: baseline_key(kind, src, variant, seeds, datasets, config) for n, src in wanted.items()}
-    for name, key in keys.items():
-        cached = _cached(client, experiment_id, key)
-        if cached is not None:
-            found[name] = cached
-    missing = [n for n in wanted if n not in found]
-    if missing:
+    found: dict[str, Results] = {n: {} for n in wanted}
+    for unit in ([[d] for d in datasets] if config.suite.tasks else [datasets]):
+        keys = {n: baseline_key(kind, src, variant, seeds, unit, config) for n, src in wanted.items()}
+        missing = []
+        for name, key in keys.items():
+            cached = _cached(client, experiment_id, key)
+            if cached is None:
+                missing.append(name)
+            else:
+                found[name].update(cached)
+        if not missing:
+            continue
+        where = unit[0].name if config.suite.tasks else f"{len(unit)} dataset(s)"
         progress(f"training {len(missing)} {kind} reference component(s) ({', '.join(missing)}) "
-                 f"x {len(seeds)} seed(s) on {len(datasets)} dataset(s), {variant}; cached for next time")
+                 f"x {len(seeds)} seed(s) on {where}, {variant}; cached for next time")
         models = [{"key": f"{n}:{s}", "seed": s, "components": components_for(kind, wanted[n])}
                   for n in missing for s in seeds]
-        raw = train_models(models, datasets, variant, config)
+        raw = train_models(models, unit, variant, config)
         if raw["errors"]:
             raise RuntimeError(f"reference components failed: {raw['errors']}")
         for name in missing:
-            found[name] = regroup(raw["results"], name, seeds)
-            _log_reference(client, experiment_id, kind, name, keys[name], variant, seeds, datasets,
-                           found[name], wanted[name], config)
+            results = regroup(raw["results"], name, seeds)
+            found[name].update(results)
+            _log_reference(client, experiment_id, kind, name, keys[name], variant, seeds, unit,
+                           results, wanted[name], config)
     return ({n: found[n] for n in baselines}, {n: found[n] for n in sota})
 
 

@@ -21,7 +21,7 @@ from ..tracking import (create_run, experiment_id, finish, log, log_artifact_fil
                         log_json, names)
 from ..validate import validate_many
 from .baselines import components_for, environment_json, project_tags, get_references, regroup, train_models
-from .datasets import Dataset, load_suite
+from .datasets import Dataset, check_kind_fits, load_suite
 from .winrate import summarize
 
 VARIANTS = ("one-pass", "full", "confirm")
@@ -119,6 +119,8 @@ class Evaluator:
         if run_id and len(hypotheses) != 1:
             raise ValueError("an existing run can hold only one hypothesis")
         suite = self.suite
+        for kind in dict.fromkeys(h.kind for h in hypotheses):
+            check_kind_fits(kind, suite)  # before any run is opened
         backend = resolve_backend(self.config.sandbox.backend)
         evaluations = [Evaluation(hypothesis=h, run_id="", variant=variant) for h in hypotheses]
         pool = ThreadPoolExecutor(1, thread_name_prefix="mlr-tracking")
@@ -172,7 +174,7 @@ class Evaluator:
         """Everything that does not depend on results: the run, its tags, params, source, config
         and datasets, in four requests per run."""
         model = dataclasses.asdict(self.config.model)
-        params = {"variant": variant, "seeds": seeds, "suite": ",".join(self.config.suite.datasets),
+        params = {"variant": variant, "seeds": seeds, "suite": ",".join(ds.name for ds in suite),
                   "first_seed": self.config.suite.first_seed, "split_seed": self.config.suite.split_seed,
                   **{f"model.{k}": v for k, v in model.items()}}
         config_json = json.dumps(self.config.to_dict(), indent=1, sort_keys=True, default=str)
@@ -181,6 +183,8 @@ class Evaluator:
             h = ev.hypothesis
             tags = {names.ROLE: "hypothesis", names.KIND: h.kind, names.HYPOTHESIS_SHA256: h.sha256,
                     names.GENERATOR: h.generator, names.VARIANT: variant, names.SANDBOX: backend,
+                    names.TASKS: ",".join(ds.name for ds in suite),
+                    **{names.TASK_PREFIX + ds.name: f"{ds.source or ds.name} on {ds.family}" for ds in suite},
                     **project_tags(variant, h.kind, seeds, [ds.name for ds in suite])}
             if round_id:
                 tags[names.ROUND_ID] = round_id
@@ -274,7 +278,7 @@ class Evaluator:
         metrics = {names.B_WR: ev.b_wr, names.BSOTA_WR: ev.bsota_wr, names.VAL_B_WR: ev.val_b_wr,
                    names.VAL_BSOTA_WR: ev.val_bsota_wr, **ev.uncertainty}
         for ds, m in ev.datasets.items():
-            for key in ("test_acc", "test_loss", "b_wr", "val_b_wr"):
+            for key in ("test_acc", "test_loss", "b_wr", "bsota_wr", "val_b_wr"):
                 metrics[names.dataset_metric(ds, key)] = m[key]
         log(self.client, ev.run_id, metrics=metrics, tags={names.STATUS: "evaluated"})
         log_json(self.client, ev.run_id,

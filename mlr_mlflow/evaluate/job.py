@@ -54,6 +54,9 @@ def _build_groups(payload: dict, load, guard):
 
     models, specs = payload["models"], []
     for ds in payload["datasets"]:
+        if ds.get("family", "mlp") != "mlp":
+            specs += _family_groups(ds, models, load, guard)
+            continue
         variants: dict[str, tuple] = {}  # preprocessing source -> (X_train, X_val, X_test)
         failed: dict[str, str] = {}  # preprocessing source -> the reason it failed
         members: dict[int, list[dict]] = {}  # input width -> models
@@ -87,6 +90,41 @@ def _build_groups(payload: dict, load, guard):
                 activations=[load(m["components"]["activation"], "activation") for m in group],
                 regularizers=[load(m["components"]["regularizer"], "regularizer") for m in group]))
     return specs
+
+
+def _family_groups(ds: dict, models: list[dict], load, guard):
+    """One GroupSpec of every model on an image or sequence task. These families have no
+    preprocessing slot: rows go in as stored (the evaluator refuses the kind before anything runs;
+    a model that brings a preprocessing anyway fails alone)."""
+    import torch
+
+    from ..kinds import get_kind
+    from .model import GroupSpec
+
+    pre = get_kind("preprocessing")
+    unused = {pre.component(pre.default), pre.component("none")}  # the slot is absent: never applied
+    group = []
+    for m in models:
+        key = m["key"]
+        if key in guard.errors:
+            continue
+        if m["components"]["preprocessing"] not in unused:
+            guard.errors[key] = f"preprocessing does not apply to the {ds['family']} task {ds['name']}"
+            continue
+        own = ("activation", "regularizer")
+        if guard.call(key, lambda: [load(m["components"][k], k) for k in own]) is not None:
+            group.append(m)
+    if not group:
+        return []
+    X = [torch.from_numpy(ds[k]).float().unsqueeze(0) for k in ("X_train", "X_val", "X_test")]
+    y = [torch.from_numpy(ds[k]).long() for k in ("y_train", "y_val", "y_test")]
+    return [GroupSpec(
+        dataset=ds["name"], X_train=X[0], y_train=y[0], X_val=X[1], y_val=y[1], X_test=X[2], y_test=y[2],
+        n_classes=int(ds["n_classes"]), keys=[m["key"] for m in group], pindex=[0] * len(group),
+        seeds=[m["seed"] for m in group],
+        activations=[load(m["components"]["activation"], "activation") for m in group],
+        regularizers=[load(m["components"]["regularizer"], "regularizer") for m in group],
+        family=ds["family"], input_shape=tuple(ds["input_shape"]))]
 
 
 def train(payload: dict) -> dict:

@@ -112,6 +112,17 @@ class GroupSpec:
     seeds: list[int]
     activations: list[Callable]
     regularizers: list[Callable]
+    family: str = "mlp"  # "cnn" and "attention" are built by evaluate.families
+    input_shape: tuple[int, ...] = ()  # a row's shape for those families
+
+
+def make_group(spec: GroupSpec, hidden: tuple[int, ...], guard: Guard | None = None) -> nn.Module:
+    """The spec's family: the MLP below, or a family of `evaluate.families` (same interface)."""
+    if spec.family == "mlp":
+        return Group(spec, hidden, guard)
+    from .families import FAMILIES
+
+    return FAMILIES[spec.family](spec, guard)
 
 
 class Group(nn.Module):
@@ -209,7 +220,7 @@ class EnsembleModule(pl.LightningModule):
                  patience: int | None = None, guard: Guard | None = None):
         super().__init__()
         self.guard = guard or Guard()
-        self.groups = nn.ModuleList(Group(s, hidden, self.guard) for s in specs)
+        self.groups = nn.ModuleList(make_group(s, hidden, self.guard) for s in specs)
         self.lr, self.batch_size, self.patience = lr, batch_size, patience
         self.best_loss = [torch.full((g.n_models,), math.inf) for g in self.groups]
         self.bad_epochs = [torch.zeros(g.n_models, dtype=torch.long) for g in self.groups]

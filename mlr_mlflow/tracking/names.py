@@ -5,6 +5,8 @@ HYPOTHESIS_SHA256 = "mlr.hypothesis.sha256"
 GENERATOR = "mlr.generator"
 ROUND_ID = "mlr.round_id"
 
+TASKS = "mlr.tasks"  # a hypothesis run's tasks, comma-separated (the dataset names in the default suite)
+TASK_PREFIX = "mlr.task."  # mlr.task.<name>: "<dataset> on <model family>"
 ROLE = "mlr.role"  # "hypothesis", "baseline" or "round"
 VARIANT = "mlr.variant"
 STATUS = "mlr.status"  # "evaluated", "invalid" or "error"

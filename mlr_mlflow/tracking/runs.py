@@ -63,8 +63,13 @@ def log_datasets(client, run_id: str, datasets, context: str = "training") -> No
     for ds in datasets:
         profile = {"n_train": len(ds.y_train), "n_val": len(ds.y_val), "n_test": len(ds.y_test),
                    "n_features": int(ds.X_train.shape[1]), "n_classes": ds.n_classes}
-        entity = Dataset(name=ds.name, digest=ds.digest, source_type="code",
-                         source=json.dumps({"loader": "mlr_mlflow.evaluate.datasets", "name": ds.name}),
+        source = getattr(ds, "source", "") or ds.name
+        where = ({"loader": "mlr_mlflow.evaluate.datasets", "name": source} if ":" not in source
+                 else {"uri": source.split(":", 1)[1], "format": source.split(":", 1)[0]})
+        if getattr(ds, "family", "mlp") != "mlp":
+            profile["model"] = ds.family
+        entity = Dataset(name=ds.name, digest=ds.digest, source_type="code" if ":" not in source else "local",
+                         source=json.dumps(where),
                          profile=json.dumps(profile))
         inputs.append(DatasetInput(entity, [InputTag("mlflow.data.context", context)]))
     client.log_inputs(run_id, datasets=inputs)
