@@ -41,3 +41,23 @@ def test_synthetic_sets_reward_nonlinearity():
         acc = LogisticRegression().fit(d.X_train, d.y_train).score(d.X_test, d.y_test)
         assert acc < 0.7, (name, acc)
     assert set(DATASETS) >= {"iris", "wine", "breast_cancer", "digits", "moons", "circles", "xor"}
+
+
+def test_the_default_suite_is_each_dataset_on_the_mlp_as_before():
+    """Stored baselines keep their meaning: the default suite's tasks are its datasets under their
+    own names, and a job receives exactly the payload it always did."""
+    suite = load_suite(SuiteConfig())
+    assert [d.name for d in suite] == list(SuiteConfig().datasets) and {d.family for d in suite} == {"mlp"}
+    assert set(suite[0].payload()) == {"name", "X_train", "y_train", "X_val", "y_val", "X_test",
+                                       "y_test", "n_classes"}
+
+
+def test_image_and_sequence_sets_carry_their_shape_for_their_family():
+    from mlr_mlflow.config import TaskConfig
+
+    image, sequence = load_suite(SuiteConfig(tasks=(TaskConfig("i", "shapes", "cnn"),
+                                                    TaskConfig("s", "sequence_match", "attention"))))
+    assert image.input_shape == (1, 8, 8) and image.X_train.shape[1] == 64 and image.n_classes == 3
+    length, vocab = sequence.input_shape
+    assert sequence.X_train.shape[1] == length and set(np.unique(sequence.X_train)) <= set(range(vocab))
+    assert image.payload()["family"] == "cnn"

@@ -154,3 +154,19 @@ def test_a_bad_task_exits_2_with_one_line_before_the_store_is_touched(case, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and reason in err[0], err
     assert not store.exists()
+
+
+def test_a_task_suite_round_trips_through_the_recorded_config(tmp_path):
+    """An audit re-runs from config.json: the tasks come back as they ran, file paths absolute."""
+    from mlr_mlflow.config import ConfigError, config_from_dict, load_config
+
+    (tmp_path / "t.toml").write_text('[[suite.tasks]]\nname = "mine"\ndataset = "parquet:data/x.parquet"\n'
+                                     '[[suite.tasks]]\nname = "img"\ndataset = "digits"\nmodel = "cnn"\n')
+    config = load_config(tmp_path / "t.toml")
+    assert config.suite.tasks[0].dataset == f"parquet:{tmp_path / 'data' / 'x.parquet'}"
+    assert config_from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert Config().suite.tasks == () and Config().suite.task_list()[0] == TaskConfig("iris", "iris")
+    with pytest.raises(ConfigError, match="unknown model"):
+        config_from_dict({"suite": {"tasks": [{"name": "x", "dataset": "iris", "model": "rnn"}]}})
+    with pytest.raises(ConfigError, match="unique"):
+        config_from_dict({"suite": {"tasks": [{"name": "x", "dataset": "iris"}] * 2}})
