@@ -129,30 +129,31 @@ def get_references(client, experiment_id: str, kind: str, variant: str, seeds: l
     baselines, sota = references(kind, config)
     wanted = {**baselines, **sota}
     found: dict[str, Results] = {n: {} for n in wanted}
+    missing: list[tuple[str, list[Dataset], str]] = []  # (component, its unit of datasets, key)
     for unit in ([[d] for d in datasets] if config.suite.tasks else [datasets]):
-        keys = {n: baseline_key(kind, src, variant, seeds, unit, config) for n, src in wanted.items()}
-        missing = []
-        for name, key in keys.items():
+        for name, src in wanted.items():
+            key = baseline_key(kind, src, variant, seeds, unit, config)
             cached = _cached(client, experiment_id, key)
             if cached is None:
-                missing.append(name)
+                missing.append((name, unit, key))
             else:
                 found[name].update(cached)
-        if not missing:
-            continue
-        where = unit[0].name if config.suite.tasks else f"{len(unit)} dataset(s)"
-        progress(f"training {len(missing)} {kind} reference component(s) ({', '.join(missing)}) "
-                 f"x {len(seeds)} seed(s) on {where}, {variant}; cached for next time")
+    if missing:  # one job: the missing components on every dataset that misses any
+        components = list(dict.fromkeys(name for name, _, _ in missing))
+        units = list({id(d): d for _, unit, _ in missing for d in unit}.values())
+        progress(f"training {len(components)} {kind} reference component(s) ({', '.join(components)}) "
+                 f"x {len(seeds)} seed(s) on {len(units)} dataset(s), {variant}; cached for next time")
         models = [{"key": f"{n}:{s}", "seed": s, "components": components_for(kind, wanted[n])}
-                  for n in missing for s in seeds]
-        raw = train_models(models, unit, variant, config)
+                  for n in components for s in seeds]
+        raw = train_models(models, units, variant, config)
         if raw["errors"]:
             raise RuntimeError(f"reference components failed: {raw['errors']}")
-        for name in missing:
-            results = regroup(raw["results"], name, seeds)
+        for name, unit, key in missing:
+            trained = regroup(raw["results"], name, seeds)
+            results = {d.name: trained[d.name] for d in unit}
             found[name].update(results)
-            _log_reference(client, experiment_id, kind, name, keys[name], variant, seeds, unit,
-                           results, wanted[name], config)
+            _log_reference(client, experiment_id, kind, name, key, variant, seeds, unit, results,
+                           wanted[name], config)
     return ({n: found[n] for n in baselines}, {n: found[n] for n in sota})
 
 
@@ -160,7 +161,8 @@ def _log_reference(client, experiment_id, kind, name, key, variant, seeds, datas
                    config: Config):
     from ..sandbox import resolve_backend
 
-    run_id = create_run(client, experiment_id, f"baseline {name} {variant}", {
+    title = f"baseline {name} {variant}" + (f" · {datasets[0].name}" if config.suite.tasks else "")
+    run_id = create_run(client, experiment_id, title, {
         names.ROLE: "baseline", names.KIND: kind, names.BASELINE_COMPONENT: name,
         names.BASELINE_KEY: key, names.VARIANT: variant,
         **project_tags(variant, kind, len(seeds), [ds.name for ds in datasets])})

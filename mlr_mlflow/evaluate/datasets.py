@@ -70,8 +70,8 @@ def _hard_classification():
 def _shapes():
     """8x8 images of a bar, horizontal, vertical or diagonal, at a random place, in pixel noise."""
     rng = np.random.default_rng(5)
-    n = 600
-    X = rng.normal(0.0, 0.3, size=(n, 8, 8))
+    n = 1200
+    X = rng.normal(0.0, 0.2, size=(n, 8, 8))
     y = rng.integers(0, 3, size=n)
     for i in range(n):
         r, c, length = rng.integers(0, 8), rng.integers(0, 8), 4
@@ -92,7 +92,7 @@ def _sequence_match():
     """Sequences of 8 tokens from 4; the label says whether the first token equals the last one
     (half of them by construction): a comparison across positions, the job of attention."""
     rng = np.random.default_rng(6)
-    n = 800
+    n = 2000
     X = rng.integers(0, SEQUENCE_VOCAB, size=(n, SEQUENCE_LENGTH))
     same = rng.random(n) < 0.5
     other = (X[:, 0] + rng.integers(1, SEQUENCE_VOCAB, size=n)) % SEQUENCE_VOCAB
