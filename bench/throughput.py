@@ -97,7 +97,7 @@ def run_task_lines(sources, seeds, workdir: Path) -> dict:
         config = with_overrides(Config(), suite={"tasks": (TaskConfig(name, dataset, family),)})
         wall, baselines_s, _, _ = run_mlr(sources, seeds, config, load_suite(config.suite),
                                           f"sqlite:///{workdir}/{family}.db")
-        lines[family] = {"task": name, "hyp_per_min": round(60 * len(sources) / wall, 2),
+        lines[family] = {"task": name, "n": len(sources), "hyp_per_min": round(60 * len(sources) / wall, 2),
                          "wall_s": round(wall, 2), "baselines_once_s": round(baselines_s, 2)}
     return lines
 
@@ -242,7 +242,7 @@ def main(argv=None) -> dict:
     rows = [("mlr-mlflow (end to end)", args.n, mlr_s, rate["mlr"]),
             ("bare torch loop (limit)", args.n, bare_s, rate["bare"]),
             ("naive (mlflow run per hypothesis)", k, naive_s, rate["naive"])]
-    rows += [(f"mlr-mlflow, {line['task']} ({family})", args.task_lines, line["wall_s"], line["hyp_per_min"])
+    rows += [(f"mlr-mlflow, {line['task']} ({family})", line["n"], line["wall_s"], line["hyp_per_min"])
              for family, line in tasks.items()]
     print(f"{'path':36s} {'hyps':>5s} {'wall s':>8s} {'hyp/min':>9s}")
     for name, n, wall, r in rows:
