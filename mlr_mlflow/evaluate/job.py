@@ -1,7 +1,8 @@
 """The training job: the sandbox target that trains many models in one Lightning fit.
 
 Payload (built by `mlr_mlflow.evaluate.evaluator`):
-    datasets: [Dataset.payload()], models: [{"key", "seed", "components": {kind: source}}],
+    datasets: [Dataset.payload()] (an image or sequence task's adds "family" and "input_shape"),
+    models: [{"key", "seed", "components": {kind: source}}],
     model: ModelConfig fields, variant: "one-pass" | "full",
     budget_s (optional): seconds of hypothesis code each model may run before it alone fails.
 Answer (JSON): {"results": {key: {dataset: {"test_acc", "test_loss", "n_test", "val_acc",
