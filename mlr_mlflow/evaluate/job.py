@@ -3,7 +3,8 @@
 Payload (built by `mlr_mlflow.evaluate.evaluator`):
     datasets: [Dataset.payload()], models: [{"key", "seed", "components": {kind: source}}],
     model: ModelConfig fields, variant: "one-pass" | "full",
-    budget_s (optional): seconds of hypothesis code each model may run before it alone fails.
+    budget_s (optional): seconds of hypothesis code each model may run before it alone fails,
+    grouped (optional, default true): stacked calls of row-independent functions (`calls`).
 Answer (JSON): {"results": {key: {dataset: {"test_acc", "test_loss", "n_test", "val_acc",
                 "val_loss", "n_val", "epochs"}}}, "errors": {key: reason}}.
 The validation metrics are what a round selects on; the test metrics are only reported.
@@ -15,6 +16,7 @@ import math
 import warnings
 
 TRAIN_TARGET = "mlr_mlflow.evaluate.job:train"
+SANDBOX_PRELOAD = ("torch", "lightning.pytorch")  # imported once in the warm sandbox server
 
 
 def _quiet_lightning() -> None:
@@ -116,7 +118,8 @@ def train(payload: dict) -> dict:
     cfg = payload["model"]
     full = payload["variant"] == "full"
     module = EnsembleModule(specs, tuple(cfg["hidden"]), cfg["lr"], cfg["batch_size"],
-                            patience=cfg["patience"] if full else None, guard=guard)
+                            patience=cfg["patience"] if full else None, guard=guard,
+                            grouped=payload.get("grouped", True))
     max_epochs = cfg["max_epochs"] if full else 1
     trainer = pl.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
@@ -125,8 +128,7 @@ def train(payload: dict) -> dict:
         trainer.fit(module, train_dataloaders=list(range(module.steps_per_epoch())))
         if full:
             module.restore_best()
-        tested = [group.evaluate(group.spec.X_test, group.spec.y_test) for group in module.groups]
-        validated = [group.evaluate(group.spec.X_val, group.spec.y_val) for group in module.groups]
+        tested, validated = module.evaluate_split("test"), module.evaluate_split("val")
     errors.update(guard.errors)
     for i, group in enumerate(module.groups):
         epochs = module.epochs_trained(i, max_epochs)
