@@ -25,10 +25,11 @@ from typing import Any
 from ..config import SandboxConfig
 from .base import SandboxCallError, SandboxCrash, SandboxTimeout
 from .identity import MAX_TASKS, fresh_uid, interpreter_world_reachable, user_task_count
-from .worker import ANSWER_HEADER, HEADER
+from .worker import ANSWER_HEADER, HEADER, READY
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 MAX_ANSWER_BYTES = 64 << 20
+WARM_UP_S = 300.0  # the server's start and its imports (torch, lightning): not the call's time
 BOOTSTRAP = ("import sys; sys.path.insert(0, {parent!r}); "
              "from mlr_mlflow.sandbox.worker import main; main()")
 
@@ -122,9 +123,13 @@ class SubprocessSandbox:
             self._proc.stdin.flush()
         except BrokenPipeError:
             raise self._crash() from None
-        deadline = time.monotonic() + timeout
-        header = self._read(ANSWER_HEADER.size, deadline, timeout)
-        (answered, size) = ANSWER_HEADER.unpack(header)
+        (answered, size) = ANSWER_HEADER.unpack(
+            self._read(ANSWER_HEADER.size, time.monotonic() + WARM_UP_S, WARM_UP_S))
+        if answered != nonce or size != READY:
+            self._kill()
+            raise SandboxCrash("sandbox worker broke the protocol (no start frame)")
+        deadline = time.monotonic() + timeout  # warm: from here on the call's own clock runs
+        (answered, size) = ANSWER_HEADER.unpack(self._read(ANSWER_HEADER.size, deadline, timeout))
         if answered != nonce:  # only the server knows the nonce of the request it answers
             self._kill()
             raise SandboxCrash("sandbox answer does not belong to this request")
