@@ -36,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_validate)
 
-    p = verbs.add_parser("evaluate", help="validate, then evaluate against the baselines into one run")
-    p.add_argument("file")
+    p = verbs.add_parser("evaluate", help="validate, then evaluate against the baselines, one run per file")
+    p.add_argument("file", nargs="+", help="hypothesis files, or directories of *.py, evaluated in one batch")
     p.add_argument("--kind", required=True, choices=KIND_CHOICES)
     p.add_argument("--variant", default="one-pass", choices=("one-pass", "full"))
     p.add_argument("--seeds", type=int, default=3, help="number of training seeds (0..N-1)")
@@ -132,10 +132,20 @@ def _validate(args) -> tuple[int, dict, str]:
 
 def _evaluate(args) -> tuple[int, dict, str]:
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
-    ev = commands.evaluate_file(args.file, args.kind, args.variant, args.seeds, args.tracking_uri,
-                                args.config, datasets, progress=_progress)
+    files = commands.hypothesis_files(args.file)
+    evaluations = commands.evaluate_files(files, args.kind, args.variant, args.seeds, args.tracking_uri,
+                                          args.config, datasets, progress=_progress)
+    if len(files) == 1:
+        return _evaluation_text(evaluations[0], args.kind)
+    outcomes = [_evaluation_text(ev, args.kind) for ev in evaluations]
+    code = EXIT_INVALID if any(c == EXIT_INVALID for c, _, _ in outcomes) else EXIT_OK
+    text = "\n".join(f"{path}: {t}" for path, (_, _, t) in zip(files, outcomes))
+    return code, {"results": [payload for _, payload, _ in outcomes]}, text
+
+
+def _evaluation_text(ev, kind: str) -> tuple[int, dict, str]:
     if not ev.valid:
-        text = (f"invalid {args.kind} ({ev.stage} check), run {ev.run_id} marked FAILED:\n" +
+        text = (f"invalid {kind} ({ev.stage} check), run {ev.run_id} marked FAILED:\n" +
                 "\n".join(f"  - {r}" for r in ev.reasons))
         return EXIT_INVALID, ev.to_dict(), text
     rows = [f"  {ds:<22} acc {m['test_acc']:.3f}  loss {m['test_loss']:.4f}  b_wr {m['b_wr']:.2f}"

@@ -40,19 +40,43 @@ def evaluate_file(path: str | Path, kind: str, variant: str = "one-pass", seeds:
 
     Inside an MLflow Project run (MLFLOW_RUN_ID set by `mlflow run`), that run is used.
     """
+    [evaluation] = evaluate_files([path], kind, variant, seeds, tracking_uri, config_path, datasets,
+                                  progress)
+    return evaluation
+
+
+def hypothesis_files(paths: list[str | Path]) -> list[Path]:
+    """The files to evaluate: each path as given, a directory as its `*.py` files in name order."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            inside = sorted(p for p in path.glob("*.py") if p.is_file())
+            if not inside:
+                raise UsageError(f"no *.py hypothesis files in directory {path}")
+            found += inside
+        else:
+            found.append(path)
+    return found
+
+
+def evaluate_files(paths: list[str | Path], kind: str, variant: str = "one-pass", seeds: int = 3,
+                   tracking_uri: str | None = None, config_path: str | None = None,
+                   datasets: list[str] | None = None,
+                   progress: Callable[[str], None] = lambda _: None):
+    """Validate then evaluate files (a directory: its `*.py`) in one batch, one MLflow run each
+    -> [Evaluation] in file order. Every file is read before anything is written."""
     from .evaluate.datasets import check_suite
     from .evaluate.evaluator import Evaluator
     from .tracking import connect
 
     get_kind(kind)
     config = _config(config_path, datasets)
-    hypothesis = Hypothesis.from_file(path, kind)
+    hypotheses = [Hypothesis.from_file(path, kind) for path in hypothesis_files(paths)]
     suite = check_suite(config.suite, kind)  # a bad dataset or task is a usage error before anything is written
     announce_backend(config.sandbox, progress)
     evaluator = Evaluator(connect(tracking_uri), config, progress, suite=suite)
-    [evaluation] = evaluator.evaluate([hypothesis], variant, seeds,
-                                      run_id=os.environ.get("MLFLOW_RUN_ID") or None)
-    return evaluation
+    adopted = (os.environ.get("MLFLOW_RUN_ID") or None) if len(hypotheses) == 1 else None
+    return evaluator.evaluate(hypotheses, variant, seeds, run_id=adopted)
 
 
 def discover(kind: str = "activation", generator: str | None = None, n: int | None = None,

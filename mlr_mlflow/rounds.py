@@ -311,11 +311,11 @@ class Round:
         any training, evaluate only the selection (top-k by MMR plus random exploration picks).
         The selection is saved (selection.json) before anything is trained; a resumed round
         passes it in `selection` and acts on it, whatever the champion is by then."""
-        from .sandbox import open_sandbox
+        from .sandbox import warm_sandbox
         from .validate import validate_many
 
         self.progress(f"validating {len(hypotheses)} hypotheses before screening")
-        with open_sandbox(self.config.sandbox) as sandbox:
+        with warm_sandbox(self.config.sandbox) as sandbox:
             checks = validate_many(hypotheses, sandbox, self.config.sandbox)
         if selection is None:
             from .reward.screen import decide

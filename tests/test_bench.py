@@ -15,14 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_throughput_benchmark_runs_tiny_and_agrees_with_bare_torch(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "throughput.py"), "--n", "3", "--seeds", "2",
-         "--datasets", "iris,xor", "--naive-sample", "1", "--task-lines", "1", "--json"],
+         "--datasets", "iris,xor", "--naive-sample", "1", "--task-lines", "1", "--top-k", "1", "--json"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    for key in ("hyp_per_min", "ratio_vs_bare_torch", "ratio_vs_naive", "tracking_share"):
+    for key in ("hyp_per_min", "ratio_vs_bare_torch", "ratio_vs_grouped_floor", "ratio_vs_naive",
+                "tracking_share", "full_topk_s"):
         assert result[key] > 0, key
-    # the bare loop trains the same models the same way: identical test accuracies
-    assert result["max_abs_diff_vs_bare"] == 0
+    # the bare loop and the grouped floor train the same models the same way: identical accuracies
+    assert result["max_abs_diff_vs_bare"] == 0 and result["max_abs_diff_vs_grouped_floor"] == 0
     assert {f: line["hyp_per_min"] > 0 for f, line in result["tasks"].items()} == {"cnn": True, "attention": True}
     assert (result["n"], result["seeds"], result["datasets"], result["naive_sample"]) == (3, 2, 2, 1)
     assert "mlr-mlflow (end to end)" in proc.stdout

@@ -50,3 +50,37 @@ def test_our_own_errors_are_usage_errors_not_internal(tmp_path):
     from mlr_mlflow.tracking import TrackingError
 
     assert all(issubclass(cls, UsageError) for cls in (RoundBusy, SchedulerBusy, TrackingError))
+
+
+# --- evaluate: several files, or a directory, in one batch -------------------------------------
+CLI = "import sys\nfrom mlr_mlflow.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+TINY = ["--kind", "activation", "--datasets", "iris", "--seeds", "1", "--json"]
+
+
+def test_evaluate_takes_a_directory_and_reports_each_file_in_order(tmp_path):
+    ideas = tmp_path / "ideas"
+    ideas.mkdir()
+    (ideas / "a_tanh.py").write_text("import torch\n\ndef activation(x):\n    return torch.tanh(x)\n")
+    (ideas / "b_broken.py").write_text("def activation(x):\n    return 3\n")
+    (ideas / "c_swish.py").write_text("import torch\n\ndef activation(x):\n    return x * torch.sigmoid(x)\n")
+    (ideas / "notes.txt").write_text("not a hypothesis")
+    store = ["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    batch = run(["evaluate", str(ideas), *TINY, *store], code=CLI)
+    assert batch.returncode == 1, batch.stderr  # one file is invalid
+    results = json.loads(batch.stdout.splitlines()[-1])["results"]
+    assert [r["valid"] for r in results] == [True, False, True]
+    assert len({r["run_id"] for r in results}) == 3
+    assert all(0 <= r["b_wr"] <= 1 for r in (results[0], results[2])) and results[1]["reasons"]
+    files = run(["evaluate", str(ideas / "c_swish.py"), str(ideas / "a_tanh.py"), *TINY, *store], code=CLI)
+    assert files.returncode == 0, files.stderr
+    again = json.loads(files.stdout.splitlines()[-1])["results"]
+    assert [r["sha256"] for r in again] == [results[2]["sha256"], results[0]["sha256"]]
+
+
+def test_evaluate_with_a_missing_file_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    good = tmp_path / "good.py"
+    good.write_text("import torch\n\ndef activation(x):\n    return torch.tanh(x)\n")
+    out = run(["evaluate", str(good), str(tmp_path / "missing.py"), *TINY,
+               "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"], code=CLI)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "missing.py" in out.stderr and not (tmp_path / "mlflow.db").exists()

@@ -106,3 +106,83 @@ def test_hypothesis_failing_during_training_fails_alone():
     assert "IndexError" in out["errors"]["reg:0"]
     alone = train(payload([MODELS[1]], "one-pass"))
     assert out["results"]["swish:1"] == alone["results"]["swish:1"]
+
+
+# --- grouped calls: one call per layer and step for a row-independent function ----------------
+ROWWISE = "import torch\n\ndef activation(x):\n    return x - x.mean(-1, keepdim=True) + torch.relu(x)\n"
+BATCHWISE = "import torch\n\ndef activation(x):\n    return torch.relu(x - x.mean(0))\n"
+
+
+def _counting_loader(monkeypatch, calls, limits=None):
+    """The restricted loader (static checks skipped), each function wrapped to count its calls
+    and, past limits[source] calls, to raise."""
+    from mlr_mlflow.hypothesis import load_function
+
+    def load(source, kind):
+        fn = load_function(source, kind)
+
+        def counted(*args):
+            calls[source] = calls.get(source, 0) + 1
+            if limits and calls[source] > limits.get(source, float("inf")):
+                raise RuntimeError("called after its model stopped")
+            return fn(*args)
+        return counted
+    monkeypatch.setattr("mlr_mlflow.validate.loader.load_checked", load)
+
+
+def test_grouped_calls_equal_per_model_calls_exactly():
+    models = [*MODELS, {"key": "row:1", "seed": 1, "components": components_for("activation", ROWWISE)},
+              {"key": "batch:0", "seed": 0, "components": components_for("activation", BATCHWISE)}]
+    settings = {"max_epochs": 4, "patience": 1}
+    grouped = train(payload(models, "full", **settings))
+    per_model = train({**payload(models, "full", **settings), "grouped": False})
+    assert grouped["errors"] == {} and grouped["results"] == per_model["results"]
+
+
+def test_row_independent_functions_are_called_once_per_layer_and_step(monkeypatch):
+    from mlr_mlflow.evaluate.calls import PROBE_CHUNKS
+
+    calls = {}
+    _counting_loader(monkeypatch, calls)
+    models = [{"key": f"{name}:{s}", "seed": s, "components": components_for("activation", src)}
+              for name, src in (("swish", SWISH), ("batch", BATCHWISE)) for s in (0, 1, 2)]
+    job = payload(models, "one-pass")
+    out = train(job)
+    assert out["errors"] == {}
+    steps = max(-(-len(d["X_train"]) // job["model"]["batch_size"]) for d in job["datasets"])
+    layers = len(job["model"]["hidden"])
+    probe = 1 + len(PROBE_CHUNKS)  # one width
+    assert calls[SWISH] == layers * (steps + 2) + probe  # training steps, then test and val
+    per_model_steps = sum(-(-len(d["X_train"]) // 8) for d in job["datasets"]) * 3
+    assert calls[BATCHWISE] == layers * (per_model_steps + 2 * 2 * 3) + probe
+
+
+def test_a_grouped_hypothesis_that_fails_fails_alone():
+    """It passes the probe (at most 52 rows), then raises on the stacked evaluation rows."""
+    late = "import torch\n\ndef activation(x):\n    if x.shape[0] > 100:\n        raise ValueError('late')\n" \
+           "    return torch.relu(x)\n"
+    bad = [{"key": f"late:{s}", "seed": s, "components": components_for("activation", late)} for s in (0, 1, 2)]
+    out = train(payload([*bad, MODELS[1]], "one-pass"))
+    assert set(out["errors"]) == {"late:0", "late:1", "late:2"}
+    assert all("ValueError: late" in reason for reason in out["errors"].values())
+    assert out["results"]["swish:1"] == train(payload([MODELS[1]], "one-pass"))["results"]["swish:1"]
+
+
+def test_a_stopped_model_calls_nothing(monkeypatch):
+    """Batched with a model that trains longer, an early stopper makes exactly its calls alone;
+    a failure after its stop (here: any call past that count) does not fail it."""
+    stopper_src = "import torch\n\ndef activation(x):\n    return torch.relu(x) * 1.0\n"
+    tanh = "import torch\n\ndef activation(x):\n    return torch.tanh(x)\n"
+    stopper = {"key": "stop:5", "seed": 5, "components": components_for("activation", stopper_src)}
+    longer = {"key": "long:2", "seed": 2, "components": components_for("activation", tanh)}
+    settings = {"max_epochs": 30, "patience": 1}
+    alone_calls = {}
+    _counting_loader(monkeypatch, alone_calls)
+    alone = train(payload([stopper], "full", **settings))
+    batched_calls = {}
+    _counting_loader(monkeypatch, batched_calls, limits={stopper_src: alone_calls[stopper_src]})
+    batched = train(payload([stopper, longer], "full", **settings))
+    epochs = {k: max(r["epochs"] for r in v.values()) for k, v in batched["results"].items()}
+    assert epochs["stop:5"] < epochs["long:2"]
+    assert batched["errors"] == {} and batched_calls[stopper_src] == alone_calls[stopper_src]
+    assert batched["results"]["stop:5"] == alone["results"]["stop:5"]

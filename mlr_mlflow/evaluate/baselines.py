@@ -19,7 +19,7 @@ from ..config import Config
 from .. import resources
 from ..provenance import environment, library_versions
 from ..kinds import KINDS, get_kind
-from ..sandbox import open_sandbox
+from ..sandbox import warm_sandbox
 from ..tracking import create_run, finish, log, log_artifact_files, log_datasets, names
 from ..tracking.queries import latest_finished
 from .datasets import Dataset
@@ -102,7 +102,7 @@ def train_models(models: list[dict], datasets: list[Dataset], variant: str, conf
                "model": dataclasses.asdict(config.model), "variant": variant,
                "budget_s": config.sandbox.hypothesis_budget_s}
     own = sandbox is None
-    sandbox = sandbox or open_sandbox(config.sandbox)
+    sandbox = sandbox or warm_sandbox(config.sandbox)
     try:
         return sandbox.call(TRAIN_TARGET, payload, timeout=config.sandbox.train_timeout_s)
     finally:

@@ -16,7 +16,7 @@ from typing import Callable
 
 from ..config import Config, UsageError
 from ..hypothesis import Hypothesis
-from ..sandbox import SandboxError, open_sandbox, resolve_backend
+from ..sandbox import SandboxError, resolve_backend, warm_sandbox
 from ..tracking import (create_run, experiment_id, finish, log, log_artifact_files, log_datasets,
                         log_json, names)
 from ..validate import validate_many
@@ -202,7 +202,7 @@ class Evaluator:
             log_datasets(self.client, ev.run_id, suite)
 
     def _run(self, evaluations: list[Evaluation], variant: str, seeds: list[int], suite) -> None:
-        with open_sandbox(self.config.sandbox) as sandbox:
+        with warm_sandbox(self.config.sandbox) as sandbox:
             self.progress(f"validating {len(evaluations)} hypothesis(es)")
             with self._timed("validate"):
                 results = validate_many([ev.hypothesis for ev in evaluations], sandbox,

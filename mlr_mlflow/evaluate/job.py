@@ -4,7 +4,8 @@ Payload (built by `mlr_mlflow.evaluate.evaluator`):
     datasets: [Dataset.payload()] (an image or sequence task's adds "family" and "input_shape"),
     models: [{"key", "seed", "components": {kind: source}}],
     model: ModelConfig fields, variant: "one-pass" | "full",
-    budget_s (optional): seconds of hypothesis code each model may run before it alone fails.
+    budget_s (optional): seconds of hypothesis code each model may run before it alone fails,
+    grouped (optional, default true): stacked calls of row-independent functions (`calls`).
 Answer (JSON): {"results": {key: {dataset: {"test_acc", "test_loss", "n_test", "val_acc",
                 "val_loss", "n_val", "epochs"}}}, "errors": {key: reason}}.
 The validation metrics are what a round selects on; the test metrics are only reported.
@@ -16,6 +17,7 @@ import math
 import warnings
 
 TRAIN_TARGET = "mlr_mlflow.evaluate.job:train"
+SANDBOX_PRELOAD = ("torch", "lightning.pytorch")  # imported once in the warm sandbox server
 
 
 def _quiet_lightning() -> None:
@@ -154,9 +156,40 @@ def train(payload: dict) -> dict:
         return {"results": results, "errors": errors}
     cfg = payload["model"]
     full = payload["variant"] == "full"
-    module = EnsembleModule(specs, tuple(cfg["hidden"]), cfg["lr"], cfg["batch_size"],
-                            patience=cfg["patience"] if full else None, guard=guard)
     max_epochs = cfg["max_epochs"] if full else 1
+    patience = cfg["patience"] if full else None
+    mlps = [s for s in specs if s.family == "mlp"]
+    others = [s for s in specs if s.family != "mlp"]
+    modules = []
+    if mlps:
+        modules.append(EnsembleModule(mlps, tuple(cfg["hidden"]), cfg["lr"], cfg["batch_size"],
+                                      patience=patience, guard=guard,
+                                      grouped=payload.get("grouped", True)))
+    if others:  # image and sequence families: their own fit (imported only when a task needs them)
+        from .families.ensemble import FamilyEnsembleModule
+
+        modules.append(FamilyEnsembleModule(others, cfg["lr"], cfg["batch_size"], patience=patience,
+                                            guard=guard))
+    for module in modules:
+        _fit(pl, module, full, max_epochs, guard)
+    errors.update(guard.errors)
+    for module in modules:
+        for i, group in enumerate(module.groups):
+            epochs = module.epochs_trained(i, max_epochs)
+            for j, key in enumerate(group.spec.keys):
+                if key in errors:
+                    continue
+                out = {"epochs": epochs[j]}
+                for split, (acc, loss), y in (("test", module.tested[i], group.spec.y_test),
+                                              ("val", module.validated[i], group.spec.y_val)):
+                    out.update({f"{split}_acc": float(acc[j]), f"n_{split}": int(y.shape[0]),
+                                f"{split}_loss": float(loss[j]) if math.isfinite(loss[j]) else None})
+                results.setdefault(key, {})[group.spec.dataset] = out
+    return {"results": results, "errors": errors}
+
+
+def _fit(pl, module, full: bool, max_epochs: int, guard) -> None:
+    """One Lightning fit of a module's groups, then its test and validation scores (kept on it)."""
     trainer = pl.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
@@ -164,18 +197,4 @@ def train(payload: dict) -> dict:
         trainer.fit(module, train_dataloaders=list(range(module.steps_per_epoch())))
         if full:
             module.restore_best()
-        tested = [group.evaluate(group.spec.X_test, group.spec.y_test) for group in module.groups]
-        validated = [group.evaluate(group.spec.X_val, group.spec.y_val) for group in module.groups]
-    errors.update(guard.errors)
-    for i, group in enumerate(module.groups):
-        epochs = module.epochs_trained(i, max_epochs)
-        for j, key in enumerate(group.spec.keys):
-            if key in errors:
-                continue
-            out = {"epochs": epochs[j]}
-            for split, (acc, loss), y in (("test", tested[i], group.spec.y_test),
-                                          ("val", validated[i], group.spec.y_val)):
-                out.update({f"{split}_acc": float(acc[j]), f"n_{split}": int(y.shape[0]),
-                            f"{split}_loss": float(loss[j]) if math.isfinite(loss[j]) else None})
-            results.setdefault(key, {})[group.spec.dataset] = out
-    return {"results": results, "errors": errors}
+        module.tested, module.validated = module.evaluate_split("test"), module.evaluate_split("val")

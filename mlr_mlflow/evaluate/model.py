@@ -2,16 +2,17 @@
 
 A *group* is the models that share a dataset and an input width; a fit holds any number of groups.
 Each model keeps what it would have alone: its own initialisation and data order (seeded by its
-seed and dataset, never by its position in the batch), its own activation and regularizer (called
-on that model's tensors only), its own Adam state (Adam is element-wise) and its own early stopping.
-So a model's result does not depend on what it was batched with (tests/test_model.py checks this).
+seed and dataset, never by its position in the batch), its own activation and regularizer, its own
+Adam state (Adam is element-wise) and its own early stopping. Hypothesis code is called through
+`calls`: a function that treats rows independently is called once per layer and step on the rows
+of all its models (every seed and dataset) stacked, any other once per model on that model's rows;
+a model that has stopped early or failed calls nothing. So a model's result does not depend on what
+it was batched with (tests/test_model.py checks this, exactly for elementwise functions).
 """
 from __future__ import annotations
 
 import hashlib
 import math
-import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,76 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..sandbox.alarm import Alarm, Overtime
+from .calls import Guard, callers, check_activation
+
+__all__ = ["Guard", "GroupSpec", "Group", "EnsembleModule", "stable_seed"]
 
 
 def stable_seed(*parts) -> int:
     """A seed from (seed, dataset, purpose, ...) that is the same in every process and batch."""
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-class Guard:
-    """Calls hypothesis code on behalf of one model at a time, inside the training job.
-
-    An exception, a malformed result or a spent time budget fails only that model: its key goes to
-    `errors`, and from then on it gets a neutral stand-in, so every other model trains on unharmed
-    (models never share parameters, gradients or optimizer state). Time is counted per model over
-    the whole job. Within `timer()`, the workers' one time limit (`sandbox.alarm`) also interrupts
-    a single call that outlives its model's budget; its deadline is set only while hypothesis code
-    runs, so the per-call cost stays two clock reads.
-    """
-
-    TICK_S = 0.2
-
-    def __init__(self, budget_s: float = math.inf):
-        self.budget_s = budget_s
-        self.spent: dict[str, float] = {}
-        self.errors: dict[str, str] = {}
-        self.alarm = Alarm(self.TICK_S)
-
-    def timer(self):
-        """Arm the interrupting tick for the duration (main thread only; elsewhere, counting only)."""
-        return self.alarm if math.isfinite(self.budget_s) else nullcontext()
-
-    def call(self, key: str, fn: Callable, check: Callable | None = None):
-        """fn(), checked by check(result) -> problem or None; None when the model has failed."""
-        if key in self.errors:
-            return None
-        spent = self.spent.get(key, 0.0)
-        start = time.perf_counter()
-        problem = None
-        try:
-            self.alarm.deadline = start + self.budget_s - spent
-            result = fn()
-            self.alarm.deadline = None
-            if check is not None:
-                problem = check(result)
-        except Overtime:
-            pass  # reported below, from the clock
-        except Exception as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        finally:
-            self.alarm.deadline = None
-            self.spent[key] = spent + time.perf_counter() - start
-        if problem is None and self.spent[key] > self.budget_s:
-            problem = f"its code ran longer than its training time budget of {self.budget_s:g} s"
-        if problem is not None:
-            self.errors[key] = problem[:500]
-            return None
-        return result
-
-
-def _check_activation(x: torch.Tensor, y) -> str | None:
-    if not isinstance(y, torch.Tensor):
-        return f"activation returned {type(y).__name__}, not a tensor"
-    if y.shape != x.shape or y.dtype != x.dtype:
-        return f"activation returned shape {list(y.shape)} ({y.dtype}) for input {list(x.shape)}"
-    return None
-
-
-def _scalar(value) -> torch.Tensor:
-    return torch.as_tensor(value, dtype=torch.float32).reshape(())
 
 
 @dataclass
@@ -116,20 +56,16 @@ class GroupSpec:
     input_shape: tuple[int, ...] = ()  # a row's shape for those families
 
 
-def make_group(spec: GroupSpec, hidden: tuple[int, ...], guard: Guard | None = None) -> nn.Module:
-    """The spec's family: the MLP below, or a family of `evaluate.families` (same interface)."""
-    if spec.family == "mlp":
-        return Group(spec, hidden, guard)
-    from .families import FAMILIES
-
-    return FAMILIES[spec.family](spec, guard)
+def _scalar(value) -> torch.Tensor:
+    return torch.as_tensor(value, dtype=torch.float32).reshape(())
 
 
 class Group(nn.Module):
-    def __init__(self, spec: GroupSpec, hidden: tuple[int, ...], guard: Guard | None = None):
+    """The stacked parameters and data order of one group; the ensemble runs its forward pass."""
+
+    def __init__(self, spec: GroupSpec, hidden: tuple[int, ...]):
         super().__init__()
         self.spec = spec
-        self.guard = guard or Guard()
         dims = [spec.X_train.shape[-1], *hidden, spec.n_classes]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -166,66 +102,60 @@ class Group(nn.Module):
             perms.append(torch.randperm(self.n_train, generator=gen))
         self.order = torch.stack(perms)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [M, B, D] -> logits [M, B, C]; model m's activation sees only model m's tensor."""
-        last = len(self.weights) - 1
-        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(b.unsqueeze(1), x, w)
-            if layer < last:
-                x = torch.stack([self._activate(m, act, x[m]) for m, act in enumerate(self.spec.activations)])
-        return x
+    def linear(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        """[M, B, in] -> [M, B, out]: every model's own layer."""
+        return torch.baddbmm(self.biases[layer].unsqueeze(1), x, self.weights[layer])
 
-    def _activate(self, m: int, act: Callable, x: torch.Tensor) -> torch.Tensor:
-        # clone(): a hypothesis gets its own memory, never a view into other models' rows
-        y = self.guard.call(self.spec.keys[m], lambda: act(x.clone()), lambda y: _check_activation(x, y))
-        return x * 0.0 if y is None else y
+    def train_batch(self, step: int, batch_size: int):
+        """(inputs [M, B, D], labels [M, B]) of this step, or None once this group's data is used."""
+        start = step * batch_size
+        if start >= self.n_train:
+            return None
+        idx = self.order[:, start:start + batch_size]
+        return self.spec.X_train[self.pindex.unsqueeze(1), idx], self.spec.y_train[idx]
 
     def per_model_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         m, b, c = logits.shape
         return F.cross_entropy(logits.reshape(m * b, c), y.reshape(m * b), reduction="none").view(m, b).mean(1)
 
-    def penalties(self) -> torch.Tensor:
-        """Each model's regularizer on its own weight matrices, in nn.Linear's [out, in] layout."""
-        terms = []
-        for m, reg in enumerate(self.spec.regularizers):
-            mats = [w[m] for w in self.weights]
-            value = self.guard.call(self.spec.keys[m],  # copies: see forward()
-                                    lambda: _scalar(reg([w.clone().t() for w in mats])))
-            terms.append(mats[0].sum() * 0.0 if value is None else value)
-        return torch.stack(terms)
-
-    def training_loss(self, step: int, batch_size: int) -> torch.Tensor | None:
-        start = step * batch_size
-        if start >= self.n_train:
-            return None
-        idx = self.order[:, start:start + batch_size]
-        x = self.spec.X_train[self.pindex.unsqueeze(1), idx]
-        logits = self(x)
-        return (self.per_model_loss(logits, self.spec.y_train[idx]) + self.penalties()).sum()
-
-    @torch.no_grad()
-    def evaluate(self, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-model (accuracy, mean cross-entropy) on a full split."""
-        logits = self(X[self.pindex])
-        target = y.unsqueeze(0).expand(self.n_models, -1)
-        loss = self.per_model_loss(logits, target)
-        acc = (logits.argmax(-1) == target).float().mean(1)
-        return acc, loss
+    def model_weights(self, m: int) -> list[torch.Tensor]:
+        """Copies of model m's weight matrices in nn.Linear's [out, in] layout (its own memory)."""
+        return [w[m].clone().t() for w in self.weights]
 
 
 class EnsembleModule(pl.LightningModule):
-    """All groups of a job. `patience=None` is the one-pass variant (no validation, no stopping)."""
+    """All groups of a job. `patience=None` is the one-pass variant (no validation, no stopping).
+    `grouped=False` calls every function once per model (the reference the grouped path equals)."""
 
     def __init__(self, specs: list[GroupSpec], hidden: tuple[int, ...], lr: float, batch_size: int,
-                 patience: int | None = None, guard: Guard | None = None):
+                 patience: int | None = None, guard: Guard | None = None, grouped: bool = True):
         super().__init__()
         self.guard = guard or Guard()
-        self.groups = nn.ModuleList(make_group(s, hidden, self.guard) for s in specs)
+        self.groups = nn.ModuleList(Group(s, hidden) for s in specs)
+        self.hidden, self.grouped = tuple(hidden), grouped
         self.lr, self.batch_size, self.patience = lr, batch_size, patience
         self.best_loss = [torch.full((g.n_models,), math.inf) for g in self.groups]
         self.bad_epochs = [torch.zeros(g.n_models, dtype=torch.long) for g in self.groups]
         self.stopped_at = [torch.full((g.n_models,), -1, dtype=torch.long) for g in self.groups]
         self.best_state: list[list[torch.Tensor] | None] = [None] * len(self.groups)
+        self.activations = callers([s.activations for s in specs], [s.keys for s in specs])
+        self.regularizers = callers([s.regularizers for s in specs], [s.keys for s in specs])
+        self._planned = False
+        self._plans: dict[tuple, list] = {}
+
+    def plan_calls(self) -> None:
+        """Probe each distinct function once (hypothesis code: run it under the guard's timer)."""
+        if self._planned:
+            return
+        self._planned = True
+        for caller in self.activations:
+            caller.probe_activation(self.guard, set(self.hidden), self.grouped)
+        shapes = [tuple(w.shape[:0:-1]) for w in self.groups[0].weights] if self.groups else []
+        for caller in self.regularizers:
+            caller.probe_regularizer(self.guard, shapes, self.grouped)
+
+    def on_fit_start(self) -> None:
+        self.plan_calls()
 
     def steps_per_epoch(self) -> int:
         return max(math.ceil(g.n_train / self.batch_size) for g in self.groups)
@@ -237,16 +167,130 @@ class EnsembleModule(pl.LightningModule):
         for g in self.groups:
             g.shuffle(self.current_epoch)
 
+    # -- who calls what ---------------------------------------------------------------------
+    def _plan(self, rows: list[int], with_stopped: bool) -> list:
+        """For the groups' row counts this call (0: no rows), each caller's live members and the
+        rows of the flat [all rows, width] tensor they own; cached until a model stops or fails."""
+        n_stopped = sum(int((s >= 0).sum()) for s in self.stopped_at) if not with_stopped else -1
+        signature = (tuple(rows), with_stopped, n_stopped, len(self.guard.errors))
+        if signature not in self._plans:
+            offsets, total = [], 0
+            for g, n in zip(self.groups, rows):
+                offsets.append(total)
+                total += g.n_models * n
+
+            def live(g: int, m: int, key: str) -> bool:
+                return rows[g] > 0 and key not in self.guard.errors and (
+                    with_stopped or int(self.stopped_at[g][m]) < 0)
+
+            def span(g: int, m: int) -> torch.Tensor:
+                start = offsets[g] + m * rows[g]
+                return torch.arange(start, start + rows[g])
+
+            plan = []
+            for kind, found in (("activation", self.activations), ("regularizer", self.regularizers)):
+                for caller in found:
+                    members = [(g, m, k) for g, m, k in caller.members if live(g, m, k)]
+                    if members:
+                        spans = [span(g, m) for g, m, _ in members]
+                        plan.append((kind, caller, members, torch.cat(spans), spans))
+            self._plans[signature] = plan
+        return self._plans[signature]
+
+    def _activate(self, hs: list[torch.Tensor | None], plan: list) -> list[torch.Tensor | None]:
+        """Each model's activation on its own rows; failed and stopped models get zeros."""
+        active = [h for h in hs if h is not None]
+        width = active[0].shape[-1]
+        flat = torch.cat([h.reshape(-1, width) for h in active])
+        where, values = [], []
+        for kind, caller, members, index, spans in plan:
+            if kind != "activation":
+                continue
+            if caller.grouped.get(width):
+                if any(k in self.guard.errors for _, _, k in members):  # failed earlier this step
+                    keep = [i for i, (_, _, k) in enumerate(members) if k not in self.guard.errors]
+                    if not keep:
+                        continue
+                    members, index = [members[i] for i in keep], torch.cat([spans[i] for i in keep])
+                x = flat.index_select(0, index)  # new memory: only this function's rows
+                y = self.guard.call_group([k for _, _, k in members], lambda: caller.fn(x),
+                                          lambda y: check_activation(x, y))
+                if y is not None:
+                    where.append(index)
+                    values.append(y)
+                continue
+            for (_, _, key), rows in zip(members, spans):
+                x = flat.index_select(0, rows)
+                y = self.guard.call(key, lambda: caller.fn(x), lambda y: check_activation(x, y))
+                if y is not None:
+                    where.append(rows)
+                    values.append(y)
+        out = flat.new_zeros(flat.shape)
+        if values:
+            out = out.index_copy(0, torch.cat(where), torch.cat(values))
+        pieces = iter(out.split([h.numel() // width for h in active]))
+        return [None if h is None else next(pieces).view(h.shape) for h in hs]
+
+    def _penalty(self, plan: list, rows: list[int]) -> torch.Tensor:
+        """The regularizers of the live models, summed (only the sum enters the loss)."""
+        terms = []
+        for kind, caller, members, _, _ in plan:
+            if kind != "regularizer":
+                continue
+            members = [member for member in members if member[2] not in self.guard.errors]
+            if not members:
+                continue
+            if caller.grouped.get(0):  # ignores the weights: one call stands for all its models
+                g, m, _ = members[0]
+                value = self.guard.call_group([k for _, _, k in members],
+                                              lambda: _scalar(caller.fn(self.groups[g].model_weights(m))))
+                if value is not None:
+                    terms.append(value * len(members))
+                continue
+            for g, m, key in members:
+                value = self.guard.call(key, lambda: _scalar(caller.fn(self.groups[g].model_weights(m))))
+                if value is not None:
+                    terms.append(value)
+        return torch.stack(terms).sum() if terms else torch.zeros(())
+
+    def forward_all(self, xs: list[torch.Tensor | None], plan: list) -> list[torch.Tensor | None]:
+        """Inputs per group ([M, B, D] or None) -> logits per group ([M, B, C] or None)."""
+        last = len(self.hidden)
+        for layer in range(last + 1):
+            xs = [None if x is None else g.linear(layer, x) for g, x in zip(self.groups, xs)]
+            if layer < last:
+                xs = self._activate(xs, plan)
+        return xs
+
     def training_step(self, step, batch_idx):
-        losses = [loss for g in self.groups if (loss := g.training_loss(int(step), self.batch_size)) is not None]
-        return torch.stack(losses).sum()
+        self.plan_calls()
+        batches = [g.train_batch(int(step), self.batch_size) for g in self.groups]
+        rows = [0 if b is None else b[0].shape[1] for b in batches]
+        plan = self._plan(rows, with_stopped=False)
+        logits = self.forward_all([None if b is None else b[0] for b in batches], plan)
+        losses = [g.per_model_loss(z, b[1]).sum() for g, z, b in zip(self.groups, logits, batches)
+                  if z is not None]
+        return torch.stack(losses).sum() + self._penalty(plan, rows)
+
+    @torch.no_grad()
+    def evaluate_split(self, split: str, with_stopped: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per group, per-model (accuracy, mean cross-entropy) on a full split ("val" or "test")."""
+        xs = [getattr(g.spec, f"X_{split}")[g.pindex] for g in self.groups]
+        plan = self._plan([x.shape[1] for x in xs], with_stopped)
+        out = []
+        for g, logits in zip(self.groups, self.forward_all(xs, plan)):
+            target = getattr(g.spec, f"y_{split}").unsqueeze(0).expand(g.n_models, -1)
+            loss = g.per_model_loss(logits, target)
+            out.append(((logits.argmax(-1) == target).float().mean(1), loss))
+        return out
 
     def on_train_epoch_end(self) -> None:
         if self.patience is None:
             return
         all_stopped = True
-        for i, g in enumerate(self.groups):
-            _, val_loss = g.evaluate(g.spec.X_val, g.spec.y_val)
+        # stopped models call nothing: their validation rows get the stand-in and are not read
+        validated = self.evaluate_split("val", with_stopped=False)
+        for i, (_, val_loss) in enumerate(validated):
             val_loss = torch.nan_to_num(val_loss, nan=math.inf)
             running = self.stopped_at[i] < 0
             improved = running & (val_loss < self.best_loss[i])

@@ -81,6 +81,17 @@ def announce_backend(config: SandboxConfig, emit=None) -> str:
     return name
 
 
+def warm_sandbox(config: SandboxConfig) -> Sandbox:
+    """`open_sandbox`, but its worker server is borrowed from (and given back to) this process's
+    pool of warm servers: torch and lightning are imported once per process (see `pool`)."""
+    from .pool import WarmSandbox
+
+    name = resolve_backend(config.backend)
+    if name == "subprocess":
+        announce_backend(config)
+    return WarmSandbox(f"{name}:{config!r}", name, lambda: open_sandbox(config))
+
+
 def open_sandbox(config: SandboxConfig) -> Sandbox:
     """The configured backend ("auto": the first that works here, see the module docstring)."""
     name = resolve_backend(config.backend)
@@ -97,6 +108,6 @@ def open_sandbox(config: SandboxConfig) -> Sandbox:
 
 
 __all__ = ["Sandbox", "SandboxError", "SandboxTimeout", "SandboxCrash", "SandboxCallError",
-           "SubprocessSandbox", "BwrapSandbox", "NamespaceSandbox", "open_sandbox",
+           "SubprocessSandbox", "BwrapSandbox", "NamespaceSandbox", "open_sandbox", "warm_sandbox",
            "describe_backend", "announce_backend", "available_backends",
            "resolve_backend", "BACKENDS"]

@@ -25,10 +25,11 @@ from typing import Any
 from ..config import SandboxConfig
 from .base import SandboxCallError, SandboxCrash, SandboxTimeout
 from .identity import MAX_TASKS, fresh_uid, interpreter_world_reachable, user_task_count
-from .worker import HEADER
+from .worker import ANSWER_HEADER, HEADER, READY
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 MAX_ANSWER_BYTES = 64 << 20
+WARM_UP_S = 300.0  # the server's start and its imports (torch, lightning): not the call's time
 BOOTSTRAP = ("import sys; sys.path.insert(0, {parent!r}); "
              "from mlr_mlflow.sandbox.worker import main; main()")
 
@@ -70,7 +71,8 @@ def _limits(config: SandboxConfig, cpu_seconds: int, nproc: int | None = None, u
 
 
 class SubprocessSandbox:
-    """A long-lived worker process; a call that times out or crashes it gets a fresh one next time."""
+    """A long-lived, warm worker server that runs each call in a fresh child of its own (see
+    `worker`); a call that times out or crashes gets a fresh server next time."""
 
     name = "subprocess"
 
@@ -113,15 +115,24 @@ class SubprocessSandbox:
         if self._proc is None or self._proc.poll() is not None:
             self._kill()
             self._proc = self._start()
-        request = pickle.dumps({"target": target, "payload": payload}, protocol=pickle.HIGHEST_PROTOCOL)
+        nonce = os.urandom(16)
+        request = pickle.dumps({"target": target, "payload": payload, "nonce": nonce},
+                               protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self._proc.stdin.write(HEADER.pack(len(request)) + request)
             self._proc.stdin.flush()
         except BrokenPipeError:
             raise self._crash() from None
-        deadline = time.monotonic() + timeout
-        header = self._read(HEADER.size, deadline, timeout)
-        (size,) = HEADER.unpack(header)
+        (answered, size) = ANSWER_HEADER.unpack(
+            self._read(ANSWER_HEADER.size, time.monotonic() + WARM_UP_S, WARM_UP_S))
+        if answered != nonce or size != READY:
+            self._kill()
+            raise SandboxCrash("sandbox worker broke the protocol (no start frame)")
+        deadline = time.monotonic() + timeout  # warm: from here on the call's own clock runs
+        (answered, size) = ANSWER_HEADER.unpack(self._read(ANSWER_HEADER.size, deadline, timeout))
+        if answered != nonce:  # only the server knows the nonce of the request it answers
+            self._kill()
+            raise SandboxCrash("sandbox answer does not belong to this request")
         if size > MAX_ANSWER_BYTES:
             self._kill()
             raise SandboxCrash(f"sandbox answer of {size} bytes exceeds the limit")

@@ -7,6 +7,7 @@ from .loader import load_checked
 
 PROBE_TARGET = "mlr_mlflow.validate.dynamic:run_probe"
 PROBES_TARGET = "mlr_mlflow.validate.dynamic:run_probes"
+SANDBOX_PRELOAD = ("torch",)  # imported once in the warm sandbox server (sandbox/worker.py)
 
 
 def run_probe(payload: dict) -> dict:

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import Guard, GroupSpec, _check_activation, _scalar, stable_seed
+from ..calls import check_activation as _check_activation
+from ..model import Guard, GroupSpec, _scalar, stable_seed
 
 
 def uniform(gen: torch.Generator, shape, fan_in: int) -> torch.Tensor:
@@ -37,6 +38,7 @@ class StackedGroup(nn.Module):
                                         for name in inits[0]})
         self.register_buffer("pindex", torch.tensor(spec.pindex, dtype=torch.long))
         self.order: torch.Tensor | None = None
+        self.stopped: torch.Tensor | None = None  # set by the ensemble: models that stopped early
 
     # what a family defines
     def init_params(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -70,7 +72,13 @@ class StackedGroup(nn.Module):
         """x: [M, ...]; model m's activation sees only (a copy of) model m's slice."""
         return torch.stack([self._activate(m, act, x[m]) for m, act in enumerate(self.spec.activations)])
 
+    def _calls(self, m: int) -> bool:
+        """Whether model m's code runs now: not after it has stopped early."""
+        return self.stopped is None or not bool(self.stopped[m])
+
     def _activate(self, m: int, act: Callable, x: torch.Tensor) -> torch.Tensor:
+        if not self._calls(m):
+            return x * 0.0
         y = self.guard.call(self.spec.keys[m], lambda: act(x.clone()), lambda y: _check_activation(x, y))
         return x * 0.0 if y is None else y
 
@@ -82,6 +90,9 @@ class StackedGroup(nn.Module):
         terms = []
         for m, reg in enumerate(self.spec.regularizers):
             mats = self.weight_matrices(m)
+            if not self._calls(m):
+                terms.append(mats[0].sum() * 0.0)
+                continue
             value = self.guard.call(self.spec.keys[m], lambda: _scalar(reg([w.clone() for w in mats])))
             terms.append(mats[0].sum() * 0.0 if value is None else value)
         return torch.stack(terms)
