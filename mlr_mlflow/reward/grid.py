@@ -7,10 +7,20 @@ regularizer:   log-magnitude of the penalty and of its gradient at three weight 
 A hypothesis that fails or runs out of time gets NaN features (the ranker handles missing values),
 and so does one that fails the static checks: it is never run (the reward model scores any code it
 is sent, from a served model's HTTP clients too, so it validates like every other path).
+The sandbox failing is not a hypothesis failing: a batch that fails is retried one hypothesis at a
+time (one that kills the worker fails alone), and when the sandbox fails for all of them,
+`BehaviourError` is raised; an all-NaN feature matrix is never returned silently.
 """
 from __future__ import annotations
 
+import logging
 import math
+
+log = logging.getLogger(__name__)
+
+
+class BehaviourError(RuntimeError):
+    """The sandbox could not measure behaviour at all (it failed for every hypothesis)."""
 
 GRID_TARGET = "mlr_mlflow.reward.grid:behaviour"
 SIZES = {"activation": 17 * 2 + 5, "preprocessing": 16, "regularizer": 6}
@@ -113,14 +123,30 @@ def behaviour_matrix(kind: str, sources: list[str], sandbox_config=None):
     clean = [i for i, s in enumerate(sources) if not check_static(s, get_kind(kind))]
     if not clean:
         return result
+    def call(batch: list[int]) -> list:
+        answer = sandbox.call(GRID_TARGET, {"kind": kind, "sources": [sources[i] for i in batch],
+                                            "timeout_s": 5.0}, timeout=10.0 + 5.0 * len(batch))
+        return answer["features"]
+
     with open_sandbox(config) as sandbox:
         try:
-            answer = sandbox.call(GRID_TARGET, {"kind": kind, "sources": [sources[i] for i in clean],
-                                                "timeout_s": 5.0},
-                                  timeout=10.0 + 5.0 * len(clean))
-        except SandboxError:
-            return result
-    for i, values in zip(clean, answer["features"]):
+            rows = dict(zip(clean, call(clean)))
+        except SandboxError as exc:
+            log.warning("behaviour features: the sandbox failed on a batch of %d (%s); measuring "
+                        "each hypothesis alone", len(clean), exc)
+            rows, errors = {}, []
+            for i in clean:
+                try:
+                    rows[i] = call([i])[0]
+                except SandboxError as one:
+                    errors.append(str(one))
+            if len(errors) == len(clean):
+                raise BehaviourError(f"the sandbox failed for all {len(clean)} {kind} hypotheses "
+                                     f"while measuring behaviour: {errors[0]}") from exc
+            if errors:
+                log.warning("behaviour features: the sandbox failed for %d of %d hypotheses (their "
+                            "features are NaN): %s", len(errors), len(clean), errors[0])
+    for i, values in rows.items():
         if values is not None:
             result[i] = [np.nan if v is None else v for v in values][:width]
     return result
