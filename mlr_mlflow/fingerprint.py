@@ -2,7 +2,7 @@
 
 Two sources with different normalised hashes can be the same function (`(x - x) + relu(x)` is ReLU,
 `F.relu(x)` is the ReLU baseline). The fingerprint is what training would see:
-- activation:    values and slopes at 64 fixed points (a grid on [-6, 6] and N(0, 1) draws);
+- activation:    values and slopes at 64 fixed points (a grid on [-6, 6] without 0, N(0, 1) draws);
 - preprocessing: the transformed train and test rows of a fixed mixed matrix (normal, skewed,
                  bounded with an outlier), with their shapes;
 - regularizer:   the penalty's gradient with respect to fixed weight matrices at two scales (training
@@ -29,7 +29,8 @@ def _activation(fn) -> list[float]:
     import torch
 
     gen = torch.Generator().manual_seed(0)
-    points = torch.cat([torch.linspace(-6, 6, 49), torch.randn(15, generator=gen)])
+    # an even count leaves 0 out: a kink there (relu vs clamp's slope at 0) is a measure-zero detail
+    points = torch.cat([torch.linspace(-6, 6, 48), torch.randn(16, generator=gen)])
     leaf = points.clone().requires_grad_(True)
     y = fn(leaf * 1.0)
     (grad,) = torch.autograd.grad(y.sum(), leaf, allow_unused=True)

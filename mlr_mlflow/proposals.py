@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from .generate import GenerationStopped, Known
 from .hypothesis import Hypothesis
 from .tracking import create_run, finish, log_artifact_files, names
-from .tracking.queries import hypothesis_runs
+from .tracking.queries import hypothesis_runs, runs_of_round
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def record_unevaluated(client, exp_id: str, run_id: str, round_id: str, kind: st
     todo = [r for r in records if r.get("status") in ("duplicate", "rediscovery") and r.get("source")]
     if not todo:
         return
-    round_runs = hypothesis_runs(client, exp_id, f"tags.`{names.ROUND_ID}` = '{round_id}'")
+    round_runs = runs_of_round(client, exp_id, round_id)
     recorded = {r.data.tags.get(names.HYPOTHESIS_SHA256) for r in round_runs
                 if r.data.tags.get(names.STATUS) in ("duplicate", "rediscovery")}
     in_round = {}
@@ -227,6 +227,7 @@ def record_unevaluated(client, exp_id: str, run_id: str, round_id: str, kind: st
         if record["sha256"] in recorded:
             continue
         tags = {names.ROLE: "hypothesis", names.KIND: kind, names.HYPOTHESIS_SHA256: record["sha256"],
+                names.VARIANT: record["status"],
                 names.GENERATOR: record.get("generator", "unknown"), names.ROUND_ID: round_id,
                 names.FINGERPRINT: record["fingerprint"],
                 **((record.get("origin") or {}).get("tags") or {})}

@@ -244,7 +244,7 @@ def _simplify(tree):  # noqa: C901 - one rule a line reads best
     if op == "sub" and a == b:
         return ZERO
     if op == "add" and a == b:
-        return ["k", 2.0, a]
+        return _simplify(["k", 2.0, a])
     if op in ("max", "min") and a == b:
         return a
     if op == "add" and ZERO in (a, b):
@@ -252,7 +252,7 @@ def _simplify(tree):  # noqa: C901 - one rule a line reads best
     if op == "sub" and b == ZERO:
         return a
     if op == "sub" and a == ZERO:
-        return ["u", "neg", b]
+        return _simplify(["u", "neg", b])
     if op == "mul" and ZERO in (a, b):
         return ZERO
     if op == "sdiv" and (a == ZERO or b == ZERO):
