@@ -58,6 +58,7 @@ def save_model(tmp_path, package: Path, X: np.ndarray, grid: bool) -> str:
     (tmp_path / "encoder").mkdir()
     path = str(tmp_path / "reward_model")
     mlflow.pyfunc.save_model(path, python_model=RewardModel(), code_paths=[str(package)],
+                             pip_requirements=["xgboost"],  # no inference: it runs the model
                              artifacts={"xgb": str(tmp_path / "model.json"),
                                         "meta": str(tmp_path / "meta.json"),
                                         "encoder": str(tmp_path / "encoder")})
@@ -76,23 +77,30 @@ def test_an_old_champion_scores_with_its_own_feature_code_in_a_process_with_a_ch
     wrapped = loaded.unwrap_python_model()
     assert wrapped.package == f"mlr_mlflow_{code_digest(old)[:12]}"  # its own copy, by version
     assert wrapped.package != mlr_mlflow.__name__
-    scores = loaded.predict(pd.DataFrame({"code": SOURCES}))
+    scores = loaded.predict(pd.DataFrame({"code": NOT_HYPOTHESES + SOURCES}))
     expected = wrapped.model.predict(X_old.astype(np.float32))
-    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    np.testing.assert_allclose(scores[len(NOT_HYPOTHESES):], expected, rtol=1e-6)
+    # not Python, statically rejected, failing in the sandbox: NaN, never a score
+    assert np.isnan(scores[:len(NOT_HYPOTHESES)]).all()
     # the package this process imported would have built other features (one column fewer)
     assert structural_matrix(SOURCES).shape[1] == X_old.shape[1] - grid_now.shape[1] - 1
 
 
-def test_invalid_input_scores_nan_and_a_current_model_uses_the_imported_package(tmp_path):
+def test_a_model_built_with_the_imported_package_uses_it_and_marks_non_python_invalid(tmp_path):
+    import io
+
     import mlflow.pyfunc
+    from mlflow.pyfunc.scoring_server import predictions_to_json
 
     package = Path(mlr_mlflow.__file__).parent
-    X = np.hstack([structural_matrix(SOURCES), behaviour_matrix("activation", SOURCES)])
-    loaded = mlflow.pyfunc.load_model(save_model(tmp_path, package, X, grid=True))
+    loaded = mlflow.pyfunc.load_model(save_model(tmp_path, package, structural_matrix(SOURCES),
+                                                 grid=False))
     assert loaded.unwrap_python_model().package == "mlr_mlflow"
-    scores = loaded.predict(pd.DataFrame({"code": NOT_HYPOTHESES + SOURCES[:2]}))
-    assert np.isnan(scores[:len(NOT_HYPOTHESES)]).all()
-    assert np.isfinite(scores[len(NOT_HYPOTHESES):]).all()
+    scores = loaded.predict(pd.DataFrame({"code": NOT_HYPOTHESES[:2] + SOURCES[:1]}))
+    assert np.isnan(scores[:2]).all() and np.isfinite(scores[2])
+    served = io.StringIO()  # what `mlflow models serve` answers over REST
+    predictions_to_json(scores, served)
+    assert served.getvalue().startswith('{"predictions": [NaN, NaN, ')
 
 
 def test_a_sandbox_that_fails_for_every_hypothesis_is_an_error_not_nan_features():
