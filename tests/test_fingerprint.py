@@ -98,58 +98,75 @@ class Summary:
     duplicates = semantic_duplicates = rediscoveries = generation_failures = generated = 0
 
 
-def test_dedup_off_lets_relu_in_disguise_through(tracking_uri):
+def test_dedup_off_lets_relu_in_disguise_through():
     config = with_overrides(Config(), discover={"dedup": False})
-    client = connect(tracking_uri)
-    exp = client.create_experiment("x")
-    with open_dedup(client, config, exp, "activation") as dedup:
+    with open_dedup(None, config, "", "activation") as dedup:  # off: it never looks at a store
         assert dedup is None
         hypotheses, records, _ = collect(Fixed(RELU_SPELLINGS), Context("activation"), "activation",
                                          len(RELU_SPELLINGS), {}, 100, Summary(), dedup)
     assert len(hypotheses) == len(RELU_SPELLINGS) and {r["status"] for r in records} == {"accepted"}
 
 
-def test_a_round_records_duplicates_and_rediscoveries_without_training_them(tracking_uri, tmp_path):
-    from mlr_mlflow.evaluate.evaluator import Evaluator
-    from mlr_mlflow.hypothesis import Hypothesis
-    from mlr_mlflow.rounds import Round
+def test_a_later_proposal_behaving_like_an_accepted_one_of_the_same_round_is_a_duplicate(shared_uri):
+    import uuid
 
-    config = with_overrides(Config(), suite={"datasets": ("iris",)},
-                            discover={"screen": "one-pass", "parents": 0},
-                            confirm={"enabled": False})
-    client = connect(tracking_uri)
-    known, rewrite, _ = CASES["activation"]
-    # evaluated outside any round (so its run has no fingerprint tag yet: the round adds it)
-    [earlier] = Evaluator(client, config).evaluate([Hypothesis("activation", known)], "one-pass", 1)
-    assert earlier.valid
+    client = connect(shared_uri)
+    exp = client.create_experiment(f"fingerprint-{uuid.uuid4().hex[:8]}")
     other = "import torch\n\ndef activation(x):\n    return torch.atan(x) + 0.1 * x\n"
     other_rewrite = "import torch\n\ndef activation(x):\n    return 0.1 * x + torch.atan(x) * 1.0\n"
-    sources = [rewrite, RELU_SPELLINGS[0], other, other_rewrite]
-    summary = Round(client, config, "activation", generator=Fixed(sources)).run(
-        n=4, top_k=0, seeds=1, seed=0)
+    summary = Summary()
+    with open_dedup(client, Config(), exp, "activation") as dedup:
+        hypotheses, records, metrics = collect(Fixed([other, other_rewrite, other]), Context("activation"),
+                                               "activation", 3, {}, 100, summary, dedup)
+    assert [r["status"] for r in records] == ["accepted", "duplicate", "duplicate"]
+    assert records[1]["of_sha256"] == hypotheses[0].sha256 and records[1]["of_run"] == "this round"
+    assert "source" in records[1] and "source" not in records[2]  # the third is the same text
+    assert names.FINGERPRINT in hypotheses[0].origin["tags"]  # its runs will carry it
+    assert (metrics["duplicates"], metrics["semantic_duplicates"], metrics["rediscoveries"]) == (2, 1, 0)
+
+
+def test_a_round_records_duplicates_and_rediscoveries_without_training_them(shared_uri, tmp_path):
+    import dataclasses
+    import uuid
+
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.tracking import create_run, experiment_id, finish, log_artifact_files
+
+    config = with_overrides(Config(), suite={"datasets": ("iris",)},
+                            discover={"screen": "one-pass", "parents": 0})
+    config = dataclasses.replace(config, experiment_prefix=f"fp-{uuid.uuid4().hex[:8]}-")
+    client = connect(shared_uri)
+    exp = experiment_id(client, config.experiment_name("activation"))
+    known, rewrite, _ = CASES["activation"]
+    # a hypothesis evaluated before fingerprints existed (no mlr.fingerprint tag): a real run
+    earlier = create_run(client, exp, "earlier", {
+        names.ROLE: "hypothesis", names.KIND: "activation", names.VARIANT: "one-pass",
+        names.HYPOTHESIS_SHA256: Hypothesis("activation", known).sha256})
+    log_artifact_files(client, earlier, {names.HYPOTHESIS_ARTIFACT: known})
+    finish(client, earlier, status_tag="evaluated")
+    summary = Round(client, config, "activation", generator=Fixed([rewrite, RELU_SPELLINGS[0]])).run(
+        n=2, top_k=0, seeds=1, seed=0)
     out = summary.to_dict()
-    assert (out["generated"], out["semantic_duplicates"], out["rediscoveries"]) == (1, 2, 1)
-    assert out["duplicates"] == 2
-    exp = client.get_run(summary.round_run_id).info.experiment_id
-    kids = MlflowClient(tracking_uri).search_runs(
+    assert (out["generated"], out["duplicates"], out["semantic_duplicates"], out["rediscoveries"]) \
+        == (0, 1, 1, 1)
+    kids = MlflowClient(shared_uri).search_runs(
         [exp], f"tags.`{names.PARENT_RUN_ID}` = '{summary.round_run_id}'")
-    by_status = {}
-    for run in kids:
-        by_status.setdefault(run.data.tags[names.STATUS], []).append(run)
-    [trained] = [r for r in kids if r.data.tags[names.VARIANT] == "one-pass"]
-    assert names.FINGERPRINT in trained.data.tags  # carried for the next rounds
-    dups = {r.data.tags[names.DUPLICATE_OF]: r for r in by_status["duplicate"]}
-    assert set(dups) == {earlier.run_id, trained.info.run_id}
-    assert all(names.B_WR not in r.data.metrics for r in by_status["duplicate"])
-    [rediscovery] = by_status["rediscovery"]
-    assert rediscovery.data.tags[names.REDISCOVERY_OF] == "relu"
-    assert names.B_WR not in rediscovery.data.metrics
-    path = client.download_artifacts(rediscovery.info.run_id, names.HYPOTHESIS_ARTIFACT, str(tmp_path))
+    assert sorted(r.data.tags[names.STATUS] for r in kids) == ["duplicate", "rediscovery"]  # nothing trained
+    by_status = {r.data.tags[names.STATUS]: r for r in kids}
+    assert by_status["duplicate"].data.tags[names.DUPLICATE_OF] == earlier
+    assert by_status["rediscovery"].data.tags[names.REDISCOVERY_OF] == "relu"
+    assert all(names.B_WR not in r.data.metrics and r.info.status == "FINISHED" for r in kids)
+    path = client.download_artifacts(by_status["rediscovery"].info.run_id, names.HYPOTHESIS_ARTIFACT,
+                                     str(tmp_path))
     assert Path(path).read_text() == RELU_SPELLINGS[0]
     # the earlier run got its fingerprint tag; the round's metrics count what was turned away
-    assert decode(client.get_run(earlier.run_id).data.tags[names.FINGERPRINT]) is not None
+    assert decode(client.get_run(earlier).data.tags[names.FINGERPRINT]) is not None
     metrics = client.get_run(summary.round_run_id).data.metrics
-    assert (metrics["semantic_duplicates"], metrics["rediscoveries"]) == (2, 1)
+    assert (metrics["semantic_duplicates"], metrics["rediscoveries"]) == (1, 1)
     gen = json.loads(Path(client.download_artifacts(summary.round_run_id, names.GENERATION_ARTIFACT,
                                                     str(tmp_path))).read_text())
-    assert [r["status"] for r in gen] == ["duplicate", "rediscovery", "accepted", "duplicate"]
+    assert [r["status"] for r in gen] == ["duplicate", "rediscovery"]
+    # a later round proposing the same text again: a plain (hash) duplicate of the earlier run
+    again = Round(client, config, "activation", generator=Fixed([rewrite])).run(n=1, top_k=0, seeds=1)
+    assert again.duplicates == 1 and again.semantic_duplicates == 0 and again.generated == 0
