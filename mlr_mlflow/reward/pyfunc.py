@@ -46,9 +46,13 @@ def code_digest(package_dir: Path) -> str:
 
 def code_identity() -> dict:
     """What meta.json records about the feature code a model is built with."""
-    from .. import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"code_digest": code_digest(PACKAGE_DIR), "package_version": __version__}
+    try:
+        package_version = version("mlr-mlflow")
+    except PackageNotFoundError:  # a source checkout that was never installed
+        package_version = "unknown"
+    return {"code_digest": code_digest(PACKAGE_DIR), "package_version": package_version}
 
 
 def _import_as(name: str, directory: Path):
