@@ -8,17 +8,21 @@ Two sources with different normalised hashes can be the same function (`(x - x) 
 - regularizer:   the penalty's gradient with respect to fixed weight matrices at two scales (training
                  only sees the gradient: a constant offset changes nothing, and a detached or constant
                  penalty is the same as `none`).
-Two fingerprints match when they have the same length and differ nowhere by more than `tolerance`
-times the larger one's largest magnitude (so a regularizer's tiny gradients are compared at their
-own scale). A hypothesis that fails its kind's probe has no fingerprint: it is never a duplicate.
+Two fingerprints match when they have the same length and every entry agrees within `tolerance`
+relative to its own magnitude, plus a floor of `tolerance` x 1 % of the fingerprints' largest
+magnitude (so a regularizer's tiny gradients are compared at their own scale, and a large value at
+one point does not hide a difference at another). A hypothesis that fails its kind's probe has no
+fingerprint: it is never a duplicate.
 """
 from __future__ import annotations
 
 import base64
+import logging
 import math
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 FINGERPRINT_TARGET = "mlr_mlflow.fingerprint:fingerprints"
 MAX_VALUES = 256  # wider fingerprints are projected (fixed seed) so one fits in a run tag
 DEFAULT_TOLERANCE = 1e-3
@@ -115,11 +119,12 @@ def compute(kind: str, sources: list[str], sandbox, timeout_s: float = 5.0) -> l
 
 
 def matches(a: np.ndarray, b: np.ndarray, tolerance: float = DEFAULT_TOLERANCE) -> bool:
-    """Same length, and no entry further apart than `tolerance` x the largest magnitude of either."""
+    """Same length, and every entry within `tolerance` of the other (see the module docstring)."""
     if a.shape != b.shape:
         return False
     scale = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
-    return bool(np.abs(a - b).max(initial=0.0) <= tolerance * scale + 1e-12)
+    bound = tolerance * (np.maximum(np.abs(a), np.abs(b)) + 0.01 * scale) + 1e-12
+    return bool((np.abs(a - b) <= bound).all())
 
 
 def encode(fingerprint: np.ndarray) -> str:
@@ -169,5 +174,13 @@ class Deduplicator:
         return None
 
     def check(self, source: str) -> tuple[np.ndarray | None, tuple[str, str] | None]:
-        (fingerprint,) = compute(self.kind, [source], self.sandbox)
+        """A source that breaks the sandbox (kills its worker, hangs past every limit) gets no
+        fingerprint: validation, which comes next, judges it."""
+        from .sandbox import SandboxError
+
+        try:
+            (fingerprint,) = compute(self.kind, [source], self.sandbox)
+        except SandboxError as exc:
+            log.warning("dedup: no fingerprint for a proposal (%s); it goes on to validation", exc)
+            return None, None
         return fingerprint, self.verdict(fingerprint)

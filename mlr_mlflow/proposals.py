@@ -192,10 +192,23 @@ def _earlier_fingerprints(client, exp_id: str, kind: str, sandbox, exclude_round
     untagged = [(sha, run) for sha, run in first.items() if sha not in tagged]
     if not untagged:
         return out
+    sources, readable = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        sources = [Path(client.download_artifacts(run.info.run_id, names.HYPOTHESIS_ARTIFACT,
-                                                  f"{tmp}/{i}")).read_text()
-                   for i, (_, run) in enumerate(untagged)]
+        for i, (sha, run) in enumerate(untagged):
+            try:
+                path = client.download_artifacts(run.info.run_id, names.HYPOTHESIS_ARTIFACT, f"{tmp}/{i}")
+                source = Path(path).read_text()
+            except Exception as exc:  # noqa: BLE001 - one unreadable run must not stop the round
+                log.warning("dedup: run %s left out: its %s cannot be read (%s)", run.info.run_id,
+                            names.HYPOTHESIS_ARTIFACT, exc)
+                continue
+            if Hypothesis(kind, source).sha256 != sha:  # changed since it was evaluated
+                log.warning("dedup: run %s left out: its %s does not match its %s tag",
+                            run.info.run_id, names.HYPOTHESIS_ARTIFACT, names.HYPOTHESIS_SHA256)
+                continue
+            sources.append(source)
+            readable.append((sha, run))
+    untagged = readable
     try:
         fingerprints = compute(kind, sources, sandbox)
     except SandboxError as exc:
