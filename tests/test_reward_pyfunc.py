@@ -103,8 +103,8 @@ def test_a_model_built_with_the_imported_package_uses_it_and_marks_non_python_in
     assert served.getvalue().startswith('{"predictions": [NaN, NaN, ')
 
 
-def test_a_sandbox_that_fails_for_every_hypothesis_is_an_error_not_nan_features():
+def test_a_sandbox_that_cannot_measure_behaviour_is_an_error_not_nan_features():
     # too little memory for the worker to import torch: the sandbox fails, not the hypotheses
     config = SandboxConfig(backend="subprocess", memory_mb=64)
-    with pytest.raises(BehaviourError, match="sandbox failed for all 2"):
+    with pytest.raises(BehaviourError, match="cannot measure activation behaviour"):
         behaviour_matrix("activation", SOURCES[:2], config)
