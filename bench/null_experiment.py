@@ -82,7 +82,8 @@ def one_round(client, r: int, args, progress) -> dict:
     config = with_overrides(
         Config(), suite={"datasets": tuple(args.datasets.split(",")), "split_seed": 10 + r,
                          "first_seed": 100 * r}, compare={"loss_tol": args.loss_tol},
-        discover={"screen": "one-pass", "parents": 0},
+        # dedup off: every source here behaves like the ReLU baseline, which is the point
+        discover={"screen": "one-pass", "parents": 0, "dedup": False},
         confirm={"seeds": args.confirm_seeds, "first_seed": 100 * r + 50, "split_seed": 1000 + r,
                  "fdr": args.fdr})
     import dataclasses

@@ -214,6 +214,10 @@ class DiscoverConfig:
             (require a champion) or "one-pass".
         explore: share of the reward-screened top-k drawn at random (exploration).
         mmr_lambda: weight of the predicted score against dissimilarity in the selection (1: score only).
+        dedup: record a proposal that behaves like an earlier hypothesis (a semantic duplicate) or
+            like one of the kind's references (a rediscovery) without training it; false lets
+            them through (the null experiment's ReLU in disguise needs that).
+        dedup_tolerance: how close two behavioural fingerprints must be, relative to their scale.
     """
 
     n: int = 32
@@ -225,6 +229,8 @@ class DiscoverConfig:
     screen: str = "auto"
     explore: float = 0.25
     mmr_lambda: float = 0.5
+    dedup: bool = True
+    dedup_tolerance: float = 1e-3
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,26 @@
 """A round's proposals: what the experiment already knows, and the generation loop that turns a
-generator's proposals into new hypotheses, duplicates (by normalised-AST hash) and failures, each
-recorded for `generation.json`.
+generator's proposals into new hypotheses, duplicates and failures, each recorded for
+`generation.json`. A duplicate is either the same normalised-AST hash as a known hypothesis, or
+(with `[discover] dedup`) the same behaviour: a behavioural fingerprint (fingerprint.py) that
+matches an earlier evaluated hypothesis (status `duplicate`) or one of the kind's references
+(status `rediscovery`). Those are recorded as runs of the round (`record_unevaluated`), never
+trained.
 """
 from __future__ import annotations
 
+import logging
 import sys
+from contextlib import contextmanager
 
 from .generate import GenerationStopped, Known
 from .hypothesis import Hypothesis
-from .tracking import names
-from .tracking.queries import hypothesis_runs
+from .tracking import create_run, finish, log_artifact_files, names
+from .tracking.queries import hypothesis_runs, runs_of_round
 
-SEEN_STATUSES = ("evaluated", "invalid")  # judged already; "error" runs may be tried again
+log = logging.getLogger(__name__)
+
+# judged already; "error" runs may be tried again
+SEEN_STATUSES = ("evaluated", "invalid", "duplicate", "rediscovery")
 
 
 def known_hypotheses(client, exp_id: str, limit: int,
@@ -28,7 +37,7 @@ def known_hypotheses(client, exp_id: str, limit: int,
         if not sha or tags.get(names.STATUS) not in SEEN_STATUSES or \
                 (exclude_round and tags.get(names.ROUND_ID) == exclude_round):
             continue
-        seen.setdefault(sha, run.info.run_id)
+        seen.setdefault(sha, tags.get(names.DUPLICATE_OF) or run.info.run_id)
         if tags.get(names.VARIANT) == "confirm":  # confirmation data never steers generation
             continue
         b_wr = run.data.metrics.get(names.B_WR)
@@ -51,9 +60,11 @@ def progress_bar(total: int, desc: str):
                 disable=not sys.stderr.isatty())
 
 
-def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: int, summary):
+def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: int, summary,
+            dedup=None):
     """Up to `n` new hypotheses from `generator`, asking at most `limit` proposals ->
-    (hypotheses, records, metrics). The counts and the stop reason go on `summary`."""
+    (hypotheses, records, metrics). The counts and the stop reason go on `summary`. `dedup` (a
+    fingerprint.Deduplicator, or None) turns away semantic duplicates and rediscoveries."""
     hypotheses: list[Hypothesis] = []
     records: list[dict] = []
     mine: set[str] = set()
@@ -86,6 +97,8 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
                 if h.sha256 in seen or h.sha256 in mine:
                     summary.duplicates += 1
                     record.update(status="duplicate", of_run=seen.get(h.sha256, "this round"))
+                elif dedup is not None and _behaviour(dedup, h, record, summary):
+                    mine.add(h.sha256)  # the same text again is a plain duplicate
                 else:
                     mine.add(h.sha256)
                     hypotheses.append(h)
@@ -95,7 +108,153 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
             records.append(record)
     summary.generated = len(hypotheses)
     metrics = {"generated": summary.generated, "duplicates": summary.duplicates,
+               "semantic_duplicates": summary.semantic_duplicates,
+               "rediscoveries": summary.rediscoveries,
                "generation_failures": summary.generation_failures, "proposals": len(records)}
     if any(tokens.values()):
         metrics.update(tokens, **{"llm.total_tokens": sum(tokens.values())})
     return hypotheses, records, metrics
+
+
+def _behaviour(dedup, h: Hypothesis, record: dict, summary):
+    """Fingerprint `h` and judge it: a verdict (and its record) for a duplicate or rediscovery,
+    None for a new behaviour (remembered, so a later proposal in this round can match it)."""
+    from .fingerprint import encode
+
+    fingerprint, verdict = dedup.check(h.source)
+    if fingerprint is not None:
+        h.origin.setdefault("tags", {})[names.FINGERPRINT] = encode(fingerprint)
+    if verdict is None:
+        dedup.remember(f"sha256:{h.sha256}", fingerprint)
+        return None
+    status, of = verdict
+    record.update(status=status, source=h.source, generator=h.generator,
+                  fingerprint=encode(fingerprint), origin=h.origin)
+    if status == "rediscovery":
+        summary.rediscoveries += 1
+        record["of_reference"] = of
+    else:
+        summary.duplicates += 1
+        summary.semantic_duplicates += 1
+        label, _, value = of.partition(":")
+        if label == "run":
+            record.update(of_run=value, of_sha256=dedup.sha_of.get(value))
+        else:
+            record.update(of_run="this round", of_sha256=value)
+    return verdict
+
+
+@contextmanager
+def open_dedup(client, config, exp_id: str, kind: str, exclude_round: str | None = None):
+    """A Deduplicator for a round of `kind` (None when `[discover] dedup` is off): the kind's
+    references (its baselines and SOTA set) and every evaluated hypothesis of the experiment.
+    Runs that carry no fingerprint tag yet (evaluated before, or by `mlr-mlflow evaluate`) are
+    fingerprinted once and the tag is set on them."""
+    if not config.discover.dedup:
+        yield None
+        return
+    from .fingerprint import Deduplicator
+    from .kinds import get_kind
+    from .sandbox import open_sandbox
+
+    sets, component = config.kinds[kind], get_kind(kind).component
+    references = {n: component(n) for n in (*sets.baselines, *sets.sota)}
+    with open_sandbox(config.sandbox) as sandbox:
+        dedup = Deduplicator(kind, sandbox, references, config.discover.dedup_tolerance)
+        for run_id, sha, fingerprint in _earlier_fingerprints(client, exp_id, kind, sandbox,
+                                                              exclude_round):
+            dedup.sha_of[run_id] = sha
+            dedup.remember(f"run:{run_id}", fingerprint)
+        yield dedup
+
+
+def _earlier_fingerprints(client, exp_id: str, kind: str, sandbox, exclude_round: str | None):
+    """(run id, sha256, fingerprint) for one evaluated run of each hypothesis of the experiment."""
+    import tempfile
+    from pathlib import Path
+
+    from .fingerprint import compute, decode, encode
+    from .sandbox import SandboxError
+
+    first: dict[str, object] = {}
+    tagged: dict[str, object] = {}
+    for run in sorted(hypothesis_runs(client, exp_id, f"tags.`{names.STATUS}` = 'evaluated'"),
+                      key=lambda r: r.info.start_time):
+        tags = run.data.tags
+        sha = tags.get(names.HYPOTHESIS_SHA256)
+        if not sha or (exclude_round and tags.get(names.ROUND_ID) == exclude_round):
+            continue
+        first.setdefault(sha, run)
+        if decode(tags.get(names.FINGERPRINT)) is not None:
+            tagged.setdefault(sha, run)
+    out = [(run.info.run_id, sha, decode(run.data.tags[names.FINGERPRINT]))
+           for sha, run in tagged.items()]
+    untagged = [(sha, run) for sha, run in first.items() if sha not in tagged]
+    if not untagged:
+        return out
+    sources, readable = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (sha, run) in enumerate(untagged):
+            try:
+                path = client.download_artifacts(run.info.run_id, names.HYPOTHESIS_ARTIFACT, f"{tmp}/{i}")
+                source = Path(path).read_text()
+            except Exception as exc:  # noqa: BLE001 - one unreadable run must not stop the round
+                log.warning("dedup: run %s left out: its %s cannot be read (%s)", run.info.run_id,
+                            names.HYPOTHESIS_ARTIFACT, exc)
+                continue
+            if Hypothesis(kind, source).sha256 != sha:  # changed since it was evaluated
+                log.warning("dedup: run %s left out: its %s does not match its %s tag",
+                            run.info.run_id, names.HYPOTHESIS_ARTIFACT, names.HYPOTHESIS_SHA256)
+                continue
+            sources.append(source)
+            readable.append((sha, run))
+    untagged = readable
+    try:
+        fingerprints = compute(kind, sources, sandbox)
+    except SandboxError as exc:
+        log.warning("dedup: %d earlier hypotheses could not be fingerprinted (%s); a proposal "
+                    "behaving like one of them is not recognised this round", len(untagged), exc)
+        return out
+    for (sha, run), fingerprint in zip(untagged, fingerprints):
+        if fingerprint is not None:
+            client.set_tag(run.info.run_id, names.FINGERPRINT, encode(fingerprint))
+            out.append((run.info.run_id, sha, fingerprint))
+    return out
+
+
+def record_unevaluated(client, exp_id: str, run_id: str, round_id: str, kind: str,
+                       records: list[dict]) -> None:
+    """A nested run of the round for each semantic duplicate and rediscovery in `records`, with
+    its source and the tag naming what it behaves like; nothing is trained. Idempotent: a resumed
+    round records only what is missing."""
+    todo = [r for r in records if r.get("status") in ("duplicate", "rediscovery") and r.get("source")]
+    if not todo:
+        return
+    round_runs = runs_of_round(client, exp_id, round_id)
+    recorded = {r.data.tags.get(names.HYPOTHESIS_SHA256) for r in round_runs
+                if r.data.tags.get(names.STATUS) in ("duplicate", "rediscovery")}
+    in_round = {}
+    for run in sorted(round_runs, key=lambda r: r.info.start_time):
+        in_round.setdefault(run.data.tags.get(names.HYPOTHESIS_SHA256), run.info.run_id)
+    for record in todo:
+        if record["sha256"] in recorded:
+            continue
+        tags = {names.ROLE: "hypothesis", names.KIND: kind, names.HYPOTHESIS_SHA256: record["sha256"],
+                names.VARIANT: record["status"],
+                names.GENERATOR: record.get("generator", "unknown"), names.ROUND_ID: round_id,
+                names.FINGERPRINT: record["fingerprint"],
+                **((record.get("origin") or {}).get("tags") or {})}
+        if record["status"] == "rediscovery":
+            tags[names.REDISCOVERY_OF] = record["of_reference"]
+        else:
+            of_run = record.get("of_run")
+            if of_run in (None, "this round"):
+                of_run = in_round.get(record.get("of_sha256"), "this round")
+            tags[names.DUPLICATE_OF] = of_run
+            if record.get("of_sha256"):
+                tags[names.DUPLICATE_OF_SHA256] = record["of_sha256"]
+        child = create_run(client, exp_id, f"{record['sha256'][:8]} {record['status']}", tags,
+                           parent_run_id=run_id)
+        log_artifact_files(client, child, {names.HYPOTHESIS_ARTIFACT: record["source"]})
+        finish(client, child, status_tag=record["status"])
+        recorded.add(record["sha256"])

@@ -20,7 +20,7 @@ from .config import Config, UsageError
 from .confirm import confirm, confirmation_config
 from .generate import Context, make_generator
 from .leaderboard import best_of, columns, leaderboard
-from .proposals import collect, known_hypotheses, progress_bar
+from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
                      round_lease, saved_selection, unfinished_round)
 from . import round_report
@@ -42,6 +42,8 @@ class RoundSummary:
     selected: int = 0
     confirmed: int = 0
     duplicates: int = 0
+    semantic_duplicates: int = 0
+    rediscoveries: int = 0
     generation_failures: int = 0
     best: dict | None = None
     stop_reason: str | None = None
@@ -51,6 +53,8 @@ class RoundSummary:
         return {"round_run_id": self.round_run_id, "generated": self.generated, "valid": self.valid,
                 "evaluated": self.evaluated, "best": self.best, "round_id": self.round_id,
                 "full_evaluated": self.full_evaluated, "duplicates": self.duplicates,
+                "semantic_duplicates": self.semantic_duplicates,
+                "rediscoveries": self.rediscoveries,
                 "selected": self.selected, "confirmed": self.confirmed,
                 "generation_failures": self.generation_failures, "stop_reason": self.stop_reason}
 
@@ -161,9 +165,14 @@ class Round:
                 hypotheses = hypotheses_from_records(records, self.kind)
                 summary.generated = len(hypotheses)
                 summary.duplicates = sum(r["status"] == "duplicate" for r in records)
+                summary.semantic_duplicates = sum(r["status"] == "duplicate" and "source" in r
+                                                  for r in records)
+                summary.rediscoveries = sum(r["status"] == "rediscovery" for r in records)
                 summary.generation_failures = sum(r["status"] == "failed" for r in records)
                 summary.stop_reason = self.client.get_run(run_id).data.tags.get(names.ROUND_STOP_REASON)
             self._evaluate(hypotheses, top_k, seeds, run_id, round_id, summary, lease)
+            # after evaluation, so a duplicate of this round's own hypothesis names its run
+            record_unevaluated(self.client, self.exp_id, run_id, round_id, self.kind, records)
             round_report.report(self.client, self.exp_id, run_id, summary, self.number,
                                 self.generator, self.progress)
             lease.check()
@@ -197,8 +206,11 @@ class Round:
 
     def _generate(self, context: Context, n: int, seen: dict[str, str], summary: RoundSummary):
         self.progress(f"generating {n} {self.kind} hypotheses with the {self.generator.name} generator")
-        hypotheses, records, metrics = collect(self.generator, context, self.kind, n, seen,
-                                               n * self.config.discover.max_attempts_factor, summary)
+        with open_dedup(self.client, self.config, self.exp_id, self.kind,
+                        exclude_round=summary.round_id) as dedup:
+            hypotheses, records, metrics = collect(self.generator, context, self.kind, n, seen,
+                                                   n * self.config.discover.max_attempts_factor,
+                                                   summary, dedup)
         tags = {names.ROUND_STOP_REASON: summary.stop_reason} if summary.stop_reason else {}
         log(self.client, summary.round_run_id, metrics=metrics, tags=tags, step=self.number)
         if summary.stop_reason:

@@ -22,8 +22,9 @@ RELU_IN_DISGUISE = [
     "import torch\n\ndef activation(x):\n    return torch.clamp(x, min=0)\n",
     "def activation(x):\n    return (x + x.abs()) / 2\n",
 ]
-CONFIG = {"suite": {"datasets": ["iris", "xor"]}, "discover": {"screen": "one-pass", "parents": 0},
-          "confirm": {"seeds": 3}}
+# dedup off: ReLU in disguise and Swish (= the silu reference) must be trained here, not turned away
+CONFIG = {"suite": {"datasets": ["iris", "xor"]},
+          "discover": {"screen": "one-pass", "parents": 0, "dedup": False}, "confirm": {"seeds": 3}}
 
 
 class Fixed:

@@ -68,3 +68,20 @@ def test_user_prompt_templates(tmp_path):
         render("novelty", Context("activation"), str(tmp_path))
     with pytest.raises(PromptError, match="not found"):
         render("novelty", Context("activation"), str(tmp_path / "missing"))
+
+
+def test_symbolic_simplifies_trivial_identities_before_proposing():
+    from mlr_mlflow.generate.symbolic import simplify_tree
+
+    relu = ["u", "relu", ["x"]]
+    assert simplify_tree(["b", "add", ["b", "sub", ["x"], ["x"]], relu]) == relu  # (x - x) + relu(x)
+    assert simplify_tree(["u", "neg", ["u", "neg", relu]]) == relu
+    assert simplify_tree(["u", "abs", relu]) == relu
+    assert simplify_tree(["b", "max", relu, relu]) == relu
+    assert simplify_tree(["k", 2.0, ["k", 0.5, relu]]) == relu
+    assert simplify_tree(["b", "mul", ["b", "sub", relu, relu], ["x"]]) is None  # zero: nothing left
+    assert simplify_tree(["u", "sigmoid", ["b", "sub", ["x"], ["x"]]]) is None  # a constant
+    for kind in KINDS:  # what the generator proposes is already simplified
+        for proposal in take(kind, n=200):
+            tree = json.loads(proposal.origin["tags"]["mlr.symbolic.genome"])["f"]
+            assert simplify_tree(tree) == tree and tree != ["x"], proposal.source

@@ -6,7 +6,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "mlr_mlflow"
 LAYERS = {  # the first matching prefix decides a module's layer
     1: ("tracking", "sandbox", "kinds", "config", "resources", "provenance", "stats"),
-    2: ("hypothesis", "validate", "generate", "reward"),
+    2: ("hypothesis", "fingerprint", "validate", "generate", "reward"),
     3: ("evaluate", "executors"),
     4: ("rounds", "resume", "leaderboard", "audit", "confirm", "round_report", "proposals"),
     5: ("cli", "commands", "scheduling", "dashboard", "plugins", "__main__", "__init__"),

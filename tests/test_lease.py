@@ -153,3 +153,28 @@ def test_the_tag_fallback_for_http_stores_keeps_one_holder_and_fences(tmp_path):
         first.check()
     first.release()
     assert leases.holder(name)[0].startswith("elsewhere|")
+
+
+def test_heartbeat_failures_are_logged_not_swallowed(tmp_path, caplog):
+    import logging
+
+    from sqlalchemy import text
+
+    leases = SqlLeases(f"sqlite:///{tmp_path}/leases.db")
+    holder = Lease(leases, f"rounds/{uuid.uuid4().hex}", every_s=0.05, stale_s=0.5)
+
+    def failing(_):
+        raise RuntimeError("callback broke")
+
+    holder.on_beat.append(failing)
+    with caplog.at_level(logging.WARNING, logger="mlr_mlflow.tracking.lease"):
+        holder.acquire()
+        deadline = time.time() + 10
+        while "heartbeat callback failed" not in caplog.text and time.time() < deadline:
+            time.sleep(0.05)
+        with leases.engine.begin() as conn:  # the store now refuses every renewal
+            conn.execute(text(f"DROP TABLE {leases.table.name}"))
+        assert holder.lost.wait(10)  # past stale_s without a renewal: the lease is given up
+        holder.release()
+    assert "heartbeat callback failed" in caplog.text and "callback broke" in caplog.text
+    assert "heartbeat failed" in caplog.text

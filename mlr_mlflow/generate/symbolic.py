@@ -195,6 +195,82 @@ def crossover(rng: random.Random, a: dict, b: dict) -> dict:
     return child
 
 
+ZERO = ["0"]  # only while simplifying: a subtree that is identically zero
+ZERO_AT_ZERO = {"neg", "abs", "relu", "square", "sin", "tanh", "atan", "erf", "softsign", "silu",
+                "elu", "logabs", "clip", "soft", "cbrt", "slog"}  # f(0) = 0
+
+
+def simplify_tree(tree) -> list | None:
+    """`tree` with trivial identities removed, bottom up: t - t = 0, 0 + t = t, 0 * t = 0,
+    max(t, t) = t, -(-t) = t, c * (d * t) = (c*d) * t, abs/relu of something non-negative, abs(abs t).
+    None when what is left is a constant (a zero under another operation, or the whole tree)."""
+    out = _simplify(tree)
+    if out is None or _has_zero(out):
+        return None
+    return out
+
+
+def _has_zero(tree) -> bool:
+    return tree == ZERO or (tree[0] != "x" and any(_has_zero(t) for t in tree[2:] if isinstance(t, list)))
+
+
+def _simplify(tree):  # noqa: C901 - one rule a line reads best
+    tag = tree[0]
+    if tag == "x":
+        return tree
+    if tag == "k":
+        inner = _simplify(tree[2])
+        if inner is None or inner == ZERO:
+            return inner
+        if inner[0] == "k":
+            return _simplify(["k", round(tree[1] * inner[1], 6), inner[2]])
+        return inner if tree[1] == 1.0 else ["k", tree[1], inner]
+    if tag == "u":
+        op, inner = tree[1], _simplify(tree[2])
+        if inner is None:
+            return None
+        if inner == ZERO:
+            return ZERO if op in ZERO_AT_ZERO else None
+        if op == "neg" and inner[0] == "u" and inner[1] == "neg":
+            return inner[2]
+        if op in ("abs", "relu") and inner[0] == "u" and inner[1] in NONNEGATIVE:
+            return inner  # abs(relu t) = relu t, relu(square t) = square t, abs(abs t) = abs t
+        if op == "clip" and inner[0] == "u" and inner[1] == "clip":
+            return inner
+        return ["u", op, inner]
+    op, a, b = tree[1], _simplify(tree[2]), _simplify(tree[3])
+    if a is None or b is None:
+        return None
+    if op == "sub" and a == b:
+        return ZERO
+    if op == "add" and a == b:
+        return _simplify(["k", 2.0, a])
+    if op in ("max", "min") and a == b:
+        return a
+    if op == "add" and ZERO in (a, b):
+        return b if a == ZERO else a
+    if op == "sub" and b == ZERO:
+        return a
+    if op == "sub" and a == ZERO:
+        return _simplify(["u", "neg", b])
+    if op == "mul" and ZERO in (a, b):
+        return ZERO
+    if op == "sdiv" and (a == ZERO or b == ZERO):
+        return a
+    if ZERO in (a, b):  # max(t, 0), min(0, t): a real function, but not one this grammar writes
+        return None
+    return ["b", op, a, b]
+
+
+def simplified(genome: dict) -> dict | None:
+    """The genome with its tree simplified; None when nothing but a constant is left (or the bare
+    variable, which the grammar never proposes)."""
+    tree = simplify_tree(genome["f"])
+    if tree is None or tree == ["x"]:
+        return None
+    return {**genome, "f": tree}
+
+
 def _fits(genome: dict) -> bool:
     return _size(genome["f"]) <= MAX_NODES and _depth(genome["f"]) <= MAX_DEPTH
 
@@ -231,6 +307,10 @@ class SymbolicGenerator:
                 genome, how, used = crossover(rng, parents[a], parents[b]), "crossover", [a, b]
             else:
                 genome, how, used = random_genome(rng, kind), "random", []
-            if _fits(genome):
+            genome = simplified(genome)
+            if genome is not None and _fits(genome):
                 return genome, how, used
-        return random_genome(rng, kind), "random", []
+        while True:
+            genome = simplified(random_genome(rng, kind))
+            if genome is not None:
+                return genome, "random", []

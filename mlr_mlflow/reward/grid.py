@@ -7,10 +7,21 @@ regularizer:   log-magnitude of the penalty and of its gradient at three weight 
 A hypothesis that fails or runs out of time gets NaN features (the ranker handles missing values),
 and so does one that fails the static checks: it is never run (the reward model scores any code it
 is sent, from a served model's HTTP clients too, so it validates like every other path).
+The sandbox failing is not a hypothesis failing: when a batch fails, the kind's built-in default
+component is measured as a canary; if that fails too, `BehaviourError` is raised (an all-NaN
+feature matrix is never returned silently); else each hypothesis is measured alone, and one that
+breaks its worker gets NaN features, with a log line.
 """
 from __future__ import annotations
 
+import logging
 import math
+
+log = logging.getLogger(__name__)
+
+
+class BehaviourError(RuntimeError):
+    """The sandbox could not measure behaviour at all (it failed for every hypothesis)."""
 
 GRID_TARGET = "mlr_mlflow.reward.grid:behaviour"
 SIZES = {"activation": 17 * 2 + 5, "preprocessing": 16, "regularizer": 6}
@@ -113,14 +124,36 @@ def behaviour_matrix(kind: str, sources: list[str], sandbox_config=None):
     clean = [i for i, s in enumerate(sources) if not check_static(s, get_kind(kind))]
     if not clean:
         return result
+
+    def call(batch: list) -> list:
+        batch_sources = [sources[i] if isinstance(i, int) else i for i in batch]
+        answer = sandbox.call(GRID_TARGET, {"kind": kind, "sources": batch_sources, "timeout_s": 5.0},
+                              timeout=10.0 + 5.0 * len(batch))
+        return answer["features"]
+
     with open_sandbox(config) as sandbox:
         try:
-            answer = sandbox.call(GRID_TARGET, {"kind": kind, "sources": [sources[i] for i in clean],
-                                                "timeout_s": 5.0},
-                                  timeout=10.0 + 5.0 * len(clean))
-        except SandboxError:
-            return result
-    for i, values in zip(clean, answer["features"]):
+            rows = dict(zip(clean, call(clean)))
+        except SandboxError as exc:
+            # the kind's default component as a canary: if even it fails, the sandbox is broken
+            kind_ = get_kind(kind)
+            try:
+                call([kind_.component(kind_.default)])
+            except SandboxError as broken:
+                raise BehaviourError(f"the sandbox cannot measure {kind} behaviour (it fails on the "
+                                     f"built-in {kind_.default!r} too): {broken}") from exc
+            log.warning("behaviour features: the sandbox failed on a batch of %d (%s); measuring "
+                        "each hypothesis alone", len(clean), exc)
+            rows, errors = {}, []
+            for i in clean:
+                try:
+                    rows[i] = call([i])[0]
+                except SandboxError as one:  # this hypothesis broke its worker: NaN, said here
+                    errors.append(str(one))
+            if errors:
+                log.warning("behaviour features: %d of %d hypotheses broke the sandbox (their "
+                            "features are NaN): %s", len(errors), len(clean), errors[0])
+    for i, values in rows.items():
         if values is not None:
             result[i] = [np.nan if v is None else v for v in values][:width]
     return result

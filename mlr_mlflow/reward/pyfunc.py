@@ -4,43 +4,139 @@ It embeds the code itself: the encoder's files are artifacts of the model (`enco
 `mlflow.pyfunc.load_model("models:/mlr-reward-<kind>@champion")` works in a fresh process with no
 other set-up than the package installed. Behaviour features on the probe grid are computed in a
 sandbox (the code is never executed in the scoring process). Higher score = higher predicted B-WR.
+
+Feature code is explicit and versioned. The package's code travels with each version
+(`code/mlr_mlflow`, MLflow's code_paths) and `meta.json` records its digest (`code_digest`, a
+sha256 over its .py files) and `package_version`. A fresh process imports that copy. A process
+that already imported another `mlr_mlflow` (a newer one, whose features may differ) would use its
+own: so when the digests differ, the model imports its own copy under a versioned name
+(`mlr_mlflow_<digest[:12]>`) and computes features with it (its sandbox runs that copy too). An old
+champion thus keeps scoring with the code it was built with, in any process.
+
+Invalid input: a row whose code is not a valid hypothesis of the model's kind (not Python, fails
+the static checks, or fails in the sandbox while its behaviour is measured) scores NaN (over REST,
+`NaN` in the JSON predictions), never a number.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
 import json
+import logging
+import sys
+from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
+
+log = logging.getLogger(__name__)
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+INVALID_SCORE = float("nan")
+
+
+def code_digest(package_dir: Path) -> str:
+    """sha256 over the package's .py files (relative path and content), in a fixed order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(package_dir).rglob("*.py") if "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(package_dir).as_posix()).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def code_identity() -> dict:
+    """What meta.json records about the feature code a model is built with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package_version = version("mlr-mlflow")
+    except PackageNotFoundError:  # a source checkout that was never installed
+        package_version = "unknown"
+    return {"code_digest": code_digest(PACKAGE_DIR), "package_version": package_version}
+
+
+def _import_as(name: str, directory: Path):
+    """The package in `directory` imported as `name` (its relative imports stay inside it)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, directory / "__init__.py",
+                                                  submodule_search_locations=[str(directory)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def feature_package(model_dir: Path, meta: dict) -> str:
+    """The name of the package to compute features with: this process's `mlr_mlflow` when it is
+    the code the model was built with, else the model's own copy under a versioned name."""
+    vendored = Path(model_dir) / "code" / "mlr_mlflow"
+    if not (vendored / "__init__.py").is_file():
+        log.warning("reward model: no code/mlr_mlflow in %s; scoring with the installed package, "
+                    "whose features may differ from the model's", model_dir)
+        return __package__.rpartition(".")[0]
+    digest = code_digest(vendored)
+    if meta.get("code_digest") and meta["code_digest"] != digest:
+        log.warning("reward model: its code/mlr_mlflow (digest %s) is not the code it was built "
+                    "with (%s)", digest[:12], meta["code_digest"][:12])
+    if digest == code_digest(PACKAGE_DIR):
+        return __package__.rpartition(".")[0]
+    name = f"mlr_mlflow_{digest[:12]}"
+    _import_as(name, vendored)
+    return name
 
 
 class RewardModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         import xgboost as xgb
 
-        from .embed import Encoder
-        from .ranker import Features
-
         with open(context.artifacts["meta"]) as fh:
             self.meta = json.load(fh)
+        model_dir = Path(context.artifacts["meta"]).resolve().parents[1]  # <model>/artifacts/meta.json
+        self.package = feature_package(model_dir, self.meta)
+        ranker = importlib.import_module(f"{self.package}.reward.ranker")
+        embed = importlib.import_module(f"{self.package}.reward.embed")
         algorithm = self.meta["algorithm"]
         self.model = xgb.XGBRanker() if algorithm == "ranker" else xgb.XGBRegressor()
         self.model.load_model(context.artifacts["xgb"])
-        self.features = Features(**self.meta["features"])
-        self.encoder = Encoder(self.meta["encoder"], path=context.artifacts["encoder"])
+        self.features = ranker.Features(**self.meta["features"])
+        self.encoder = embed.Encoder(self.meta["encoder"], path=context.artifacts["encoder"])
 
     def embed(self, sources: list[str]) -> np.ndarray:
         """The encoder's vectors (used by rounds for the diversity rule)."""
         return self.encoder.embed(sources)
 
+    def _invalid(self, kind: str, sources: list[str], X: np.ndarray) -> np.ndarray:
+        """Rows that are no valid hypothesis: statically rejected, or (with grid features) every
+        behaviour feature missing, which means the code failed in the sandbox."""
+        validate = importlib.import_module(f"{self.package}.validate")
+        kinds = importlib.import_module(f"{self.package}.kinds")
+        invalid = np.array([bool(validate.check_static(s, kinds.get_kind(kind))) for s in sources])
+        if self.features.grid:
+            grid = importlib.import_module(f"{self.package}.reward.grid")
+            features = importlib.import_module(f"{self.package}.reward.features")
+            start = len(features.NAMES) if self.features.structural else 0
+            block = X[:, start:start + grid.SIZES[kind]]
+            invalid |= np.isnan(block).all(axis=1)
+        return invalid
+
     def predict(self, context, model_input, params=None):
         import pandas as pd
 
-        from ..hypothesis import normalized_sha256
-
+        hypothesis = importlib.import_module(f"{self.package}.hypothesis")
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if "code" not in frame.columns:
             raise ValueError("the reward model's input needs a 'code' column of hypothesis sources")
-        sources = [str(c) for c in frame["code"]]
-        shas = [normalized_sha256(s) for s in sources]
-        X = self.features.matrix(self.meta["kind"], sources, shas, self.encoder)
-        return np.asarray(self.model.predict(X), dtype=np.float64)
+        sources = [c if isinstance(c, str) else "" for c in frame["code"]]
+        if not sources:
+            return np.zeros(0, dtype=np.float64)
+        kind = self.meta["kind"]
+        shas = [hypothesis.normalized_sha256(s) for s in sources]
+        X = self.features.matrix(kind, sources, shas, self.encoder)
+        scores = np.asarray(self.model.predict(X), dtype=np.float64)
+        scores[self._invalid(kind, sources, X)] = INVALID_SCORE
+        return scores

@@ -89,7 +89,7 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
     import pandas as pd
     from mlflow.models import infer_signature
 
-    from .pyfunc import RewardModel
+    from .pyfunc import RewardModel, code_identity
 
     exp = experiment_id(client, config.experiment_name(kind))
     data = load_dataset(client, exp, kind)
@@ -132,7 +132,8 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
                          artifact_file=names.HOLDOUT_PREDICTIONS_ARTIFACT)
         with tempfile.TemporaryDirectory() as tmp:
             model.save_model(f"{tmp}/model.json")
-            meta = {"kind": kind, "algorithm": algorithm, "encoder": encoder_name, "features": flags}
+            meta = {"kind": kind, "algorithm": algorithm, "encoder": encoder_name, "features": flags,
+                    **code_identity()}  # the feature code's digest: see pyfunc.py
             Path(tmp, "meta.json").write_text(json.dumps(meta))
             example = pd.DataFrame({"code": train_set.sources[:2]})
             signature = infer_signature(example, np.zeros(len(example)))

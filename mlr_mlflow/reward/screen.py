@@ -74,6 +74,8 @@ def decide(champion, valid: list, top_k: int, explore: float, lam: float, seed: 
         return decision
     sources = [h.source for h in valid]
     scores = np.asarray(champion.predict(pd.DataFrame({"code": sources})), dtype=float)
+    finite = scores[np.isfinite(scores)]  # NaN: the model found no valid hypothesis there; last
+    scores = np.where(np.isfinite(scores), scores, finite.min() - 1.0 if finite.size else 0.0)
     vectors = champion.unwrap_python_model().embed(sources)
     picks, explored = select(scores, vectors, top_k, explore, lam, seed=seed)
     shas = [h.sha256 for h in valid]

@@ -11,6 +11,7 @@ user namespace, inside which the kernel counts RLIMIT_NPROC per namespace: the w
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from .identity import MAX_TASKS, fresh_uid
 from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox
+
+log = logging.getLogger(__name__)
 
 INNER_PACKAGE_PARENT = "/opt/mlr"
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/bin", "/sbin")
@@ -95,8 +98,12 @@ def bwrap_available() -> bool:
     try:
         probe = f"import sys; sys.path.insert(0, {INNER_PACKAGE_PARENT!r}); import mlr_mlflow.sandbox.worker"
         done = subprocess.run(bwrap_command(inner_python(probe)), capture_output=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("sandbox: bwrap is installed but its self-test failed: %s", exc)
         return False
+    if done.returncode != 0:
+        log.warning("sandbox: bwrap is installed but its self-test exited %d: %s", done.returncode,
+                    done.stderr.decode(errors="replace").strip()[-300:])
     return done.returncode == 0
 
 

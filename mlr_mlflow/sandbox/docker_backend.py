@@ -8,6 +8,7 @@ long-lived worker speaks the same stdin/stdout protocol as the other backends, t
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ from ..resources import dockerfile
 from .bwrap_backend import INNER_PACKAGE_PARENT, NOBODY, SYSTEM_DIRS, TMP_BYTES, python_prefixes
 from .identity import MAX_TASKS
 from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox, scrubbed_env
+
+log = logging.getLogger(__name__)
 
 IMAGE = "mlr-mlflow-sandbox:1"
 SKELETON_DIRS = ("tmp", "proc", "dev", "sys", "etc", "usr", "opt/mlr/mlr_mlflow")
@@ -91,7 +94,9 @@ def docker_available() -> bool:
         client = _client()
         client.ping()
         ensure_image(client)
-    except Exception:
+    except Exception as exc:
+        log.warning("sandbox: docker is installed but not usable: %s: %s", type(exc).__name__,
+                    str(exc)[:300])
         return False
     return True
 

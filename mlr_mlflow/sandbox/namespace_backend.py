@@ -16,6 +16,7 @@ that namespace's root, with no capabilities. Either way:
 """
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import shutil
@@ -27,6 +28,8 @@ from pathlib import Path
 from .bwrap_backend import INNER_PACKAGE_PARENT, SYSTEM_DIRS, TMP_BYTES, python_prefixes
 from .identity import MAX_TASKS, fresh_uid
 from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox
+
+log = logging.getLogger(__name__)
 
 TOOLS = ("unshare", "mount", "umount", "pivot_root", "prlimit", "setpriv")
 DEVICES = ("null", "zero", "full", "random", "urandom")
@@ -107,8 +110,12 @@ def namespace_available() -> bool:
         probe = f"import sys; sys.path.insert(0, {INNER_PACKAGE_PARENT!r}); import mlr_mlflow.sandbox.worker"
         done = subprocess.run(namespace_command(inner_python(probe)), capture_output=True,
                               timeout=60, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"})
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("sandbox: the namespace backend's self-test failed: %s", exc)
         return False
+    if done.returncode != 0:
+        log.warning("sandbox: the namespace backend's self-test exited %d: %s", done.returncode,
+                    done.stderr.decode(errors="replace").strip()[-300:])
     return done.returncode == 0
 
 

@@ -26,6 +26,7 @@ apart but is not a compare-and-set (documented in the README).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import socket
 import threading
@@ -33,6 +34,8 @@ import time
 import uuid
 
 from ..config import UsageError
+
+log = logging.getLogger(__name__)
 
 LEASE_URL_ENV = "MLR_MLFLOW_LEASE_URL"
 SQL_SCHEMES = ("sqlite:", "postgresql", "mysql", "mssql")
@@ -276,7 +279,7 @@ class Lease:
             try:
                 callback()
             except Exception:  # a callback must not keep the others from running
-                pass
+                log.exception("lease %s: a callback on losing it failed", self.name)
 
     def _beat(self) -> None:
         last_ok = time.time()
@@ -286,7 +289,9 @@ class Lease:
                     self._lose()
                     return
                 last_ok = time.time()
-            except Exception:  # a store hiccup; past stale_s another process may take it over
+            except Exception as exc:  # a store hiccup; past stale_s another process may take it over
+                log.warning("lease %s: heartbeat failed (%s: %s); retrying", self.name,
+                            type(exc).__name__, str(exc)[:300])
                 if time.time() - last_ok > self.stale_s:
                     self._lose()
                     return
@@ -295,7 +300,7 @@ class Lease:
                 try:
                     callback(self)
                 except Exception:
-                    pass
+                    log.exception("lease %s: a heartbeat callback failed", self.name)
 
     def release(self) -> None:
         self._stop.set()
@@ -304,8 +309,8 @@ class Lease:
         if self.token is not None and not self.lost.is_set():
             try:
                 self.backend.release(self.name, self.owner, self.token)
-            except Exception:  # the lease then expires by itself
-                pass
+            except Exception as exc:  # the lease then expires by itself
+                log.warning("lease %s: release failed (%s); it expires by itself", self.name, exc)
 
     def __enter__(self) -> "Lease":
         if self.token is None:

@@ -9,7 +9,7 @@ TASKS = "mlr.tasks"  # a hypothesis run's tasks, comma-separated (the dataset na
 TASK_PREFIX = "mlr.task."  # mlr.task.<name>: "<dataset> on <model family>"
 ROLE = "mlr.role"  # "hypothesis", "baseline" or "round"
 VARIANT = "mlr.variant"
-STATUS = "mlr.status"  # "evaluated", "invalid" or "error"
+STATUS = "mlr.status"  # "evaluated", "invalid", "error", "duplicate" or "rediscovery"
 REASONS = "mlr.reasons"  # why it was rejected or failed, one reason per line
 STAGE = "mlr.validation.stage"
 PROJECT_URI = "mlr.project.uri"
@@ -21,6 +21,11 @@ BASELINE_KEY = "mlr.baseline.key"
 BASELINE_COMPONENT = "mlr.baseline.component"
 SYMBOLIC_GENOME = "mlr.symbolic.genome"  # the expression tree a symbolic hypothesis was rendered from
 ROUND_STOP_REASON = "mlr.round.stop_reason"  # why generation ended early (budget, endpoint error...)
+
+FINGERPRINT = "mlr.fingerprint"  # the behavioural fingerprint (fingerprint.encode), for dedup
+DUPLICATE_OF = "mlr.duplicate_of"  # a semantic duplicate's status: the run it behaves like
+DUPLICATE_OF_SHA256 = "mlr.duplicate_of.sha256"  # ... and that hypothesis's normalised hash
+REDISCOVERY_OF = "mlr.rediscovery_of"  # a rediscovery's status: the reference (baseline/SOTA) name
 
 PARENTS = "mlr.parents"  # sha256s of the hypotheses a generator built this one from, comma-separated
 ROUND_NUMBER = "mlr.round.number"  # 1 for the kind's first round; the step of its round metrics
