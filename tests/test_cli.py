@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 # a bug: validate_file raising a plain ValueError, as a mistake deep in the code would
 BUGGY = ("import sys, mlr_mlflow.commands as commands\n"
@@ -57,6 +59,7 @@ CLI = "import sys\nfrom mlr_mlflow.cli import main\nsys.exit(main(sys.argv[1:]))
 TINY = ["--kind", "activation", "--datasets", "iris", "--seeds", "1", "--json"]
 
 
+@pytest.mark.slow
 def test_evaluate_takes_a_directory_and_reports_each_file_in_order(tmp_path):
     ideas = tmp_path / "ideas"
     ideas.mkdir()

@@ -144,7 +144,7 @@ def _read_fd(fd: int, n: int) -> bytes:
     return data
 
 
-def _child(request: dict, answer_fd: int, out, requests) -> None:
+def _child(request: dict, answer_fd: int, out) -> None:
     try:
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         out.close()
@@ -158,7 +158,10 @@ def _mirror_death(status: int) -> None:
     """Die as the child died, so the parent's crash report names the real cause."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL and SIGSTOP keep their default anyway
+            pass
         os.kill(os.getpid(), sig)
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) and os.WEXITSTATUS(status) else 70)
 
@@ -185,7 +188,7 @@ def main() -> None:
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
-            _child(request, write_end, out, requests)
+            _child(request, write_end, out)
         os.close(write_end)
         head = _read_fd(read_end, HEADER.size)
         (length,) = HEADER.unpack(head) if len(head) == HEADER.size else (None,)
