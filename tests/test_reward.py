@@ -112,6 +112,24 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     assert len(screened) == out["valid"] - out["evaluated"]
     assert all("reward.score" in r.data.metrics for r in screened)
     assert all(r.info.status != "RUNNING" for r in kids)
+    # the selection carries each score's spread (the champion's bootstrap ensemble) and its rule
+    selection = json.loads(open(client.download_artifacts(out["round_run_id"], names.SELECTION_ARTIFACT,
+                                                           str(tmp))).read())
+    assert selection["acquisition"]["rule"] == "ucb" and set(selection["spreads"]) == set(selection["scores"])
+    assert any(v > 0 for v in selection["spreads"].values())
+
+    # within a round: evaluations that arrive refit the champion in memory, the rest are re-decided
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.reward.screen import load_champion, rescore
+
+    champion = load_champion(client, "activation")
+    pool = [Hypothesis("activation", src, "test") for src in (
+        SWISH, "def activation(x):\n    return x * 0\n", "import torch\ndef activation(x):\n    return torch.tanh(x)\n",
+        "import torch\ndef activation(x):\n    return torch.relu(x) + 0.1 * x\n")]
+    before = champion.unwrap_python_model().score_with_spread([h.source for h in pool[2:]])
+    again = rescore(champion, pool[:2], [0.9, 0.0], pool[2:], k=1)
+    assert len(again["picks"]) == 1 and again["picks"][0] in {h.sha256 for h in pool[2:]}
+    assert not np.allclose(before[0], [again["scores"][h.sha256] for h in pool[2:]])
 
     # the dashboard reads what the registry records: versions, held-out predictions, champions
     from mlr_mlflow.dashboard import data
