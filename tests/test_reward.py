@@ -65,7 +65,7 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     assert code == 0 and weak["version"] == "1" and weak["alias"] == "challenger"
     code, out = cli(capsys, "reward", "promote", *base)
     assert code == 0 and out["promoted"] and "first champion" in out["reason"]
-    # a better challenger (behaviour on the probe grid) is promoted
+    # a better challenger (the default features: behaviour on the probe grid and the transfer probes)
     code, strong = cli(capsys, "reward", "train", *base)
     assert code == 0 and strong["version"] == "2"
     code, out = cli(capsys, "reward", "promote", *base)
@@ -183,6 +183,7 @@ def test_training_data_leave_out_an_artifact_that_no_longer_matches_its_hash(tra
         path.write_text(logged)
         client.log_artifact(run.info.run_id, str(path))
         client.log_metric(run.info.run_id, names.B_WR, 0.5)
+        client.log_metric(run.info.run_id, names.VAL_B_WR, 0.5)
         client.set_terminated(run.info.run_id)
     data = load_dataset(client, exp_id, "activation")
     assert data.sources == [honest]
