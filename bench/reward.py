@@ -31,7 +31,8 @@ sys.path.insert(0, str(HERE))
 
 FAMILIES = {"structural": ("structural",), "grid": ("grid",), "embedding": ("embedding",),
             "structural+grid": ("structural", "grid"),
-            "all": ("structural", "grid", "embedding")}
+            "all": ("structural", "grid", "embedding"),
+            "probes": ("probes",), "structural+grid+probes": ("structural", "grid", "probes")}
 
 
 def build_store(uri: str, rounds: int) -> None:
@@ -95,11 +96,12 @@ def main(argv=None) -> dict:
     print(f"{'features':16s} {'algorithm':9s} {'by round: sp / tau / r':>26s} "
           f"{'by generator: sp':>18s} {'top-10 found after':>20s}")
     for family in args.families.split(","):
-        flags = {name: name in FAMILIES[family] for name in ("structural", "grid", "embedding")}
+        flags = {name: name in FAMILIES[family] for name in ("structural", "grid", "embedding", "probes")}
         X = Features(**flags).matrix("activation", data.sources, data.shas, encoder)
         for algorithm in ("ranker", "regressor"):
-            by_round = held_out(X, data, "round", algorithm)
-            by_gen = held_out(X, data, "generator", algorithm)
+            # fitted on the validation target (as `reward train`), judged on the test B-WR
+            by_round = held_out(X, data, "round", algorithm, truth="b_wr")
+            by_gen = held_out(X, data, "generator", algorithm, truth="b_wr")
             pred = _out_of_sample(X, data, algorithm)
             curve = discovery_curve(pred, data.b_wr)
             r = by_round["pooled"]
@@ -125,7 +127,7 @@ def _out_of_sample(X, data, algorithm) -> np.ndarray:
     pred = np.zeros(len(data))
     for group in sorted(set(data.rounds)):
         test = np.array([r == group for r in data.rounds])
-        model = fit(X[~test], data.b_wr[~test], [r for r, t in zip(data.rounds, test) if not t], algorithm)
+        model = fit(X[~test], data.target[~test], [r for r, t in zip(data.rounds, test) if not t], algorithm)
         pred[test] = model.predict(X[test])
     return pred
 

@@ -72,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default=None,
                    help="all-MiniLM-L6-v2 (default), microsoft/codebert-base, ... or a local directory")
     p.add_argument("--features", default=None,
-                   help="train: comma-separated families of structural, grid, embedding "
-                        "(default structural,grid)")
+                   help="train: comma-separated families of structural, grid, embedding, probes "
+                        "(default structural,grid,probes)")
     _common(p)
     p.set_defaults(handler=_reward)
 

@@ -25,7 +25,8 @@ SEEN_STATUSES = ("evaluated", "invalid", "duplicate", "rediscovery")
 
 def known_hypotheses(client, exp_id: str, limit: int,
                      exclude_round: str | None = None) -> tuple[dict[str, str], list[Known]]:
-    """(sha256 -> a run id, for every hypothesis judged already; the best `limit` as Known)."""
+    """(sha256 -> a run id, for every hypothesis judged already; the best `limit` by validation
+    B-WR as Known, whose `b_wr` is then that validation B-WR)."""
     import tempfile
     from pathlib import Path
 
@@ -40,7 +41,9 @@ def known_hypotheses(client, exp_id: str, limit: int,
         seen.setdefault(sha, tags.get(names.DUPLICATE_OF) or run.info.run_id)
         if tags.get(names.VARIANT) == "confirm":  # confirmation data never steers generation
             continue
-        b_wr = run.data.metrics.get(names.B_WR)
+        # parents are ranked by validation B-WR: generation is selection, so it never sees test
+        # numbers (runs from before validation metrics are not offered as parents)
+        b_wr = run.data.metrics.get(names.VAL_B_WR)
         if b_wr is not None and (sha not in best or b_wr > best[sha][0]):
             best[sha] = (b_wr, run)
     top = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]

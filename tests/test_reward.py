@@ -15,8 +15,11 @@ from mlr_mlflow.tracking import names
 
 from .conftest import SWISH, write
 
+# parents = 0: every round is an independent random sample of the generator, so the held-out round
+# is a fair test of ranking (a round bred from parents is a narrow neighbourhood of them, where the
+# Spearman of 12 hypotheses says little about which model ranks better)
 CONFIG = ('[suite]\ndatasets = ["iris", "xor", "moons", "circles"]\n'
-          '[discover]\nparents = 4\nscreen = "one-pass"\n')
+          '[discover]\nparents = 0\nscreen = "one-pass"\n')
 
 
 def cli(capsys, *args):
@@ -62,12 +65,13 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     assert code == 0 and weak["version"] == "1" and weak["alias"] == "challenger"
     code, out = cli(capsys, "reward", "promote", *base)
     assert code == 0 and out["promoted"] and "first champion" in out["reason"]
-    # a better challenger (behaviour on the probe grid) is promoted
+    # a better challenger (the default features: behaviour on the probe grid and the transfer probes)
     code, strong = cli(capsys, "reward", "train", *base)
     assert code == 0 and strong["version"] == "2"
     code, out = cli(capsys, "reward", "promote", *base)
     assert code == 0 and out["promoted"], out
     assert out["spearman_challenger"] > out["spearman_champion"]
+    assert out["n_sample"] >= 8 and "unbiased" in out["sample"]  # a one-pass round: all of it counts
     # a worse challenger is refused, with exit status 1 and the comparison on both versions
     code, worse = cli(capsys, "reward", "train", *base, "--features", "structural")
     code, out = cli(capsys, "reward", "promote", *base)
@@ -108,6 +112,24 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     assert len(screened) == out["valid"] - out["evaluated"]
     assert all("reward.score" in r.data.metrics for r in screened)
     assert all(r.info.status != "RUNNING" for r in kids)
+    # the selection carries each score's spread (the champion's bootstrap ensemble) and its rule
+    selection = json.loads(open(client.download_artifacts(out["round_run_id"], names.SELECTION_ARTIFACT,
+                                                           str(tmp))).read())
+    assert selection["acquisition"]["rule"] == "ucb" and set(selection["spreads"]) == set(selection["scores"])
+    assert any(v > 0 for v in selection["spreads"].values())
+
+    # within a round: evaluations that arrive refit the champion in memory, the rest are re-decided
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.reward.screen import load_champion, rescore
+
+    champion = load_champion(client, "activation")
+    pool = [Hypothesis("activation", src, "test") for src in (
+        SWISH, "def activation(x):\n    return x * 0\n", "import torch\ndef activation(x):\n    return torch.tanh(x)\n",
+        "import torch\ndef activation(x):\n    return torch.relu(x) + 0.1 * x\n")]
+    before = champion.unwrap_python_model().score_with_spread([h.source for h in pool[2:]])
+    again = rescore(champion, pool[:2], [0.9, 0.0], pool[2:], k=1)
+    assert len(again["picks"]) == 1 and again["picks"][0] in {h.sha256 for h in pool[2:]}
+    assert not np.allclose(before[0], [again["scores"][h.sha256] for h in pool[2:]])
 
     # the dashboard reads what the registry records: versions, held-out predictions, champions
     from mlr_mlflow.dashboard import data
@@ -120,6 +142,16 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     assert {v["version"]: v["alias"] for v in reward["versions"]} == {1: "", 2: "champion",
                                                                        3: "challenger"}
     assert [d["run_id"] for d in reward["diversity"]] == [out["round_run_id"]]
+
+    # the screened round is now the holdout: the champion's own picks are no fair sample, so only
+    # its exploration picks count, too few to judge: the promotion is refused and says so
+    picked = [r.data.tags.get(names.SCREEN_PICK) for r in kids
+              if r.data.tags.get(names.STATUS) == "evaluated" and r.data.tags.get(names.VARIANT) == "one-pass"]
+    code, newer = cli(capsys, "reward", "train", *base)
+    assert code == 0 and newer["holdout_rounds"] == [run.data.tags[names.ROUND_ID]]
+    code, out = cli(capsys, "reward", "promote", *base)
+    assert code == 1 and not out["promoted"] and out["n_sample"] == picked.count("explore") < 8
+    assert "unbiased" in out["reason"] and out["champion"] == "2"
 
 
 def test_too_few_runs_and_unknown_encoder_are_clear_errors(tmp_path, tracking_uri, capsys):
@@ -151,6 +183,86 @@ def test_training_data_leave_out_an_artifact_that_no_longer_matches_its_hash(tra
         path.write_text(logged)
         client.log_artifact(run.info.run_id, str(path))
         client.log_metric(run.info.run_id, names.B_WR, 0.5)
+        client.log_metric(run.info.run_id, names.VAL_B_WR, 0.5)
         client.set_terminated(run.info.run_id)
     data = load_dataset(client, exp_id, "activation")
     assert data.sources == [honest]
+
+
+def test_targets_are_validation_win_rates_never_test_numbers():
+    from mlr_mlflow.reward.ranker import selection_target
+
+    assert selection_target({names.B_WR: 0.9, names.BSOTA_WR: 0.9}) is None  # no validation: not learned
+    assert selection_target({names.B_WR: 0.9, names.VAL_B_WR: 0.2, names.VAL_BSOTA_WR: 0.4}) \
+        == pytest.approx(0.3)
+
+
+def test_promotion_sample_leaves_out_what_a_reward_model_picked():
+    from mlr_mlflow.reward.ranker import Dataset
+
+    picks = ["", "", "explore", "reward", "reward", "explore"]
+    data = Dataset("activation", ["s"] * 6, [str(i) for i in range(6)], np.arange(6.0), np.arange(6.0),
+                   ["r1", "r1", "r2", "r2", "r2", "r2"], ["symbolic"] * 6, picks)
+    assert data.unbiased().tolist() == [True, True, True, False, False, True]
+    assert data.subset(data.unbiased()).shas == ["0", "1", "2", "5"]
+
+
+def test_parents_are_ranked_by_validation_not_test_win_rate(tracking_uri, tmp_path):
+    from mlr_mlflow.hypothesis import normalized_sha256
+    from mlr_mlflow.proposals import known_hypotheses
+
+    client = MlflowClient(tracking_uri)
+    exp_id = client.create_experiment("mlr-activation")
+    sources = {"test-best": SWISH, "val-best": "def activation(x):\n    return x * 2\n"}
+    for name, (test, val) in {"test-best": (0.9, 0.1), "val-best": (0.2, 0.8)}.items():
+        run = client.create_run(exp_id, tags={
+            names.ROLE: "hypothesis", names.VARIANT: "one-pass", names.STATUS: "evaluated",
+            names.HYPOTHESIS_SHA256: normalized_sha256(sources[name]), names.KIND: "activation"})
+        path = tmp_path / name / names.HYPOTHESIS_ARTIFACT
+        path.parent.mkdir()
+        path.write_text(sources[name])
+        client.log_artifact(run.info.run_id, str(path))
+        client.log_metric(run.info.run_id, names.B_WR, test)
+        client.log_metric(run.info.run_id, names.VAL_B_WR, val)
+        client.set_terminated(run.info.run_id)
+    _, known = known_hypotheses(client, exp_id, limit=1)
+    assert [k.source for k in known] == [sources["val-best"]] and known[0].b_wr == pytest.approx(0.8)
+
+
+def _dense_and_sparse(seed: int = 0):
+    """y = x^2 + noise: 300 rows in [0, 1] (dense), 6 in [2, 3] (sparse)."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.uniform(0, 1, 300), rng.uniform(2, 3, 6)])
+    y = (x ** 2 + rng.normal(0, 0.3, len(x))).astype(np.float32)
+    return x.reshape(-1, 1).astype(np.float32), y
+
+
+def test_ensemble_spread_shrinks_where_data_is_dense():
+    from mlr_mlflow.reward.ensemble import fit_ensemble
+
+    X, y = _dense_and_sparse()
+    ensemble = fit_ensemble(X, y, ["r"] * len(y), "regressor", members=8)
+    _, spread = ensemble.predict(np.array([[0.3], [0.5], [0.7], [2.3], [2.5], [2.7]], np.float32))
+    assert spread[:3].mean() < 0.5 * spread[3:].mean(), spread
+
+
+def test_ucb_and_refit_act_on_the_spread_and_the_new_evaluations(tmp_path):
+    from mlr_mlflow.reward.ensemble import Ensemble, acquisition, fit_ensemble, refit
+
+    # equal scores: UCB prefers the uncertain one, the plain mean cannot tell them apart
+    value = acquisition(np.array([1.0, 1.0]), np.array([0.1, 0.5]), "ucb", beta=1.0)
+    assert value[1] > value[0]
+    draws = acquisition(np.array([0.0, 0.0]), np.array([0.0, 1.0]), "thompson", seed=3)
+    assert draws[0] == 0.0 and draws[1] != 0.0
+    X, y = _dense_and_sparse()
+    ensemble = fit_ensemble(X, y, ["r"] * len(y), "regressor", members=4)
+    probe = np.array([[0.5], [2.5]], np.float32)
+    before, spread_before = ensemble.predict(probe)
+    # evaluations arrive in the sparse region: the refitted ensemble is surer there
+    X_new = np.linspace(2, 3, 40, dtype=np.float32).reshape(-1, 1)
+    updated = refit(ensemble, X_new, (X_new[:, 0] ** 2).astype(np.float32))
+    _, spread_after = updated.predict(probe)
+    assert spread_after[1] < spread_before[1]
+    assert np.allclose(ensemble.predict(probe)[0], before)  # the old ensemble is unchanged
+    ensemble.save(tmp_path / "ens")
+    assert np.allclose(Ensemble.load(tmp_path / "ens").predict(probe)[0], before, atol=1e-5)

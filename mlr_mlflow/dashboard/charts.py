@@ -37,8 +37,9 @@ def reward_calibration(versions: list[dict]) -> go.Figure:
                          name=f"{v['kind']} v{v['version']}", meta=v["kind"],
                          text=[p["sha256"][:8] for p in v["predictions"]])
               for v in versions if v["predictions"]]
-    return _figure("Predicted against measured B-WR, each version's held-out round",
-                   "predicted", "measured B-WR", traces)
+    # "measured" is the reward model's validation target (reward/ranker.py), not the test B-WR
+    return _figure("Predicted against measured validation win rate, each version's held-out round",
+                   "predicted", "measured (mean of val B-WR and val BSOTA-WR)", traces)
 
 
 def reward_spearman(versions: list[dict]) -> go.Figure:

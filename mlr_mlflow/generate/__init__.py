@@ -16,7 +16,8 @@ class Known:
     """A hypothesis already evaluated, shown to a generator as a parent or an example.
 
     Attributes:
-        source: its code. b_wr: its best measured B-WR. sha256: its normalised hash.
+        source: its code. b_wr: its best validation B-WR (generation never sees test numbers).
+        sha256: its normalised hash.
         genome: the symbolic generator's expression tree (JSON), when it came from there.
     """
 

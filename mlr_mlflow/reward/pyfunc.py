@@ -105,6 +105,10 @@ class RewardModel(mlflow.pyfunc.PythonModel):
         self.model.load_model(context.artifacts["xgb"])
         self.features = ranker.Features(**self.meta["features"])
         self.encoder = embed.Encoder(self.meta["encoder"], path=context.artifacts["encoder"])
+        self.ensemble = None  # versions from before ensembles have none: their spread is 0
+        if "ensemble" in context.artifacts:
+            ensemble = importlib.import_module(f"{self.package}.reward.ensemble")
+            self.ensemble = ensemble.Ensemble.load(context.artifacts["ensemble"])
 
     def embed(self, sources: list[str]) -> np.ndarray:
         """The encoder's vectors (used by rounds for the diversity rule)."""
@@ -123,6 +127,33 @@ class RewardModel(mlflow.pyfunc.PythonModel):
             block = X[:, start:start + grid.SIZES[kind]]
             invalid |= np.isnan(block).all(axis=1)
         return invalid
+
+    def feature_matrix(self, sources: list[str]) -> np.ndarray:
+        hypothesis = importlib.import_module(f"{self.package}.hypothesis")
+        return self.features.matrix(self.meta["kind"], sources,
+                                    [hypothesis.normalized_sha256(s) for s in sources], self.encoder)
+
+    def score_with_spread(self, sources: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(score, spread) per source from the bootstrap ensemble (standardised units, higher =
+        better); without an ensemble, the point score and zero spread. An invalid row: NaN, NaN."""
+        X = self.feature_matrix(sources)
+        if self.ensemble is None:
+            score, spread = np.asarray(self.model.predict(X), dtype=np.float64), np.zeros(len(sources))
+        else:
+            score, spread = (np.asarray(v, np.float64) for v in self.ensemble.predict(X))
+        invalid = self._invalid(self.meta["kind"], sources, X)
+        score[invalid], spread[invalid] = INVALID_SCORE, INVALID_SCORE
+        return score, spread
+
+    def refit(self, sources: list[str], targets, recent_weight: float = 2.0) -> None:
+        """Learn from evaluations that arrived during a round (their validation targets,
+        `ranker.selection_target`): the in-memory ensemble is refitted with them; the registered
+        version is unchanged. Later `score_with_spread` calls use the refitted ensemble."""
+        ensemble = importlib.import_module(f"{self.package}.reward.ensemble")
+        if self.ensemble is None:
+            raise ValueError("this reward model version has no ensemble to refit (train a new one)")
+        self.ensemble = ensemble.refit(self.ensemble, self.feature_matrix(list(sources)),
+                                       np.asarray(targets, np.float32), recent_weight=recent_weight)
 
     def predict(self, context, model_input, params=None):
         import pandas as pd

@@ -1,9 +1,12 @@
 """The reward model's learning part: features -> predicted B-WR, an XGBoost ranker or regressor.
 
-Training data are the one-pass evaluations of a kind in MLflow (target: `b_wr`), grouped by round.
+Training data are the one-pass evaluations of a kind in MLflow, grouped by round. The target is a
+*validation* number (`selection_target`: the mean of `val_b_wr` and `val_bsota_wr`), never the test
+split's `b_wr`: the reward model selects, and selection uses validation data only (the test numbers
+stay unbiased for reporting). `Dataset.b_wr` (test) is carried for reports, never fitted.
 Both an `XGBRanker` (pairwise, groups = rounds) and an `XGBRegressor` are fitted; the one with the
-better held-out Spearman (leave one round out) is kept. Held-out correlations are reported by round
-and by generator.
+better held-out Spearman on the target (leave one round out) is kept. Held-out correlations are
+reported by round and by generator. `Ensemble` (ensemble.py) adds a spread to each score.
 """
 from __future__ import annotations
 
@@ -32,14 +35,20 @@ class RewardDataError(UsageError):
 
 @dataclass
 class Dataset:
-    """Evaluated hypotheses of one kind: sources, targets and their groups."""
+    """Evaluated hypotheses of one kind: sources, targets and their groups.
+
+    target: what the model learns and is selected on (validation, `selection_target`).
+    b_wr: the test B-WR, for reports only. picks: the run's `mlr.screen.pick` tag ("explore",
+    "reward") or "" when its round was not reward-screened (every valid hypothesis evaluated)."""
 
     kind: str
     sources: list[str]
     shas: list[str]
+    target: np.ndarray
     b_wr: np.ndarray
     rounds: list[str]
     generators: list[str]
+    picks: list[str]
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -47,8 +56,27 @@ class Dataset:
     def subset(self, mask) -> "Dataset":
         idx = np.flatnonzero(mask)
         pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
-        return Dataset(self.kind, pick(self.sources), pick(self.shas), self.b_wr[idx],
-                       pick(self.rounds), pick(self.generators))
+        return Dataset(self.kind, pick(self.sources), pick(self.shas), self.target[idx],
+                       self.b_wr[idx], pick(self.rounds), pick(self.generators), pick(self.picks))
+
+    def unbiased(self) -> np.ndarray:
+        """Mask of the hypotheses no reward model chose: rounds evaluated without reward screening,
+        and the random exploration picks of screened rounds (an unbiased sample for judging one)."""
+        return np.array([p in ("", "explore") for p in self.picks], dtype=bool)
+
+
+TARGET = "mean of val_b_wr and val_bsota_wr"
+
+
+def selection_target(metrics: dict) -> float | None:
+    """The reward model's target: validation win rates only (None when a run has none, e.g. from
+    before validation metrics existed: such runs are not learned from rather than fall back to
+    test numbers). The mean of B-WR and BSOTA-WR: BSOTA-WR compares with more references under the
+    same seeds, so the mean is less noisy than val B-WR alone on the small validation split."""
+    b, bsota = metrics.get(names.VAL_B_WR), metrics.get(names.VAL_BSOTA_WR)
+    if b is None:
+        return None
+    return float(b) if bsota is None else 0.5 * (float(b) + float(bsota))
 
 
 def load_dataset(client, exp_id: str, kind: str, rounds: set[str] | None = None) -> Dataset:
@@ -60,6 +88,9 @@ def load_dataset(client, exp_id: str, kind: str, rounds: set[str] | None = None)
         tags, sha = run.data.tags, run.data.tags.get(names.HYPOTHESIS_SHA256)
         round_id = tags.get(names.ROUND_ID, "none")
         if sha in seen or names.B_WR not in run.data.metrics or (rounds and round_id not in rounds):
+            continue
+        if selection_target(run.data.metrics) is None:
+            log.info("reward: run %s left out: it has no validation win rates", run.info.run_id)
             continue
         seen.add(sha)
         rows.append(run)
@@ -78,9 +109,11 @@ def load_dataset(client, exp_id: str, kind: str, rounds: set[str] | None = None)
             kept.append(run)
     rows = kept
     return Dataset(kind, sources, [r.data.tags[names.HYPOTHESIS_SHA256] for r in rows],
+                   np.array([selection_target(r.data.metrics) for r in rows], dtype=np.float32),
                    np.array([r.data.metrics[names.B_WR] for r in rows], dtype=np.float32),
                    [r.data.tags.get(names.ROUND_ID, "none") for r in rows],
-                   [r.data.tags.get(names.GENERATOR, "unknown") for r in rows])
+                   [r.data.tags.get(names.GENERATOR, "unknown") for r in rows],
+                   [r.data.tags.get(names.SCREEN_PICK, "") for r in rows])
 
 
 def check_enough(data: Dataset) -> None:
@@ -98,6 +131,7 @@ class Features:
     structural: bool = True
     embedding: bool = True
     grid: bool = True
+    probes: bool = False  # probes.py; False for versions saved before it existed
 
     def matrix(self, kind: str, sources: list[str], shas: list[str] | None, encoder, sandbox_config=None):
         from .grid import behaviour_matrix
@@ -107,6 +141,10 @@ class Features:
             parts.append(structural_matrix(sources))
         if self.grid:
             parts.append(behaviour_matrix(kind, sources, sandbox_config))
+        if self.probes:
+            from .probes import probe_matrix
+
+            parts.append(probe_matrix(kind, sources, sandbox_config))
         if self.embedding:
             parts.append(encoder.embed(sources, shas))
         return np.concatenate(parts, axis=1) if parts else np.zeros((len(sources), 0), np.float32)
@@ -150,20 +188,23 @@ def fit(X: np.ndarray, y: np.ndarray, groups: list[str], algorithm: str, seed: i
     return model
 
 
-def held_out(X: np.ndarray, data: Dataset, by: str, algorithm: str) -> dict:
-    """Leave one group out (by "round" or "generator"): pooled and per-group correlations."""
+def held_out(X: np.ndarray, data: Dataset, by: str, algorithm: str, truth: str = "target") -> dict:
+    """Leave one group out (by "round" or "generator"): pooled and per-group correlations of the
+    predictions with `truth` ("target": the validation target, what selection may use; "b_wr": the
+    test B-WR, for reports only). The models always learn the target."""
     keys = data.rounds if by == "round" else data.generators
+    measured = data.target if truth == "target" else data.b_wr
     pred = np.full(len(data), np.nan)
     per_group = {}
     for group in sorted(set(keys)):
         test = np.array([k == group for k in keys])
         if test.all():  # nothing left to train on
             continue
-        model = fit(X[~test], data.b_wr[~test], [r for r, t in zip(data.rounds, test) if not t],
+        model = fit(X[~test], data.target[~test], [r for r, t in zip(data.rounds, test) if not t],
                     algorithm)
         pred[test] = model.predict(X[test])
-        per_group[group] = correlations(pred[test], data.b_wr[test])
+        per_group[group] = correlations(pred[test], measured[test])
     mask = ~np.isnan(pred)
     scores = [g["spearman"] for g in per_group.values() if np.isfinite(g["spearman"])]
-    return {"pooled": correlations(pred[mask], data.b_wr[mask]), "groups": per_group,
+    return {"pooled": correlations(pred[mask], measured[mask]), "groups": per_group,
             "mean_spearman": float(np.mean(scores)) if scores else float("nan")}

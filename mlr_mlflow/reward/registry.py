@@ -1,13 +1,19 @@
 """The reward model's life cycle in the MLflow Model Registry: train -> challenger -> champion.
 
 `train` fits on every evaluated one-pass run of the kind except the newest round(s) (the holdout),
-logs a training run (`mlr.role=reward`) with held-out correlations, the pyfunc and its signature,
-and registers it as `mlr-reward-<kind>` with the alias `challenger`.
+logs a training run (`mlr.role=reward`) with held-out correlations, the pyfunc (with its bootstrap
+ensemble, `ensemble.py`) and its signature, and registers it as `mlr-reward-<kind>` with the alias
+`challenger`. Targets, the algorithm's choice and promotion use validation win rates only
+(`ranker.selection_target`); the test B-WR is logged beside them as a report (`holdout.test_*`).
 
 Promotion rule: the challenger becomes `champion` only if its Spearman correlation with the
-measured B-WR on the challenger's holdout rounds (which neither model was trained on) is higher
-than the champion's on the same hypotheses. The first challenger becomes champion. Both versions
-get the comparison as tags. Aliases only, never the deprecated stages.
+validation target on an *unbiased sample* of the challenger's holdout rounds (which neither model
+was trained on) is higher than the champion's on the same hypotheses. The unbiased sample is the
+hypotheses no reward model chose: all of a round evaluated without reward screening, and only the
+random exploration picks of a reward-screened round (the champion's own picks would favour it).
+Fewer than MIN_PROMOTION_SAMPLE such hypotheses: the promotion is refused, saying so. The first
+challenger becomes champion. Both versions get the comparison (and the sample used) as tags.
+Aliases only, never the deprecated stages.
 """
 from __future__ import annotations
 
@@ -21,10 +27,13 @@ import numpy as np
 from ..tracking import create_run, experiment_id, finish, log, names
 from ..tracking.fluent import fluent_store
 from .embed import DEFAULT_ENCODER, Encoder
-from .ranker import Features, RewardDataError, check_enough, correlations, fit, held_out, load_dataset
+from .ensemble import fit_ensemble
+from .ranker import (TARGET, Features, RewardDataError, check_enough, correlations, fit, held_out,
+                     load_dataset)
 from ..config import UsageError
 
 HOLDOUT_ROUNDS = 1
+MIN_PROMOTION_SAMPLE = 8  # unbiased held-out hypotheses below which a Spearman decides nothing
 
 
 def model_name(kind: str) -> str:
@@ -57,8 +66,10 @@ def _split(data, holdout: int):
     return data.subset(~mask), data.subset(mask), sorted(held)
 
 
-FEATURES = ("structural", "grid", "embedding")
-DEFAULT_FEATURES = ("structural", "grid")  # see docs/benchmarks.md: embeddings did not help ranking
+FEATURES = ("structural", "grid", "embedding", "probes")
+# see docs/benchmarks.md: embeddings did not help ranking; the transfer probes did (by round, by
+# source and the discovery curve)
+DEFAULT_FEATURES = ("structural", "grid", "probes")
 
 
 def parse_features(text: str | None) -> tuple[str, ...]:
@@ -105,17 +116,21 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
     algorithm = max(cv, key=lambda a: np.nan_to_num(cv[a]["mean_spearman"], nan=-1.0))
     progress(f"kept the {algorithm} (held-out Spearman by round: "
              + ", ".join(f"{a} {cv[a]['mean_spearman']:.3f}" for a in cv) + ")")
-    model = fit(X, train_set.b_wr, train_set.rounds, algorithm)
+    model = fit(X, train_set.target, train_set.rounds, algorithm)
+    ensemble = fit_ensemble(X, train_set.target, train_set.rounds, algorithm)
     X_hold = features.matrix(kind, holdout.sources, holdout.shas, encoder, config.sandbox)
     predicted = model.predict(X_hold)
-    on_holdout = correlations(predicted, holdout.b_wr)
+    on_holdout = correlations(predicted, holdout.target)
+    on_holdout_test = correlations(predicted, holdout.b_wr)  # reported, never used to choose
     by_generator = held_out(X, train_set, "generator", algorithm)
 
     run_id = create_run(client, exp, f"reward-{kind}", {
         names.ROLE: "reward", names.KIND: kind, "mlr.reward.algorithm": algorithm,
-        "mlr.reward.encoder": encoder_name, "mlr.reward.holdout_rounds": json.dumps(held_rounds)})
+        "mlr.reward.encoder": encoder_name, "mlr.reward.holdout_rounds": json.dumps(held_rounds),
+        "mlr.reward.target": TARGET})
     try:
         metrics = {f"holdout.{k}": v for k, v in on_holdout.items()}
+        metrics.update({f"holdout.test_{k}": v for k, v in on_holdout_test.items()})
         for alg, res in cv.items():
             metrics.update({f"cv_round.{alg}.{k}": v for k, v in res["pooled"].items()})
             metrics[f"cv_round.{alg}.mean_spearman"] = res["mean_spearman"]
@@ -128,10 +143,12 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
         client.log_table(run_id, data={"sha256": list(holdout.shas), "round_id": list(holdout.rounds),
                                        "generator": list(holdout.generators),
                                        "predicted": [float(v) for v in predicted],
-                                       "measured": [float(v) for v in holdout.b_wr]},
+                                       "measured": [float(v) for v in holdout.target],
+                                       "measured_test_b_wr": [float(v) for v in holdout.b_wr]},
                          artifact_file=names.HOLDOUT_PREDICTIONS_ARTIFACT)
         with tempfile.TemporaryDirectory() as tmp:
             model.save_model(f"{tmp}/model.json")
+            ensemble.save(f"{tmp}/ensemble")
             meta = {"kind": kind, "algorithm": algorithm, "encoder": encoder_name, "features": flags,
                     **code_identity()}  # the feature code's digest: see pyfunc.py
             Path(tmp, "meta.json").write_text(json.dumps(meta))
@@ -143,7 +160,7 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
                     name="reward_model", python_model=RewardModel(), signature=signature,
                     input_example=example, registered_model_name=model_name(kind),
                     artifacts={"xgb": f"{tmp}/model.json", "meta": f"{tmp}/meta.json",
-                               "encoder": str(encoder.path)},
+                               "encoder": str(encoder.path), "ensemble": f"{tmp}/ensemble"},
                     # the package's code travels with the version: a fresh process needs only the
                     # libraries, and an old champion keeps scoring with the code it was built with
                     code_paths=[str(Path(__file__).resolve().parents[1])],
@@ -156,7 +173,8 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
         raise
-    return TrainResult(run_id, version, algorithm, {"holdout": on_holdout, "cv_round": cv,
+    return TrainResult(run_id, version, algorithm, {"holdout": on_holdout, "holdout_test": on_holdout_test,
+                                                    "cv_round": cv,
                                                     "cv_generator": by_generator}, held_rounds)
 
 
@@ -201,16 +219,28 @@ def promote(client, config, kind: str) -> dict:
     run = client.get_run(challenger.run_id)
     rounds = set(json.loads(run.data.tags["mlr.reward.holdout_rounds"]))
     exp = experiment_id(client, config.experiment_name(kind))
-    data = load_dataset(client, exp, kind, rounds=rounds)
+    everything = load_dataset(client, exp, kind, rounds=rounds)
+    data = everything.subset(everything.unbiased())
+    sample = (f"{len(data)} unbiased hypotheses (unscreened rounds and exploration picks) of "
+              f"{len(everything)} in holdout round(s) {', '.join(sorted(rounds))}")
+    for version in (challenger, champion):
+        client.set_model_version_tag(model_name(kind), version.version,
+                                     f"mlr.promotion.v{challenger.version}_vs_v{champion.version}.sample",
+                                     sample)
+    if len(data) < MIN_PROMOTION_SAMPLE:
+        return {"promoted": False, "sample": sample, "n_sample": len(data),
+                "reason": f"{sample}: at least {MIN_PROMOTION_SAMPLE} are needed to judge (run a "
+                          "round with screen = 'one-pass', or a larger explore share)",
+                "challenger": str(challenger.version), "champion": str(champion.version)}
     frame = pd.DataFrame({"code": data.sources})
     scores = {}
     for role, version in (("challenger", challenger), ("champion", champion)):
         with fluent_store(client.tracking_uri):  # models:/ URIs resolve through the fluent registry
             model = mlflow.pyfunc.load_model(f"models:/{model_name(kind)}/{version.version}")
-        scores[f"spearman_{role}"] = correlations(model.predict(frame), data.b_wr)["spearman"]
+        scores[f"spearman_{role}"] = correlations(model.predict(frame), data.target)["spearman"]
     sc, sh = scores["spearman_challenger"], scores["spearman_champion"]
     better = np.nan_to_num(sc, nan=-2) > np.nan_to_num(sh, nan=-2)
-    summary = (f"on {len(data)} hypotheses of holdout round(s) {', '.join(sorted(rounds))}: Spearman "
+    summary = (f"on {sample}, Spearman with the validation target ({TARGET}): "
                f"challenger v{challenger.version} {sc:.3f} vs champion v{champion.version} {sh:.3f}"
                + ("" if better else " (the challenger must be strictly better)"))
     for version in (challenger, champion):
@@ -220,5 +250,6 @@ def promote(client, config, kind: str) -> dict:
     if better:
         client.set_registered_model_alias(model_name(kind), "champion", challenger.version)
         _champion_since(client, kind, challenger.version)
-    return {"promoted": bool(better), "reason": summary, "challenger": str(challenger.version),
+    return {"promoted": bool(better), "reason": summary, "sample": sample, "n_sample": len(data),
+            "challenger": str(challenger.version),
             "champion": str(challenger.version if better else champion.version), **scores}

@@ -6,12 +6,21 @@ relevance on the encoder's embeddings: each next pick maximises
     lam * normalised score - (1 - lam) * max cosine similarity to what is already picked,
 so near-duplicates of a pick lose to a slightly lower-scored different idea. The selection's mean
 pairwise cosine similarity is logged per round, so a collapse is visible in MLflow.
+
+Acquisition: a champion with a bootstrap ensemble (ensemble.py) gives each score a spread; the MMR
+relevance is then `ensemble.acquisition` of (score, spread): UCB (score + beta * spread, default
+beta 1) or Thompson sampling, so a hypothesis the model is unsure about gets a chance over one it
+is sure is mediocre. Within a round, `rescore` refits the champion's ensemble on the evaluations
+that have arrived and scores the rest again (for successive halving: screen, evaluate a share,
+rescore, evaluate the next share).
 """
 from __future__ import annotations
 
 import random
 
 import numpy as np
+
+from .ensemble import acquisition
 
 
 def load_champion(client, kind: str):
@@ -63,25 +72,59 @@ def select(scores: np.ndarray, vectors: np.ndarray, k: int, explore: float, lam:
     return mmr(scores, vectors, k, lam, chosen=explored), explored
 
 
-def decide(champion, valid: list, top_k: int, explore: float, lam: float, seed: int) -> dict:
-    """The screening decision of a round, JSON-able (a round saves it as selection.json before it
-    trains anything): scores of the valid hypotheses and the picks, by sha256."""
-    import pandas as pd
+def _score_with_spread(champion, sources: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    model = champion.unwrap_python_model()
+    if hasattr(model, "score_with_spread"):
+        return model.score_with_spread(sources)
+    import pandas as pd  # a champion saved before ensembles: its point score, no spread
 
+    return np.asarray(champion.predict(pd.DataFrame({"code": sources})), float), np.zeros(len(sources))
+
+
+def decide(champion, valid: list, top_k: int, explore: float, lam: float, seed: int,
+           rule: str = "ucb", beta: float = 1.0, exclude: set[str] | None = None) -> dict:
+    """The screening decision of a round, JSON-able (a round saves it as selection.json before it
+    trains anything), by sha256 of the valid hypotheses (`Hypothesis` objects):
+    "scores" (the ensemble's mean, standardised; higher = better), "spreads" (its standard
+    deviation), "picks" (top_k: the random `explore` share, then MMR on the acquisition value),
+    "explored" (the random picks), "acquisition" ({"rule", "beta"}), "metrics" (diversity).
+    `rule` is "ucb" (score + beta * spread), "thompson" or "mean"; hypotheses whose sha256 is in
+    `exclude` (already evaluated this round) are scored but never picked."""
     decision = {"model_run_id": getattr(champion.metadata, "run_id", "") or "", "scores": {},
-                "picks": [], "explored": [], "metrics": {}}
+                "spreads": {}, "picks": [], "explored": [], "metrics": {},
+                "acquisition": {"rule": rule, "beta": beta}}
     if not valid:
         return decision
     sources = [h.source for h in valid]
-    scores = np.asarray(champion.predict(pd.DataFrame({"code": sources})), dtype=float)
-    finite = scores[np.isfinite(scores)]  # NaN: the model found no valid hypothesis there; last
-    scores = np.where(np.isfinite(scores), scores, finite.min() - 1.0 if finite.size else 0.0)
-    vectors = champion.unwrap_python_model().embed(sources)
-    picks, explored = select(scores, vectors, top_k, explore, lam, seed=seed)
+    scores, spreads = _score_with_spread(champion, sources)
+    finite = np.isfinite(scores)  # NaN: the model found no valid hypothesis there; ranked last
+    scores = np.where(finite, scores, scores[finite].min() - 1.0 if finite.any() else 0.0)
+    spreads = np.where(np.isfinite(spreads), spreads, 0.0)
     shas = [h.sha256 for h in valid]
     decision.update(scores={sha: float(x) for sha, x in zip(shas, scores)},
-                    picks=[shas[j] for j in picks], explored=[shas[j] for j in explored],
-                    metrics={"selection_mean_similarity": mean_pairwise_similarity(vectors[picks])
+                    spreads={sha: float(x) for sha, x in zip(shas, spreads)})
+    open_ = [j for j, sha in enumerate(shas) if sha not in (exclude or set())]
+    if not open_:
+        return decision
+    value = acquisition(scores[open_], spreads[open_], rule, beta, seed)
+    vectors = champion.unwrap_python_model().embed([sources[j] for j in open_])
+    local, explored_local = select(value, vectors, top_k, explore, lam, seed=seed)
+    picks, explored = [open_[j] for j in local], [open_[j] for j in explored_local]
+    vectors_all = champion.unwrap_python_model().embed(sources)
+    decision.update(picks=[shas[j] for j in picks], explored=[shas[j] for j in explored],
+                    metrics={"selection_mean_similarity": mean_pairwise_similarity(vectors_all[picks])
                              if len(picks) > 1 else None,
-                             "pool_mean_similarity": mean_pairwise_similarity(vectors)})
+                             "pool_mean_similarity": mean_pairwise_similarity(vectors_all)})
     return decision
+
+
+def rescore(champion, evaluated: list, targets, pending: list, k: int, explore: float = 0.0,
+            lam: float = 0.5, seed: int = 0, rule: str = "ucb", beta: float = 1.0) -> dict:
+    """Within a round: refit the champion's ensemble (in memory) on the hypotheses `evaluated` so
+    far with their validation targets (`ranker.selection_target` of their metrics), then `decide`
+    the next `k` among `pending`. Returns `decide`'s dictionary. A champion without an ensemble is
+    not refitted (its scores stay as they were)."""
+    model = champion.unwrap_python_model()
+    if evaluated and getattr(model, "ensemble", None) is not None:
+        model.refit([h.source for h in evaluated], targets)
+    return decide(champion, pending, k, explore, lam, seed, rule=rule, beta=beta)

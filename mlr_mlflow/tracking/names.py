@@ -42,6 +42,7 @@ VAL_B_WR = "val_b_wr"  # the same win rates on the validation split: what select
 VAL_BSOTA_WR = "val_bsota_wr"
 B_WR_P_VALUE = "b_wr_p_value"  # paired sign-flip test of b_wr > 0.5 (stats.sign_flip_pvalue)
 B_WR_Q_VALUE = "b_wr_q_value"  # a confirmation's Benjamini-Hochberg adjusted p-value in its round
+SCREEN_PICK = "mlr.screen.pick"  # on a reward-screened round's runs: "explore", "reward", "screened-out"
 CONFIRMED = "mlr.confirmed"  # "true" / "false" on the runs of a round's selected hypotheses
 
 HYPOTHESIS_ARTIFACT = "hypothesis.py"
