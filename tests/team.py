@@ -108,7 +108,9 @@ def team_server(where: Path):
         port = free_port()
         env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini),
                "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
-               "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD}
+               "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+               # MLflow's own background jobs (GenAI scorers): five more processes we do not use
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_URI"):
             env.pop(key, None)
         log = where / "mlflow-server.log"
