@@ -19,7 +19,6 @@ from mlr_mlflow.tracking import connect, names
 
 from .team import SMALL_TOML, cluster, server  # noqa: F401  (session fixtures)
 
-pytestmark = pytest.mark.slow
 SEED = 7
 
 
@@ -65,6 +64,7 @@ def ray_round(server, cluster, login, tmp_path_factory) -> dict:
     return outcome["result"]
 
 
+@pytest.mark.slow
 def test_a_scheduled_ray_round_spreads_over_both_nodes_and_evaluates_each_hypothesis_once(
         cluster, login, ray_round):
     import ray
@@ -75,6 +75,7 @@ def test_a_scheduled_ray_round_spreads_over_both_nodes_and_evaluates_each_hypoth
     assert {r.data.tags[names.EXECUTOR_NODE] for r in runs} == {nodes["mlr_head"], nodes["mlr_second"]}
 
 
+@pytest.mark.slow
 def test_the_ray_rounds_numbers_equal_the_local_executors_on_the_same_seed(login, ray_round,
                                                                           tmp_path):
     from mlr_mlflow.evaluate.evaluator import Evaluator
@@ -93,6 +94,7 @@ def test_the_ray_rounds_numbers_equal_the_local_executors_on_the_same_seed(login
     assert here == on_ray and len(here) == ray_round["generated"]
 
 
+@pytest.mark.slow
 def test_a_node_killed_mid_round_loses_and_repeats_nothing(server, cluster, login, tmp_path):
     """The round asks for `mlr_kill`, which only the second node and a doomed third one have; the
     doomed node is SIGKILLed as soon as it has started a hypothesis."""
@@ -135,6 +137,7 @@ def test_a_node_killed_mid_round_loses_and_repeats_nothing(server, cluster, logi
     assert redone.data.tags[names.EXECUTOR_NODE] == cluster.node_ids(ray)["mlr_second"]
 
 
+@pytest.mark.slow
 def test_a_driver_with_a_wrong_ray_token_is_refused_before_any_round(server, cluster, login,
                                                                          tmp_path):
     env = {**cluster.env, **server.admin, "RAY_AUTH_TOKEN": "not-the-token"}
@@ -146,3 +149,30 @@ def test_a_driver_with_a_wrong_ray_token_is_refused_before_any_round(server, clu
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Ray cluster" in done.stderr.strip().splitlines()[-1]
     assert login.get_experiment_by_name("wrong-token-activation") is None
+
+
+def test_the_local_executor_is_the_default_and_never_imports_ray(tmp_path):
+    code = ("import sys\nfrom mlr_mlflow import cli, rounds\nfrom mlr_mlflow.config import Config\n"
+            "from mlr_mlflow.executors import make_executor\n"
+            "from mlr_mlflow.evaluate.evaluator import Evaluator\n"
+            "assert isinstance(make_executor(None, Config()), Evaluator)\n"
+            "print('ray' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
+
+
+def test_executor_choices_come_from_the_config_the_command_line_and_jobs(tmp_path):
+    from mlr_mlflow.config import ConfigError
+    from mlr_mlflow.executors import with_executor
+
+    config = load_config(_config_file(tmp_path, "x", kind="ray", address="head:6380"))
+    assert (config.executor.kind, config.executor.address, config.executor.batch_size) == (
+        "ray", "head:6380", 2)
+    assert with_executor(config, "local", None).executor.kind == "local"
+    assert with_executor(config, None, "other:1").executor.address == "other:1"
+    assert with_executor(config).executor == config.executor
+    with pytest.raises(ConfigError, match="executor"):
+        with_executor(config, "dask")
+    with pytest.raises(ConfigError, match="batch_size"):
+        load_config(_config_file(tmp_path, "y", batch_size=0))
