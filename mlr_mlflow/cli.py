@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="llm: prompt style")
     p.add_argument("--resume", action="store_true",
                    help="finish the latest unfinished round of the kind instead of starting one")
+    p.add_argument("--executor", default=None, choices=("local", "ray"),
+                   help="where evaluations run (default: [executor] kind of the config, local)")
+    p.add_argument("--ray-address", default=None,
+                   help="ray: the cluster's HOST:PORT (default: [executor] address, $RAY_ADDRESS, auto)")
     _common(p)
     p.set_defaults(handler=_discover)
 
@@ -162,7 +166,7 @@ def _discover(args) -> tuple[int, dict, str]:
     summary = commands.discover(
         args.kind, args.generator, args.n, args.top_k, args.seeds, args.seed, args.tracking_uri,
         args.config, llm={"model": args.model, "base_url": args.base_url, "prompt": args.prompt},
-        progress=_progress, resume=args.resume)
+        progress=_progress, resume=args.resume, executor=args.executor, ray_address=args.ray_address)
     if summary is None:
         return EXIT_OK, {"round_run_id": None, "generated": 0, "valid": 0, "evaluated": 0,
                          "best": None, "resumed": False}, \

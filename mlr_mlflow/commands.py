@@ -83,15 +83,17 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
              top_k: int | None = None, seeds: int | None = None, seed: int | None = None,
              tracking_uri: str | None = None, config_path: str | None = None,
              llm: dict | None = None, progress: Callable[[str], None] = lambda _: None,
-             resume: bool = False):
+             resume: bool = False, executor: str | None = None, ray_address: str | None = None):
     """One discovery round -> RoundSummary (None when `resume` finds nothing to finish).
-    Unset arguments come from the config's [discover]."""
+    Unset arguments come from the config's [discover] (and [executor])."""
     from .config import for_discovery
+    from .executors import check_executor, with_executor
     from .rounds import discover as run_round
     from .tracking import connect
 
     get_kind(kind)
-    config = for_discovery(_config(config_path), generator, llm)
+    config = with_executor(for_discovery(_config(config_path), generator, llm), executor, ray_address)
+    check_executor(config)
     announce_backend(config.sandbox, progress)
     return run_round(connect(tracking_uri), config, kind, n=n, top_k=top_k, seeds=seeds, seed=seed,
                      resume=resume, progress=progress)

@@ -284,6 +284,38 @@ class AuditConfig:
     sample: int = 5
 
 
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where a round's evaluations run (`discover --executor`, `--ray-address` override it).
+
+    Attributes:
+        kind: "local" (this process and its sandbox) or "ray" (batches as Ray tasks on a cluster).
+        address: the Ray cluster's GCS address "HOST:PORT"; empty means $RAY_ADDRESS, else "auto".
+        batch_size: hypotheses per Ray task (one batched training job on one node).
+        cpus_per_batch: the num_cpus each task asks of Ray.
+        sandbox_resource: the custom Ray resource a node declares (`ray start --resources
+            '{"mlr_sandbox": N}'`) when it can sandbox hypothesis code; each task asks one unit.
+        max_attempts: dispatches of one batch when nodes die under it (Ray's own retries aside).
+    """
+
+    kind: str = "local"
+    address: str = ""
+    batch_size: int = 4
+    cpus_per_batch: float = 1.0
+    sandbox_resource: str = "mlr_sandbox"
+    max_attempts: int = 3
+
+    def __post_init__(self):
+        if self.kind not in EXECUTORS:
+            raise ConfigError(f"[executor] kind must be one of {', '.join(EXECUTORS)}, not {self.kind!r}")
+        if self.batch_size < 1 or self.max_attempts < 1 or self.cpus_per_batch <= 0:
+            raise ConfigError("[executor] batch_size and max_attempts must be at least 1, "
+                              "cpus_per_batch positive")
+
+
 DEFAULT_KINDS = {
     "activation": KindConfig(baselines=("relu",), sota=("gelu", "silu", "mish", "elu")),
     "preprocessing": KindConfig(baselines=("none", "standardize"),
@@ -309,6 +341,7 @@ class Config:
     llm: LLMConfig = field(default_factory=LLMConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     experiment_prefix: str = "mlr-"
 
     def experiment_name(self, kind: str) -> str:
@@ -348,7 +381,7 @@ def config_from_dict(data: dict) -> Config:
     sections = {"model": ModelConfig, "suite": SuiteConfig, "compare": CompareConfig,
                 "sandbox": SandboxConfig, "discover": DiscoverConfig, "llm": LLMConfig,
                 "audit": AuditConfig,
-                "confirm": ConfirmConfig}
+                "confirm": ConfirmConfig, "executor": ExecutorConfig}
     values = {}
     if isinstance(data.get("suite"), dict) and "tasks" in data["suite"]:
         data["suite"] = {**data["suite"], "tasks": _tasks(data["suite"]["tasks"])}

@@ -249,11 +249,11 @@ class Round:
 
     def _evaluate(self, hypotheses, top_k, seeds, run_id, round_id, summary: RoundSummary,
                   lease) -> None:
-        from .evaluate.evaluator import Evaluator
+        from .executors import make_executor
 
         if not hypotheses:
             return
-        evaluator = Evaluator(self.client, self.config, self.progress)
+        evaluator = make_executor(self.client, self.config, self.progress)  # [executor]: local or ray
         selection = saved_selection(self.client, run_id)  # a decision made before a kill stands
         champion = None if selection else self._champion(run_id)
         lease.check()
@@ -280,7 +280,9 @@ class Round:
                 bar.update(len(chosen))
         summary.full_evaluated = sum(1 for ev in full if ev.valid)
         confirmation = confirm(self.client, self.config, one_pass, full, seeds, run_id,
-                               lambda *a: self._evaluate_once(*a, run_id, round_id), self.progress,
+                               lambda local, *a: self._evaluate_once(
+                                   make_executor(self.client, local.config, self.progress), *a,
+                                   run_id, round_id), self.progress,
                                step=self.number)
         summary.selected, summary.confirmed = len(confirmation.selected), len(confirmation.confirmed)
         summary.leaderboard = leaderboard(one_pass, full, confirmation)

@@ -142,6 +142,21 @@ class Evaluator:
         pool.shutdown()
         return evaluations
 
+    def open_runs(self, hypotheses: list[Hypothesis], variant: str, seeds: int, *,
+                  parent_run_id: str | None = None, round_id: str | None = None) -> list[Evaluation]:
+        """Create and describe one run per hypothesis, nothing trained: an executor hands the run
+        ids to workers that call `evaluate_opened`."""
+        evaluations = [Evaluation(hypothesis=h, run_id="", variant=variant) for h in hypotheses]
+        self._open_runs(evaluations, variant, seeds, parent_run_id, round_id, None,
+                        resolve_backend(self.config.sandbox.backend), self.suite)
+        return evaluations
+
+    def evaluate_opened(self, evaluations: list[Evaluation], seeds: int) -> None:
+        """Validate, train and record runs that `open_runs` created, exactly as `evaluate` does."""
+        first = self.config.suite.first_seed
+        self._run(evaluations, evaluations[0].variant, list(range(first, first + seeds)), self.suite)
+        self._record_all(evaluations)
+
     def record_unevaluated(self, hypotheses: list[Hypothesis], validations: list, seeds: int, *,
                            parent_run_id: str | None = None, round_id: str | None = None) -> list[str]:
         """Runs for hypotheses that were validated but not trained (screened out by the reward

@@ -5,7 +5,9 @@ Jobs call the layers below the command line (rounds, the reward registry, audits
 
 A `discover` or `resume` job waits (up to `wait_hours`, default 12) while another round of its kind
 runs anywhere (the kind's lease, resume.py), so the nightly round and a resume never overlap and
-neither is lost. When a job succeeds, the jobs that run `after` it (`then`) run next, in order.
+neither is lost. A `discover` job's `executor = "ray"` (and `ray_address`) runs its evaluations
+on a Ray cluster, as `discover --executor ray` does. When a job succeeds, the jobs that run
+`after` it (`then`) run next, in order.
 """
 from __future__ import annotations
 
@@ -22,13 +24,16 @@ WAIT_HOURS = 12.0
 
 def _discover(client, config, kwargs: dict, resume: bool) -> dict:
     from ..config import for_discovery
+    from ..executors import check_executor, with_executor
     from ..kinds import get_kind
     from ..rounds import discover
 
     kind = kwargs.pop("kind", "activation")
     get_kind(kind)
     llm = {key: kwargs.pop(key) for key in LLM_KEYS if key in kwargs}
-    config = for_discovery(config, kwargs.pop("generator", None), llm)
+    config = with_executor(for_discovery(config, kwargs.pop("generator", None), llm),
+                           kwargs.pop("executor", None), kwargs.pop("ray_address", None))
+    check_executor(config)
     wait_s = float(kwargs.pop("wait_hours", WAIT_HOURS)) * 3600
     summary = discover(client, config, kind, resume=resume, wait_s=wait_s, **kwargs)
     if summary is None:

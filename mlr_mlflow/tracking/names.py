@@ -17,6 +17,7 @@ PROJECT_ENTRY_POINT = "mlr.project.entry_point"
 PROJECT_PARAMS = "mlr.project.params"
 PROJECT_VERSION = "mlr.project.version"  # the version of mlr-mlflow whose Project the run names
 SANDBOX = "mlr.sandbox"  # the backend that ran the hypothesis code
+EXECUTOR_NODE = "mlr.executor.node"  # the Ray node that evaluated a hypothesis run (ray executor)
 BASELINE_KEY = "mlr.baseline.key"
 BASELINE_COMPONENT = "mlr.baseline.component"
 SYMBOLIC_GENOME = "mlr.symbolic.genome"  # the expression tree a symbolic hypothesis was rendered from
