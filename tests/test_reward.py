@@ -94,11 +94,12 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     assert len(scores) == 2 and all(np.isfinite(scores))
     assert scores[0] > scores[1]  # swish above a function that kills every signal
 
-    # with a champion, a round screens before training: only top-k (+exploration) are trained
-    screen_config = write(tmp, "s.toml", CONFIG.replace('"one-pass"', '"auto"'))
+    # with a champion, a round screens before training: only eta * top-k (exploration included)
+    # are trained one-pass, and top-k of those in full
+    screen_config = write(tmp, "s.toml", CONFIG.replace('"one-pass"', '"auto"\neta = 2'))
     code, out = cli(capsys, "discover", "--tracking-uri", uri, "--config", str(screen_config),
                     "--n", "8", "--top-k", "3", "--seeds", "2", "--seed", "9")
-    assert code == 0 and out["evaluated"] <= 3
+    assert code == 0 and out["evaluated"] <= 6 and out["full_evaluated"] <= 3
     run = client.get_run(out["round_run_id"])
     assert run.data.tags["mlr.screen"] == "reward"
     assert "selection_mean_similarity" in run.data.metrics

@@ -21,6 +21,7 @@ import numpy as np
 from ..tracking import create_run, experiment_id, finish, log, names
 from ..tracking.fluent import fluent_store
 from .embed import DEFAULT_ENCODER, Encoder
+from .measure import ranking_report
 from .ranker import Features, RewardDataError, check_enough, correlations, fit, held_out, load_dataset
 from ..config import UsageError
 
@@ -78,7 +79,8 @@ def evaluate_features(client, config, kind: str, encoder_name: str = DEFAULT_ENC
     flags = {name: name in (features or DEFAULT_FEATURES) for name in FEATURES}
     X = Features(**flags).matrix(kind, data.sources, data.shas, Encoder(encoder_name), config.sandbox)
     return {alg: {"by_round": held_out(X, data, "round", alg),
-                  "by_generator": held_out(X, data, "generator", alg)}
+                  "by_generator": held_out(X, data, "generator", alg),
+                  "ranking": ranking_report(X, data, alg)}
             for alg in ("ranker", "regressor")} | {"n": len(data), "rounds": len(set(data.rounds))}
 
 
