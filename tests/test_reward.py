@@ -123,6 +123,20 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     assert [d["run_id"] for d in reward["diversity"]] == [out["round_run_id"]]
 
 
+@pytest.mark.slow
+def test_reward_evaluate_reports_ranking_quality_where_a_round_needs_it(store, capsys):
+    uri, config, _ = store
+    code, out = cli(capsys, "reward", "evaluate", "--kind", "activation", "--tracking-uri", uri,
+                    "--config", str(config), "--features", "structural")
+    assert code == 0
+    ranking = out["regressor"]["ranking"]
+    assert ranking["by_round"]["n"] == out["n"] and -1 <= ranking["by_round"]["spearman"] <= 1
+    assert set(ranking["by_source"]) <= {"symbolic"}  # one source: nothing else to train on
+    found = ranking["discovery"]["find_10_of_top10"]
+    assert 10 <= found["evaluations"] <= out["n"] and found["fraction_of_random"] > 0
+    assert 0 <= ranking["discovery"]["ndcg_at_10"] <= 1
+
+
 def test_too_few_runs_and_unknown_encoder_are_clear_errors(tmp_path, tracking_uri, capsys):
     code, out = cli(capsys, "reward", "train", "--kind", "regularizer", "--tracking-uri", tracking_uri)
     assert code == 2 and "too few evaluated regularizer runs" in out["error"]
