@@ -1,22 +1,30 @@
-"""How well the reward model ranks hypotheses it was not trained on, and what that buys.
+"""How well the reward model ranks hypotheses it was not trained on, and what that buys a round.
 
     python bench/reward.py [--tracking-uri URI] [--rounds 8] [--json]
+    python bench/reward.py --quick --json      # a tiny pool, for tests (iris, 2 seeds)
 
-Data: the one-pass evaluations of activation hypotheses in the store. With no store given, it
-builds one in a temporary directory: `--rounds` symbolic discovery rounds of 32 (top-k 0) plus 64
-hand-written activations (bench/throughput.py's families) as a second source, about 6 minutes.
+Data (bench/reward_pool.py): symbolic rounds and hand-written activations as training sources, a
+held-out source of named activations from the literature (never trained on), each hypothesis
+evaluated one-pass, trained in full, and evaluated one-pass again on disjoint seeds. With no store
+given, the pool is built in a temporary directory.
 
-Reported, for each feature family and both algorithms:
-- held out by round (train on the other rounds, predict this one): Spearman, Kendall, Pearson;
-- held out by generator (train on the other source): the same;
-- the top-k discovery curve: every hypothesis gets an out-of-sample prediction (leave its round
-  out); walking the whole pool in predicted order, how many full evaluations until the pool's true
-  top 10 (by measured B-WR) are all found, against the expectation for a random order.
+Reported for the default features (structural + grid) and each algorithm, from out-of-sample
+predictions (reward/measure.py):
+- by round (leave the round out) and by source (train on the other training sources; the held-out
+  source on all of them): Spearman and Kendall;
+- against full-training B-WR (what a round is after): NDCG@10, precision@10, evaluations to find
+  the true top 10 (and 9, 8) as a fraction of a random order's; the same against one-pass B-WR;
+- the Spearman of one-pass against full B-WR, and the noise ceiling (one-pass B-WR on two disjoint
+  seed sets of the same hypotheses);
+- a quarter of the cost of training everything in full, spent three ways (halving.py's costs):
+  reward screen -> one-pass -> full on the best 1/eta; one-pass on all -> full; reward -> full.
+  How many of the true top 10 (by full B-WR) got a full training.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -29,107 +37,156 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from reward_pool import HELD_OUT, PoolSpec, aligned, bench_config, build, metric_by_sha  # noqa: E402
+
 FAMILIES = {"structural": ("structural",), "grid": ("grid",), "embedding": ("embedding",),
-            "structural+grid": ("structural", "grid"),
-            "all": ("structural", "grid", "embedding"),
+            "structural+grid": ("structural", "grid"), "all": ("structural", "grid", "embedding"),
             "probes": ("probes",), "structural+grid+probes": ("structural", "grid", "probes")}
+QUICK = PoolSpec(rounds=2, round_size=6, handwritten=6, literature=6, datasets=("iris",), seeds=2)
 
 
-def build_store(uri: str, rounds: int) -> None:
-    from throughput import hypotheses
+def budget_strategies(pred, onepass_val, full, budget: float, max_epochs: int, eta: int,
+                      top: int = 10) -> dict:
+    """Spend `budget` full-training equivalents; how many of the true top `top` (by full B-WR) get
+    trained in full? A one-pass evaluation costs 1 / max_epochs, reward screening nothing."""
+    n = len(full)
+    truth = set(np.argsort(-full, kind="stable")[:top].tolist())
+    by_pred = np.argsort(-pred, kind="stable")
+    c = 1.0 / max_epochs
 
-    from mlr_mlflow.config import Config, with_overrides
-    from mlr_mlflow.evaluate.evaluator import Evaluator
-    from mlr_mlflow.hypothesis import Hypothesis
-    from mlr_mlflow.rounds import Round
-    from mlr_mlflow.tracking import connect
+    def promoted(candidates, k):
+        ranked = sorted(candidates, key=lambda i: (-onepass_val[i], i))
+        return set(ranked[:k])
 
-    client = connect(uri)
-    config = with_overrides(Config(), discover={"screen": "one-pass"})
-    for r in range(rounds):
-        summary = Round(client, config, "activation").run(n=32, top_k=0, seeds=3)
-        print(f"round {r + 1}/{rounds}: {summary.evaluated} evaluated", file=sys.stderr, flush=True)
-    Evaluator(client, config).evaluate([Hypothesis("activation", s, "handwritten") for s in hypotheses(64)],
-                                       "one-pass", 3, round_id="handwritten")
+    m = min(n, int(budget // (c + 1.0 / eta)))  # one-pass share; full = m / eta
+    halving = promoted(by_pred[:m].tolist(), m // eta)
+    k_all = max(0, min(n, int(budget - n * c)))
+    onepass_all = promoted(range(n), k_all)
+    reward_only = set(by_pred[:min(n, int(budget))].tolist())
+    return {"budget_full_equivalents": round(budget, 2), "pool": n, "top": top, "strategies": {
+        f"reward -> one-pass {m} -> full {m // eta} (eta {eta})": len(halving & truth),
+        f"one-pass all {n} -> full {k_all}": len(onepass_all & truth),
+        f"reward -> full {min(n, int(budget))}": len(reward_only & truth)}}
 
 
-def discovery_curve(pred: np.ndarray, truth: np.ndarray, top: int = 10) -> dict:
-    n = len(truth)
-    true_top = set(np.argsort(-truth, kind="stable")[:top])
-    order = np.argsort(-pred, kind="stable")
-    found_at = max(i for i, j in enumerate(order, start=1) if j in true_top)
-    random_expected = top * (n + 1) / (top + 1)  # expected position of the last of `top` in a random order
-    return {"pool": n, "top": top, "evaluations_reward": int(found_at),
-            "evaluations_random_expected": round(random_expected, 1),
-            "ratio": round(found_at / random_expected, 3)}
+def measure(client, config, algorithms, families) -> dict:
+    from mlr_mlflow.reward.embed import Encoder
+    from mlr_mlflow.reward.measure import by_round, by_source, discovery, out_of_sample
+    from mlr_mlflow.reward.ranker import Features, load_dataset
+    from mlr_mlflow.stats import spearman
+    from mlr_mlflow.tracking import experiment_id
+
+    exp_name = config.experiment_name("activation")
+    data = load_dataset(client, experiment_id(client, exp_name), "activation")
+    full = aligned(data.shas, metric_by_sha(client, exp_name, "full", "b_wr"))
+    val = aligned(data.shas, metric_by_sha(client, exp_name, "one-pass", "val_b_wr"))
+    again = aligned(data.shas, metric_by_sha(client, "ceiling-activation", "one-pass", "b_wr"))
+    onepass = data.b_wr.astype(float)
+    both = np.isfinite(full)
+    ceil = np.isfinite(again)
+    result = {"n": len(data), "rounds": len(set(data.rounds)), "sources": sorted(set(data.generators)),
+              "held_out_source": HELD_OUT, "full_trained": int(both.sum()),
+              "onepass_full_spearman": _r(spearman(onepass[both], full[both])),
+              "onepass_val_full_spearman": _r(spearman(val[both], full[both])),
+              "noise_ceiling": _r(spearman(onepass[ceil], again[ceil])), "models": {}}
+    encoder = Encoder()
+    for family in families:
+        flags = {name: name in FAMILIES[family] for name in ("structural", "grid", "embedding", "probes")}
+        X = Features(**flags).matrix("activation", data.sources, data.shas, encoder, config.sandbox)
+        for algorithm in algorithms:
+            pred = out_of_sample(X, data, algorithm, (HELD_OUT,))
+            ok = np.isfinite(pred) & both
+            whole = ok.sum() >= max(10, 0.9 * np.isfinite(pred).sum())  # truth needs the whole pool
+            entry = {"by_round": by_round(pred, data, (HELD_OUT,)),
+                     "by_source": by_source(X, data, algorithm, (HELD_OUT,)),
+                     "vs_full": discovery(pred[ok], full[ok]) if whole else None,
+                     "vs_one_pass": discovery(pred[np.isfinite(pred)], onepass[np.isfinite(pred)])}
+            if whole:
+                entry["quarter_budget"] = budget_strategies(
+                    pred[ok], np.nan_to_num(val[ok], nan=0.0), full[ok], ok.sum() / 4,
+                    config.model.max_epochs, config.discover.eta)
+            result["models"][f"{family}/{algorithm}"] = entry
+    return result
+
+
+def headline(result: dict, model: str) -> dict:
+    """CONTRACT.md's keys, from one model's entry."""
+    entry = result["models"][model]
+    truth = entry["vs_full"] or entry["vs_one_pass"]
+    sources = {s: v["spearman"] for s, v in entry["by_source"].items()}
+    held = sources.get(HELD_OUT)
+    ceiling = result["noise_ceiling"]
+    return {"model": model, "truth": "full" if entry["vs_full"] else "one-pass",
+            "top10_fraction_of_random": truth["find_10_of_top10"]["fraction_of_random"]
+            if "find_10_of_top10" in truth else None,
+            "top9_fraction_of_random": (truth.get("find_9_of_top10") or {}).get("fraction_of_random"),
+            "top8_fraction_of_random": (truth.get("find_8_of_top10") or {}).get("fraction_of_random"),
+            "by_round_spearman": entry["by_round"]["spearman"],
+            "by_round_kendall": entry["by_round"]["kendall"],
+            "by_source_spearman": sources,
+            "by_source_kendall": {s: v["kendall"] for s, v in entry["by_source"].items()},
+            "held_out_share_of_ceiling": _r(held / ceiling) if held is not None and ceiling else None,
+            "ndcg_at_10": truth.get("ndcg_at_10"), "precision_at_10": truth.get("precision_at_10"),
+            "quarter_budget": entry.get("quarter_budget")}
+
+
+def _r(x):
+    return None if x is None or not math.isfinite(x) else round(float(x), 3)
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tracking-uri", default=None, help="a store with evaluated activation runs")
-    parser.add_argument("--rounds", type=int, default=8, help="rounds to build when no store is given")
-    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--tracking-uri", default=None, help="a store with the evaluated pool")
+    parser.add_argument("--quick", action="store_true", help="a tiny pool (tests)")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--round-size", type=int, default=32)
+    parser.add_argument("--handwritten", type=int, default=64)
+    parser.add_argument("--literature", type=int, default=32)
+    parser.add_argument("--datasets", default="", help="comma-separated; default: the default suite")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--families", default="structural+grid")
+    parser.add_argument("--algorithms", default="regressor,ranker")
+    parser.add_argument("--keep", default=None, help="build the store in this directory and keep it")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from mlr_mlflow.config import Config
-    from mlr_mlflow.reward.embed import Encoder
-    from mlr_mlflow.reward.ranker import Features, held_out, load_dataset
-    from mlr_mlflow.tracking import connect, experiment_id
+    from mlr_mlflow.tracking import connect
 
-    tmp = None
-    uri = args.tracking_uri
+    spec = QUICK if args.quick else PoolSpec(
+        args.rounds, args.round_size, args.handwritten, args.literature,
+        tuple(d for d in args.datasets.split(",") if d), args.seeds)
+    config = bench_config(spec)
+    tmp, uri, cwd = None, args.tracking_uri, os.getcwd()
     if not uri:
-        tmp = tempfile.TemporaryDirectory(prefix="mlr-reward-bench-")
-        os.chdir(tmp.name)
-        uri = f"sqlite:///{tmp.name}/mlflow.db"
+        where = args.keep or (tmp := tempfile.TemporaryDirectory(prefix="mlr-reward-bench-")).name
+        os.makedirs(where, exist_ok=True)
+        os.chdir(where)
+        uri = f"sqlite:///{os.path.abspath(where)}/mlflow.db"
         start = time.perf_counter()
-        build_store(uri, args.rounds)
-        print(f"built the store in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    client = connect(uri)
-    data = load_dataset(client, experiment_id(client, Config().experiment_name("activation")),
-                        "activation")
-    encoder = Encoder()
-    result = {"n": len(data), "rounds": len(set(data.rounds)),
-              "generators": sorted(set(data.generators)), "families": {}}
-    print(f"{len(data)} hypotheses, {result['rounds']} rounds, generators {result['generators']}")
-    print(f"{'features':16s} {'algorithm':9s} {'by round: sp / tau / r':>26s} "
-          f"{'by generator: sp':>18s} {'top-10 found after':>20s}")
-    for family in args.families.split(","):
-        flags = {name: name in FAMILIES[family] for name in ("structural", "grid", "embedding", "probes")}
-        X = Features(**flags).matrix("activation", data.sources, data.shas, encoder)
-        for algorithm in ("ranker", "regressor"):
-            # fitted on the validation target (as `reward train`), judged on the test B-WR
-            by_round = held_out(X, data, "round", algorithm, truth="b_wr")
-            by_gen = held_out(X, data, "generator", algorithm, truth="b_wr")
-            pred = _out_of_sample(X, data, algorithm)
-            curve = discovery_curve(pred, data.b_wr)
-            r = by_round["pooled"]
-            gens = {g: round(v["spearman"], 3) for g, v in by_gen["groups"].items()}
-            result["families"][f"{family}/{algorithm}"] = {
-                "by_round": {k: round(v, 3) for k, v in r.items()},
-                "by_round_mean_spearman": round(by_round["mean_spearman"], 3),
-                "by_generator": gens, "discovery": curve}
-            print(f"{family:16s} {algorithm:9s} {r['spearman']:8.3f} {r['kendall']:7.3f} {r['pearson']:7.3f}"
-                  f"   {json.dumps(gens):>24s}   {curve['evaluations_reward']:4d} vs random "
-                  f"{curve['evaluations_random_expected']:.0f}", flush=True)
+            "structural+grid": ("structural", "grid"), "all": ("structural", "grid", "embedding"),
+            "probes": ("probes",), "structural+grid+probes": ("structural", "grid", "probes")}
+        print(f"built the pool in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    try:
+        result = measure(connect(uri), config, args.algorithms.split(","), args.families.split(","))
+        result.update(headline(result, next(iter(result["models"]))))
+    finally:
+        os.chdir(cwd)
+        if tmp is not None:
+            tmp.cleanup()
+    print(f"{result['n']} hypotheses, sources {result['sources']} ({HELD_OUT} held out), "
+          f"{result['full_trained']} trained in full")
+    print(f"one-pass vs full Spearman {result['onepass_full_spearman']}, noise ceiling "
+          f"{result['noise_ceiling']}")
+    for name, entry in result["models"].items():
+        truth = entry["vs_full"] or entry["vs_one_pass"]
+        print(f"{name:26s} by round sp {entry['by_round']['spearman']} tau {entry['by_round']['kendall']}"
+              f" | by source {json.dumps({s: v['spearman'] for s, v in entry['by_source'].items()})}"
+              f" | ndcg@10 {truth['ndcg_at_10']} p@10 {truth['precision_at_10']} | top10 after "
+              f"{truth['find_10_of_top10']['evaluations']} (random {truth['find_10_of_top10']['random_expected']})"
+              f" | quarter budget {json.dumps((entry.get('quarter_budget') or {}).get('strategies'))}")
     if args.json:
         print(json.dumps(result))
-    if tmp is not None:
-        os.chdir(HERE.parent)
-        tmp.cleanup()
     return result
-
-
-def _out_of_sample(X, data, algorithm) -> np.ndarray:
-    from mlr_mlflow.reward.ranker import fit
-
-    pred = np.zeros(len(data))
-    for group in sorted(set(data.rounds)):
-        test = np.array([r == group for r in data.rounds])
-        model = fit(X[~test], data.target[~test], [r for r, t in zip(data.rounds, test) if not t], algorithm)
-        pred[test] = model.predict(X[test])
-    return pred
 
 
 if __name__ == "__main__":

@@ -204,7 +204,8 @@ class DiscoverConfig:
 
     Attributes:
         n: new hypotheses to generate (duplicates of anything in the experiment do not count).
-        top_k: how many of them, best first by one-pass B-WR, get the full-training evaluation.
+        top_k: how many of them, best first by one-pass validation B-WR, get the full-training
+            evaluation (the top rung of successive halving, see halving.py).
         seeds: training seeds per evaluation.
         generator: "symbolic" (offline) or "llm".
         parents: how many of the best known hypotheses a generator is shown.
@@ -218,6 +219,9 @@ class DiscoverConfig:
             like one of the kind's references (a rediscovery) without training it; false lets
             them through (the null experiment's ReLU in disguise needs that).
         dedup_tolerance: how close two behavioural fingerprints must be, relative to their scale.
+        eta: successive halving's η: a reward-screened round trains eta * top_k proposals one-pass
+            and the best 1/eta of those (its top_k) in full; 1 trains the reward model's top_k in
+            full directly. Without a champion every valid proposal is trained one-pass.
     """
 
     n: int = 32
@@ -231,6 +235,11 @@ class DiscoverConfig:
     mmr_lambda: float = 0.5
     dedup: bool = True
     dedup_tolerance: float = 1e-3
+    eta: int = 3
+
+    def __post_init__(self):
+        if not isinstance(self.eta, int) or isinstance(self.eta, bool) or self.eta < 1:
+            raise ConfigError(f"[discover] eta must be a whole number of at least 1, got {self.eta!r}")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""A discovery round: generate -> validate -> one-pass evaluate -> screen -> full evaluate -> confirm
--> summarise. Selection looks at validation win rates only; test win rates are what is reported, and
-`confirm` re-tests the selected on fresh seeds and a fresh split.
+"""A discovery round: generate -> validate -> screen -> one-pass evaluate -> full evaluate -> confirm
+-> summarise, as successive halving (halving.py: the reward screen picks eta * top_k, one-pass
+training promotes its best top_k to full training). Selection looks at validation win rates only;
+test win rates are what is reported, and `confirm` re-tests the selected on fresh seeds and a
+fresh split. The round's training cost is logged in full-training equivalents.
 
 The round is an MLflow parent run (`mlr.role=round`) in the kind's experiment; every hypothesis
 evaluation is a nested run under it. Generated code that is already known to the experiment (same
@@ -19,6 +21,7 @@ from typing import Callable
 from .config import Config, UsageError
 from .confirm import confirm, confirmation_config
 from .generate import Context, make_generator
+from .halving import one_pass_share, promote, reward_rung, round_cost
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
@@ -47,6 +50,7 @@ class RoundSummary:
     generation_failures: int = 0
     best: dict | None = None
     stop_reason: str | None = None
+    cost_full_equivalents: float = 0.0
     leaderboard: list[dict] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
@@ -56,20 +60,8 @@ class RoundSummary:
                 "semantic_duplicates": self.semantic_duplicates,
                 "rediscoveries": self.rediscoveries,
                 "selected": self.selected, "confirmed": self.confirmed,
-                "generation_failures": self.generation_failures, "stop_reason": self.stop_reason}
-
-
-def _val(ev, name: str) -> float:
-    value = getattr(ev, f"val_{name}")
-    return value if value is not None else (getattr(ev, name) or 0.0)  # runs from before val metrics
-
-
-def screen(evaluations: list, top_k: int) -> list:
-    """The best `top_k` valid one-pass evaluations by validation (B-WR, BSOTA-WR), never by test
-    numbers; ties by hash, so stable."""
-    valid = [ev for ev in evaluations if ev.valid and ev.b_wr is not None]
-    valid.sort(key=lambda ev: (-_val(ev, "b_wr"), -_val(ev, "bsota_wr"), ev.hypothesis.sha256))
-    return valid[:max(top_k, 0)]
+                "generation_failures": self.generation_failures, "stop_reason": self.stop_reason,
+                "cost_full_equivalents": self.cost_full_equivalents}
 
 
 def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: int | None = None,
@@ -116,7 +108,7 @@ class Round:
                 names.ROLE: "round", names.KIND: self.kind, names.ROUND_ID: round_id,
                 names.GENERATOR: self.generator.name, names.ROUND_NUMBER: str(self.number)})
             params = {"kind": self.kind, "n": n, "top_k": top_k, "seeds": seeds, "seed": seed,
-                      "generator": self.generator.name}
+                      "generator": self.generator.name, "eta": self.config.discover.eta}
             return self._drive(lease, run_id, round_id, n, top_k, seeds, seed, params=params)
 
     def resume(self, wait_s: float = 0.0) -> RoundSummary | None:
@@ -263,12 +255,12 @@ class Round:
                                               round_id)
                 bar.update(len(hypotheses))
             summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
-            chosen = [ev.hypothesis for ev in screen(one_pass, top_k)]
             how = "by one-pass validation B-WR"
         else:
-            one_pass, chosen = self._reward_screened(champion, selection, evaluator, hypotheses, top_k,
-                                                     seeds, run_id, round_id, summary, lease)
-            how = "chosen by the reward model"
+            one_pass = self._reward_screened(champion, selection, evaluator, hypotheses, top_k,
+                                             seeds, run_id, round_id, summary, lease)
+            how = "by one-pass validation B-WR among the reward model's picks"
+        chosen = [ev.hypothesis for ev in promote(one_pass, top_k)]
         summary.evaluated = sum(1 for ev in one_pass if ev.valid)
         full = []
         lease.check()
@@ -287,11 +279,16 @@ class Round:
         summary.selected, summary.confirmed = len(confirmation.selected), len(confirmation.confirmed)
         summary.leaderboard = leaderboard(one_pass, full, confirmation)
         summary.best = best_of(summary.leaderboard)
+        trained = lambda evs: sum(1 for ev in evs if ev.valid or ev.stage == "training")  # noqa: E731
+        cost = round_cost(self.config, seeds, trained(one_pass), trained(full),
+                          trained(confirmation.evaluations.values()))
+        summary.cost_full_equivalents = cost.full_equivalents
         log(self.client, run_id, metrics={
             "valid": summary.valid, "evaluated": summary.evaluated,
             "full_evaluated": summary.full_evaluated,
             "validator_pass_rate": summary.valid / len(hypotheses),
-            "best_b_wr": summary.best["b_wr"] if summary.best else None}, step=self.number)
+            "best_b_wr": summary.best["b_wr"] if summary.best else None, **cost.metrics()},
+            step=self.number)
         if summary.leaderboard:
             self.client.log_table(run_id, data=columns(summary.leaderboard),
                                   artifact_file=names.LEADERBOARD_ARTIFACT)
@@ -321,10 +318,11 @@ class Round:
 
     def _reward_screened(self, champion, selection, evaluator, hypotheses, top_k, seeds, run_id,
                          round_id, summary: RoundSummary, lease):
-        """The seed paper's screening: validate all, score the valid ones with the champion before
-        any training, evaluate only the selection (top-k by MMR plus random exploration picks).
-        The selection is saved (selection.json) before anything is trained; a resumed round
-        passes it in `selection` and acts on it, whatever the champion is by then."""
+        """The seed paper's screening, the bottom rung of the halving: validate all, score the valid
+        ones with the champion before any training, evaluate one-pass only the selection
+        (eta * top_k by MMR plus random exploration picks). The selection is saved (selection.json)
+        before anything is trained; a resumed round passes it in `selection` and acts on it,
+        whatever the champion (or eta) is by then."""
         from .sandbox import warm_sandbox
         from .validate import validate_many
 
@@ -332,13 +330,12 @@ class Round:
         with warm_sandbox(self.config.sandbox) as sandbox:
             checks = validate_many(hypotheses, sandbox, self.config.sandbox)
         if selection is None:
-            from .reward.screen import decide
-
             valid = [h for h, c in zip(hypotheses, checks) if c.valid]
-            self.progress(f"scoring {len(valid)} valid hypotheses with the reward model's champion")
-            d = self.config.discover
-            selection = decide(champion, valid, top_k, d.explore, d.mmr_lambda,
-                               seed=int(self.client.get_run(run_id).data.params.get("seed", 0)))
+            share = one_pass_share(len(valid), top_k, self.config.discover.eta)
+            self.progress(f"scoring {len(valid)} valid hypotheses with the reward model's champion; "
+                          f"{share} go on to one-pass training")
+            selection = reward_rung(champion, valid, share, self.config,
+                                    seed=int(self.client.get_run(run_id).data.params.get("seed", 0)))
             lease.check()
             log_json(self.client, run_id, selection, names.SELECTION_ARTIFACT)
         else:
@@ -360,4 +357,4 @@ class Round:
         log(self.client, run_id, metrics={**selection["metrics"], "explored": len(explored),
                                           "screened_out": len(rest)},
             tags={SCREEN: "reward", "mlr.screen.model_run_id": selection["model_run_id"]}, step=self.number)
-        return one_pass, [ev.hypothesis for ev in one_pass if ev.valid]
+        return one_pass

@@ -134,3 +134,67 @@ def noise_ceiling(units_per_hypothesis, seeds_a, seeds_b) -> float:
         raise ValueError("the two seed sets must be disjoint")
     mats = [_matrix(u) for u in units_per_hypothesis]
     return spearman([m[:, seeds_a].mean() for m in mats], [m[:, seeds_b].mean() for m in mats])
+
+
+# Ranking quality: how well a predicted order finds what measurement calls best. `pred` and
+# `truth` are scores of the same items, higher meaning better; ties in `pred` keep item order.
+
+def kendall(a, b) -> float:
+    """Kendall's tau-b (NaN when either side is constant or there are < 2 pairs)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.size < 2:
+        return math.nan
+    i, j = np.triu_indices(a.size, k=1)
+    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    n_a, n_b = np.count_nonzero(da), np.count_nonzero(db)
+    if n_a == 0 or n_b == 0:
+        return math.nan
+    return float(np.sum(da * db) / math.sqrt(n_a * n_b))
+
+
+def _order(pred) -> np.ndarray:
+    return np.argsort(-np.asarray(pred, dtype=float), kind="stable")
+
+
+def true_top(truth, k: int) -> set[int]:
+    return set(_order(truth)[:k].tolist())
+
+
+def precision_at_k(pred, truth, k: int = 10) -> float:
+    """Share of the predicted top k that are in the true top k."""
+    k = min(k, len(truth))
+    return len(set(_order(pred)[:k].tolist()) & true_top(truth, k)) / k if k else math.nan
+
+
+def ndcg_at_k(pred, truth, k: int = 10) -> float:
+    """Normalised discounted cumulative gain of the predicted top k, with gains `truth - min(truth)`
+    (the worst item gains nothing, so a B-WR scale of 0.3-0.7 does not flatten the score to ~1)."""
+    truth = np.asarray(truth, dtype=float)
+    gains = truth - truth.min() if truth.size else truth
+    k = min(k, truth.size)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = float(np.sum(np.sort(gains)[::-1][:k] * discount))
+    if k == 0 or ideal == 0:
+        return math.nan
+    return float(np.sum(gains[_order(pred)[:k]] * discount) / ideal)
+
+
+def evaluations_to_find(pred, truth, top: int = 10, found: int | None = None) -> int:
+    """Evaluations, walking the items in predicted order, until `found` (default all) of the true
+    top `top` have been evaluated."""
+    top = min(top, len(truth))
+    found = top if found is None else min(found, top)
+    wanted = true_top(truth, top)
+    hits = 0
+    for position, item in enumerate(_order(pred), start=1):
+        hits += item in wanted
+        if hits >= found:
+            return position
+    return len(truth)
+
+
+def random_evaluations_to_find(n: int, top: int = 10, found: int | None = None) -> float:
+    """The expected evaluations in a uniformly random order: the `found`-th of `top` marked items
+    among n sits at found * (n + 1) / (top + 1) on average."""
+    found = top if found is None else found
+    return found * (n + 1) / (top + 1)

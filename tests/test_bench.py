@@ -46,3 +46,23 @@ def test_null_experiment_runs_tiny_and_never_confirms_relu_in_disguise(tmp_path)
         assert 0.0 <= result[key] <= 1.0
     assert result["noise_ceiling"] is None or -1.0 <= result["noise_ceiling"] <= 1.0
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_reward_benchmark_quick_measures_a_held_out_source_and_states_contract_keys(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "reward.py"), "--quick", "--json",
+                           "--algorithms", "regressor"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("top10_fraction_of_random", "by_round_spearman", "by_source_spearman", "ndcg_at_10",
+                "onepass_full_spearman", "noise_ceiling"):
+        assert key in result, key
+    assert result["held_out_source"] == "literature" and "literature" in result["by_source_spearman"]
+    entry = result["models"]["structural+grid/regressor"]
+    assert entry["by_source"]["literature"]["held_out_source"] is True
+    assert result["full_trained"] == result["n"]  # the quick pool is trained in full too
+    assert 0 < result["top10_fraction_of_random"] and 0 <= result["ndcg_at_10"] <= 1
+    budget = result["quarter_budget"]
+    assert all(0 <= found <= 10 for found in budget["strategies"].values())
+    assert not list(tmp_path.iterdir())

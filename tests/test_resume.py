@@ -226,7 +226,7 @@ def test_a_store_failing_on_generation_json_never_regenerates_the_round(tracking
 def test_a_screened_round_resumes_with_its_saved_selection_after_the_champion_changed(tracking_uri):
     from .faults import register_champion
 
-    config = small_config(screen="reward", explore=0.0)
+    config = small_config(screen="reward", explore=0.0, eta=1)  # the champion's pick goes to full
     register_champion(tracking_uri, "activation", sign=1.0)  # prefers long code
     round_id = dead_round(tracking_uri, config, n=4, top_k=1)
     client = MlflowClient(tracking_uri)
@@ -279,3 +279,50 @@ def test_a_round_whose_lease_was_taken_over_stops_and_leaves_the_run_to_the_new_
     assert run.info.status == "RUNNING"  # not ended by the loser: it is the new holder's
     assert not [a for a in client.list_artifacts(run.info.run_id)
                 if a.path == names.GENERATION_ARTIFACT]  # and nothing recorded after the loss
+
+
+@pytest.mark.slow
+def test_a_halving_round_killed_between_rungs_resumes_with_the_same_promotions(tracking_uri):
+    """Killed after its one-pass rung (the store refuses to open the first full-training run): on
+    resume the one-pass runs stand as they were, exactly the same top_k are promoted to full
+    training, and no hypothesis is evaluated twice in any variant."""
+    from .faults import register_champion
+
+    register_champion(tracking_uri, "activation", sign=1.0)
+    config = with_overrides(small_config(screen="reward", explore=0.0, eta=2),
+                            suite={"datasets": ("iris",)}, confirm={"seeds": 1})
+
+    def full_runs_refused(experiment_id, tags=None, run_name=None, **kwargs):
+        return refused() if (tags or {}).get(names.VARIANT) == "full" else None
+
+    with pytest.raises(Exception):
+        Round(Flaky(connect(tracking_uri), create_run=full_runs_refused), config, "activation").run(
+            6, 2, 1, seed=4)
+    client = MlflowClient(tracking_uri)
+    [round_run] = client.search_runs([client.get_experiment_by_name("mlr-activation").experiment_id],
+                                     f"tags.`{names.ROLE}` = 'round'")
+    assert round_run.info.status == "FAILED"
+    round_id = round_run.info.run_id
+    before = terminal_runs_by_sha(client, round_id)
+    one_pass_before = {r.info.run_id for runs in before.values() for r in runs
+                       if r.data.tags[names.VARIANT] == "one-pass"}
+    assert len(one_pass_before) == 4 and not any(r.data.tags[names.VARIANT] == "full"
+                                                 for runs in before.values() for r in runs)
+
+    summary = Round(connect(tracking_uri), config, "activation").resume()
+    assert summary.round_run_id == round_id and summary.full_evaluated == 2
+    after = terminal_runs_by_sha(client, round_id)
+    variants = {sha: sorted(r.data.tags[names.VARIANT] for r in runs) for sha, runs in after.items()}
+    for listed in variants.values():
+        assert len(listed) == len(set(listed))  # none twice
+    counts = {v: sum(v in listed for listed in variants.values())
+              for v in ("one-pass", "full", "confirm", "screened")}
+    assert counts == {"one-pass": 4, "full": 2, "confirm": 2, "screened": summary.valid - 4}
+    assert {r.info.run_id for runs in after.values() for r in runs
+            if r.data.tags[names.VARIANT] == "one-pass"} == one_pass_before  # kept, not redone
+    one_pass = sorted((r for runs in after.values() for r in runs
+                       if r.data.tags[names.VARIANT] == "one-pass"),
+                      key=lambda r: (-r.data.metrics[names.VAL_B_WR], -r.data.metrics[names.VAL_BSOTA_WR],
+                                     r.data.tags[names.HYPOTHESIS_SHA256]))
+    assert {sha for sha, listed in variants.items() if "full" in listed} == \
+        {r.data.tags[names.HYPOTHESIS_SHA256] for r in one_pass[:2]}

@@ -98,11 +98,12 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     assert len(scores) == 2 and all(np.isfinite(scores))
     assert scores[0] > scores[1]  # swish above a function that kills every signal
 
-    # with a champion, a round screens before training: only top-k (+exploration) are trained
-    screen_config = write(tmp, "s.toml", CONFIG.replace('"one-pass"', '"auto"'))
+    # with a champion, a round screens before training: only eta * top-k (exploration included)
+    # are trained one-pass, and top-k of those in full
+    screen_config = write(tmp, "s.toml", CONFIG.replace('"one-pass"', '"auto"\neta = 2'))
     code, out = cli(capsys, "discover", "--tracking-uri", uri, "--config", str(screen_config),
                     "--n", "8", "--top-k", "3", "--seeds", "2", "--seed", "9")
-    assert code == 0 and out["evaluated"] <= 3
+    assert code == 0 and out["evaluated"] <= 6 and out["full_evaluated"] <= 3
     run = client.get_run(out["round_run_id"])
     assert run.data.tags["mlr.screen"] == "reward"
     assert "selection_mean_similarity" in run.data.metrics
@@ -152,6 +153,20 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     code, out = cli(capsys, "reward", "promote", *base)
     assert code == 1 and not out["promoted"] and out["n_sample"] == picked.count("explore") < 8
     assert "unbiased" in out["reason"] and out["champion"] == "2"
+
+
+@pytest.mark.slow
+def test_reward_evaluate_reports_ranking_quality_where_a_round_needs_it(store, capsys):
+    uri, config, _ = store
+    code, out = cli(capsys, "reward", "evaluate", "--kind", "activation", "--tracking-uri", uri,
+                    "--config", str(config), "--features", "structural")
+    assert code == 0
+    ranking = out["regressor"]["ranking"]
+    assert ranking["by_round"]["n"] == out["n"] and -1 <= ranking["by_round"]["spearman"] <= 1
+    assert set(ranking["by_source"]) <= {"symbolic"}  # one source: nothing else to train on
+    found = ranking["discovery"]["find_10_of_top10"]
+    assert 10 <= found["evaluations"] <= out["n"] and found["fraction_of_random"] > 0
+    assert 0 <= ranking["discovery"]["ndcg_at_10"] <= 1
 
 
 def test_too_few_runs_and_unknown_encoder_are_clear_errors(tmp_path, tracking_uri, capsys):

@@ -133,3 +133,51 @@ def test_a_store_refusing_writes_mid_round_leaves_no_run_running(tmp_path, track
     client = MlflowClient(tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("mlr-activation").experiment_id])
     assert len(runs) == 2 and all(r.info.status == "FAILED" for r in runs)
+
+
+@pytest.mark.slow
+def test_a_reward_screened_round_halves_eta_times_top_k_one_pass_then_top_k_full(tracking_uri):
+    """Successive halving: the champion picks eta * top_k of the valid proposals, they are trained
+    one-pass, and exactly their best top_k by validation B-WR are trained in full (then confirmed);
+    the rest are recorded as screened out. The round states its cost in full-training equivalents
+    (confirmation off here, to keep the test short: test_resume's halving test counts it)."""
+    from mlr_mlflow.config import Config, with_overrides
+    from mlr_mlflow.halving import COST_METRIC
+    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.tracking import connect
+
+    from .faults import register_champion
+
+    register_champion(tracking_uri, "activation", sign=1.0)
+    config = with_overrides(Config(), suite={"datasets": ("iris",)}, confirm={"enabled": False},
+                            discover={"screen": "reward", "parents": 0, "explore": 0.0, "eta": 2})
+    summary = Round(connect(tracking_uri), config, "activation").run(6, 2, 1, seed=4)
+    client = MlflowClient(tracking_uri)
+    kids = children(client, summary.round_run_id)
+    by_variant = {}
+    for run in kids:
+        by_variant.setdefault(run.data.tags[names.VARIANT], []).append(run)
+    share = min(summary.valid, 2 * 2)
+    assert summary.valid >= 4  # the symbolic proposals of this seed are valid enough to halve
+    assert len(by_variant["one-pass"]) == share
+    assert len(by_variant["full"]) == 2 and "confirm" not in by_variant
+    assert len(by_variant["screened"]) == summary.valid - share
+    one_pass = [r for r in by_variant["one-pass"] if names.B_WR in r.data.metrics]
+    ranked = sorted(one_pass, key=lambda r: (-r.data.metrics[names.VAL_B_WR],
+                                             -r.data.metrics[names.VAL_BSOTA_WR],
+                                             r.data.tags[names.HYPOTHESIS_SHA256]))
+    assert {r.data.tags[names.HYPOTHESIS_SHA256] for r in ranked[:2]} == \
+        {r.data.tags[names.HYPOTHESIS_SHA256] for r in by_variant["full"]}
+    # nominal cost: a one-pass epoch is 1/max_epochs of a full training
+    expected = share / config.model.max_epochs + 2
+    metrics = client.get_run(summary.round_run_id).data.metrics
+    assert metrics[COST_METRIC] == pytest.approx(expected, abs=1e-3)
+    assert summary.to_dict()[COST_METRIC] == pytest.approx(expected, abs=1e-3)
+    assert client.get_run(summary.round_run_id).data.params["eta"] == "2"
+
+
+def test_eta_below_one_is_a_config_error(tmp_path, tracking_uri, capsys):
+    config = write(tmp_path, "c.toml", SMALL.replace("parents = 0", "parents = 0\neta = 0"))
+    code, out, _ = discover(capsys, tracking_uri, config, "--n", "2")
+    assert code == 2 and "eta" in out["error"]
+    assert not MlflowClient(tracking_uri).search_experiments(filter_string="name = 'mlr-activation'")

@@ -1,4 +1,6 @@
 """Win-rate statistics: intervals that cover the truth, a calibrated paired test, BH, noise ceiling."""
+import math
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,45 @@ def test_noise_ceiling_is_high_for_real_differences_and_low_for_noise():
         noise_ceiling(real, [0, 1], [1, 2])
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert np.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_kendall_counts_concordant_pairs_and_handles_ties():
+    from mlr_mlflow.stats import kendall
+
+    assert kendall([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert kendall([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # one discordant pair of six: (5 - 1) / 6
+    assert kendall([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
+    # tau-b with a tie in one side: 5 concordant, 0 discordant, 6 and 5 untied pairs
+    assert kendall([1, 2, 3, 4], [1, 1, 2, 3]) == pytest.approx(5 / math.sqrt(6 * 5))
+    assert math.isnan(kendall([1, 1, 1], [1, 2, 3]))
+
+
+def test_precision_and_ndcg_at_k_reward_finding_the_true_top():
+    from mlr_mlflow.stats import ndcg_at_k, precision_at_k
+
+    truth = np.array([0.9, 0.8, 0.1, 0.2, 0.7])
+    assert precision_at_k(truth, truth, 2) == 1.0 and ndcg_at_k(truth, truth, 3) == pytest.approx(1.0)
+    reversed_ = -truth
+    assert precision_at_k(reversed_, truth, 2) == 0.0
+    assert ndcg_at_k(reversed_, truth, 2) == pytest.approx((0.1 / np.log2(3)) / (0.8 + 0.7 / np.log2(3)))
+    # swapping the top two costs a little, not everything
+    swapped = np.array([0.8, 0.9, 0.1, 0.2, 0.7])
+    assert 0.9 < ndcg_at_k(swapped, truth, 3) < 1.0 and precision_at_k(swapped, truth, 2) == 1.0
+
+
+def test_evaluations_to_find_the_top_walks_the_predicted_order_and_random_is_its_expectation():
+    from mlr_mlflow.stats import evaluations_to_find, random_evaluations_to_find
+
+    truth = np.arange(10, dtype=float)  # items 9, 8 are the true top 2
+    perfect = truth.copy()
+    assert evaluations_to_find(perfect, truth, top=2) == 2
+    worst = -truth
+    assert evaluations_to_find(worst, truth, top=2) == 10
+    assert evaluations_to_find(worst, truth, top=2, found=1) == 9
+    rng = np.random.default_rng(0)
+    walks = [evaluations_to_find(rng.permutation(10).astype(float), truth, top=2) for _ in range(4000)]
+    assert np.mean(walks) == pytest.approx(random_evaluations_to_find(10, 2), rel=0.03)
+    found_one = [evaluations_to_find(rng.permutation(10).astype(float), truth, top=2, found=1)
+                 for _ in range(4000)]
+    assert np.mean(found_one) == pytest.approx(random_evaluations_to_find(10, 2, 1), rel=0.05)

@@ -30,6 +30,7 @@ from .embed import DEFAULT_ENCODER, Encoder
 from .ensemble import fit_ensemble
 from .ranker import (TARGET, Features, RewardDataError, check_enough, correlations, fit, held_out,
                      load_dataset)
+from .measure import ranking_report
 from ..config import UsageError
 
 HOLDOUT_ROUNDS = 1
@@ -89,7 +90,8 @@ def evaluate_features(client, config, kind: str, encoder_name: str = DEFAULT_ENC
     flags = {name: name in (features or DEFAULT_FEATURES) for name in FEATURES}
     X = Features(**flags).matrix(kind, data.sources, data.shas, Encoder(encoder_name), config.sandbox)
     return {alg: {"by_round": held_out(X, data, "round", alg),
-                  "by_generator": held_out(X, data, "generator", alg)}
+                  "by_generator": held_out(X, data, "generator", alg),
+                  "ranking": ranking_report(X, data, alg)}
             for alg in ("ranker", "regressor")} | {"n": len(data), "rounds": len(set(data.rounds))}
 
 
