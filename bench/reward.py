@@ -163,8 +163,7 @@ def main(argv=None) -> dict:
         os.chdir(where)
         uri = f"sqlite:///{os.path.abspath(where)}/mlflow.db"
         start = time.perf_counter()
-            "structural+grid": ("structural", "grid"), "all": ("structural", "grid", "embedding"),
-            "probes": ("probes",), "structural+grid+probes": ("structural", "grid", "probes")}
+        build(uri, spec)
         print(f"built the pool in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     try:
         result = measure(connect(uri), config, args.algorithms.split(","), args.families.split(","))

@@ -9,7 +9,9 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
+import tempfile
 import socket
 import subprocess
 import sys
@@ -148,6 +150,7 @@ class RayCluster:
     env: dict  # what a node's processes (and its Ray workers) see
     where: Path
     nodes: dict = field(default_factory=dict)  # name -> the `ray start --block` process
+    temp: str | None = None  # Ray's session directory (short: see start_node)
 
     def start_node(self, name: str, resources: dict, head: bool = False) -> None:
         ports = [free_port() for _ in range(7)]
@@ -158,8 +161,11 @@ class RayCluster:
                 "--dashboard-agent-listen-port", str(ports[4]), "--metrics-export-port", str(ports[5]),
                 "--min-worker-port", "0", "--max-worker-port", "0"]
         if head:
+            # Ray's sockets live under --temp-dir, and an AF_UNIX path may not exceed 107 bytes:
+            # pytest's (and pytest-xdist's) temporary directories are too deep for it
+            self.temp = tempfile.mkdtemp(prefix="mlr-ray-", dir="/tmp")
             args += ["--head", "--port", self.address.rsplit(":", 1)[1], "--include-dashboard=false",
-                     "--dashboard-port", str(ports[6]), "--temp-dir", str(self.where / "ray")]
+                     "--dashboard-port", str(ports[6]), "--temp-dir", self.temp]
         else:
             args += ["--address", self.address]
         log = self.where / f"ray-{name}.log"
@@ -214,6 +220,7 @@ def ray_cluster(where: Path, worker_credentials: dict):
         cluster.start_node("second", {"mlr_sandbox": 1, "mlr_second": 1, "mlr_kill": 1})
         deadline = time.monotonic() + 120
         while True:
+            assert cluster.nodes["head"].poll() is None, (where / "ray-head.log").read_text()[-3000:]
             try:
                 ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
                 break
@@ -227,6 +234,8 @@ def ray_cluster(where: Path, worker_credentials: dict):
         ray.shutdown()
         for name in list(cluster.nodes):  # nothing to save: the whole node goes at once
             _stop(cluster.nodes.pop(name), signal.SIGKILL)
+        if cluster.temp:
+            shutil.rmtree(cluster.temp, ignore_errors=True)
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 

@@ -30,10 +30,22 @@ def cli(capsys, *args):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """Three real symbolic rounds (36 hypotheses evaluated one-pass) in a temporary store."""
+    """Three real symbolic rounds (36 hypotheses evaluated one-pass) in a temporary store, after
+    three activations a user evaluated, two of them dead: the symbolic generator no longer proposes constants (it
+    simplifies them away), so without them the training data would hold no example of a function
+    that kills every signal, and no model could know where such a function ranks."""
     tmp = tmp_path_factory.mktemp("reward")
     uri = f"sqlite:///{tmp}/mlflow.db"
     config = write(tmp, "c.toml", CONFIG)
+    dead = tmp / "dead"
+    dead.mkdir()
+    write(dead, "minus.py", "def activation(x):\n    return x * 0 - 1.0\n")
+    # and one good idea beside them: a ranker learns only from pairs within a group (here the
+    # user's evaluations), and two equally dead functions make no pair
+    write(dead, "gelu_approx.py", "import torch\n\ndef activation(x):\n    return x * torch.sigmoid(1.702 * x)\n")
+    write(dead, "half.py", "def activation(x):\n    return x * 0 + 0.5\n")
+    assert main(["evaluate", str(dead), "--kind", "activation", "--tracking-uri", uri, "--config",
+                 str(config), "--seeds", "2"]) == 0
     for seed in (1, 2, 3):
         assert main(["discover", "--tracking-uri", uri, "--config", str(config), "--n", "12",
                      "--top-k", "0", "--seeds", "2", "--seed", str(seed)]) == 0
@@ -163,7 +175,8 @@ def test_reward_evaluate_reports_ranking_quality_where_a_round_needs_it(store, c
     assert code == 0
     ranking = out["regressor"]["ranking"]
     assert ranking["by_round"]["n"] == out["n"] and -1 <= ranking["by_round"]["spearman"] <= 1
-    assert set(ranking["by_source"]) <= {"symbolic"}  # one source: nothing else to train on
+    # two sources (the rounds' and the user's three): each predicted by a model trained on the other
+    assert set(ranking["by_source"]) <= {"symbolic", "user"}
     found = ranking["discovery"]["find_10_of_top10"]
     assert 10 <= found["evaluations"] <= out["n"] and found["fraction_of_random"] > 0
     assert 0 <= ranking["discovery"]["ndcg_at_10"] <= 1

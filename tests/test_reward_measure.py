@@ -17,7 +17,7 @@ def synthetic(n_per_round=12, rounds=3, held_out=8, seed=0):
     rounds_ = [f"r{i // n_per_round}" for i in range(n - held_out)] + ["lit"] * held_out
     gens = ["symbolic"] * (n - held_out) + ["literature"] * held_out
     return X, Dataset("activation", [f"s{i}" for i in range(n)], [f"{i:064x}" for i in range(n)], y,
-                      rounds_, gens)
+                      y, rounds_, gens, [""] * n)  # target (validation) = b_wr (test) here
 
 
 def test_out_of_sample_predictions_rank_a_learnable_target_and_keep_the_held_out_source_out():
@@ -28,8 +28,9 @@ def test_out_of_sample_predictions_rank_a_learnable_target_and_keep_the_held_out
     assert report["n"] == 36 and set(report["rounds"]) == {"r0", "r1", "r2"}
     assert report["spearman"] > 0.8
     # a target the features cannot see is not learned: the same data with shuffled targets
-    shuffled = Dataset(data.kind, data.sources, data.shas,
-                       np.random.default_rng(1).permutation(data.b_wr), data.rounds, data.generators)
+    noise_y = np.random.default_rng(1).permutation(data.b_wr)
+    shuffled = Dataset(data.kind, data.sources, data.shas, noise_y, noise_y, data.rounds,
+                       data.generators, data.picks)
     noise = by_round(out_of_sample(X, shuffled, "regressor", ("literature",)), shuffled, ("literature",))
     assert noise["spearman"] < report["spearman"] - 0.3
     sources = by_source(X, data, "regressor", ("literature",))
