@@ -1,0 +1,133 @@
+"""What a hypothesis is evaluated on and how results are judged: the model, the suite of datasets
+or tasks, the comparison with baselines and the confirmation stage (tables `[model]`, `[suite]`,
+`[[suite.tasks]]`, `[compare]`, `[confirm]`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The MLP every hypothesis plugs into, and how it is trained.
+
+    Attributes:
+        hidden: widths of the hidden layers.
+        lr: Adam learning rate.
+        batch_size: examples per step; one-pass sees each training example exactly once.
+        max_epochs: epoch cap of the full-training variant.
+        patience: epochs without a better validation loss before a model stops (full variant).
+    """
+
+    hidden: tuple[int, ...] = (64, 64)
+    lr: float = 1e-2
+    batch_size: int = 8
+    max_epochs: int = 30
+    patience: int = 4
+
+
+MODEL_FAMILIES = ("mlp", "cnn", "attention")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One task of the suite: a dataset and the model family trained on it.
+
+    Attributes:
+        name: names the task's metrics (`<name>.b_wr`, `<name>.test_acc`, ...) and its entry in the
+            tag `mlr.tasks`; letters, digits, `_` and `-`.
+        dataset: a bundled name (`mlr_mlflow.evaluate.datasets.DATASETS`), "csv:PATH" or "parquet:PATH".
+        model: the family, "mlp", "cnn" (image datasets) or "attention" (sequence datasets).
+        target: csv/parquet only: the label column (empty: the last column).
+    """
+
+    name: str
+    dataset: str
+    model: str = "mlp"
+    target: str = ""
+
+    def __post_init__(self):
+        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ConfigError(f"[[suite.tasks]] name {self.name!r}: use letters, digits, '_' and '-'")
+        if self.model not in MODEL_FAMILIES:
+            raise ConfigError(f"[[suite.tasks]] {self.name}: unknown model {self.model!r} "
+                              f"(choose {', '.join(MODEL_FAMILIES)})")
+        if self.target and not self.dataset.startswith(("csv:", "parquet:")):
+            raise ConfigError(f"[[suite.tasks]] {self.name}: target applies to csv: and parquet: datasets only")
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """The datasets (or tasks) and their fixed splits.
+
+    Attributes:
+        datasets: names from `mlr_mlflow.evaluate.datasets.DATASETS`, each trained on the MLP.
+        tasks: when given, the suite is these tasks instead (and `datasets` is not used).
+        split_seed: seeds the stratified train/val/test split (not the training seeds).
+        first_seed: training seeds are first_seed, first_seed + 1, ... (the confirmation stage uses
+            seeds and a split of its own, see ConfirmConfig).
+        test_fraction: share of each dataset held out for the test metrics.
+        val_fraction: share of the remainder held out for early stopping (full variant).
+    """
+
+    datasets: tuple[str, ...] = (
+        "iris", "wine", "breast_cancer", "digits", "moons", "circles", "xor", "hard_classification",
+    )
+    tasks: tuple[TaskConfig, ...] = ()
+    split_seed: int = 0
+    first_seed: int = 0
+    test_fraction: float = 0.25
+    val_fraction: float = 0.15
+
+    def __post_init__(self):
+        if len({t.name for t in self.tasks}) != len(self.tasks):
+            raise ConfigError("[[suite.tasks]]: task names must be unique")
+
+    def task_list(self) -> tuple[TaskConfig, ...]:
+        """The suite as tasks: the configured ones, else each dataset on the MLP under its own name."""
+        return self.tasks or tuple(TaskConfig(name=d, dataset=d) for d in self.datasets)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """How one (dataset, seed) result is judged against a baseline's.
+
+    Attributes:
+        loss_tol: when both models classify the same number of test examples correctly, a test-loss
+            difference within this absolute tolerance is a tie; otherwise the lower loss wins.
+        ci_level: confidence level of the bootstrap intervals of b_wr and bsota_wr.
+        bootstrap: resamples drawn for those intervals.
+    """
+
+    loss_tol: float = 1e-3
+    ci_level: float = 0.95
+    bootstrap: int = 2000
+
+    def __post_init__(self):
+        if not 0.0 < self.ci_level < 1.0 or self.bootstrap < 1:
+            raise ConfigError("[compare] ci_level must be in (0, 1) and bootstrap at least 1")
+
+
+@dataclass(frozen=True)
+class ConfirmConfig:
+    """The confirmation stage of a round: the selected hypotheses trained again, on data that took
+    no part in selecting them, and tested against the baselines with false-discovery control.
+
+    Attributes:
+        enabled: run the stage (off: a round selects but never calls anything confirmed).
+        fdr: the Benjamini-Hochberg level across a round's selected hypotheses.
+        seeds: training seeds of the confirmation (first_seed, first_seed + 1, ...).
+        first_seed: must leave the round's own seeds (suite.first_seed + its --seeds) untouched.
+        split_seed: the fresh train/val/test split; must differ from suite.split_seed.
+    """
+
+    enabled: bool = True
+    fdr: float = 0.1
+    seeds: int = 3
+    first_seed: int = 1000
+    split_seed: int = 1
+
+    def __post_init__(self):
+        if not 0.0 < self.fdr < 1.0 or self.seeds < 1:
+            raise ConfigError("[confirm] fdr must be in (0, 1) and seeds at least 1")
