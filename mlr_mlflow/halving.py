@@ -8,6 +8,12 @@ Rungs, from the cheapest up (η = `[discover] eta`, the full-training count = th
 2. one-pass: one epoch on the picked share, ranked by *validation* B-WR;
 3. full training: the best `top_k` of the one-pass rung, that is its best 1/η.
 
+With `[discover] waves` > 1 the one-pass rung runs in waves: the champion picks the first wave,
+and before each later one its ensemble is refitted (in memory) on the validation targets of what
+the round has evaluated so far and picks the next wave among the rest (`next_wave`): what a round
+learns about its own proposals steers the rest of its budget. Every decision is saved in
+selection.json before the wave it picks is trained, so a resumed round keeps them.
+
 With η = 1 the reward model picks exactly the top-k and all of them are trained in full (the flow
 before halving). The round's cost is stated in full-training equivalents: a full training of one
 hypothesis on the round's seeds is 1; a one-pass evaluation trains one epoch where full training
@@ -49,6 +55,47 @@ def reward_rung(champion, valid: list, share: int, config: Config, seed: int) ->
 
     d = config.discover
     return decide(champion, valid, share, d.explore, d.mmr_lambda, seed=seed)
+
+
+def wave_sizes(share: int, waves: int) -> list[int]:
+    """The one-pass rung's `share` in `waves` near-equal waves (fewer when the share is smaller)."""
+    waves = max(1, min(waves, share))
+    bounds = [round(i * share / waves) for i in range(waves + 1)]
+    return [b - a for a, b in zip(bounds, bounds[1:])]
+
+
+def learned_target(ev) -> float | None:
+    """What a wave teaches the reward model about an evaluation: its validation target."""
+    from .reward.ranker import selection_target
+    from .tracking import names
+
+    if not ev.valid:
+        return None
+    return selection_target({names.VAL_B_WR: ev.val_b_wr, names.VAL_BSOTA_WR: ev.val_bsota_wr})
+
+
+def next_wave(champion, selection: dict, valid: list, learn: list, size: int, config: Config,
+              seed: int) -> dict:
+    """The selection with one more wave: the champion refitted on `learn` (evaluations it has not
+    learned from yet, by their validation targets), then `size` picks among the `valid` proposals
+    not picked yet. Adds to selection.json's "waves", "picks", "explored", "rescores" (the latest
+    score of every proposal still open) and "refits" (how many evaluations each refit learned, and
+    the registered version it started from: a resumed round may refit a newer champion)."""
+    from .reward.screen import rescore
+
+    taught = [(ev.hypothesis, t) for ev in learn if (t := learned_target(ev)) is not None]
+    picked = set(selection["picks"])
+    pending = [h for h in valid if h.sha256 not in picked]
+    d = config.discover
+    wave = len(selection["waves"])
+    decision = rescore(champion, [h for h, _ in taught], [t for _, t in taught], pending, size,
+                       d.explore, d.mmr_lambda, seed=seed + wave)
+    return {**selection, "waves": selection["waves"] + [decision["picks"]],
+            "picks": selection["picks"] + decision["picks"],
+            "explored": selection["explored"] + decision["explored"],
+            "rescores": {**selection.get("rescores", {}), **decision["scores"]},
+            "refits": selection.get("refits", []) + [{"wave": wave, "learned": len(taught),
+                                                       "model_run_id": decision["model_run_id"]}]}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Callable
 from .config import Config, UsageError
 from .confirm import confirm, confirmation_config
 from .generate import Context, make_generator
-from .halving import one_pass_share, promote, reward_rung, round_cost
+from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost, wave_sizes
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
@@ -108,7 +108,8 @@ class Round:
                 names.ROLE: "round", names.KIND: self.kind, names.ROUND_ID: round_id,
                 names.GENERATOR: self.generator.name, names.ROUND_NUMBER: str(self.number)})
             params = {"kind": self.kind, "n": n, "top_k": top_k, "seeds": seeds, "seed": seed,
-                      "generator": self.generator.name, "eta": self.config.discover.eta}
+                      "generator": self.generator.name, "eta": self.config.discover.eta,
+                      "waves": self.config.discover.waves}
             return self._drive(lease, run_id, round_id, n, top_k, seeds, seed, params=params)
 
     def resume(self, wait_s: float = 0.0) -> RoundSummary | None:
@@ -320,41 +321,80 @@ class Round:
                          round_id, summary: RoundSummary, lease):
         """The seed paper's screening, the bottom rung of the halving: validate all, score the valid
         ones with the champion before any training, evaluate one-pass only the selection
-        (eta * top_k by MMR plus random exploration picks). The selection is saved (selection.json)
-        before anything is trained; a resumed round passes it in `selection` and acts on it,
-        whatever the champion (or eta) is by then."""
+        (eta * top_k by MMR plus random exploration picks), in `[discover] waves` waves, the
+        champion refitted on the round's evaluations before each later wave. Each decision is saved
+        (selection.json) before what it picks is trained; a resumed round passes the saved one in
+        `selection` and acts on it, whatever the champion (or eta) is by then."""
         from .sandbox import warm_sandbox
         from .validate import validate_many
 
         self.progress(f"validating {len(hypotheses)} hypotheses before screening")
         with warm_sandbox(self.config.sandbox) as sandbox:
             checks = validate_many(hypotheses, sandbox, self.config.sandbox)
+        seed = int(self.client.get_run(run_id).data.params.get("seed", 0))
         if selection is None:
             valid = [h for h, c in zip(hypotheses, checks) if c.valid]
-            share = one_pass_share(len(valid), top_k, self.config.discover.eta)
+            sizes = wave_sizes(one_pass_share(len(valid), top_k, self.config.discover.eta),
+                               self.config.discover.waves)
             self.progress(f"scoring {len(valid)} valid hypotheses with the reward model's champion; "
-                          f"{share} go on to one-pass training")
-            selection = reward_rung(champion, valid, share, self.config,
-                                    seed=int(self.client.get_run(run_id).data.params.get("seed", 0)))
+                          f"{sum(sizes)} go on to one-pass training in {len(sizes)} wave(s)")
+            selection = reward_rung(champion, valid, sizes[0], self.config, seed=seed)
+            selection.update(wave_sizes=sizes, waves=[list(selection["picks"])])
             lease.check()
             log_json(self.client, run_id, selection, names.SELECTION_ARTIFACT)
         else:
             self.progress("screening: the selection saved before the interruption stands")
-        scores, picks, explored = selection["scores"], selection["picks"], set(selection["explored"])
-        summary.valid = len(scores)
+            # saved by a version before waves: its picks are its one wave
+            selection.setdefault("waves", [list(selection["picks"])])
+            selection.setdefault("wave_sizes", [len(selection["picks"])])
         by_sha = {h.sha256: h for h in hypotheses}
+        valid = [by_sha[sha] for sha in selection["scores"]]
+        summary.valid = len(valid)
+        one_pass = self._one_pass_wave(selection, by_sha, evaluator, seeds, run_id, round_id)
+        sizes = selection.get("wave_sizes", [len(selection["picks"])])
+        learned: set[str] = set()  # what the champion in memory has been refitted on
+        while len(selection.get("waves", [])) < len(sizes):
+            if champion is None:  # a resumed round: the champion of now, if there is one
+                from .reward.screen import load_champion
+
+                champion = load_champion(self.client, self.kind)
+            if champion is None:
+                self.progress("no champion to refit: the waves picked so far are the selection")
+                break
+            lease.check()
+            learn = [ev for ev in one_pass if ev.hypothesis.sha256 not in learned]
+            selection = next_wave(champion, selection, valid, learn, sizes[len(selection["waves"])],
+                                  self.config, seed)
+            learned |= {ev.hypothesis.sha256 for ev in learn}
+            self.progress(f"wave {len(selection['waves'])}: the champion refitted on "
+                          f"{selection['refits'][-1]['learned']} evaluation(s) picks "
+                          f"{len(selection['waves'][-1])} more")
+            log_json(self.client, run_id, selection, names.SELECTION_ARTIFACT)
+            one_pass = self._one_pass_wave(selection, by_sha, evaluator, seeds, run_id, round_id)
+        picks, explored = set(selection["picks"]), set(selection["explored"])
+        rest = [i for i, h in enumerate(hypotheses) if h.sha256 not in picks]
+        self._record_screened(evaluator, [hypotheses[i] for i in rest], [checks[i] for i in rest],
+                              seeds, run_id, round_id)
+        log(self.client, run_id, metrics={**selection["metrics"], "explored": len(explored),
+                                          "screened_out": len(rest),
+                                          "screen_waves": len(selection.get("waves", [picks]))},
+            tags={SCREEN: "reward", "mlr.screen.model_run_id": selection["model_run_id"]}, step=self.number)
+        return one_pass
+
+    def _one_pass_wave(self, selection, by_sha, evaluator, seeds, run_id, round_id):
+        """One-pass evaluations of every pick so far (those from earlier waves are kept as they
+        are), each run carrying the score that picked it, how it was picked and its wave."""
+        scores = {**selection["scores"], **selection.get("rescores", {})}
+        waves = {sha: i for i, wave in enumerate(selection.get("waves", [selection["picks"]]))
+                 for sha in wave}
+        picks, explored = set(selection["picks"]), set(selection["explored"])
         for sha, score in scores.items():
             origin = by_sha[sha].origin
             origin.setdefault("metrics", {})["reward.score"] = float(score)
             origin.setdefault("tags", {})["mlr.screen.pick"] = (
                 "explore" if sha in explored else "reward" if sha in picks else "screened-out")
-        chosen = [by_sha[sha] for sha in picks]
-        rest = [i for i, h in enumerate(hypotheses) if h.sha256 not in set(picks)]
-        one_pass = self._evaluate_once(evaluator, chosen, "one-pass", seeds, run_id,
-                                       round_id) if chosen else []
-        self._record_screened(evaluator, [hypotheses[i] for i in rest], [checks[i] for i in rest],
-                              seeds, run_id, round_id)
-        log(self.client, run_id, metrics={**selection["metrics"], "explored": len(explored),
-                                          "screened_out": len(rest)},
-            tags={SCREEN: "reward", "mlr.screen.model_run_id": selection["model_run_id"]}, step=self.number)
-        return one_pass
+            if sha in waves:
+                origin["tags"]["mlr.screen.wave"] = str(waves[sha])
+        chosen = [by_sha[sha] for sha in selection["picks"]]
+        return self._evaluate_once(evaluator, chosen, "one-pass", seeds, run_id,
+                                   round_id) if chosen else []

@@ -45,14 +45,26 @@ class LengthScorer(mlflow.pyfunc.PythonModel):
         return np.eye(len(sources), 4)  # all different: the diversity rule changes nothing
 
 
-def register_champion(tracking_uri: str, kind: str, sign: float) -> str:
+class RefitScorer(LengthScorer):
+    """A LengthScorer whose preference turns round when refitted: a reward model whose ranking
+    visibly changes with what a round teaches it (an in-memory refit, as the real ensemble's)."""
+
+    ensemble = "refitted in memory"
+
+    def refit(self, sources, targets):
+        assert len(sources) == len(targets) and all(0 <= t <= 1 for t in targets)
+        self.learned = getattr(self, "learned", 0) + len(sources)
+        self.sign = -self.sign
+
+
+def register_champion(tracking_uri: str, kind: str, sign: float, model=None) -> str:
     from mlflow import MlflowClient
 
     from mlr_mlflow.tracking.fluent import fluent_store
 
     name = f"mlr-reward-{kind}"
     with fluent_store(tracking_uri):
-        info = mlflow.pyfunc.log_model(name="reward_model", python_model=LengthScorer(sign),
+        info = mlflow.pyfunc.log_model(name="reward_model", python_model=model or LengthScorer(sign),
                                        registered_model_name=name)
     version = str(info.registered_model_version)
     MlflowClient(tracking_uri, registry_uri=tracking_uri).set_registered_model_alias(name, "champion", version)

@@ -176,6 +176,42 @@ def test_a_reward_screened_round_halves_eta_times_top_k_one_pass_then_top_k_full
     assert client.get_run(summary.round_run_id).data.params["eta"] == "2"
 
 
+def test_waves_refit_the_champion_on_what_the_round_evaluated(tracking_uri):
+    """[discover] waves = 2: the champion picks the first half of the one-pass share; refitted on
+    those evaluations' validation targets (here a model whose preference then turns round), it
+    picks the second half among the rest. Both decisions are in selection.json, each run says its
+    wave, and the rung still trains exactly eta * top_k."""
+    from mlr_mlflow.config import Config, with_overrides
+    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.tracking import connect
+    from mlr_mlflow.tracking.runs import read_json
+
+    from .faults import RefitScorer, register_champion
+
+    register_champion(tracking_uri, "activation", 1.0, model=RefitScorer(1.0))
+    config = with_overrides(Config(), suite={"datasets": ("iris",)}, confirm={"enabled": False},
+                            discover={"screen": "reward", "parents": 0, "explore": 0.0, "eta": 2,
+                                      "waves": 2, "mmr_lambda": 1.0})
+    summary = Round(connect(tracking_uri), config, "activation").run(8, 2, 1, seed=4)
+    client = MlflowClient(tracking_uri)
+    selection = read_json(client, summary.round_run_id, names.SELECTION_ARTIFACT)
+    assert summary.valid >= 6 and selection["wave_sizes"] == [2, 2]
+    first, second = selection["waves"]
+    assert selection["picks"] == first + second
+    [refit] = selection["refits"]  # the first wave's two evaluations, by the registered champion
+    assert (refit["wave"], refit["learned"]) == (1, 2) and "model_run_id" in refit
+    scores = selection["scores"]  # the champion's scores before any refit: longer code higher
+    rest = set(scores) - set(first)
+    assert min(scores[s] for s in first) >= max(scores[s] for s in rest)
+    # refitted, it prefers short code: the second wave is the shortest of what was left
+    assert max(scores[s] for s in second) <= min(scores[s] for s in rest - set(second))
+    kids = children(client, summary.round_run_id)
+    waves = {r.data.tags[names.HYPOTHESIS_SHA256]: r.data.tags.get("mlr.screen.wave")
+             for r in kids if r.data.tags[names.VARIANT] == "one-pass"}
+    assert waves == {**{s: "0" for s in first}, **{s: "1" for s in second}}
+    assert client.get_run(summary.round_run_id).data.metrics["screen_waves"] == 2
+
+
 def test_eta_below_one_is_a_config_error(tmp_path, tracking_uri, capsys):
     config = write(tmp_path, "c.toml", SMALL.replace("parents = 0", "parents = 0\neta = 0"))
     code, out, _ = discover(capsys, tracking_uri, config, "--n", "2")
