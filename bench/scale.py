@@ -70,8 +70,11 @@ def measure(url: str, address: str, args) -> dict:
     from throughput import hypotheses
 
     client = connect(url)
+    # one training process per batch everywhere (a node has one CPU; the local executor is held to
+    # one too, so that the overhead compares the same work on the same resources)
     config = with_overrides(Config(), suite={"datasets": tuple(args.datasets.split(","))},
-                            executor={"kind": "ray", "address": address, "batch_size": args.batch_size})
+                            executor={"kind": "ray", "address": address, "batch_size": args.batch_size},
+                            sandbox={"workers": 1})
     hyps = [Hypothesis("activation", src, "bench") for src in hypotheses(args.n)]
     batches = [hyps[i:i + args.batch_size] for i in range(0, len(hyps), args.batch_size)]
 

@@ -106,7 +106,8 @@ def team_server(where: Path):
         ini = where / "basic_auth.ini"
         ini.write_text("[mlflow]\ndefault_permission = EDIT\n"
                        f"database_uri = {auth_db}\nadmin_username = admin\n"
-                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                       "auth_cache_ttl_seconds = 60\n")  # docs/deploy.md: one password check a minute
         port = free_port()
         env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini),
                "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),

@@ -45,6 +45,9 @@ class SandboxConfig:
         memory_mb: address-space limit of the sandboxed process.
         output_kb: cap on what the process may print.
         env_allow: names of environment variables passed through (everything else is dropped).
+        workers: sandboxed training processes one evaluation call may run side by side, each on
+            its own share of the hypotheses (one CPU each); 0 = as many as this process may use
+            CPUs, at most 8 (each holds up to memory_mb). A call too small to pay for a second process uses one (see evaluate.evaluator).
     """
 
     backend: str = "auto"
@@ -54,6 +57,12 @@ class SandboxConfig:
     memory_mb: int = 6144
     output_kb: int = 256
     env_allow: tuple[str, ...] = ()
+    workers: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
+            raise ConfigError(f"[sandbox] workers must be a whole number of at least 0 (0 = one "
+                              f"per usable CPU), got {self.workers!r}")
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,9 @@ class DiscoverConfig:
         eta: successive halving's η: a reward-screened round trains eta * top_k proposals one-pass
             and the best 1/eta of those (its top_k) in full; 1 trains the reward model's top_k in
             full directly. Without a champion every valid proposal is trained one-pass.
+        waves: the reward-screened one-pass rung in this many waves; before each wave after the
+            first, the champion's ensemble is refitted in memory on what the round has evaluated
+            so far and picks the next wave (halving.next_wave). 1: one decision, no refit.
     """
 
     n: int = 32
@@ -107,10 +119,13 @@ class DiscoverConfig:
     dedup: bool = True
     dedup_tolerance: float = 1e-3
     eta: int = 3
+    waves: int = 1
 
     def __post_init__(self):
         if not isinstance(self.eta, int) or isinstance(self.eta, bool) or self.eta < 1:
             raise ConfigError(f"[discover] eta must be a whole number of at least 1, got {self.eta!r}")
+        if not isinstance(self.waves, int) or isinstance(self.waves, bool) or self.waves < 1:
+            raise ConfigError(f"[discover] waves must be a whole number of at least 1, got {self.waves!r}")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -19,8 +18,9 @@ from ..config import Config
 from .. import resources
 from ..provenance import environment, library_versions
 from ..kinds import KINDS, get_kind
-from ..sandbox import warm_sandbox
+from ..sandbox import prewarm_sandboxes, warm_sandbox
 from ..tracking import create_run, finish, log, log_artifact_files, log_datasets, names
+from ..tracking.runs import read_artifact_json
 from ..tracking.queries import latest_finished
 from .datasets import Dataset
 from .job import TRAIN_TARGET
@@ -86,13 +86,21 @@ def results_from_json(data: dict) -> Results:
     return {ds: {int(seed): r for seed, r in per_seed.items()} for ds, per_seed in data.items()}
 
 
+# Cached references this process has read, by (store, experiment, key). A key is a digest of
+# everything the numbers depend on, so what it names never changes: a long-lived process (a
+# scheduler, a Ray worker) reads each once instead of once per evaluation call.
+_READ: dict[tuple[str, str, str], Results] = {}
+
+
 def _cached(client, experiment_id: str, key: str) -> Results | None:
+    memo = (str(client.tracking_uri), experiment_id, key)
+    if memo in _READ:
+        return _READ[memo]
     run = latest_finished(client, experiment_id, names.BASELINE_KEY, key)
     if run is None:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(run.info.run_id, names.RESULTS_ARTIFACT, tmp)
-        return results_from_json(json.loads(Path(path).read_text()))
+    _READ[memo] = results_from_json(read_artifact_json(client, run, names.RESULTS_ARTIFACT))
+    return _READ[memo]
 
 
 def train_models(models: list[dict], datasets: list[Dataset], variant: str, config: Config,
@@ -108,6 +116,13 @@ def train_models(models: list[dict], datasets: list[Dataset], variant: str, conf
     finally:
         if own:
             sandbox.close()
+
+
+def prewarm_training(config: Config, count: int) -> list:
+    """Start `count` warm sandbox servers for training jobs in the background (each imports torch
+    and lightning through an empty job), for a call about to train on several side by side."""
+    return prewarm_sandboxes(config.sandbox, count, TRAIN_TARGET,
+                             {"datasets": [], "models": [], "model": {}, "variant": "one-pass"})
 
 
 def regroup(raw: dict, prefix: str, seeds: list[int]) -> Results:

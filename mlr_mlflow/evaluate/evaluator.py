@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -20,7 +22,8 @@ from ..sandbox import SandboxError, resolve_backend, warm_sandbox
 from ..tracking import (create_run, experiment_id, finish, log, log_artifact_files, log_datasets,
                         log_json, names)
 from ..validate import validate_many
-from .baselines import components_for, environment_json, project_tags, get_references, regroup, train_models
+from .baselines import (components_for, environment_json, get_references, prewarm_training, project_tags,
+                        regroup, train_models)
 from .datasets import Dataset, check_kind_fits, load_suite
 from .winrate import summarize
 
@@ -28,6 +31,50 @@ VARIANTS = ("one-pass", "full", "confirm")
 # how each variant trains: a confirmation is full training on seeds and a split of its own
 TRAINING = {"one-pass": "one-pass", "full": "full", "confirm": "full"}
 UNCERTAINTY = ("b_wr_ci_low", "b_wr_ci_high", "bsota_wr_ci_low", "bsota_wr_ci_high", "b_wr_p_value")
+# Training work (models x epochs) below which a share is not worth a process of its own: about
+# 1.5 s of one core's training, where starting a warm server costs about 5 CPU seconds once.
+MIN_SHARE_MODEL_EPOCHS = 192
+HTTP_REQUESTS_AT_ONCE = 4  # results recorded side by side on a tracking server
+# what workers = 0 means at most: each process may hold [sandbox] memory_mb, and a large machine
+# is usually shared (set workers explicitly to use more)
+AUTO_WORKERS_MAX = 8
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def shares(n_hypotheses: int, dataset_sizes: list[int], seeds: int, epochs: int,
+           workers: int) -> list[tuple[range, list[int]]]:
+    """How a training call splits between sandboxed processes running side by side (`[sandbox]
+    workers`, 0 = one per usable CPU, at most AUTO_WORKERS_MAX): (hypothesis indices, dataset indices) per process, as many
+    as the workers allow while each keeps at least MIN_SHARE_MODEL_EPOCHS of work.
+
+    A step's cost grows with the hypotheses (one call each per layer) and with the datasets (one
+    group of stacked models each), so many hypotheses split by hypothesis (contiguous, near-equal)
+    and few (a round's top-k in full training) by dataset, each process taking a near-equal share
+    of the training rows. A model's result does not depend on what it is trained with, so no split
+    changes a number, only the wall time. One thing does move with a split by dataset: the time
+    budget of a model's hypothesis code (`hypothesis_budget_s`) is counted in each process, so a
+    model may spend it once per share of datasets before it fails."""
+    n_datasets = len(dataset_sizes)
+    work = n_hypotheses * n_datasets * seeds * max(epochs, 1)
+    k = max(1, min(workers or min(usable_cpus(), AUTO_WORKERS_MAX), max(n_hypotheses, n_datasets),
+                   work // MIN_SHARE_MODEL_EPOCHS))
+    everything = list(range(n_datasets))
+    if n_hypotheses >= k * n_datasets or n_datasets < k:
+        k = min(k, n_hypotheses)
+        bounds = [round(i * n_hypotheses / k) for i in range(k + 1)]
+        return [(range(a, b), everything) for a, b in zip(bounds, bounds[1:])]
+    loads, parts = [0] * k, [[] for _ in range(k)]
+    for d in sorted(everything, key=lambda d: -dataset_sizes[d]):  # largest first, to the lightest
+        j = loads.index(min(loads))
+        loads[j] += dataset_sizes[d]
+        parts[j].append(d)
+    return [(range(n_hypotheses), sorted(part)) for part in parts]
 
 
 @dataclass
@@ -84,6 +131,7 @@ class Evaluator:
                  suite: list[Dataset] | None = None):
         self.client, self.config, self.progress = client, config, progress
         self._suite = suite
+        self._prewarming: list = []  # threads starting warm servers for this call's other shares
         # Seconds per phase, summed over calls: read by bench/throughput.py. "tracking_background"
         # overlaps the sandbox's work; "tracking" is what tracking adds to wall time.
         self.timings: dict[str, float] = defaultdict(float)
@@ -216,8 +264,17 @@ class Evaluator:
                                                         names.ENVIRONMENT_ARTIFACT: env_json})
             log_datasets(self.client, ev.run_id, suite)
 
+    def _shares(self, n: int, variant: str, seeds: list[int], suite) -> list[tuple[range, list[int]]]:
+        epochs = 1 if TRAINING[variant] == "one-pass" else self.config.model.max_epochs
+        return shares(n, [len(ds.y_train) for ds in suite], len(seeds), epochs,
+                      self.config.sandbox.workers)
+
     def _run(self, evaluations: list[Evaluation], variant: str, seeds: list[int], suite) -> None:
+        extra = len(self._shares(len(evaluations), variant, seeds, suite)) - 1
         with warm_sandbox(self.config.sandbox) as sandbox:
+            if extra:  # their servers start while the probes run and the references are looked up
+                sandbox.bind()  # this call's own server first, so only the others are started
+                self._prewarming = prewarm_training(self.config, extra)
             self.progress(f"validating {len(evaluations)} hypothesis(es)")
             with self._timed("validate"):
                 results = validate_many([ev.hypothesis for ev in evaluations], sandbox,
@@ -230,12 +287,20 @@ class Evaluator:
                 self._train(valid, variant, seeds, suite, sandbox)
 
     def _record_all(self, evaluations: list[Evaluation]) -> None:
-        for ev in evaluations:
+        def record(ev: Evaluation) -> None:
             if ev.valid:
                 self._record(ev)
             else:
                 finish(self.client, ev.run_id, failed=True, status_tag="invalid", reasons=ev.reasons,
                        tags={names.STAGE: ev.stage})
+
+        if str(self.client.tracking_uri).startswith(("http://", "https://")):
+            # a tracking server answers requests side by side; a local store writes one at a time
+            with ThreadPoolExecutor(HTTP_REQUESTS_AT_ONCE, thread_name_prefix="mlr-record") as pool:
+                list(pool.map(record, evaluations))
+        else:
+            for ev in evaluations:
+                record(ev)
 
     def _train(self, evaluations: list[Evaluation], variant, seeds, suite, sandbox) -> None:
         by_kind: dict[str, list[Evaluation]] = {}
@@ -248,7 +313,7 @@ class Evaluator:
                 refs[kind] = get_references(self.client, exp, kind, TRAINING[variant], seeds, suite,
                                             self.config, self.progress)
         self.progress(f"training {len(evaluations)} hypothesis(es) x {len(seeds)} seed(s) on "
-                      f"{len(suite)} dataset(s), {variant}, in one batched job")
+                      f"{len(suite)} dataset(s), {variant}, batched")
         with self._timed("train"):
             raw = self._train_isolated(evaluations, variant, seeds, suite, sandbox)
         for i, ev in enumerate(evaluations):
@@ -265,21 +330,73 @@ class Evaluator:
             ev.per_seed = raw[i]
 
     def _train_isolated(self, evaluations, variant, seeds, suite, sandbox) -> dict:
+        """Index -> Results, or index -> reason. The work is split into `shares`, each trained by
+        its own sandboxed process (this call's `sandbox` for the first, a warm one of this
+        process's pool for each other), side by side; a hypothesis that failed in any share failed."""
+        parts = self._shares(len(evaluations), variant, seeds, suite)
+        if len(parts) == 1:
+            return self._train_job(evaluations, variant, seeds, suite, sandbox)
+
+        cancelled = threading.Event()
+        boxes = [warm_sandbox(self.config.sandbox) for _ in parts[1:]]
+        prewarming, self._prewarming = self._prewarming, []
+
+        def job(part, box):
+            hyps, datasets = part
+            return self._train_job([evaluations[i] for i in hyps], variant, seeds,
+                                   [suite[d] for d in datasets], box, cancelled)
+
+        def on_own_sandbox(part, box):
+            for thread in prewarming:  # a server being warmed is ready sooner than a new one
+                thread.join()
+            if cancelled.is_set():
+                return {}
+            with box:
+                return job(part, box)
+
+        by = "dataset" if len(parts[0][1]) < len(suite) else "hypothesis"
+        self.progress(f"training in {len(parts)} sandboxed processes side by side, split by {by}")
+        with ThreadPoolExecutor(len(parts) - 1, thread_name_prefix="mlr-train") as pool:
+            others = [pool.submit(on_own_sandbox, part, box) for part, box in zip(parts[1:], boxes)]
+            try:
+                answers = [job(parts[0], sandbox)] + [future.result() for future in others]
+            except BaseException:  # the call fails as a whole: the other shares stop now
+                cancelled.set()
+                for box in boxes:
+                    box.kill()
+                raise
+        out: dict = {}
+        for (hyps, _), answer in zip(parts, answers):
+            for j, value in answer.items():
+                i = hyps[j]
+                if isinstance(value, str) or isinstance(out.get(i), str):
+                    out[i] = out[i] if isinstance(out.get(i), str) else value
+                else:
+                    out[i] = {**out.get(i, {}), **value}
+        order = [ds.name for ds in suite]  # the suite's order, as one job gives it
+        return {i: value if isinstance(value, str) else {d: value[d] for d in order if d in value}
+                for i, value in out.items()}
+
+    def _train_job(self, evaluations, variant, seeds, suite, sandbox,
+                   cancelled: threading.Event | None = None) -> dict:
         """Index -> Results, or index -> reason. One job for all; if it fails, one job each, so
-        that one hostile or broken hypothesis cannot sink the others."""
+        that one hostile or broken hypothesis cannot sink the others. A share whose call was
+        `cancelled` (another share failed the call) stops instead of retrying."""
         models = [{"key": f"{i}:{s}", "seed": s,
                    "components": components_for(ev.hypothesis.kind, ev.hypothesis.source)}
                   for i, ev in enumerate(evaluations) for s in seeds]
         try:
             answer = train_models(models, suite, TRAINING[variant], self.config, sandbox)
         except SandboxError as exc:
+            if cancelled is not None and cancelled.is_set():
+                raise
             if len(evaluations) == 1:
                 return {0: exc.reason}
             self.progress(f"the batched job failed ({exc.reason}); retrying the {len(evaluations)} "
                           "hypotheses one by one")
             out = {}
             for i, ev in enumerate(evaluations):
-                one = self._train_isolated([ev], variant, seeds, suite, sandbox)
+                one = self._train_job([ev], variant, seeds, suite, sandbox, cancelled)
                 out[i] = one[0]
             return out
         out = {}

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 
-from ..config import Config, config_from_dict
+from ..config import Config, config_from_dict, with_overrides
 from ..hypothesis import Hypothesis
 from ..sandbox import resolve_backend
-from ..tracking import connect, names
+from ..tracking import connect, log, names
 from ..evaluate.evaluator import Evaluation, Evaluator
 
 FINISHED_STATUSES = ("evaluated", "invalid")
@@ -41,6 +41,8 @@ def evaluate_batch(payload_json: str, node_id: str = "") -> str:
     payload = json.loads(payload_json)
     client = connect(payload["tracking_uri"])
     config = config_from_dict(payload["config"])
+    if not config.sandbox.workers:  # "as many as CPUs": the CPUs Ray gave this task, not the node's
+        config = with_overrides(config, sandbox={"workers": max(1, int(config.executor.cpus_per_batch))})
     backend = resolve_backend(config.sandbox.backend)
     todo, kept = [], []
     for item in payload["runs"]:
@@ -53,9 +55,8 @@ def evaluate_batch(payload_json: str, node_id: str = "") -> str:
             continue
         if run.info.status != "RUNNING":  # failed under a dead node's worker: evaluated afresh
             client.update_run(item["run_id"], status="RUNNING")
-        client.set_tag(item["run_id"], names.SANDBOX, backend)
-        if node_id:
-            client.set_tag(item["run_id"], names.EXECUTOR_NODE, node_id)
+        log(client, item["run_id"], tags={names.SANDBOX: backend,
+                                          **({names.EXECUTOR_NODE: node_id} if node_id else {})})
         todo.append(Evaluation(hypothesis=hypothesis, run_id=item["run_id"], variant=payload["variant"]))
     if todo:
         Evaluator(client, config).evaluate_opened(todo, int(payload["seeds"]))

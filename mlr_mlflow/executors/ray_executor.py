@@ -83,19 +83,31 @@ class RayExecutor:
         ray = connect_ray(self.config.executor)
         check_capacity(ray, self.config.executor)
         self._cache_references(hypotheses, variant, seeds)
-        evaluations = self.local.open_runs(hypotheses, variant, seeds, parent_run_id=parent_run_id,
-                                           round_id=round_id)
         size = self.config.executor.batch_size
-        batches = [evaluations[i:i + size] for i in range(0, len(evaluations), size)]
+        groups = [hypotheses[i:i + size] for i in range(0, len(hypotheses), size)]
+        opened: list[list[Evaluation]] = []
+        done: dict[str, Evaluation] = {}
+
+        def open_batch(i: int) -> list[Evaluation]:
+            """The runs of batch i, created just before it is sent (the first batch trains while
+            the round's process creates the next one's runs)."""
+            opened.append(self.local.open_runs(groups[i], variant, seeds, parent_run_id=parent_run_id,
+                                               round_id=round_id))
+            return opened[-1]
+
+        def collect(batch: list[Evaluation]) -> None:  # read back while other batches still run
+            for ev in batch:
+                done[ev.run_id] = Evaluation.from_run(self.client.get_run(ev.run_id), ev.hypothesis)
+
         try:
-            self._dispatch(ray, batches, variant, seeds)
+            self._dispatch(ray, len(groups), open_batch, collect, variant, seeds)
         except BaseException as exc:
-            for ev in evaluations:  # as the local executor does: a resumed round redoes these
+            for ev in (ev for batch in opened for ev in batch):  # as the local executor does
                 if self.client.get_run(ev.run_id).info.status == "RUNNING":
                     finish(self.client, ev.run_id, failed=True, status_tag="error",
                            reasons=[f"evaluation aborted: {type(exc).__name__}: {exc}"])
             raise
-        return [Evaluation.from_run(self.client.get_run(ev.run_id), ev.hypothesis) for ev in evaluations]
+        return [done[ev.run_id] for batch in opened for ev in batch]
 
     def _cache_references(self, hypotheses, variant: str, seeds: int) -> None:
         """Trains what the baselines cache lacks here, once, rather than on every node at once."""
@@ -105,38 +117,50 @@ class RayExecutor:
             get_references(self.client, exp, kind, TRAINING[variant], list(range(first, first + seeds)),
                            self.local.suite, self.config, self.progress)
 
-    def _dispatch(self, ray, batches: list[list[Evaluation]], variant: str, seeds: int) -> None:
-        from ray.exceptions import RayError, RayTaskError
+    def _dispatch(self, ray, n_batches: int, open_batch, collect, variant: str, seeds: int) -> None:
         from tqdm import tqdm
 
         e = self.config.executor
         task = ray.remote(run_on_node).options(
             num_cpus=e.cpus_per_batch, resources={e.sandbox_resource: 1}, max_retries=e.max_attempts)
-        payloads = [batch_payload(self.client.tracking_uri, self.config, batch, seeds) for batch in batches]
-        pending = {task.remote(payload): (i, 1) for i, payload in enumerate(payloads)}
-        self.progress(f"{variant}: {sum(map(len, batches))} hypothesis(es) in {len(batches)} Ray "
-                      f"task(s) of up to {e.batch_size}")
-        total = sum(map(len, batches))
-        with tqdm(total=total, desc=f"{variant} on ray", unit="hyp", file=sys.stderr,
+        self.progress(f"{variant}: {n_batches} Ray task(s) of up to {e.batch_size} hypotheses")
+        batches, payloads, pending = [], [], {}
+        with tqdm(total=n_batches, desc=f"{variant} on ray", unit="batch", file=sys.stderr,
                   disable=not sys.stderr.isatty()) as bar:
             try:
-                while pending:
-                    (ref,), _ = ray.wait(list(pending), num_returns=1)
-                    i, attempt = pending.pop(ref)
-                    try:
-                        answer = json.loads(ray.get(ref))
-                    except RayTaskError:
-                        raise  # the batch itself failed, as it would have here
-                    except RayError as exc:  # its node or worker died: MLflow knows what finished
-                        if attempt >= e.max_attempts:
-                            raise
-                        self.progress(f"batch {i + 1} lost ({type(exc).__name__}); dispatching it "
-                                      "again, its finished runs are kept")
-                        pending[task.remote(payloads[i])] = (i, attempt + 1)
-                        continue
-                    bar.update(len(batches[i]))
-                    self.progress(f"batch {i + 1}/{len(batches)} done on node {answer['node'][:12]}: "
-                                  f"{len(answer['evaluated'])} evaluated, {len(answer['kept'])} kept")
+                while pending or len(batches) < n_batches:
+                    if len(batches) < n_batches:  # send the next batch, then look for answers
+                        batches.append(open_batch(len(batches)))
+                        payloads.append(batch_payload(self.client.tracking_uri, self.config,
+                                                      batches[-1], seeds))
+                        pending[task.remote(payloads[-1])] = (len(batches) - 1, 1)
+                        ready, _ = ray.wait(list(pending), num_returns=1, timeout=0)
+                    else:
+                        ready, _ = ray.wait(list(pending), num_returns=1)
+                    for ref in ready:
+                        bar.update(self._answered(ray, task, ref, pending, batches, payloads, collect))
             finally:
                 for ref in pending:
                     ray.cancel(ref, force=True)
+
+    def _answered(self, ray, task, ref, pending, batches, payloads, collect) -> int:
+        """One finished Ray task: its batch's runs read back (1: a batch done), or, where its node
+        died, the batch sent again (0; up to max_attempts; its finished runs are kept there)."""
+        from ray.exceptions import RayError, RayTaskError
+
+        i, attempt = pending.pop(ref)
+        try:
+            answer = json.loads(ray.get(ref))
+        except RayTaskError:
+            raise  # the batch itself failed, as it would have here
+        except RayError as exc:  # its node or worker died: MLflow knows what finished
+            if attempt >= self.config.executor.max_attempts:
+                raise
+            self.progress(f"batch {i + 1} lost ({type(exc).__name__}); dispatching it again, its "
+                          "finished runs are kept")
+            pending[task.remote(payloads[i])] = (i, attempt + 1)
+            return 0
+        collect(batches[i])
+        self.progress(f"batch {i + 1} done on node {answer['node'][:12]}: "
+                      f"{len(answer['evaluated'])} evaluated, {len(answer['kept'])} kept")
+        return 1

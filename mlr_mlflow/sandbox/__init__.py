@@ -92,6 +92,15 @@ def warm_sandbox(config: SandboxConfig) -> Sandbox:
     return WarmSandbox(f"{name}:{config!r}", name, lambda: open_sandbox(config))
 
 
+def prewarm_sandboxes(config: SandboxConfig, count: int, target: str, payload) -> list:
+    """Start `count` warm servers of this configuration in the background (see `pool.prewarm`),
+    so that a call that trains on several side by side does not wait for their start-up."""
+    from .pool import prewarm
+
+    name = resolve_backend(config.backend)
+    return prewarm(f"{name}:{config!r}", lambda: open_sandbox(config), count, target, payload)
+
+
 def open_sandbox(config: SandboxConfig) -> Sandbox:
     """The configured backend ("auto": the first that works here, see the module docstring)."""
     name = resolve_backend(config.backend)
@@ -109,5 +118,6 @@ def open_sandbox(config: SandboxConfig) -> Sandbox:
 
 __all__ = ["Sandbox", "SandboxError", "SandboxTimeout", "SandboxCrash", "SandboxCallError",
            "SubprocessSandbox", "BwrapSandbox", "NamespaceSandbox", "open_sandbox", "warm_sandbox",
+           "prewarm_sandboxes",
            "describe_backend", "announce_backend", "available_backends",
            "resolve_backend", "BACKENDS"]

@@ -10,10 +10,14 @@ crashes kills the server as before; the next call starts a fresh one.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from typing import Any, Callable
 
-MAX_IDLE = 2  # servers kept per configuration while no call uses them
+# servers kept per configuration while no call uses them: an evaluation call trains on up to one
+# per usable CPU (at most 8 unless [sandbox] workers says more) side by side, and they come back warm
+MAX_IDLE = max(2, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1))
 
 _idle: dict[str, list] = {}
 _lock = threading.Lock()
@@ -45,6 +49,29 @@ def close_idle() -> None:
         sandbox.close()
 
 
+def prewarm(key: str, create: Callable[[], Any], count: int, target: str, payload: Any,
+            timeout: float = 600.0) -> list[threading.Thread]:
+    """Start servers in the background until `count` are idle for `key`: each answers one call of
+    `target` on `payload` (a call that imports what the real ones need and does nothing), then
+    waits idle for the next evaluation call. Returns the threads, for a caller that must wait."""
+    with _lock:
+        missing = max(0, count - len(_idle.get(key, [])))
+
+    def start() -> None:
+        sandbox = create()
+        try:
+            sandbox.call(target, payload, timeout)
+        except Exception:  # a server that cannot start now will fail its real call loudly
+            sandbox.close()
+            return
+        _give_back(key, sandbox)
+
+    threads = [threading.Thread(target=start, name="mlr-prewarm", daemon=True) for _ in range(missing)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
 class WarmSandbox:
     """A `Sandbox` that borrows a warm server on its first call and gives it back on `close`."""
 
@@ -52,13 +79,24 @@ class WarmSandbox:
         self.key, self.name, self._create = key, name, create
         self._sandbox = None
 
-    def call(self, target: str, payload: Any, timeout: float) -> Any:
+    def bind(self) -> "WarmSandbox":
+        """Take an idle server now (or a new one, started on the first call), so that what is
+        left idle is known: `prewarm` after `bind` starts only the servers still missing."""
         if self._sandbox is None:
             self._sandbox = _take(self.key) or self._create()
-        return self._sandbox.call(target, payload, timeout)
+        return self
+
+    def call(self, target: str, payload: Any, timeout: float) -> Any:
+        return self.bind()._sandbox.call(target, payload, timeout)
 
     def stderr_tail(self, limit: int = 2000) -> str:
         return self._sandbox.stderr_tail(limit) if self._sandbox is not None else ""
+
+    def kill(self) -> None:
+        """End the borrowed server now (a call in flight on it fails), never to be reused."""
+        sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None:
+            sandbox.close()
 
     def close(self) -> None:
         if self._sandbox is not None:

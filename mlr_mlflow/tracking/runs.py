@@ -75,6 +75,19 @@ def log_datasets(client, run_id: str, datasets, context: str = "training") -> No
     client.log_inputs(run_id, datasets=inputs)
 
 
+def read_artifact_json(client, run, artifact_file: str):
+    """A JSON artifact that `run` (a Run from a search) is known to have, in one download from its
+    artifact location: through `runs:/` MLflow 3 first asks the server for a logged model of
+    that name, a request per read that a busy team server feels."""
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory(prefix="mlr-read-") as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{run.info.artifact_uri.rstrip('/')}/{artifact_file}", dst_path=tmp,
+            tracking_uri=client.tracking_uri)
+        return json.loads(Path(path).read_text())
+
+
 def read_json(client, run_id: str, artifact_file: str, tries: int = 3, wait_s: float = 1.0):
     """A JSON artifact of a run, or None when the run's artifacts do not list it. A store that lists
     it but fails to give it back (after `tries`) raises TrackingError: "absent" and "unreadable"
