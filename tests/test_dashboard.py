@@ -54,14 +54,16 @@ def test_store_with_only_invalid_hypotheses_shows_their_rejections(tmp_path, tra
     assert code == 0 and out["hypotheses"] == 1
     found = sections((tmp_path / "board" / "index.html").read_text())
     assert "No evaluated hypothesis yet" in found["leaderboard"]
-    rows = data.rejections(snapshot(MlflowClient(tracking_uri)))
+    rows = data.rejections(snapshot(MlflowClient(tracking_uri, registry_uri=tracking_uri)))
     assert [(r["kind"], r["stage"], r["count"]) for r in rows] == [("activation", "static", 1)]
     assert "<table>" in found["rejections"] and "static" in found["rejections"]
     assert "No reward model yet" in found["reward"]
 
 
 def test_dashboard_data_of_real_rounds(rounds_store):
-    snap = snapshot(MlflowClient(rounds_store["uri"]))
+    # the registry named explicitly, as connect() does: another test of this process may have left
+    # MLflow's global registry URI on its own store (which holds a champion)
+    snap = snapshot(MlflowClient(rounds_store["uri"], registry_uri=rounds_store["uri"]))
     board = data.leaderboard(snap)
     assert len(board) == 8 and len({r["sha256"] for r in board}) == 8  # one row per hypothesis
     trained = [r for r in board if r["variant"] in ("confirm", "full")]

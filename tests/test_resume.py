@@ -22,26 +22,47 @@ from .faults import Flaky, refused
 CONFIG = '[suite]\ndatasets = ["iris", "xor"]\n[discover]\nscreen = "one-pass"\n[confirm]\nseeds = 1\n'
 
 
-def wait_for_full_runs(client, timeout=300):
+def start_round(uri: str, args: list[str], cwd) -> subprocess.Popen:
+    """`discover` in a process of its own, its stderr kept in cwd/discover.err. The store's tables
+    are created first: two processes creating a fresh sqlite store at once can fail one of them."""
+    MlflowClient(uri).search_experiments()
+    return subprocess.Popen([sys.executable, "-m", "mlr_mlflow", "discover", *args], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=open(cwd / "discover.err", "w"))
+
+
+def wait_until(proc, cwd, found, what: str, timeout: float = 300):
+    """found() polled until it answers (returned) while `proc` lives; a process that ended first
+    or a timeout fails with the tail of its stderr."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        answer = found()
+        if answer:
+            return answer
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    tail = (cwd / "discover.err").read_text()[-3000:]
+    raise AssertionError(f"the round never reached {what} (exit {proc.poll()}):\n{tail}")
+
+
+def wait_for_full_runs(client, proc, cwd):
+    def found():
         exp = client.get_experiment_by_name("mlr-activation")
         if exp and client.search_runs([exp.experiment_id], f"tags.`{names.VARIANT}` = 'full'"):
             return exp.experiment_id
-        time.sleep(0.2)
-    raise AssertionError("the round never reached full training")
+        return None
+
+    return wait_until(proc, cwd, found, "full training")
 
 
 def test_killed_round_is_resumed_without_loss_or_repeat(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     config = write(tmp_path, "c.toml", CONFIG)
     args = ["--tracking-uri", uri, "--config", str(config), "--seeds", "1"]
-    proc = subprocess.Popen([sys.executable, "-m", "mlr_mlflow", "discover", *args, "--n", "6",
-                             "--top-k", "2", "--seed", "3"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_round(uri, [*args, "--n", "6", "--top-k", "2", "--seed", "3"], tmp_path)
     client = MlflowClient(uri)
     try:
-        exp = wait_for_full_runs(client)
+        exp = wait_for_full_runs(client, proc, tmp_path)
         # while the round's process lives, nobody else may take it over
         assert main(["discover", "--resume", *args, "--json"]) == 2
         assert "still running" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
@@ -150,19 +171,17 @@ class CountingSymbolic:
 def test_two_resumers_started_together_on_a_dead_round_exactly_one_works(any_store, tmp_path):
     config_file = write(tmp_path, "c.toml", CONFIG)
     args = ["--tracking-uri", any_store, "--config", str(config_file), "--seeds", "1"]
-    proc = subprocess.Popen([sys.executable, "-m", "mlr_mlflow", "discover", *args, "--n", "3",
-                             "--top-k", "1", "--seed", "2"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_round(any_store, [*args, "--n", "3", "--top-k", "1", "--seed", "2"], tmp_path)
     client = MlflowClient(any_store)
+
+    def generation_recorded():
+        exp = client.get_experiment_by_name("mlr-activation")
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        return exp if runs and any(a.path == names.GENERATION_ARTIFACT
+                                   for a in client.list_artifacts(runs[0].info.run_id)) else None
+
     try:  # killed once its generation is recorded
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            exp = client.get_experiment_by_name("mlr-activation")
-            runs = client.search_runs([exp.experiment_id]) if exp else []
-            if runs and any(a.path == names.GENERATION_ARTIFACT
-                            for a in client.list_artifacts(runs[0].info.run_id)):
-                break
-            time.sleep(0.1)
+        exp = wait_until(proc, tmp_path, generation_recorded, "its recorded generation", timeout=120)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -223,7 +242,11 @@ def test_a_store_failing_on_generation_json_never_regenerates_the_round(tracking
 
 
 @pytest.mark.slow
-def test_a_screened_round_resumes_with_its_saved_selection_after_the_champion_changed(tracking_uri):
+@pytest.mark.parametrize("saved_by", ["this version", "a version before waves"])
+def test_a_screened_round_resumes_with_its_saved_selection_after_the_champion_changed(tracking_uri,
+                                                                                      saved_by):
+    from mlr_mlflow.tracking.runs import log_json
+
     from .faults import register_champion
 
     config = small_config(screen="reward", explore=0.0, eta=1)  # the champion's pick goes to full
@@ -233,6 +256,9 @@ def test_a_screened_round_resumes_with_its_saved_selection_after_the_champion_ch
     selection = json.loads(open(client.download_artifacts(round_id, names.SELECTION_ARTIFACT)).read())
     [pick] = selection["picks"]
     assert not terminal_runs_by_sha(client, round_id)  # killed after selecting, before acting
+    if saved_by != "this version":  # selection.json as it was before waves: no waves, no sizes
+        selection = {k: v for k, v in selection.items() if k not in ("waves", "wave_sizes")}
+        log_json(client, round_id, selection, names.SELECTION_ARTIFACT)
     register_champion(tracking_uri, "activation", sign=-1.0)  # a new champion prefers short code
     scores = selection["scores"]
     assert min(scores, key=scores.get) != pick  # it would have picked another one
@@ -326,3 +352,50 @@ def test_a_halving_round_killed_between_rungs_resumes_with_the_same_promotions(t
                                      r.data.tags[names.HYPOTHESIS_SHA256]))
     assert {sha for sha, listed in variants.items() if "full" in listed} == \
         {r.data.tags[names.HYPOTHESIS_SHA256] for r in one_pass[:2]}
+
+
+def test_a_round_killed_between_waves_keeps_the_first_and_trains_the_saved_second(tracking_uri):
+    """[discover] waves = 2, killed as the second wave's first run is created (after the refitted
+    champion's decision was saved): on resume the first wave's runs stand, the second wave is the
+    one saved (not decided again by a champion that has not learned anything), and no hypothesis
+    is evaluated twice."""
+    from mlr_mlflow.tracking.runs import read_json
+
+    from .faults import RefitScorer, register_champion
+
+    register_champion(tracking_uri, "activation", 1.0, model=RefitScorer(1.0))
+    config = with_overrides(small_config(screen="reward", explore=0.0, eta=2, waves=2, mmr_lambda=1.0),
+                            suite={"datasets": ("iris",)}, confirm={"enabled": False})
+    created = []
+
+    def second_wave_refused(experiment_id, tags=None, run_name=None, **kwargs):
+        if (tags or {}).get(names.VARIANT) == "one-pass" and tags.get(names.ROLE) == "hypothesis":
+            created.append(tags)
+            if len(created) > 2:
+                return refused()
+        return None
+
+    with pytest.raises(Exception):
+        Round(Flaky(connect(tracking_uri), create_run=second_wave_refused), config, "activation").run(
+            8, 2, 1, seed=4)
+    assert [t.get("mlr.screen.wave") for t in created] == ["0", "0", "1"]
+    client = MlflowClient(tracking_uri)
+    [round_run] = client.search_runs([client.get_experiment_by_name("mlr-activation").experiment_id],
+                                     f"tags.`{names.ROLE}` = 'round'")
+    saved = read_json(client, round_run.info.run_id, names.SELECTION_ARTIFACT)
+    first, second = saved["waves"]
+    before = terminal_runs_by_sha(client, round_run.info.run_id)
+    kept = {r.info.run_id for runs in before.values() for r in runs
+            if r.data.tags[names.VARIANT] == "one-pass"}
+    assert {sha for sha, runs in before.items() for r in runs
+            if r.data.tags[names.VARIANT] == "one-pass"} == set(first)
+
+    summary = Round(connect(tracking_uri), config, "activation").resume()
+    assert summary.round_run_id == round_run.info.run_id
+    assert read_json(client, round_run.info.run_id, names.SELECTION_ARTIFACT) == saved
+    after = terminal_runs_by_sha(client, round_run.info.run_id)
+    one_pass = {sha: [r for r in runs if r.data.tags[names.VARIANT] == "one-pass"]
+                for sha, runs in after.items()}
+    assert {sha for sha, runs in one_pass.items() if runs} == set(first + second)
+    assert all(len(runs) <= 1 for runs in one_pass.values())  # none twice
+    assert kept <= {r.info.run_id for runs in one_pass.values() for r in runs}  # kept, not redone
