@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,24 @@ def test_evaluate_with_a_missing_file_is_one_line_exit_2_and_writes_nothing(tmp_
                "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"], code=CLI)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "missing.py" in out.stderr and not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_processes_opening_a_fresh_sqlite_store_together_all_get_it(tmp_path):
+    """MLflow creates a new sqlite store's tables on first use, and two processes doing it at once
+    fail ("table already exists"): a scheduler and a user's discover on a fresh mlflow.db. Ours
+    take turns; four released at the same moment all connect."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    code = ("import sys, time, pathlib\n"
+            "from mlr_mlflow.tracking import connect\n"
+            "import mlflow.store.tracking.sqlalchemy_store\n"  # imported before the start line
+            "d = pathlib.Path(sys.argv[2]); (d / f'ready-{sys.argv[3]}').touch()\n"
+            "while not (d / 'go').exists(): time.sleep(0.01)\n"
+            "connect(sys.argv[1]).search_experiments()\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, uri, str(tmp_path), str(i)],
+                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+    while len(list(tmp_path.glob("ready-*"))) < 4 and all(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    results = [(p.wait(timeout=300), p.stderr.read()[-2000:]) for p in procs]
+    assert all(rc == 0 for rc, _ in results), results

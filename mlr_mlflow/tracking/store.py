@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..config import UsageError
@@ -32,6 +33,28 @@ def _check_local(uri: str) -> None:
             raise TrackingError(f"tracking store {uri!r}: directory {path.parent} does not exist")
 
 
+@contextmanager
+def _creating(uri: str):
+    """Held while this process opens a sqlite store for the first time. MLflow creates and migrates
+    a new store's tables on first use, and two processes doing that to one file at once fail (one
+    or both: "table ... already exists", alembic "expected to match one row"); the scheduler and a
+    user's `discover` on a fresh mlflow.db would. Our processes take turns on a lock file beside
+    the store; where none can be created (a read-only directory) they go on without it."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    try:
+        lock = open(f"{uri[len('sqlite:///'):]}.mlr-lock", "a")
+    except OSError:
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def connect(uri: str | None = None):
     """An MlflowClient on `uri` that has answered one request.
 
@@ -50,8 +73,9 @@ def connect(uri: str | None = None):
     try:
         # the Model Registry lives with the tracking store. (Not $MLFLOW_REGISTRY_URI: MLflow's
         # own set_registry_uri writes it, so it may name another store used earlier in-process.)
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        client.search_experiments(max_results=1)
+        with _creating(uri):  # the client's constructor opens the store already
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_experiments(max_results=1)
     except Exception as exc:
         raise TrackingError(f"cannot reach tracking store {uri!r}: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
