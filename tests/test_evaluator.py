@@ -270,6 +270,51 @@ def test_workers_zero_means_one_per_cpu_up_to_the_cap(monkeypatch):
     assert len(evaluator.shares(64, sizes, 3, 4, 16)) == 16  # asked for explicitly
 
 
+def test_a_share_that_fails_the_call_stops_the_others_at_once(tracking_uri, small_config,
+                                                              monkeypatch):
+    """The call fails in one share (here the first, which raises as an interrupted process would):
+    the other share's sandboxed server is killed then, not left to train to the end, it is not
+    retried hypothesis by hypothesis, and it is not given back to the pool."""
+    import dataclasses
+    import threading
+
+    from mlr_mlflow.evaluate import evaluator as ev_module
+    from mlr_mlflow.evaluate.evaluator import Evaluator
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.sandbox import pool
+    from mlr_mlflow.tracking import connect
+
+    real, started, outcomes, servers = ev_module.train_models, threading.Event(), [], []
+
+    def train_models(*args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            started.wait(120)
+            raise KeyboardInterrupt  # the first share's job fails the call
+        servers.append(args[4].bind()._sandbox)  # the server this share trains on
+        started.set()
+        try:
+            outcomes.append(real(*args, **kwargs))
+        except BaseException as exc:
+            outcomes.append(exc)
+            raise
+
+    monkeypatch.setattr(ev_module, "train_models", train_models)
+    monkeypatch.setattr(ev_module, "MIN_SHARE_MODEL_EPOCHS", 1)
+    config = dataclasses.replace(small_config, sandbox=dataclasses.replace(small_config.sandbox, workers=2),
+                                 suite=dataclasses.replace(small_config.suite, datasets=("iris", "moons")))
+    pool.close_idle()
+    sources = [SWISH, "import torch\n\n\ndef activation(x):\n    return torch.tanh(x)\n"] * 2
+    sources[2:] = [s.replace("return", "y = x\n    return") for s in sources[2:]]
+    with pytest.raises(KeyboardInterrupt):
+        Evaluator(connect(tracking_uri), config).evaluate([Hypothesis("activation", s) for s in sources],
+                                                          seeds=1)
+    [outcome] = outcomes  # one job in the other share, ended by the kill, and no retry
+    assert isinstance(outcome, Exception) and not isinstance(outcome, dict), outcome
+    [server] = servers  # killed, and not back in the pool
+    assert server._proc is None or server._proc.poll() is not None
+    assert all(server is not s for found in pool._idle.values() for s in found)
+
+
 def test_side_by_side_shares_give_one_job_s_numbers(tracking_uri, small_config, monkeypatch):
     """[sandbox] workers = 2: the hypotheses train in two sandboxed processes at once, with the
     numbers one job gives, and a hypothesis that raises during training fails alone in its share."""

@@ -78,10 +78,13 @@ class WarmSandbox:
     def __init__(self, key: str, name: str, create: Callable[[], Any]):
         self.key, self.name, self._create = key, name, create
         self._sandbox = None
+        self._killed = False
 
     def bind(self) -> "WarmSandbox":
         """Take an idle server now (or a new one, started on the first call), so that what is
         left idle is known: `prewarm` after `bind` starts only the servers still missing."""
+        if self._killed:
+            raise RuntimeError("this sandbox was stopped: the call it served has failed")
         if self._sandbox is None:
             self._sandbox = _take(self.key) or self._create()
         return self
@@ -93,7 +96,9 @@ class WarmSandbox:
         return self._sandbox.stderr_tail(limit) if self._sandbox is not None else ""
 
     def kill(self) -> None:
-        """End the borrowed server now (a call in flight on it fails), never to be reused."""
+        """End the borrowed server now (a call in flight on it fails); this sandbox takes no
+        other (a later call raises), and the server is not given back to the pool."""
+        self._killed = True
         sandbox, self._sandbox = self._sandbox, None
         if sandbox is not None:
             sandbox.close()
