@@ -18,7 +18,10 @@ predictions (reward/measure.py):
   seed sets of the same hypotheses);
 - a quarter of the cost of training everything in full, spent three ways (halving.py's costs):
   reward screen -> one-pass -> full on the best 1/eta; one-pass on all -> full; reward -> full.
-  How many of the true top 10 (by full B-WR) got a full training.
+  How many of the true top 10 (by full B-WR) got a full training;
+- `[discover] waves` simulated on the pool (`waves_simulation`): per round, 1, 2 or 3 waves of
+  picks with the ensemble refitted between them; how many of the round's true top-k got a full
+  training.
 """
 from __future__ import annotations
 
@@ -69,6 +72,55 @@ def budget_strategies(pred, onepass_val, full, budget: float, max_epochs: int, e
         f"reward -> full {min(n, int(budget))}": len(reward_only & truth)}}
 
 
+def waves_simulation(X, data, full, algorithm: str, top_k: int, eta: int,
+                     waves_list=(1, 2, 3), beta: float = 1.0) -> dict:
+    """What `[discover] waves` buys, on the pool (no training: every number is already known).
+
+    Each test group (a round of the training sources; the held-out source as one group) plays a
+    round: an ensemble fitted on the training sources outside the group picks `eta * top_k` of the
+    group by UCB (score + beta * spread) in W waves, refitted before each later wave on the
+    validation targets of what it picked so far (halving.next_wave; no MMR or exploration here); the
+    best `top_k` picks by validation target go to full training. Per W: how many of each group's
+    true top_k by full B-WR got a full training (summed over groups), and the mean full B-WR of
+    what was trained in full."""
+    from mlr_mlflow.reward.ensemble import acquisition, fit_ensemble, refit
+
+    held = np.array([g == HELD_OUT for g in data.generators])
+    rounds = np.array(data.rounds)
+    usable = np.isfinite(data.target) & np.isfinite(full)
+    groups = [(r, (rounds == r) & ~held & usable) for r in sorted(set(rounds[~held]))]
+    groups.append((HELD_OUT, held & usable))
+    out = {W: {"true_top_in_full": 0, "full_b_wr": []} for W in waves_list}
+    possible = 0
+    for name, test in groups:
+        idx = np.flatnonzero(test)
+        train = ~held & ~(rounds == name) & usable
+        k = min(top_k, len(idx))
+        share = min(len(idx), eta * top_k)
+        if k == 0 or share <= k or train.sum() < 10:
+            continue
+        truth = set(idx[np.argsort(-full[idx], kind="stable")[:k]].tolist())
+        possible += k
+        base = fit_ensemble(X[train], data.target[train], [str(r) for r in rounds[train]], algorithm)
+        for W in waves_list:
+            ensemble, picked = base, []
+            bounds = [round(i * share / W) for i in range(W + 1)]
+            for size in (b - a for a, b in zip(bounds, bounds[1:])):
+                if picked:
+                    ensemble = refit(base, X[picked], data.target[picked])
+                rest = np.array([i for i in idx if i not in set(picked)])
+                score, spread = ensemble.predict(X[rest])
+                value = acquisition(score, spread, "ucb", beta)
+                picked += rest[np.argsort(-value, kind="stable")[:size]].tolist()
+            promoted = sorted(picked, key=lambda i: (-data.target[i], i))[:k]
+            out[W]["true_top_in_full"] += len(truth & set(promoted))
+            out[W]["full_b_wr"] += full[promoted].tolist()
+    return {"top_k": top_k, "eta": eta, "possible": possible, "algorithm": algorithm,
+            "by_waves": {str(W): {"true_top_in_full": v["true_top_in_full"],
+                                  "mean_full_b_wr": _r(np.mean(v["full_b_wr"])) if v["full_b_wr"] else None}
+                         for W, v in out.items()}}
+
+
 def measure(client, config, algorithms, families) -> dict:
     from mlr_mlflow.reward.embed import Encoder
     from mlr_mlflow.reward.measure import by_round, by_source, discovery, out_of_sample
@@ -105,6 +157,8 @@ def measure(client, config, algorithms, families) -> dict:
                 entry["quarter_budget"] = budget_strategies(
                     pred[ok], np.nan_to_num(val[ok], nan=0.0), full[ok], ok.sum() / 4,
                     config.model.max_epochs, config.discover.eta)
+                entry["waves"] = waves_simulation(X, data, full, algorithm, config.discover.top_k,
+                                                  config.discover.eta)
             result["models"][f"{family}/{algorithm}"] = entry
     return result
 
@@ -182,7 +236,8 @@ def main(argv=None) -> dict:
               f" | by source {json.dumps({s: v['spearman'] for s, v in entry['by_source'].items()})}"
               f" | ndcg@10 {truth['ndcg_at_10']} p@10 {truth['precision_at_10']} | top10 after "
               f"{truth['find_10_of_top10']['evaluations']} (random {truth['find_10_of_top10']['random_expected']})"
-              f" | quarter budget {json.dumps((entry.get('quarter_budget') or {}).get('strategies'))}")
+              f" | quarter budget {json.dumps((entry.get('quarter_budget') or {}).get('strategies'))}"
+              f" | waves {json.dumps((entry.get('waves') or {}).get('by_waves'))}")
     if args.json:
         print(json.dumps(result))
     return result

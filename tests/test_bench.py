@@ -65,4 +65,7 @@ def test_reward_benchmark_quick_measures_a_held_out_source_and_states_contract_k
     assert 0 < result["top10_fraction_of_random"] and 0 <= result["ndcg_at_10"] <= 1
     budget = result["quarter_budget"]
     assert all(0 <= found <= 10 for found in budget["strategies"].values())
+    waves = entry["waves"]  # [discover] waves simulated: 1, 2 and 3 waves per round
+    assert waves["possible"] > 0 and set(waves["by_waves"]) == {"1", "2", "3"}
+    assert all(0 <= w["true_top_in_full"] <= waves["possible"] for w in waves["by_waves"].values())
     assert not list(tmp_path.iterdir())
