@@ -306,8 +306,9 @@ def test_a_share_that_fails_the_call_stops_the_others_at_once(tracking_uri, smal
     sources = [SWISH, "import torch\n\n\ndef activation(x):\n    return torch.tanh(x)\n"] * 2
     sources[2:] = [s.replace("return", "y = x\n    return") for s in sources[2:]]
     with pytest.raises(KeyboardInterrupt):
+        # full training: the other share's job lasts long enough that only the kill can end it
         Evaluator(connect(tracking_uri), config).evaluate([Hypothesis("activation", s) for s in sources],
-                                                          seeds=1)
+                                                          "full", seeds=1)
     [outcome] = outcomes  # one job in the other share, ended by the kill, and no retry
     assert isinstance(outcome, Exception) and not isinstance(outcome, dict), outcome
     [server] = servers  # killed, and not back in the pool
