@@ -9,12 +9,17 @@ from mlflow.exceptions import MlflowException
 
 class Flaky:
     """Delegates everything to `client`; `faults` maps a method name to a function of the call's
-    arguments that returns the exception to raise instead (or None: the call goes through)."""
+    arguments that returns the exception to raise instead (or None: the call goes through).
+    It hides the client's store, so our code takes it for a client without a database store (a
+    tracking server's) and writes through the public calls, where the faults are: otherwise
+    `tracking.bulk` would start and end runs in the database and never meet them."""
 
     def __init__(self, client, **faults):
         self.client, self.faults = client, faults
 
     def __getattr__(self, name):
+        if name == "_tracking_client":
+            raise AttributeError(name)
         attr = getattr(self.client, name)
         fault = self.faults.get(name)
         if fault is None:

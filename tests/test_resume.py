@@ -176,9 +176,9 @@ def test_two_resumers_started_together_on_a_dead_round_exactly_one_works(any_sto
 
     def generation_recorded():
         exp = client.get_experiment_by_name("mlr-activation")
-        runs = client.search_runs([exp.experiment_id]) if exp else []
-        return exp if runs and any(a.path == names.GENERATION_ARTIFACT
-                                   for a in client.list_artifacts(runs[0].info.run_id)) else None
+        rounds = client.search_runs([exp.experiment_id], f"tags.`{names.ROLE}` = 'round'") if exp else []
+        return exp if rounds and any(a.path == names.GENERATION_ARTIFACT
+                                     for a in client.list_artifacts(rounds[0].info.run_id)) else None
 
     try:  # killed once its generation is recorded
         exp = wait_until(proc, tmp_path, generation_recorded, "its recorded generation", timeout=120)

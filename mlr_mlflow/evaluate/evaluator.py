@@ -19,8 +19,9 @@ from typing import Callable
 from ..config import Config, UsageError
 from ..hypothesis import Hypothesis
 from ..sandbox import SandboxError, resolve_backend, warm_sandbox
-from ..tracking import (create_run, experiment_id, finish, log, log_artifact_files, log_datasets,
-                        log_json, names)
+from ..tracking import (RunEnd, RunStart, create_run, end_runs, end_tags, experiment_id, finish, log,
+                        log_artifact_files, log_datasets, log_json, names, start_runs)
+from ..tracking.runs import dataset_inputs
 from ..validate import validate_many
 from .baselines import (components_for, environment_json, get_references, prewarm_training, project_tags,
                         regroup, train_models)
@@ -94,6 +95,7 @@ class Evaluation:
     uncertainty: dict[str, float] = field(default_factory=dict)  # UNCERTAINTY -> value
     datasets: dict[str, dict] = field(default_factory=dict)
     per_seed: dict = field(default_factory=dict, repr=False)
+    artifact_uri: str = field(default="", repr=False)  # where the run's artifacts go, when known
 
     @classmethod
     def from_run(cls, run, hypothesis: Hypothesis) -> "Evaluation":
@@ -216,16 +218,18 @@ class Evaluator:
             self._open_runs(evaluations, "one-pass", seeds, parent_run_id, round_id, None, backend,
                             self.suite)
         finally:
+            ends = []
             for ev, result in zip(evaluations, validations):
                 if not ev.run_id:
                     continue
                 screened = {names.VARIANT: "screened",
                             names.RUN_NAME: run_name(ev.hypothesis.sha256, "screened")}
                 if result.valid:
-                    finish(self.client, ev.run_id, status_tag="screened", tags=screened)
+                    ends.append(RunEnd(ev.run_id, tags=end_tags("screened", tags=screened)))
                 else:
-                    finish(self.client, ev.run_id, failed=True, status_tag="invalid",
-                           reasons=result.reasons, tags={names.STAGE: result.stage, **screened})
+                    ends.append(RunEnd(ev.run_id, failed=True, tags=end_tags(
+                        "invalid", result.reasons, {names.STAGE: result.stage, **screened})))
+            end_runs(self.client, ends)
         return [ev.run_id for ev in evaluations]
 
     def _timed_call(self, phase: str, fn, *args):
@@ -235,13 +239,16 @@ class Evaluator:
     def _open_runs(self, evaluations, variant, seeds, parent_run_id, round_id, run_id, backend,
                    suite) -> None:
         """Everything that does not depend on results: the run, its tags, params, source, config
-        and datasets, in four requests per run."""
+        and datasets; on a database store all runs in one transaction (tracking/bulk.py), then
+        each run's artifacts in one upload."""
         model = dataclasses.asdict(self.config.model)
         params = {"variant": variant, "seeds": seeds, "suite": ",".join(ds.name for ds in suite),
                   "first_seed": self.config.suite.first_seed, "split_seed": self.config.suite.split_seed,
                   **{f"model.{k}": v for k, v in model.items()}}
         config_json = json.dumps(self.config.to_dict(), indent=1, sort_keys=True, default=str)
         env_json = environment_json(backend)
+        inputs = dataset_inputs(suite)
+        starts, experiments = {}, {}  # experiment -> [(evaluation, what starts its run)]; kind -> experiment
         for ev in evaluations:
             h = ev.hypothesis
             tags = {names.ROLE: "hypothesis", names.KIND: h.kind, names.HYPOTHESIS_SHA256: h.sha256,
@@ -251,18 +258,34 @@ class Evaluator:
                     **project_tags(variant, h.kind, seeds, [ds.name for ds in suite])}
             if round_id:
                 tags[names.ROUND_ID] = round_id
+            if parent_run_id:
+                tags[names.PARENT_RUN_ID] = parent_run_id
             origin = h.origin or {}
             tags.update(origin.get("tags", {}))
-            exp = experiment_id(self.client, self.config.experiment_name(h.kind))
-            ev.run_id = create_run(self.client, exp, run_name(h.sha256, variant), tags,
-                                   parent_run_id=parent_run_id, run_id=run_id)
-            log(self.client, ev.run_id, params={"kind": h.kind, **params},
-                metrics=origin.get("metrics"))
-            log_artifact_files(self.client, ev.run_id, {**origin.get("artifacts", {}),
-                                                        names.HYPOTHESIS_ARTIFACT: h.source,
-                                                        names.CONFIG_ARTIFACT: config_json,
-                                                        names.ENVIRONMENT_ARTIFACT: env_json})
-            log_datasets(self.client, ev.run_id, suite)
+            start = RunStart(run_name(h.sha256, variant), tags, {"kind": h.kind, **params}, inputs,
+                             {**origin.get("artifacts", {}), names.HYPOTHESIS_ARTIFACT: h.source,
+                              names.CONFIG_ARTIFACT: config_json, names.ENVIRONMENT_ARTIFACT: env_json})
+            if h.kind not in experiments:
+                experiments[h.kind] = experiment_id(self.client, self.config.experiment_name(h.kind))
+            starts.setdefault(experiments[h.kind], []).append((ev, start))
+        for exp, pairs in starts.items():
+            try:
+                if run_id:  # an MLflow Project run: ours to describe, not to create
+                    [(ev, start)] = pairs
+                    ev.run_id = create_run(self.client, exp, start.name, start.tags, run_id=run_id)
+                    log(self.client, run_id, params=start.params)
+                    log_artifact_files(self.client, run_id, start.artifacts)
+                    log_datasets(self.client, run_id, suite)
+                else:
+                    start_runs(self.client, exp, [start for _, start in pairs])
+            finally:  # the runs that exist, even when a later one failed to start
+                for ev, start in pairs:
+                    ev.run_id = ev.run_id or start.run_id
+                    ev.artifact_uri = start.artifact_uri
+        for ev in evaluations:
+            metrics = (ev.hypothesis.origin or {}).get("metrics")
+            if metrics:  # what proposing it measured (an LLM's tokens, say)
+                log(self.client, ev.run_id, metrics=metrics)
 
     def _shares(self, n: int, variant: str, seeds: list[int], suite) -> list[tuple[range, list[int]]]:
         epochs = 1 if TRAINING[variant] == "one-pass" else self.config.model.max_epochs
@@ -287,20 +310,20 @@ class Evaluator:
                 self._train(valid, variant, seeds, suite, sandbox)
 
     def _record_all(self, evaluations: list[Evaluation]) -> None:
-        def record(ev: Evaluation) -> None:
-            if ev.valid:
-                self._record(ev)
-            else:
-                finish(self.client, ev.run_id, failed=True, status_tag="invalid", reasons=ev.reasons,
-                       tags={names.STAGE: ev.stage})
-
+        """Each run's results.json, then its metrics, tags and end: on a database store all runs in
+        one transaction (tracking/bulk.py); on a tracking server run by run, several at once."""
         if str(self.client.tracking_uri).startswith(("http://", "https://")):
-            # a tracking server answers requests side by side; a local store writes one at a time
+            # a tracking server answers requests side by side
+            def record(ev: Evaluation) -> None:
+                self._write_results(ev)
+                end_runs(self.client, [self._ending(ev)])
+
             with ThreadPoolExecutor(HTTP_REQUESTS_AT_ONCE, thread_name_prefix="mlr-record") as pool:
                 list(pool.map(record, evaluations))
-        else:
-            for ev in evaluations:
-                record(ev)
+            return
+        for ev in evaluations:
+            self._write_results(ev)
+        end_runs(self.client, [self._ending(ev) for ev in evaluations])
 
     def _train(self, evaluations: list[Evaluation], variant, seeds, suite, sandbox) -> None:
         by_kind: dict[str, list[Evaluation]] = {}
@@ -405,15 +428,22 @@ class Evaluator:
             out[i] = failed[0] if failed else regroup(answer["results"], str(i), seeds)
         return out
 
-    def _record(self, ev: Evaluation) -> None:
-        """Results in three requests: metrics and status tags, results.json, the terminal state."""
+    def _write_results(self, ev: Evaluation) -> None:
+        """results.json (per dataset and seed), written before the run ends, so a FINISHED run
+        always has it."""
+        if ev.valid:
+            log_json(self.client, ev.run_id,
+                     {ds: {str(s): r for s, r in per_seed.items()} for ds, per_seed in ev.per_seed.items()},
+                     names.RESULTS_ARTIFACT, ev.artifact_uri)
+
+    @staticmethod
+    def _ending(ev: Evaluation) -> RunEnd:
+        """Metrics and status tags of an evaluated run, or the reasons of a rejected one."""
+        if not ev.valid:
+            return RunEnd(ev.run_id, failed=True, tags=end_tags("invalid", ev.reasons, {names.STAGE: ev.stage}))
         metrics = {names.B_WR: ev.b_wr, names.BSOTA_WR: ev.bsota_wr, names.VAL_B_WR: ev.val_b_wr,
                    names.VAL_BSOTA_WR: ev.val_bsota_wr, **ev.uncertainty}
         for ds, m in ev.datasets.items():
             for key in ("test_acc", "test_loss", "b_wr", "bsota_wr", "val_b_wr"):
                 metrics[names.dataset_metric(ds, key)] = m[key]
-        log(self.client, ev.run_id, metrics=metrics, tags={names.STATUS: "evaluated"})
-        log_json(self.client, ev.run_id,
-                 {ds: {str(s): r for s, r in per_seed.items()} for ds, per_seed in ev.per_seed.items()},
-                 names.RESULTS_ARTIFACT)
-        finish(self.client, ev.run_id)
+        return RunEnd(ev.run_id, metrics, {names.STATUS: "evaluated"})

@@ -41,22 +41,37 @@ def log(client, run_id: str, *, params: dict | None = None, metrics: dict | None
         m, p, t = m[MAX_METRICS:], p[MAX_PARAMS:], t[MAX_TAGS:]
 
 
-def log_json(client, run_id: str, data, artifact_file: str) -> None:
-    client.log_text(run_id, json.dumps(data, indent=1, sort_keys=True, default=str), artifact_file)
+def log_json(client, run_id: str, data, artifact_file: str, artifact_uri: str | None = None) -> None:
+    text = json.dumps(data, indent=1, sort_keys=True, default=str)
+    if artifact_uri:
+        log_artifact_files(client, run_id, {artifact_file: text}, artifact_uri)
+    else:
+        client.log_text(run_id, text, artifact_file)
 
 
-def log_artifact_files(client, run_id: str, files: dict[str, str]) -> None:
-    """Several small text artifacts (path -> text) in one upload."""
+def log_artifact_files(client, run_id: str, files: dict[str, str], artifact_uri: str | None = None) -> None:
+    """Several small text artifacts (path -> text) in one upload. With the run's `artifact_uri`
+    (known when we created the run) MLflow need not look the run up to find where they go."""
     with tempfile.TemporaryDirectory(prefix="mlr-artifacts-") as tmp:
         for rel, text in files.items():
             path = Path(tmp, rel)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-        client.log_artifacts(run_id, tmp)
+        if artifact_uri:
+            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+            get_artifact_repository(artifact_uri).log_artifacts(tmp)
+        else:
+            client.log_artifacts(run_id, tmp)
 
 
 def log_datasets(client, run_id: str, datasets, context: str = "training") -> None:
     """One request registering every dataset with our digest, so a changed dataset is visible."""
+    client.log_inputs(run_id, datasets=dataset_inputs(datasets, context))
+
+
+def dataset_inputs(datasets, context: str = "training") -> list:
+    """MLflow dataset inputs for our datasets: name, our digest, where they come from, their sizes."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
     inputs = []
@@ -72,7 +87,7 @@ def log_datasets(client, run_id: str, datasets, context: str = "training") -> No
                          source=json.dumps(where),
                          profile=json.dumps(profile))
         inputs.append(DatasetInput(entity, [InputTag("mlflow.data.context", context)]))
-    client.log_inputs(run_id, datasets=inputs)
+    return inputs
 
 
 def read_artifact_json(client, run, artifact_file: str):
@@ -126,14 +141,21 @@ def end_failed(client, run_id: str, exc: BaseException) -> None:
         pass
 
 
-def finish(client, run_id: str, *, failed: bool = False, status_tag: str | None = None,
-           reasons: list[str] | None = None, tags: dict | None = None) -> None:
-    """End a run FINISHED or FAILED, with the reasons (and any other `tags`) on the run itself."""
+def end_tags(status_tag: str | None = None, reasons: list[str] | None = None,
+             tags: dict | None = None) -> dict:
+    """The tags that end a run: `tags`, its mlr.status and its reasons (one per line)."""
     tags = dict(tags or {})
     if status_tag:
         tags[names.STATUS] = status_tag
     if reasons:
         tags[names.REASONS] = "\n".join(reasons)
+    return tags
+
+
+def finish(client, run_id: str, *, failed: bool = False, status_tag: str | None = None,
+           reasons: list[str] | None = None, tags: dict | None = None) -> None:
+    """End a run FINISHED or FAILED, with the reasons (and any other `tags`) on the run itself."""
+    tags = end_tags(status_tag, reasons, tags)
     if tags:
         log(client, run_id, tags=tags)
     client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
