@@ -212,10 +212,10 @@ def run_grouped_floor(sources, seeds, config, suite):
     m = config.model
     module = EnsembleModule(specs, m.hidden, m.lr, m.batch_size, guard=guard)
     module.plan_calls()
-    optimizer = torch.optim.Adam(module.parameters(), lr=m.lr)
+    optimizer = module.configure_optimizers()  # the fit's own optimizer
     module.on_train_epoch_start()
     for step in range(module.steps_per_epoch()):
-        loss = module.training_step(step, step)
+        loss = module.step_loss(step)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -291,9 +291,13 @@ def test_a_share_that_fails_the_call_stops_the_others_at_once(tracking_uri, smal
             started.wait(120)
             raise KeyboardInterrupt  # the first share's job fails the call
         servers.append(args[4].bind()._sandbox)  # the server this share trains on
+        # its job trains for minutes (2000 epochs, no early stop): only the kill can end it in time
+        config = args[3]
+        endless = dataclasses.replace(config, model=dataclasses.replace(config.model, max_epochs=2000,
+                                                                        patience=2000))
         started.set()
         try:
-            outcomes.append(real(*args, **kwargs))
+            outcomes.append(real(*args[:3], endless, *args[4:], **kwargs))
         except BaseException as exc:
             outcomes.append(exc)
             raise
@@ -306,7 +310,6 @@ def test_a_share_that_fails_the_call_stops_the_others_at_once(tracking_uri, smal
     sources = [SWISH, "import torch\n\n\ndef activation(x):\n    return torch.tanh(x)\n"] * 2
     sources[2:] = [s.replace("return", "y = x\n    return") for s in sources[2:]]
     with pytest.raises(KeyboardInterrupt):
-        # full training: the other share's job lasts long enough that only the kill can end it
         Evaluator(connect(tracking_uri), config).evaluate([Hypothesis("activation", s) for s in sources],
                                                           "full", seeds=1)
     [outcome] = outcomes  # one job in the other share, ended by the kill, and no retry

@@ -23,7 +23,7 @@ from torch import nn
 
 from .calls import Guard, callers, check_activation
 
-__all__ = ["Guard", "GroupSpec", "Group", "EnsembleModule", "stable_seed"]
+__all__ = ["Guard", "GroupSpec", "Group", "EnsembleModule", "EpochSteps", "adam", "stable_seed"]
 
 
 def stable_seed(*parts) -> int:
@@ -123,7 +123,32 @@ class Group(nn.Module):
         return [w[m].clone().t() for w in self.weights]
 
 
-class EnsembleModule(pl.LightningModule):
+def adam(params, lr: float) -> torch.optim.Optimizer:
+    """Adam for every model of a fit. Fused: one kernel for all parameters instead of a dozen tensor
+    operations for each, the same update rule element by element (its rounding differs slightly
+    from the unfused loop's, so a changed trainer digest retrains the cached baselines)."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
+class EpochSteps:
+    """Lightning fits the modules epoch by epoch, and one Lightning step is one whole epoch: its body
+    takes every minibatch's own Adam step in order (manual optimization), exactly the updates the
+    automatic loop would take a minibatch at a time. Lightning's loop costs about a millisecond a
+    step in hooks and bookkeeping, as much as these small models' arithmetic, and full training
+    takes thousands of steps (docs/benchmarks.md). Epoch hooks (the shuffle, validation and early
+    stopping) run as before; `job._fit` hands the trainer one batch per epoch."""
+
+    automatic_optimization = False
+
+    def training_step(self, epoch, batch_idx):
+        optimizer = self.optimizers()
+        for step in range(self.steps_per_epoch()):
+            optimizer.zero_grad()
+            self.manual_backward(self.step_loss(step))
+            optimizer.step()
+
+
+class EnsembleModule(EpochSteps, pl.LightningModule):
     """All groups of a job. `patience=None` is the one-pass variant (no validation, no stopping).
     `grouped=False` calls every function once per model (the reference the grouped path equals)."""
 
@@ -161,7 +186,7 @@ class EnsembleModule(pl.LightningModule):
         return max(math.ceil(g.n_train / self.batch_size) for g in self.groups)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        return adam(self.parameters(), self.lr)
 
     def on_train_epoch_start(self) -> None:
         for g in self.groups:
@@ -262,7 +287,8 @@ class EnsembleModule(pl.LightningModule):
                 xs = self._activate(xs, plan)
         return xs
 
-    def training_step(self, step, batch_idx):
+    def step_loss(self, step: int) -> torch.Tensor:
+        """The summed loss of every live model on minibatch `step` of this epoch."""
         self.plan_calls()
         batches = [g.train_batch(int(step), self.batch_size) for g in self.groups]
         rows = [0 if b is None else b[0].shape[1] for b in batches]

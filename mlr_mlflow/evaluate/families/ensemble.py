@@ -10,11 +10,11 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from ..model import Guard, GroupSpec
+from ..model import EpochSteps, Guard, GroupSpec, adam
 from . import FAMILIES
 
 
-class FamilyEnsembleModule(pl.LightningModule):
+class FamilyEnsembleModule(EpochSteps, pl.LightningModule):
     def __init__(self, specs: list[GroupSpec], lr: float, batch_size: int,
                  patience: int | None = None, guard: Guard | None = None):
         super().__init__()
@@ -30,13 +30,13 @@ class FamilyEnsembleModule(pl.LightningModule):
         return max(math.ceil(g.n_train / self.batch_size) for g in self.groups)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        return adam(self.parameters(), self.lr)
 
     def on_train_epoch_start(self) -> None:
         for g in self.groups:
             g.shuffle(self.current_epoch)
 
-    def training_step(self, step, batch_idx):
+    def step_loss(self, step: int) -> torch.Tensor:
         losses = [loss for g in self.groups
                   if (loss := g.training_loss(int(step), self.batch_size)) is not None]
         return torch.stack(losses).sum()
