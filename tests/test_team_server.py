@@ -51,6 +51,23 @@ def test_a_worker_logs_runs_and_artifacts_with_only_the_url_and_its_login(server
     assert connect(server.url).get_run(run.info.run_id).data.metrics["b_wr"] == 0.75
 
 
+def test_artifacts_written_where_a_run_was_created_go_to_the_client_s_server(server, monkeypatch, tmp_path):
+    """tracking.bulk writes a run's artifacts straight to the URI it was created with: a proxied
+    mlflow-artifacts: URI resolves against the client's server, not the process's default store."""
+    from mlr_mlflow.tracking import log_artifact_files, log_json
+
+    _login(monkeypatch, server.worker)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/elsewhere.db")
+    client = connect(server.url)
+    run = client.create_run(client.create_experiment(f"team-direct-{id(client)}"))
+    log_artifact_files(client, run.info.run_id, {"hypothesis.py": "# direct\n"}, run.info.artifact_uri)
+    log_json(client, run.info.run_id, {"iris": {"0": 0.5}}, "results.json", run.info.artifact_uri)
+    root = Path(server.where, "artifacts")
+    assert [p.read_text() for p in root.rglob(f"{run.info.run_id}/artifacts/hypothesis.py")] == ["# direct\n"]
+    assert [p.name for p in root.rglob(f"{run.info.run_id}/artifacts/results.json")] == ["results.json"]
+    assert not (tmp_path / "elsewhere.db").exists()
+
+
 def test_the_scheduler_keeps_its_jobs_in_the_team_postgresql(server, monkeypatch):
     from mlr_mlflow.scheduling.schedule import JobSpec, Schedule
     from mlr_mlflow.scheduling.scheduler import build, status

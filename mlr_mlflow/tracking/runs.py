@@ -60,7 +60,9 @@ def log_artifact_files(client, run_id: str, files: dict[str, str], artifact_uri:
         if artifact_uri:
             from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-            get_artifact_repository(artifact_uri).log_artifacts(tmp)
+            # resolved against this client's tracking URI, as MLflow's own client does (a proxied
+            # mlflow-artifacts: URI belongs to the client's server, not to the process's default)
+            get_artifact_repository(artifact_uri, tracking_uri=client.tracking_uri).log_artifacts(tmp)
         else:
             client.log_artifacts(run_id, tmp)
 
