@@ -297,7 +297,7 @@ class Round:
     def _evaluate_once(self, evaluator, hypotheses, variant, seeds, run_id, round_id):
         """Evaluate what this round has not evaluated yet; finished runs (from before a kill) are
         kept as they are, leftovers of a dead process are marked interrupted and done again."""
-        from .evaluate.evaluator import Evaluation
+        from .evaluate.evaluation import Evaluation
 
         done = done_and_interrupted(self.client, self.exp_id, round_id, variant)
         todo = [h for h in hypotheses if h.sha256 not in done]

@@ -140,7 +140,7 @@ def test_a_reward_screened_round_halves_eta_times_top_k_one_pass_then_top_k_full
     """Successive halving: the champion picks eta * top_k of the valid proposals, they are trained
     one-pass, and exactly their best top_k by validation B-WR are trained in full (then confirmed);
     the rest are recorded as screened out. The round states its cost in full-training equivalents
-    (confirmation off here, to keep the test short: test_resume's halving test counts it)."""
+    (confirmation off here, to keep the test short: test_resume_decisions's halving test counts it)."""
     from mlr_mlflow.config import Config, with_overrides
     from mlr_mlflow.halving import COST_METRIC
     from mlr_mlflow.rounds import Round

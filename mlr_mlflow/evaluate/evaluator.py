@@ -13,25 +13,24 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Callable
 
 from ..config import Config, UsageError
 from ..hypothesis import Hypothesis
 from ..sandbox import SandboxError, resolve_backend, warm_sandbox
 from ..tracking import (RunEnd, RunStart, create_run, end_runs, end_tags, experiment_id, finish, log,
-                        log_artifact_files, log_datasets, log_json, names, start_runs)
+                        log_artifact_files, log_datasets, names, start_runs)
 from ..tracking.runs import dataset_inputs
 from ..validate import validate_many
 from .baselines import (components_for, environment_json, get_references, prewarm_training, project_tags,
                         regroup, train_models)
 from .datasets import Dataset, check_kind_fits, load_suite
+from .evaluation import UNCERTAINTY, Evaluation, run_name
 from .winrate import summarize
 
 VARIANTS = ("one-pass", "full", "confirm")
 # how each variant trains: a confirmation is full training on seeds and a split of its own
 TRAINING = {"one-pass": "one-pass", "full": "full", "confirm": "full"}
-UNCERTAINTY = ("b_wr_ci_low", "b_wr_ci_high", "bsota_wr_ci_low", "bsota_wr_ci_high", "b_wr_p_value")
 # Training work (models x epochs) below which a share is not worth a process of its own: about
 # 1.5 s of one core's training, where starting a warm server costs about 5 CPU seconds once.
 MIN_SHARE_MODEL_EPOCHS = 192
@@ -76,54 +75,6 @@ def shares(n_hypotheses: int, dataset_sizes: list[int], seeds: int, epochs: int,
         loads[j] += dataset_sizes[d]
         parts[j].append(d)
     return [(range(n_hypotheses), sorted(part)) for part in parts]
-
-
-@dataclass
-class Evaluation:
-    """The outcome for one hypothesis; `to_dict` gives CONTRACT.md's JSON keys."""
-
-    hypothesis: Hypothesis
-    run_id: str
-    variant: str
-    valid: bool = True
-    reasons: list[str] = field(default_factory=list)
-    stage: str | None = None
-    b_wr: float | None = None
-    bsota_wr: float | None = None
-    val_b_wr: float | None = None  # validation split: what selection uses
-    val_bsota_wr: float | None = None
-    uncertainty: dict[str, float] = field(default_factory=dict)  # UNCERTAINTY -> value
-    datasets: dict[str, dict] = field(default_factory=dict)
-    per_seed: dict = field(default_factory=dict, repr=False)
-    artifact_uri: str = field(default="", repr=False)  # where the run's artifacts go, when known
-
-    @classmethod
-    def from_run(cls, run, hypothesis: Hypothesis) -> "Evaluation":
-        """The outcome recorded by a finished run (a resumed round keeps it rather than redo it)."""
-        tags, metrics = run.data.tags, run.data.metrics
-        ev = cls(hypothesis=hypothesis, run_id=run.info.run_id, variant=tags.get(names.VARIANT, ""),
-                 b_wr=metrics.get(names.B_WR), bsota_wr=metrics.get(names.BSOTA_WR),
-                 val_b_wr=metrics.get(names.VAL_B_WR), val_bsota_wr=metrics.get(names.VAL_BSOTA_WR),
-                 uncertainty={k: metrics[k] for k in UNCERTAINTY if k in metrics})
-        if tags.get(names.STATUS) == "invalid":
-            ev.reject(tags.get(names.REASONS, "").splitlines(), tags.get(names.STAGE, "dynamic"))
-        return ev
-
-    def reject(self, reasons: list[str], stage: str) -> None:
-        self.valid, self.reasons, self.stage = False, list(reasons), stage
-
-    def to_dict(self) -> dict:
-        return {"valid": self.valid, "reasons": self.reasons, "stage": self.stage,
-                "run_id": self.run_id, "b_wr": self.b_wr, "bsota_wr": self.bsota_wr,
-                "val_b_wr": self.val_b_wr, "val_bsota_wr": self.val_bsota_wr,
-                **{k: self.uncertainty.get(k) for k in UNCERTAINTY},
-                "variant": self.variant, "datasets": self.datasets,
-                "sha256": self.hypothesis.sha256, "kind": self.hypothesis.kind}
-
-
-def run_name(sha256: str, variant: str) -> str:
-    """`939a2f30 one-pass`: a hypothesis's runs differ by variant, and sort by hypothesis."""
-    return f"{sha256[:8]} {variant}"
 
 
 class Evaluator:
@@ -315,15 +266,15 @@ class Evaluator:
         if str(self.client.tracking_uri).startswith(("http://", "https://")):
             # a tracking server answers requests side by side
             def record(ev: Evaluation) -> None:
-                self._write_results(ev)
-                end_runs(self.client, [self._ending(ev)])
+                ev.write_results(self.client)
+                end_runs(self.client, [ev.ending()])
 
             with ThreadPoolExecutor(HTTP_REQUESTS_AT_ONCE, thread_name_prefix="mlr-record") as pool:
                 list(pool.map(record, evaluations))
             return
         for ev in evaluations:
-            self._write_results(ev)
-        end_runs(self.client, [self._ending(ev) for ev in evaluations])
+            ev.write_results(self.client)
+        end_runs(self.client, [ev.ending() for ev in evaluations])
 
     def _train(self, evaluations: list[Evaluation], variant, seeds, suite, sandbox) -> None:
         by_kind: dict[str, list[Evaluation]] = {}
@@ -427,23 +378,3 @@ class Evaluator:
             failed = [answer["errors"][f"{i}:{s}"] for s in seeds if f"{i}:{s}" in answer["errors"]]
             out[i] = failed[0] if failed else regroup(answer["results"], str(i), seeds)
         return out
-
-    def _write_results(self, ev: Evaluation) -> None:
-        """results.json (per dataset and seed), written before the run ends, so a FINISHED run
-        always has it."""
-        if ev.valid:
-            log_json(self.client, ev.run_id,
-                     {ds: {str(s): r for s, r in per_seed.items()} for ds, per_seed in ev.per_seed.items()},
-                     names.RESULTS_ARTIFACT, ev.artifact_uri)
-
-    @staticmethod
-    def _ending(ev: Evaluation) -> RunEnd:
-        """Metrics and status tags of an evaluated run, or the reasons of a rejected one."""
-        if not ev.valid:
-            return RunEnd(ev.run_id, failed=True, tags=end_tags("invalid", ev.reasons, {names.STAGE: ev.stage}))
-        metrics = {names.B_WR: ev.b_wr, names.BSOTA_WR: ev.bsota_wr, names.VAL_B_WR: ev.val_b_wr,
-                   names.VAL_BSOTA_WR: ev.val_bsota_wr, **ev.uncertainty}
-        for ds, m in ev.datasets.items():
-            for key in ("test_acc", "test_loss", "b_wr", "bsota_wr", "val_b_wr"):
-                metrics[names.dataset_metric(ds, key)] = m[key]
-        return RunEnd(ev.run_id, metrics, {names.STATUS: "evaluated"})

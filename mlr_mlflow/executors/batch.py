@@ -15,7 +15,8 @@ from ..config import Config, config_from_dict, with_overrides
 from ..hypothesis import Hypothesis
 from ..sandbox import resolve_backend
 from ..tracking import connect, log, names
-from ..evaluate.evaluator import Evaluation, Evaluator
+from ..evaluate.evaluation import Evaluation
+from ..evaluate.evaluator import Evaluator
 
 FINISHED_STATUSES = ("evaluated", "invalid")
 

@@ -19,7 +19,8 @@ from typing import Callable
 
 from ..config import Config, ExecutorConfig, UsageError
 from ..evaluate.baselines import get_references
-from ..evaluate.evaluator import TRAINING, VARIANTS, Evaluation, Evaluator
+from ..evaluate.evaluation import Evaluation
+from ..evaluate.evaluator import TRAINING, VARIANTS, Evaluator
 from ..tracking import experiment_id, finish
 from .batch import batch_payload, evaluate_batch
 
