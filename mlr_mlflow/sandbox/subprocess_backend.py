@@ -18,7 +18,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,24 @@ def _limits(config: SandboxConfig, cpu_seconds: int, nproc: int | None = None, u
     return apply
 
 
+# Servers are started from one thread that lives as long as this process. bwrap's
+# --die-with-parent (PR_SET_PDEATHSIG) kills the sandbox when the *thread* that started it exits,
+# not the process: a server started by a short-lived thread (the background start of warm servers,
+# a share's training thread) died as soon as that thread ended, and the next call paid a cold
+# start (tests/test_sandbox_pool.py).
+_spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def spawn(*args, **kwargs) -> subprocess.Popen:
+    """subprocess.Popen(*args, **kwargs), run by the process's long-lived spawner thread."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(1, thread_name_prefix="mlr-sandbox-spawner")
+    return _spawner.submit(subprocess.Popen, *args, **kwargs).result()
+
+
 class SubprocessSandbox:
     """A long-lived, warm worker server that runs each call in a fresh child of its own (see
     `worker`); a call that times out or crashes gets a fresh server next time."""
@@ -105,7 +125,7 @@ class SubprocessSandbox:
         uid, nproc = self.identity()
         if uid is not None:
             os.chown(self._home.name, uid, uid)
-        return subprocess.Popen(
+        return spawn(
             self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             cwd=self._home.name, env=self.environment(self._home.name),
             preexec_fn=_limits(self.config, self.cpu_seconds, nproc, uid), start_new_session=True,
