@@ -23,8 +23,8 @@ MODELS = [
 ]
 
 
-def payload(models, variant, **model):
-    suite = load_suite(SuiteConfig(datasets=("iris", "xor")))
+def payload(models, variant, datasets=("iris", "xor"), **model):
+    suite = load_suite(SuiteConfig(datasets=datasets))
     cfg = dataclasses.replace(ModelConfig(), **model)
     return {"datasets": [d.payload() for d in suite], "models": models,
             "model": dataclasses.asdict(cfg), "variant": variant}
@@ -42,6 +42,53 @@ def test_batched_equals_alone(variant):
             assert got["test_acc"] == pytest.approx(expected["test_acc"], abs=1e-6), (model["key"], ds)
             assert got["test_loss"] == pytest.approx(expected["test_loss"], rel=1e-4, abs=1e-6)
             assert got["epochs"] == expected["epochs"]
+
+
+def test_full_training_equals_alone_exactly_in_any_batch():
+    """Every number a model gets in full training is the one it gets alone, bit for bit: batched
+    with other hypotheses, on all datasets or on a share of them, while its groups stop at different
+    epochs (Adam's flat buffers keep every element in a vector lane, `evaluate.optim`)."""
+    settings = {"max_epochs": 12, "patience": 2}
+    datasets = ("iris", "wine", "xor")
+    together = train(payload(MODELS, "full", datasets, **settings))
+    assert together["errors"] == {}
+    for model in MODELS:
+        for share in (datasets, ("wine",), ("iris", "xor")):
+            alone = train(payload([model], "full", share, **settings))
+            assert alone["results"][model["key"]] == {d: together["results"][model["key"]][d] for d in share}
+
+
+def test_scores_do_not_depend_on_a_model_s_place_in_the_batch():
+    """digits: 10 classes and 203 validation rows, so the output block of every other model in a
+    batch started off a 64-byte line, and the CPU matmul rounded its validation logits differently
+    from the same model alone (last-bit changes of val_loss). Scores are now computed with each
+    model's block aligned: equal bit for bit."""
+    together = train(payload(MODELS, "one-pass", ("digits",)))
+    for model in MODELS[1:]:
+        alone = train(payload([model], "one-pass", ("digits",)))
+        assert alone["results"][model["key"]] == together["results"][model["key"]]
+
+
+def test_a_group_whose_models_all_stopped_takes_no_more_steps():
+    """Once every model of a group has stopped, the group is left out: no forward pass and no Adam
+    step (its step count is its own epochs' minibatches), while another group trains on."""
+    import lightning.pytorch as pl
+
+    from mlr_mlflow.evaluate.job import _build_groups, _fit
+    from mlr_mlflow.evaluate.model import EnsembleModule, Guard
+    from mlr_mlflow.hypothesis import load_function
+
+    data = payload(MODELS[:1], "full", ("iris", "xor"))
+    guard = Guard()
+    specs = _build_groups(data, lambda source, kind: load_function(source, kind), guard)
+    module = EnsembleModule(specs, (64, 64), 0.01, 8, patience=1, guard=guard)
+    _fit(pl, module, True, 30, guard)
+    optimizer = module.trainer.optimizers[0]
+    trained = [max(module.epochs_trained(i, 30)) for i in range(len(module.groups))]
+    assert len(set(trained)) > 1  # the groups stopped at different epochs
+    for i, group in enumerate(module.groups):
+        steps = optimizer.state[optimizer.flats[i].param]["step"]
+        assert int(steps) == trained[i] * -(-group.n_train // 8), (group.spec.dataset, trained)
 
 
 def test_one_pass_trains_and_seeds_matter():

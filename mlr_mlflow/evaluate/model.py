@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .calls import Guard, callers, check_activation
+from .epochs import EpochSteps, adam
 
 __all__ = ["Guard", "GroupSpec", "Group", "EnsembleModule", "EpochSteps", "adam", "stable_seed"]
 
@@ -103,8 +104,18 @@ class Group(nn.Module):
         self.order = torch.stack(perms)
 
     def linear(self, layer: int, x: torch.Tensor) -> torch.Tensor:
-        """[M, B, in] -> [M, B, out]: every model's own layer."""
-        return torch.baddbmm(self.biases[layer].unsqueeze(1), x, self.weights[layer])
+        """[M, B, in] -> [M, B, out]: every model's own layer. Without autograd (validation and
+        test), each model's block of the output starts on a 64-byte boundary, as a model's own
+        tensor would: the CPU matmul's rounding can depend on where its output lies (seen with 10
+        outputs and an odd number of rows), and a model's scores must not depend on its batch."""
+        bias, weight = self.biases[layer].unsqueeze(1), self.weights[layer]
+        if torch.is_grad_enabled():
+            return torch.baddbmm(bias, x, weight)
+        m, b, _ = x.shape
+        width = weight.shape[-1]
+        step = 16 // math.gcd(width, 16)  # rows whose floats fill whole 64-byte lines
+        out = x.new_empty(m, -(-b // step) * step, width)[:, :b]
+        return torch.baddbmm(bias, x, weight, out=out)
 
     def train_batch(self, step: int, batch_size: int):
         """(inputs [M, B, D], labels [M, B]) of this step, or None once this group's data is used."""
@@ -123,33 +134,6 @@ class Group(nn.Module):
         return [w[m].clone().t() for w in self.weights]
 
 
-def adam(params, lr: float) -> torch.optim.Optimizer:
-    """Adam for every model of a fit, unfused. With the fused kernel (tried: faster) a model trained
-    in a batch drifted from the same model trained alone, so audits and Projects, which re-run one
-    hypothesis alone, no longer reproduced their runs exactly (tests/test_audit.py,
-    tests/test_project.py); likely its rounding depends on where an element falls in the stacked
-    tensor (vector lanes or the scalar tail)."""
-    return torch.optim.Adam(params, lr=lr)
-
-
-class EpochSteps:
-    """Lightning fits the modules epoch by epoch, and one Lightning step is one whole epoch: its body
-    takes every minibatch's own Adam step in order (manual optimization), exactly the updates the
-    automatic loop would take a minibatch at a time. Lightning's loop costs about a millisecond a
-    step in hooks and bookkeeping, as much as these small models' arithmetic, and full training
-    takes thousands of steps (docs/benchmarks.md). Epoch hooks (the shuffle, validation and early
-    stopping) run as before; `job._fit` hands the trainer one batch per epoch."""
-
-    automatic_optimization = False
-
-    def training_step(self, epoch, batch_idx):
-        optimizer = self.optimizers()
-        for step in range(self.steps_per_epoch()):
-            optimizer.zero_grad()
-            self.manual_backward(self.step_loss(step))
-            optimizer.step()
-
-
 class EnsembleModule(EpochSteps, pl.LightningModule):
     """All groups of a job. `patience=None` is the one-pass variant (no validation, no stopping).
     `grouped=False` calls every function once per model (the reference the grouped path equals)."""
@@ -161,10 +145,7 @@ class EnsembleModule(EpochSteps, pl.LightningModule):
         self.groups = nn.ModuleList(Group(s, hidden) for s in specs)
         self.hidden, self.grouped = tuple(hidden), grouped
         self.lr, self.batch_size, self.patience = lr, batch_size, patience
-        self.best_loss = [torch.full((g.n_models,), math.inf) for g in self.groups]
-        self.bad_epochs = [torch.zeros(g.n_models, dtype=torch.long) for g in self.groups]
-        self.stopped_at = [torch.full((g.n_models,), -1, dtype=torch.long) for g in self.groups]
-        self.best_state: list[list[torch.Tensor] | None] = [None] * len(self.groups)
+        self.init_stopping()
         self.activations = callers([s.activations for s in specs], [s.keys for s in specs])
         self.regularizers = callers([s.regularizers for s in specs], [s.keys for s in specs])
         self._planned = False
@@ -183,16 +164,6 @@ class EnsembleModule(EpochSteps, pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self.plan_calls()
-
-    def steps_per_epoch(self) -> int:
-        return max(math.ceil(g.n_train / self.batch_size) for g in self.groups)
-
-    def configure_optimizers(self):
-        return adam(self.parameters(), self.lr)
-
-    def on_train_epoch_start(self) -> None:
-        for g in self.groups:
-            g.shuffle(self.current_epoch)
 
     # -- who calls what ---------------------------------------------------------------------
     def _plan(self, rows: list[int], with_stopped: bool) -> list:
@@ -227,6 +198,8 @@ class EnsembleModule(EpochSteps, pl.LightningModule):
     def _activate(self, hs: list[torch.Tensor | None], plan: list) -> list[torch.Tensor | None]:
         """Each model's activation on its own rows; failed and stopped models get zeros."""
         active = [h for h in hs if h is not None]
+        if not active:
+            return hs
         width = active[0].shape[-1]
         flat = torch.cat([h.reshape(-1, width) for h in active])
         where, values = [], []
@@ -292,7 +265,8 @@ class EnsembleModule(EpochSteps, pl.LightningModule):
     def step_loss(self, step: int) -> torch.Tensor:
         """The summed loss of every live model on minibatch `step` of this epoch."""
         self.plan_calls()
-        batches = [g.train_batch(int(step), self.batch_size) for g in self.groups]
+        batches = [g.train_batch(int(step), self.batch_size) if running else None
+                   for g, running in zip(self.groups, self.running)]
         rows = [0 if b is None else b[0].shape[1] for b in batches]
         plan = self._plan(rows, with_stopped=False)
         logits = self.forward_all([None if b is None else b[0] for b in batches], plan)
@@ -301,52 +275,23 @@ class EnsembleModule(EpochSteps, pl.LightningModule):
         return torch.stack(losses).sum() + self._penalty(plan, rows)
 
     @torch.no_grad()
-    def evaluate_split(self, split: str, with_stopped: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per group, per-model (accuracy, mean cross-entropy) on a full split ("val" or "test")."""
-        xs = [getattr(g.spec, f"X_{split}")[g.pindex] for g in self.groups]
-        plan = self._plan([x.shape[1] for x in xs], with_stopped)
+    def evaluate_split(self, split: str, with_stopped: bool = True,
+                       which: list[bool] | None = None) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+        """Per group, per-model (accuracy, mean cross-entropy) on a full split ("val" or "test");
+        None for a group left out by `which`."""
+        which = which or [True] * len(self.groups)
+        xs = [getattr(g.spec, f"X_{split}")[g.pindex] if w else None for g, w in zip(self.groups, which)]
+        plan = self._plan([0 if x is None else x.shape[1] for x in xs], with_stopped)
         out = []
         for g, logits in zip(self.groups, self.forward_all(xs, plan)):
+            if logits is None:
+                out.append(None)
+                continue
             target = getattr(g.spec, f"y_{split}").unsqueeze(0).expand(g.n_models, -1)
             loss = g.per_model_loss(logits, target)
             out.append(((logits.argmax(-1) == target).float().mean(1), loss))
         return out
 
-    def on_train_epoch_end(self) -> None:
-        if self.patience is None:
-            return
-        all_stopped = True
+    def validate_running(self) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
         # stopped models call nothing: their validation rows get the stand-in and are not read
-        validated = self.evaluate_split("val", with_stopped=False)
-        for i, (_, val_loss) in enumerate(validated):
-            val_loss = torch.nan_to_num(val_loss, nan=math.inf)
-            running = self.stopped_at[i] < 0
-            improved = running & (val_loss < self.best_loss[i])
-            self._snapshot(i, improved)
-            self.best_loss[i] = torch.where(improved, val_loss, self.best_loss[i])
-            self.bad_epochs[i] = torch.where(improved, 0, self.bad_epochs[i] + running.long())
-            stop = running & (self.bad_epochs[i] >= self.patience)
-            self.stopped_at[i] = torch.where(stop, self.current_epoch, self.stopped_at[i])
-            all_stopped &= bool((self.stopped_at[i] >= 0).all())
-        if all_stopped:
-            self.trainer.should_stop = True
-
-    @torch.no_grad()
-    def _snapshot(self, i: int, which: torch.Tensor) -> None:
-        params = list(self.groups[i].parameters())
-        if self.best_state[i] is None:
-            self.best_state[i] = [p.detach().clone() for p in params]
-        for saved, p in zip(self.best_state[i], params):
-            saved[which] = p.detach()[which]
-
-    @torch.no_grad()
-    def restore_best(self) -> None:
-        """Full variant: every model goes back to its best-validation weights."""
-        for i, g in enumerate(self.groups):
-            if self.best_state[i] is not None:
-                for saved, p in zip(self.best_state[i], g.parameters()):
-                    p.copy_(saved)
-
-    def epochs_trained(self, i: int, max_epochs: int) -> list[int]:
-        stopped = self.stopped_at[i]
-        return [int(s) + 1 if s >= 0 else max_epochs for s in stopped]
+        return self.evaluate_split("val", with_stopped=False, which=self.running)
