@@ -65,11 +65,24 @@ def test_memory_limit_is_a_clear_reason():
 
 
 def test_worker_crash_is_reported(tmp_path):
+    """The server is killed from outside while a call is in flight (its probe spins until the
+    worker's own 20 s probe limit): the call reports the death, and the next call gets a fresh one.
+    (Killed between calls instead, the server was either seen dead and restarted quietly, or not
+    yet, depending on how fast it died: the test used to race.)"""
+    import threading
+
     with SubprocessSandbox() as sb:
         call_source(sb, "def activation(x):\n    return x\n")
-        os.kill(sb._proc.pid, 9)
-        with pytest.raises(SandboxCrash, match="died|killed"):
-            call_source(sb, "def activation(x):\n    return x\n")
+        server = sb._proc
+        killer = threading.Timer(1.0, os.kill, (server.pid, 9))
+        killer.start()
+        try:
+            with pytest.raises(SandboxCrash, match="died|killed"):
+                call_source(sb, "def activation(x):\n    while True:\n        pass\n", timeout=60)
+        finally:
+            killer.cancel()
+        assert call_source(sb, "def activation(x):\n    return x\n") == {"reasons": []}
+        assert sb._proc is not server
 
 
 # --- backends: which one auto picks, what each says, how docker gets its environment -------------

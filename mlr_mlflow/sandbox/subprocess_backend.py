@@ -81,6 +81,14 @@ _spawner: ThreadPoolExecutor | None = None
 _spawner_lock = threading.Lock()
 
 
+def _forget_spawner() -> None:  # a forked child has none of its parent's threads
+    global _spawner
+    _spawner = None
+
+
+os.register_at_fork(after_in_child=_forget_spawner)
+
+
 def spawn(*args, **kwargs) -> subprocess.Popen:
     """subprocess.Popen(*args, **kwargs), run by the process's long-lived spawner thread."""
     global _spawner
