@@ -22,9 +22,9 @@ __all__ = ["EpochSteps", "adam"]
 FUSED_ADAM = True  # the fused kernel on padded flat buffers: exact, batched or alone (`optim`)
 
 
-def adam(groups: list[nn.Module], lr: float) -> torch.optim.Optimizer:
+def adam(groups: list[nn.Module], lr: float, fused: bool = FUSED_ADAM) -> torch.optim.Optimizer:
     """Adam for every model of a fit: one flat, padded buffer per group of models (`optim`)."""
-    return FlatAdam([list(g.parameters()) for g in groups], lr, fused=FUSED_ADAM)
+    return FlatAdam([list(g.parameters()) for g in groups], lr, fused=fused)
 
 
 class EpochSteps:

@@ -24,7 +24,8 @@ from torch import nn
 from .calls import Guard, callers, check_activation
 from .epochs import EpochSteps, adam
 
-__all__ = ["Guard", "GroupSpec", "Group", "EnsembleModule", "EpochSteps", "adam", "stable_seed"]
+__all__ = ["Guard", "GroupSpec", "Group", "EnsembleModule", "EpochSteps", "adam", "stable_seed",
+           "stacked_linear"]
 
 
 def stable_seed(*parts) -> int:
@@ -59,6 +60,21 @@ class GroupSpec:
 
 def _scalar(value) -> torch.Tensor:
     return torch.as_tensor(value, dtype=torch.float32).reshape(())
+
+
+def stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Every model's own affine layer: [M, B, in] @ [M, in, out] + [M, out] -> [M, B, out].
+    Without autograd (validation and test scores), each model's block of the output starts on a
+    64-byte line, as a model's own tensor would: the CPU matmul's rounding can depend on where its
+    output lies (seen with 10 outputs and an odd number of rows), and a model's scores must not
+    depend on its place in the batch (tests/test_model.py)."""
+    if torch.is_grad_enabled():
+        return torch.baddbmm(bias.unsqueeze(1), x, weight)
+    m, b, _ = x.shape
+    width = weight.shape[-1]
+    step = 16 // math.gcd(width, 16)  # rows whose floats fill whole 64-byte lines
+    out = x.new_empty(m, -(-b // step) * step, width)[:, :b]
+    return torch.baddbmm(bias.unsqueeze(1), x, weight, out=out)
 
 
 class Group(nn.Module):
@@ -104,18 +120,8 @@ class Group(nn.Module):
         self.order = torch.stack(perms)
 
     def linear(self, layer: int, x: torch.Tensor) -> torch.Tensor:
-        """[M, B, in] -> [M, B, out]: every model's own layer. Without autograd (validation and
-        test), each model's block of the output starts on a 64-byte boundary, as a model's own
-        tensor would: the CPU matmul's rounding can depend on where its output lies (seen with 10
-        outputs and an odd number of rows), and a model's scores must not depend on its batch."""
-        bias, weight = self.biases[layer].unsqueeze(1), self.weights[layer]
-        if torch.is_grad_enabled():
-            return torch.baddbmm(bias, x, weight)
-        m, b, _ = x.shape
-        width = weight.shape[-1]
-        step = 16 // math.gcd(width, 16)  # rows whose floats fill whole 64-byte lines
-        out = x.new_empty(m, -(-b // step) * step, width)[:, :b]
-        return torch.baddbmm(bias, x, weight, out=out)
+        """[M, B, in] -> [M, B, out]: every model's own layer."""
+        return stacked_linear(x, self.weights[layer], self.biases[layer])
 
     def train_batch(self, step: int, batch_size: int):
         """(inputs [M, B, D], labels [M, B]) of this step, or None once this group's data is used."""

@@ -9,6 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..model import stacked_linear
 from .base import StackedGroup, uniform
 
 WIDTH, FEED_FORWARD, READOUT = 16, 32, 32
@@ -37,8 +38,8 @@ class AttentionGroup(StackedGroup):
         n = F.layer_norm(h, (WIDTH,))
         f = self.activate(torch.einsum("mbld,mdf->mblf", n, p["ff1_w"]) + p["ff1_b"][:, None, None])
         h = h + torch.einsum("mblf,mfd->mbld", f, p["ff2_w"]) + p["ff2_b"][:, None, None]
-        z = self.activate(torch.baddbmm(p["read1_b"].unsqueeze(1), h.reshape(m, batch, -1), p["read1_w"]))
-        return torch.baddbmm(p["read2_b"].unsqueeze(1), z, p["read2_w"])
+        z = self.activate(stacked_linear(h.reshape(m, batch, -1), p["read1_w"], p["read1_b"]))
+        return stacked_linear(z, p["read2_w"], p["read2_b"])
 
     def weight_matrices(self, m):
         p = self.params

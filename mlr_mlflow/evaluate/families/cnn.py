@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..model import stacked_linear
 from .base import StackedGroup, uniform
 
 CHANNELS = (8, 16)
@@ -34,7 +35,7 @@ class CNNGroup(StackedGroup):
         x = self.activate(self._conv(x, p["conv1_w"], p["conv1_b"]))
         x = F.avg_pool2d(x.flatten(0, 1), 2).view(m, batch, *x.shape[2:3], *[s // 2 for s in x.shape[3:]])
         x = self.activate(self._conv(x, p["conv2_w"], p["conv2_b"]))
-        return torch.baddbmm(p["head_b"].unsqueeze(1), x.mean((-2, -1)), p["head_w"])
+        return stacked_linear(x.mean((-2, -1)), p["head_w"], p["head_b"])
 
     def weight_matrices(self, m):
         p = self.params
