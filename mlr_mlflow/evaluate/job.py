@@ -194,7 +194,7 @@ def _fit(pl, module, full: bool, max_epochs: int, guard) -> None:
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
     with guard.timer():
-        trainer.fit(module, train_dataloaders=[0])  # one Lightning step per epoch (model.EpochSteps)
+        trainer.fit(module, train_dataloaders=[0])  # one Lightning step per epoch (epochs.EpochSteps)
         if full:
             module.restore_best()
         module.tested, module.validated = module.evaluate_split("test"), module.evaluate_split("val")
