@@ -158,7 +158,7 @@ def _evaluation_text(ev, kind: str) -> tuple[int, dict, str]:
     text = "\n".join([f"run {ev.run_id} ({ev.variant}): b_wr {ev.b_wr:.3f} "
                       f"[{u['b_wr_ci_low']:.2f}, {u['b_wr_ci_high']:.2f}]  bsota_wr {ev.bsota_wr:.3f} "
                       f"[{u['bsota_wr_ci_low']:.2f}, {u['bsota_wr_ci_high']:.2f}]  "
-                      f"val_b_wr {ev.val_b_wr:.3f}", *rows])
+                      f"val_b_wr {ev.val_b_wr:.3f}  screen_score {ev.screen_score:.3f}", *rows])
     return EXIT_OK, ev.to_dict(), text
 
 

@@ -13,8 +13,10 @@ from .sandbox import announce_backend
 
 def _config(config_path: str | None, datasets: list[str] | None = None) -> Config:
     config = load_config(config_path)
-    if datasets and config.suite.tasks:  # a task suite: --datasets picks tasks by name
-        known = {t.name: t for t in config.suite.tasks}
+    known = {t.name: t for t in config.suite.task_list()} if config.suite.by_task else {}
+    # a task suite (configured, or the preset's): --datasets picks its tasks by name; a preset's
+    # suite also takes bundled dataset names, trained on the MLP
+    if datasets and (config.suite.tasks or all(d in known for d in datasets)):
         unknown = [d for d in datasets if d not in known]
         if unknown:
             raise UsageError(f"unknown task(s) {', '.join(unknown)} (configured: {', '.join(known)})")

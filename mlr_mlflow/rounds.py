@@ -20,6 +20,7 @@ from typing import Callable
 
 from .config import Config, UsageError
 from .confirm import confirm, confirmation_config
+from .transfer import transfer, transfer_config
 from .generate import Context, make_generator
 from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost, wave_sizes
 from .leaderboard import best_of, columns, leaderboard
@@ -44,6 +45,7 @@ class RoundSummary:
     full_evaluated: int = 0
     selected: int = 0
     confirmed: int = 0
+    transfers: int = 0
     duplicates: int = 0
     semantic_duplicates: int = 0
     rediscoveries: int = 0
@@ -59,7 +61,7 @@ class RoundSummary:
                 "full_evaluated": self.full_evaluated, "duplicates": self.duplicates,
                 "semantic_duplicates": self.semantic_duplicates,
                 "rediscoveries": self.rediscoveries,
-                "selected": self.selected, "confirmed": self.confirmed,
+                "selected": self.selected, "confirmed": self.confirmed, "transfers": self.transfers,
                 "generation_failures": self.generation_failures, "stop_reason": self.stop_reason,
                 "cost_full_equivalents": self.cost_full_equivalents}
 
@@ -98,6 +100,7 @@ class Round:
             raise UsageError("--n must be at least 1")
         if self.config.confirm.enabled:
             confirmation_config(self.config, seeds)  # bad [confirm] seeds: refused before any work
+            transfer_config(self.config)  # held-out tasks that the suite holds: likewise
         with round_lease(self.client, self.exp_id, self.kind).acquire(wait_s) as lease:
             if seed is None:  # the number of rounds before this one: under the lease, no two share it
                 seed = len(round_runs(self.client, self.exp_id))
@@ -256,11 +259,11 @@ class Round:
                                               round_id)
                 bar.update(len(hypotheses))
             summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
-            how = "by one-pass validation B-WR"
+            how = "by one-pass screen_score"
         else:
             one_pass = self._reward_screened(champion, selection, evaluator, hypotheses, top_k,
                                              seeds, run_id, round_id, summary, lease)
-            how = "by one-pass validation B-WR among the reward model's picks"
+            how = "by one-pass screen_score among the reward model's picks"
         chosen = [ev.hypothesis for ev in promote(one_pass, top_k)]
         summary.evaluated = sum(1 for ev in one_pass if ev.valid)
         full = []
@@ -278,11 +281,16 @@ class Round:
                                    run_id, round_id), self.progress,
                                step=self.number)
         summary.selected, summary.confirmed = len(confirmation.selected), len(confirmation.confirmed)
-        summary.leaderboard = leaderboard(one_pass, full, confirmation)
+        held_out = transfer(self.client, self.config, [ev for ev in full if ev.valid], run_id,
+                            lambda local, *a: self._evaluate_once(
+                                make_executor(self.client, local.config, self.progress), *a,
+                                run_id, round_id), self.progress, step=self.number)
+        summary.transfers = len(held_out.transfers)
+        summary.leaderboard = leaderboard(one_pass, full, confirmation, held_out)
         summary.best = best_of(summary.leaderboard)
         trained = lambda evs: sum(1 for ev in evs if ev.valid or ev.stage == "training")  # noqa: E731
         cost = round_cost(self.config, seeds, trained(one_pass), trained(full),
-                          trained(confirmation.evaluations.values()))
+                          trained(confirmation.evaluations.values()) + trained(held_out.evaluations.values()))
         summary.cost_full_equivalents = cost.full_equivalents
         log(self.client, run_id, metrics={
             "valid": summary.valid, "evaluated": summary.evaluated,

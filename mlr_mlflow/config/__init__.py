@@ -280,6 +280,8 @@ def config_from_dict(data: dict) -> Config:
     values = {}
     if isinstance(data.get("suite"), dict) and "tasks" in data["suite"]:
         data["suite"] = {**data["suite"], "tasks": _tasks(data["suite"]["tasks"])}
+    if isinstance(data.get("confirm"), dict) and data["confirm"].get("holdout_tasks") is not None:
+        data["confirm"] = {**data["confirm"], "holdout_tasks": _tasks(data["confirm"]["holdout_tasks"])}
     for name, cls in sections.items():
         if name in data:
             values[name] = _build(cls, data.pop(name), name)
@@ -329,7 +331,9 @@ def load_config(path: str | Path | None = None) -> Config:
 def _files_from(data: dict, folder: Path) -> dict:
     """csv:/parquet: task paths made absolute from the TOML file's folder, so that the recorded
     config.json finds the same file from anywhere (an audit's re-run)."""
-    for t in (data.get("suite") or {}).get("tasks") or []:
+    tables = [*((data.get("suite") or {}).get("tasks") or []),
+              *((data.get("confirm") or {}).get("holdout_tasks") or [])]
+    for t in tables:
         fmt, _, rel = str(t.get("dataset", "") if isinstance(t, dict) else "").partition(":")
         if fmt in ("csv", "parquet") and rel and not Path(rel).is_absolute():
             t["dataset"] = f"{fmt}:{(folder / rel).resolve()}"

@@ -57,13 +57,36 @@ class TaskConfig:
             raise ConfigError(f"[[suite.tasks]] {self.name}: target applies to csv: and parquet: datasets only")
 
 
+CLASSIC_DATASETS = ("iris", "wine", "breast_cancer", "digits", "moons", "circles", "xor",
+                    "hard_classification")
+# Named suites. "tuned" is the default, chosen with `mlr-mlflow suite check` (docs/benchmarks.md,
+# "The instrument"): tasks whose full-training results tell a panel of activations apart the same
+# way on disjoint seeds. "classic" is the eight bundled tables on the MLP, the default before it
+# (saturated under full training: wine, circles, xor and breast_cancer barely separate anything).
+SUITES = {
+    "classic": tuple(TaskConfig(name=d, dataset=d) for d in CLASSIC_DATASETS),
+    "tuned": (TaskConfig(name="hastie", dataset="hastie"), TaskConfig(name="checkerboard", dataset="checkerboard"),
+              TaskConfig(name="classes6", dataset="classes6"),
+              TaskConfig(name="sine_boundary", dataset="sine_boundary"), TaskConfig(name="digits", dataset="digits"),
+              TaskConfig(name="digits-cnn", dataset="digits", model="cnn"),
+              TaskConfig(name="match-attention", dataset="sequence_match", model="attention")),
+}
+# Held out from the tuned suite for the transfer test (confirm.holdout_tasks): datasets selection
+# never sees, one MLP and one CNN task.
+HOLDOUT_TASKS = (TaskConfig(name="spirals", dataset="spirals"),
+                 TaskConfig(name="shapes-cnn", dataset="shapes", model="cnn"))
+
+
 @dataclass(frozen=True)
 class SuiteConfig:
     """The datasets (or tasks) and their fixed splits.
 
     Attributes:
-        datasets: names from `mlr_mlflow.evaluate.datasets.DATASETS`, each trained on the MLP.
-        tasks: when given, the suite is these tasks instead (and `datasets` is not used).
+        datasets: names from `mlr_mlflow.evaluate.datasets.DATASETS`, each trained on the MLP; when
+            given, the suite is these (and `preset` is not used).
+        tasks: when given, the suite is these tasks instead (and `datasets`, `preset` are not used).
+        preset: the named suite used when neither `datasets` nor `tasks` is given (SUITES: "tuned",
+            the default, or "classic").
         split_seed: seeds the stratified train/val/test split (not the training seeds).
         first_seed: training seeds are first_seed, first_seed + 1, ... (the confirmation stage uses
             seeds and a split of its own, see ConfirmConfig).
@@ -71,10 +94,9 @@ class SuiteConfig:
         val_fraction: share of the remainder held out for early stopping (full variant).
     """
 
-    datasets: tuple[str, ...] = (
-        "iris", "wine", "breast_cancer", "digits", "moons", "circles", "xor", "hard_classification",
-    )
+    datasets: tuple[str, ...] = ()
     tasks: tuple[TaskConfig, ...] = ()
+    preset: str = "tuned"
     split_seed: int = 0
     first_seed: int = 0
     test_fraction: float = 0.25
@@ -83,10 +105,23 @@ class SuiteConfig:
     def __post_init__(self):
         if len({t.name for t in self.tasks}) != len(self.tasks):
             raise ConfigError("[[suite.tasks]]: task names must be unique")
+        if self.preset not in SUITES:
+            raise ConfigError(f"[suite] preset {self.preset!r}: choose one of {', '.join(SUITES)}")
 
     def task_list(self) -> tuple[TaskConfig, ...]:
-        """The suite as tasks: the configured ones, else each dataset on the MLP under its own name."""
-        return self.tasks or tuple(TaskConfig(name=d, dataset=d) for d in self.datasets)
+        """The suite as tasks: the configured ones, else each dataset on the MLP under its own
+        name, else the preset's."""
+        if self.tasks:
+            return self.tasks
+        if self.datasets:
+            return tuple(TaskConfig(name=d, dataset=d) for d in self.datasets)
+        return SUITES[self.preset]
+
+    @property
+    def by_task(self) -> bool:
+        """Whether references are cached per task (task suites and presets) rather than over the
+        whole suite at once (a list of datasets: the keys the default suite always had)."""
+        return bool(self.tasks) or (not self.datasets and self.preset != "classic")
 
 
 @dataclass(frozen=True)
@@ -120,6 +155,11 @@ class ConfirmConfig:
         seeds: training seeds of the confirmation (first_seed, first_seed + 1, ...).
         first_seed: must leave the round's own seeds (suite.first_seed + its --seeds) untouched.
         split_seed: the fresh train/val/test split; must differ from suite.split_seed.
+        holdout_tasks: tasks selection never sees (none of their datasets in the suite): the
+            selected are also tested there, on the same fresh seeds and split, for the separate
+            verdict `transfers` (transfer.py). Unset: with the default (tuned) suite, spirals on
+            the MLP and shapes on the CNN (HOLDOUT_TASKS), which it does not hold; with any other
+            suite none. Empty: no transfer test.
     """
 
     enabled: bool = True
@@ -127,6 +167,14 @@ class ConfirmConfig:
     seeds: int = 3
     first_seed: int = 1000
     split_seed: int = 1
+    holdout_tasks: tuple[TaskConfig, ...] | None = None
+
+    def held_out(self, suite: SuiteConfig) -> tuple[TaskConfig, ...]:
+        """The held-out tasks: the configured ones, else the preset's when the suite is a preset
+        (the tuned suite: HOLDOUT_TASKS), else none."""
+        if self.holdout_tasks is not None:
+            return self.holdout_tasks
+        return HOLDOUT_TASKS if not suite.tasks and not suite.datasets and suite.preset == "tuned" else ()
 
     def __post_init__(self):
         if not 0.0 < self.fdr < 1.0 or self.seeds < 1:

@@ -41,10 +41,15 @@ B_WR = "b_wr"
 BSOTA_WR = "bsota_wr"
 VAL_B_WR = "val_b_wr"  # the same win rates on the validation split: what selection uses
 VAL_BSOTA_WR = "val_bsota_wr"
+SCREEN_SCORE = "screen_score"  # the screening statistic (evaluate.screen), higher is better
+SCREEN_STATISTIC = "mlr.screen.statistic"  # which statistic screen_score is
 B_WR_P_VALUE = "b_wr_p_value"  # paired sign-flip test of b_wr > 0.5 (stats.sign_flip_pvalue)
 B_WR_Q_VALUE = "b_wr_q_value"  # a confirmation's Benjamini-Hochberg adjusted p-value in its round
 SCREEN_PICK = "mlr.screen.pick"  # on a reward-screened round's runs: "explore", "reward", "screened-out"
 CONFIRMED = "mlr.confirmed"  # "true" / "false" on the runs of a round's selected hypotheses
+TRANSFERS = "mlr.transfers"  # "true" / "false": did a selected hypothesis pass on the held-out tasks
+TRANSFERS_METRIC = "transfers"  # a round's count of selected hypotheses that transfer
+TRANSFER_TASKS = "mlr.transfer.tasks"  # a round's held-out tasks, comma-separated
 
 HYPOTHESIS_ARTIFACT = "hypothesis.py"
 RESULTS_ARTIFACT = "results.json"
