@@ -1,0 +1,1 @@
+SCREEN_STATISTIC = "val_loss_wr"
