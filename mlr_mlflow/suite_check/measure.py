@@ -48,7 +48,7 @@ def _mean(values) -> float:
 def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str) -> dict:
     """Pairs of members that full training orders clearly (by ORDER_BY, the same way on both seed
     sets; a degenerate member below the best non-degenerate one at any margin, others by at least
-    ORDER_MARGIN) and whether the screening statistic at one-pass (all seeds) keeps each order."""
+    ORDER_MARGIN) and whether the screening statistic at one-pass (all seeds) reverses any of them."""
     full = {m: (full_a[ORDER_BY][m] + full_b[ORDER_BY][m]) / 2 for m in full_a[ORDER_BY]}
     real = [m.name for m in members if m.group != "degenerate"]
     best = max(real, key=lambda m: full[m]) if real else None
@@ -62,13 +62,17 @@ def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str) -
             margin = 0.0 if (hi == best and lo in degenerate) else ORDER_MARGIN
             if hi != lo and min(gap_a, gap_b) > margin:
                 pairs.append((hi, lo))
-    inversions = [{"higher": hi, "lower": lo, "degenerate": lo in degenerate,
-                   "full": [round(full[hi], 4), round(full[lo], 4)],
-                   "screen": [round(cheap[screen][hi], 4), round(cheap[screen][lo], 4)]}
-                  for hi, lo in pairs if not cheap[screen][hi] > cheap[screen][lo]]
+    def pair(hi, lo):
+        return {"higher": hi, "lower": lo, "degenerate": lo in degenerate,
+                "full": [round(full[hi], 4), round(full[lo], 4)],
+                "screen": [round(cheap[screen][hi], 4), round(cheap[screen][lo], 4)]}
+
+    # a reversed order is an inversion; an equal score (e.g. both below every reference) only fails to tell
+    inversions = [pair(hi, lo) for hi, lo in pairs if cheap[screen][hi] < cheap[screen][lo]]
+    ties = [pair(hi, lo) for hi, lo in pairs if cheap[screen][hi] == cheap[screen][lo]]
     return {"statistic": screen, "rung": "one-pass", "ordered_by": ORDER_BY,
             "margin": ORDER_MARGIN, "strongest": best, "pairs_checked": len(pairs),
-            "inversions": inversions, "ok": not inversions}
+            "inversions": inversions, "ties": ties, "ok": not inversions}
 
 
 def measure(results: dict, refs: dict, members, seeds_a: list[int], seeds_b: list[int],

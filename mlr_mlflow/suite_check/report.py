@@ -44,8 +44,9 @@ def verdicts(out: dict) -> list[str]:
                      f"({inv['full'][0]:.2f} vs {inv['full'][1]:.2f}), the one-pass {order['statistic']} "
                      f"does not ({inv['screen'][0]:.2f} vs {inv['screen'][1]:.2f})")
     if order["ok"]:
-        lines.append(f"order check: the one-pass {order['statistic']} keeps all {order['pairs_checked']} "
-                     "orderings that full training shows clearly")
+        lines.append(f"order check: the one-pass {order['statistic']} reverses none of the "
+                     f"{order['pairs_checked']} orderings that full training shows clearly"
+                     + (f" ({len(order['ties'])} tied)" if order["ties"] else ""))
     for name, error in out.get("errors", {}).items():
         lines.append(f"member {name} failed to train and is left out: {error}")
     return lines
@@ -92,7 +93,7 @@ def render(out: dict, kind: str) -> str:
            f"and on set B: each degenerate member below the strongest member, {order['strongest']}, at any margin; "
            f"other pairs by at least {order['margin']}) must keep their order under the screening statistic "
            f"{order['statistic']} at one-pass. {order['pairs_checked']} pair(s) checked, "
-           f"{len(order['inversions'])} inverted."]
+           f"{len(order['inversions'])} inverted, {len(order['ties'])} tied (the screen cannot tell them apart)."]
     md += ["", "## Panel", "", "| member | group | full B-WR (A) | full B-WR (B) | source |", "| --- | --- | --- | --- | --- |"]
     for name, m in out["members"].items():
         md.append(f"| {name} | {m['group']} | {_f(m['full']['a']['b_wr'])} | {_f(m['full']['b']['b_wr'])} | "
