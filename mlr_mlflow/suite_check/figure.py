@@ -19,6 +19,7 @@ def render(out: dict, kind: str) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     tasks = list(out["tasks"])
     fig, (ax_snr, ax_split, ax_scatter) = plt.subplots(1, 3, figsize=(15, 4.6),
@@ -41,6 +42,11 @@ def render(out: dict, kind: str) -> bytes:
         ax.set_title(title)
         ax.legend(fontsize=8)
     ax_snr.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax_snr.yaxis.set_major_formatter(plain)
+    ax_snr.yaxis.set_minor_formatter(FuncFormatter(  # 2 and 5 of each decade, not every minor tick
+        lambda v, _: f"{v:g}" if v > 0 and round(v / 10 ** math.floor(math.log10(v))) in (2, 5) else ""))
+    ax_snr.tick_params(axis="y", which="minor", labelsize=7)
     ax_snr.axhline(1.0, color="grey", lw=1, ls="--", label="1 = seed noise")
     ax_snr.legend(fontsize=8)
     ax_split.set_ylim(-1, 1.15)

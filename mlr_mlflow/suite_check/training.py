@@ -6,6 +6,7 @@ writes to a tracking store: a suite check records one run with the measurements,
 """
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -16,6 +17,8 @@ from ..evaluate.datasets import Dataset
 from ..evaluate.evaluator import AUTO_WORKERS_MAX, usable_cpus
 from ..kinds.panels import member_source
 
+CHUNKS_PER_PROCESS = 4  # progress lines per process; each chunk is one training call of batched models
+MIN_CHUNK = 60  # models: a smaller panel trains in one call per process (batching is what makes it fast)
 REF_PREFIX = "ref:"  # a reference's model keys, apart from the members' (a member may share its name)
 
 
@@ -38,10 +41,21 @@ def train_rung(config: Config, kind: str, suite: list[Dataset], members, seeds: 
              f"references x {len(seeds)} seeds on {len(suite)} task(s), {variant} ({len(models)} models, "
              f"{k} process(es))")
     start = time.monotonic()
-    bounds = [round(i * len(models) / k) for i in range(k + 1)]
-    shares = [models[a:b] for a, b in zip(bounds, bounds[1:])]
+    n = max(k, min(k * CHUNKS_PER_PROCESS, len(models) // MIN_CHUNK))
+    bounds = [round(i * len(models) / n) for i in range(n + 1)]
+    chunks = [models[a:b] for a, b in zip(bounds, bounds[1:])]
+    done, lock = [0], threading.Lock()
+
+    def train(chunk):
+        out = train_models(chunk, suite, variant, config)  # warm servers are reused across chunks
+        with lock:
+            done[0] += len(chunk)
+            progress(f"suite check: {variant} {done[0]}/{len(models)} models, "
+                     f"{time.monotonic() - start:.0f} s")
+        return out
+
     with ThreadPoolExecutor(k) as pool:
-        outs = list(pool.map(lambda share: train_models(share, suite, variant, config), shares))
+        outs = list(pool.map(train, chunks))
     raw, errors = {}, {}
     for out in outs:
         raw.update(out["results"])
