@@ -186,3 +186,12 @@ def test_an_unknown_kind_or_panel_member_is_a_usage_error():
         commands.suite_check("activation", 2, members=["relu", "tanh", "nope"])
     with pytest.raises(UsageError, match="at least 2 non-degenerate"):
         commands.suite_check("activation", 2, members=["zero", "relu"])
+
+
+def test_a_report_too_long_for_a_tag_describes_the_run_by_its_head():
+    from mlr_mlflow.suite_check.record import NOTE_LIMIT, _note
+
+    long = "# Suite check\n\n## Verdict\n\n- task a is saturated\n\n## Noise ceilings\n\n" + "| x |\n" * 3000
+    note = _note(long)
+    assert len(note) <= NOTE_LIMIT and "task a is saturated" in note and "suite_check.md" in note
+    assert _note("# short report\n") == "# short report\n"

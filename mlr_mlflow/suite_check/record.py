@@ -53,6 +53,17 @@ def metrics_of(out: dict) -> dict[str, float]:
     return metrics
 
 
+NOTE_LIMIT = 8000  # characters of a tag's value that `tracking.log` keeps
+
+
+def _note(report: str) -> str:
+    """The run's description: the whole report when it fits a tag, else its head (verdicts, tasks)."""
+    if len(report) <= NOTE_LIMIT:
+        return report
+    head = report.split("\n## Noise ceilings")[0][:NOTE_LIMIT - 100]
+    return f"{head}\n\nThe whole report: artifact `{names.SUITE_CHECK_REPORT}`.\n"
+
+
 def record(client, config: Config, kind: str, suite: list[Dataset], out: dict, report: str,
            figure: bytes) -> str:
     """Log the check as one finished run -> its id (a failure ends it FAILED, then raises)."""
@@ -63,7 +74,7 @@ def record(client, config: Config, kind: str, suite: list[Dataset], out: dict, r
         names.TASKS: tasks, names.SCREEN_STATISTIC: out["screen_statistic"]})
     try:
         out["run_id"] = run_id
-        log(client, run_id, metrics=metrics_of(out), tags={names.NOTE: report},
+        log(client, run_id, metrics=metrics_of(out), tags={names.NOTE: _note(report)},
             params={"kind": kind, "seeds": out["seeds"]["per_set"], "seeds_a": out["seeds"]["a"],
                     "seeds_b": out["seeds"]["b"], "tasks": tasks, "panel": len(out["members"]),
                     "screen_statistic": out["screen_statistic"]})
