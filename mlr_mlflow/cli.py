@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_reward)
 
+    p = verbs.add_parser("suite", help="check: measure how reliable the suite is as an instrument")
+    p.add_argument("action", choices=("check",))
+    p.add_argument("--kind", default="activation", choices=KIND_CHOICES)
+    p.add_argument("--seeds", type=int, default=3,
+                   help="seeds per set (default 3): set A starts at [suite] first_seed, set B follows")
+    _common(p)
+    p.set_defaults(handler=_suite)
+
     p = verbs.add_parser("sandbox", help="check: prove what the sandbox isolates on this machine")
     p.add_argument("action", choices=("check",))
     p.add_argument("--backend", default=None,
@@ -208,6 +216,20 @@ def _reward(args) -> tuple[int, dict, str]:
             lines.append(f"  {alg:9s} {by:12s} spearman {p['spearman']:.3f}  kendall {p['kendall']:.3f}"
                          f"  pearson {p['pearson']:.3f}")
     return EXIT_OK, out, "\n".join(lines)
+
+
+def _suite(args) -> tuple[int, dict, str]:
+    out = commands.suite_check(args.kind, args.seeds, args.tracking_uri, args.config, progress=_progress)
+    lines = [f"suite check {out['run_id']} ({args.kind}, seeds {out['seeds']['a']} vs {out['seeds']['b']}):"]
+    for task, r in out["tasks"].items():
+        lines.append(f"  {task:<22} snr {_num(r['snr'], 1)}  saturation {_num(r['saturation'])}  "
+                     f"split-half {_num(r['split_half'])}")
+    lines += [f"  - {line}" for line in out["verdicts"]]
+    return EXIT_OK, out, "\n".join(lines)
+
+
+def _num(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _sandbox(args) -> tuple[int, dict, str]:

@@ -101,6 +101,26 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
                      resume=resume, progress=progress)
 
 
+def suite_check(kind: str = "activation", seeds: int = 3, tracking_uri: str | None = None,
+                config_path: str | None = None, progress: Callable[[str], None] = lambda _: None,
+                members: list[str] | None = None) -> dict:
+    """`suite check`: train the kind's reference panel on the configured suite under two disjoint
+    seed sets of `seeds` each, measure the instrument, record one MLflow run -> its JSON dict.
+    `members` restricts the panel to those names (tests, quick looks); the CLI has no flag for it."""
+    from . import suite_check as check
+    from .evaluate.datasets import check_suite
+    from .tracking import connect
+
+    get_kind(kind)
+    config = _config(config_path)
+    check.seed_sets(config, seeds)
+    chosen = check.panel_members(kind, members)
+    suite = check_suite(config.suite, kind)  # a bad suite is a usage error before anything is written
+    client = connect(tracking_uri)
+    announce_backend(config.sandbox, progress)
+    return check.run(client, config, kind, suite, seeds, chosen, progress)
+
+
 def reward(action: str, kind: str, tracking_uri: str | None = None, config_path: str | None = None,
            encoder: str | None = None, features: str | None = None,
            progress: Callable[[str], None] = lambda _: None) -> dict:

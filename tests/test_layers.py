@@ -9,7 +9,7 @@ LAYERS = {  # the first matching prefix decides a module's layer
     2: ("hypothesis", "fingerprint", "validate", "generate", "reward"),
     3: ("evaluate", "executors"),
     4: ("rounds", "resume", "leaderboard", "audit", "confirm", "round_report", "proposals",
-        "halving"),
+        "halving", "suite_check"),
     5: ("cli", "commands", "scheduling", "dashboard", "plugins", "__main__", "__init__"),
 }
 

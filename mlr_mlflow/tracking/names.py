@@ -63,3 +63,25 @@ HOLDOUT_PREDICTIONS_ARTIFACT = "holdout_predictions.json"  # a reward version's 
 
 def dataset_metric(dataset: str, name: str) -> str:
     return f"{dataset}.{name}"
+
+# `suite check`: one run per check in experiment <experiment_prefix><kind>-instrument
+SUITE_CHECK_ROLE = "suite-check"  # its mlr.role
+SUITE_DIGEST = "mlr.suite.digest"  # digest of the suite measured (suite_check.record.suite_digest)
+SUITE_CHECK_ARTIFACT = "suite_check.json"  # every number of the check
+SUITE_CHECK_REPORT = "suite_check.md"  # the readable report (also the run's description)
+SUITE_CHECK_FIGURE = "suite_check.png"
+FULL_NOISE_CEILING = "full_noise_ceiling"  # full-training B-WR between seed sets, non-degenerate panel
+CHEAP_VS_FULL = "cheap_vs_full"  # one-pass screening statistic vs full B-WR on the other seeds
+
+
+def instrument_experiment(prefix: str, kind: str) -> str:
+    """The experiment holding a kind's suite checks."""
+    return f"{prefix}{kind}-instrument"
+
+
+def ceiling_metric(rung: str, statistic: str, group: str) -> str:
+    return f"ceiling.{rung}.{statistic}.{group}"
+
+
+def agreement_metric(target: str, statistic: str, group: str) -> str:
+    return f"agreement.{target}.{statistic}.{group}"
