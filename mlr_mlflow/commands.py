@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .config import Config, load_config, with_overrides, UsageError
+from .config import Config, for_kind, load_config, with_overrides, UsageError
 from .hypothesis import Hypothesis
 from .kinds import get_kind
 from .sandbox import announce_backend
@@ -72,7 +72,7 @@ def evaluate_files(paths: list[str | Path], kind: str, variant: str = "one-pass"
     from .tracking import connect
 
     get_kind(kind)
-    config = _config(config_path, datasets)
+    config = for_kind(_config(config_path, datasets), kind)
     hypotheses = [Hypothesis.from_file(path, kind) for path in hypothesis_files(paths)]
     suite = check_suite(config.suite, kind)  # a bad dataset or task is a usage error before anything is written
     announce_backend(config.sandbox, progress)
@@ -112,7 +112,7 @@ def suite_check(kind: str = "activation", seeds: int = 3, tracking_uri: str | No
     from .tracking import connect
 
     get_kind(kind)
-    config = _config(config_path)
+    config = for_kind(_config(config_path), kind)
     check.seed_sets(config, seeds)
     chosen = check.panel_members(kind, members)
     suite = check_suite(config.suite, kind)  # a bad suite is a usage error before anything is written

@@ -18,8 +18,11 @@ def _stage(prefix: str, ev) -> dict:
             f"{prefix}_bsota_wr": ev.bsota_wr if ev else None}
 
 
-def leaderboard(one_pass: list, full: list, confirmation=None, held_out=None) -> list[dict]:
-    """One row per evaluated hypothesis, best first (see the module's docstring)."""
+def leaderboard(one_pass: list, full: list, confirmation=None, held_out=None,
+                noise_ceiling: float | None = None) -> list[dict]:
+    """One row per evaluated hypothesis, best first (see the module's docstring). Every row carries
+    the suite's measured noise ceiling (`suite_noise_ceiling`, None when never measured), so the
+    table is never read without it."""
     fulls = {ev.hypothesis.sha256: ev for ev in full if ev.valid}
     transfers = {sha: ev for sha, ev in (held_out.evaluations if held_out else {}).items() if ev.valid}
     confirms = {sha: ev for sha, ev in (confirmation.evaluations if confirmation else {}).items()
@@ -39,7 +42,8 @@ def leaderboard(one_pass: list, full: list, confirmation=None, held_out=None) ->
                      "confirmed": bool(confirmation and sha in confirmation.confirmed),
                      "transfer_b_wr": transfers[sha].b_wr if sha in transfers else None,
                      "transfer_q_value": held_out.q_values.get(sha) if sha in transfers else None,
-                     "transfers": bool(held_out and sha in held_out.transfers)})
+                     "transfers": bool(held_out and sha in held_out.transfers),
+                     "suite_noise_ceiling": noise_ceiling})
     rows.sort(key=lambda r: (not r["confirmed"], r["confirm_b_wr"] is None, -(r["confirm_b_wr"] or 0.0),
                              r["full_b_wr"] is None, -(r["full_b_wr"] or 0.0),
                              -(r["one_pass_b_wr"] or 0.0), r["sha256"]))

@@ -350,6 +350,12 @@ def for_discovery(config: Config, generator: str | None = None, llm: dict | None
     return config
 
 
+def for_kind(config: Config, kind: str) -> Config:
+    """The config a kind is evaluated under: its suite as `SuiteConfig.for_kind` gives it."""
+    suite = config.suite.for_kind(kind)
+    return config if suite is config.suite else dataclasses.replace(config, suite=suite)
+
+
 def with_overrides(config: Config, **sections) -> Config:
     """A copy with some fields of some sections replaced, e.g. with_overrides(c, suite={"datasets": ...})."""
     changes = {name: dataclasses.replace(getattr(config, name), **fields)

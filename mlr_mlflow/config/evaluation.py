@@ -3,6 +3,7 @@ or tasks, the comparison with baselines and the confirmation stage (tables `[mod
 `[[suite.tasks]]`, `[compare]`, `[confirm]`)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -28,6 +29,8 @@ class ModelConfig:
 
 
 MODEL_FAMILIES = ("mlp", "cnn", "attention")
+# kinds whose hypothesis slot a family lacks: preprocessing works on feature tables only
+FAMILY_REFUSES = {"cnn": frozenset({"preprocessing"}), "attention": frozenset({"preprocessing"})}
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,15 @@ class SuiteConfig:
         if self.datasets:
             return tuple(TaskConfig(name=d, dataset=d) for d in self.datasets)
         return SUITES[self.preset]
+
+    def for_kind(self, kind: str) -> "SuiteConfig":
+        """The suite a kind is evaluated on: a preset drops the tasks whose family has no slot for
+        `kind` (preprocessing: the MLP tasks only); a configured suite is the user's to fix."""
+        if self.tasks or self.datasets:
+            return self
+        fitting = tuple(t for t in SUITES[self.preset] if kind not in FAMILY_REFUSES.get(t.model, ()))
+        return self if len(fitting) == len(SUITES[self.preset]) else \
+            dataclasses.replace(self, tasks=fitting)
 
     @property
     def by_task(self) -> bool:

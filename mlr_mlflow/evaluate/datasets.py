@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import SuiteConfig, TaskConfig, UsageError
+from ..config.evaluation import FAMILY_REFUSES
 from .generated import GENERATED
 from .tables import DatasetError, is_file_dataset, read_table
 
@@ -210,8 +211,6 @@ def load_suite(suite: SuiteConfig) -> list[Dataset]:
     return [load_task(t, suite) for t in tasks]
 
 
-# kinds whose hypothesis slot a family lacks: preprocessing works on feature tables only
-FAMILY_REFUSES = {"cnn": {"preprocessing"}, "attention": {"preprocessing"}}
 
 
 def check_suite(suite_config: SuiteConfig, kind: str) -> list[Dataset]:

@@ -49,6 +49,7 @@ SCREEN_PICK = "mlr.screen.pick"  # on a reward-screened round's runs: "explore",
 CONFIRMED = "mlr.confirmed"  # "true" / "false" on the runs of a round's selected hypotheses
 TRANSFERS = "mlr.transfers"  # "true" / "false": did a selected hypothesis pass on the held-out tasks
 TRANSFERS_METRIC = "transfers"  # a round's count of selected hypotheses that transfer
+INSTRUMENT_SOURCE = "mlr.instrument.source"  # a round's: where its suite's noise ceiling comes from
 TRANSFER_TASKS = "mlr.transfer.tasks"  # a round's held-out tasks, comma-separated
 
 HYPOTHESIS_ARTIFACT = "hypothesis.py"
