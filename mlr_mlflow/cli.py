@@ -182,7 +182,11 @@ def _discover(args) -> tuple[int, dict, str]:
     lines = [f"round {summary.round_run_id}: {summary.generated} generated, {summary.valid} valid, "
              f"{summary.evaluated} evaluated (one-pass), {summary.full_evaluated} full, "
              f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures, "
-             f"{summary.selected} selected, {summary.confirmed} confirmed"]
+             f"{summary.selected} selected, {summary.confirmed} confirmed, {summary.transfers} transfer"]
+    if summary.instrument:
+        from .suite_check.known import sentence
+
+        lines.append(sentence(summary.instrument))
     if summary.stop_reason:
         lines.append(f"generation stopped early: {summary.stop_reason}")
     for row in summary.leaderboard[:10]:
@@ -191,7 +195,8 @@ def _discover(args) -> tuple[int, dict, str]:
         ci = f"[{row[stage + '_b_wr_ci_low']:.2f}, {row[stage + '_b_wr_ci_high']:.2f}]" \
             if row[stage + "_b_wr_ci_low"] is not None else ""
         lines.append(f"  #{row['rank']:<3} {row['sha256'][:10]}  {stage.replace('_', '-'):<8} b_wr "
-                     f"{row[stage + '_b_wr']:.3f} {ci}{'  CONFIRMED' if row['confirmed'] else ''}  "
+                     f"{row[stage + '_b_wr']:.3f} {ci}{'  CONFIRMED' if row['confirmed'] else ''}"
+                     f"{'  TRANSFERS' if row.get('transfers') else ''}  "
                      f"run {row[stage + '_run_id']}")
     if summary.generated == 0:
         return EXIT_ERROR, {**summary.to_dict(), "error": lines[-1]}, "\n".join(lines)
