@@ -124,3 +124,13 @@ def test_a_checked_class_refuses_bounds_for_fields_it_does_not_have():
         @checked("x", widht=at_least(1))
         class _X:
             width: int = 1
+
+
+def test_a_config_file_every_user_may_write_is_refused(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[model]\nlr = 0.1\n")
+    path.chmod(0o666)
+    with pytest.raises(ConfigError, match="writable by every user"):
+        load_config(path)
+    path.chmod(0o644)
+    assert load_config(path).model.lr == 0.1

@@ -15,6 +15,7 @@ A TOML file mirrors the dataclasses, one table each::
 from __future__ import annotations
 
 import dataclasses
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,10 +317,20 @@ def read_toml(path: str | Path, what: str = "config file") -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
+    _not_world_writable(path, what)
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def _not_world_writable(path: Path, what: str) -> None:
+    """A config decides what runs and which files are read: one that any user may change is no
+    one's (a scheduled job would run another user's choices)."""
+    mode = path.stat().st_mode
+    if mode & stat.S_IWOTH:
+        raise ConfigError(f"{what} {path} is writable by every user (mode {stat.S_IMODE(mode):04o}); "
+                          f"it decides what runs and what is read: chmod o-w {path}")
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -331,6 +342,7 @@ def load_config(path: str | Path | None = None) -> Config:
         import json
 
         try:
+            _not_world_writable(Path(path), "config file")
             data = json.loads(Path(path).read_text())
         except OSError as exc:
             raise ConfigError(f"config file {path}: {exc.strerror}") from None
