@@ -141,7 +141,7 @@ BAD_TASKS = {
                        "big.parquet: column 'a', row 2: 1e+39 is too large"),
     "a FIFO": ('dataset = "csv:fifo.csv"', "fifo.csv is not a regular file"),
     "a directory": ('dataset = "csv:."', "is a directory"),
-    "a /proc file": ('dataset = "csv:/proc/self/environ"', "/proc/self/environ is empty (or not a stored file"),
+    "a /proc file": ('dataset = "csv:/proc/self/environ"', "/environ is empty (or not a stored file"),
     "relative to the config": ('dataset = "csv:../x/nowhere.csv"', "file not found: {parent}/x/nowhere.csv"),
     "one class": ('dataset = "csv:single.csv"\ntarget = "label"', "only one class"),
     "family misfit": ('dataset = "iris"\nmodel = "cnn"', "needs image data"),
