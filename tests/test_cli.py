@@ -170,7 +170,7 @@ def test_a_link_that_stays_inside_its_directory_is_read(tmp_path):
 @pytest.mark.parametrize("text, flags, message", [
     ('[model]\nlr = "fast"\n', [], '[model] lr: expected a number > 0, got "fast"'),
     ('[discover]\nn = "32"\n', [], '[discover] n: expected a whole number >= 1, got "32"'),
-    ("", ["--top-k", "-4"], "--top-k: expected a whole number >= 1, got -4"),
+    ("", ["--top-k", "-4"], "--top-k: expected a whole number >= 0, got -4"),
 ])
 def test_discover_with_a_bad_value_exits_2_with_one_line_and_writes_nothing(tmp_path, text, flags, message):
     (tmp_path / "config.toml").write_text(text)

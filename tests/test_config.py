@@ -47,7 +47,7 @@ def test_overrides_are_copies():
 
 BAD_VALUES = {
     "string for an int": ('[discover]\nn = "32"\n', '[discover] n: expected a whole number >= 1, got "32"'),
-    "below its range": ("[discover]\ntop_k = -4\n", "[discover] top_k: expected a whole number >= 1, got -4"),
+    "below its range": ("[discover]\ntop_k = -4\n", "[discover] top_k: expected a whole number >= 0, got -4"),
     "string for a float": ('[model]\nlr = "fast"\n', '[model] lr: expected a number > 0, got "fast"'),
     "bool for an int": ("[model]\nbatch_size = true\n", "[model] batch_size: expected a whole number >= 1, got true"),
     "infinite float": ("[sandbox]\nprobe_timeout_s = inf\n", "[sandbox] probe_timeout_s: expected a number > 0"),
@@ -105,7 +105,7 @@ def test_good_values_load_as_their_types(tmp_path):
 def test_overrides_and_direct_construction_are_checked_the_same_way():
     from mlr_mlflow.config import DiscoverConfig, FieldError, ModelConfig
 
-    with pytest.raises(FieldError, match=r"\[discover\] top_k: expected a whole number >= 1, got -4"):
+    with pytest.raises(FieldError, match=r"\[discover\] top_k: expected a whole number >= 0, got -4"):
         with_overrides(Config(), discover={"top_k": -4})
     with pytest.raises(FieldError, match=r"\[model\] lr"):
         ModelConfig(lr=float("nan"))

@@ -79,7 +79,7 @@ class KindConfig:
 
 
 @dataclass(frozen=True)
-@checked("discover", n=at_least(1), top_k=at_least(1), seeds=at_least(1),
+@checked("discover", n=at_least(1), top_k=at_least(0), seeds=at_least(1),
          generator=one_of("symbolic", "llm"), parents=at_least(0), max_attempts_factor=at_least(1),
          screen=one_of("auto", "reward", "one-pass"), explore=between(0, 1), mmr_lambda=between(0, 1),
          dedup_tolerance=at_least(0), eta=at_least(1), waves=at_least(1))
