@@ -12,6 +12,7 @@ str, tuple[X, ...] (a list is taken and kept as a tuple), dict[K, V], X | None, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -123,13 +124,9 @@ def check_fields(instance, section: str, bounds: dict[str, Bound]) -> None:
         object.__setattr__(instance, f.name, value)  # a list taken for a tuple is kept as one
 
 
-_HINTS: dict[type, dict] = {}
-
-
+@functools.cache
 def _hints(cls) -> dict:
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
+    return typing.get_type_hints(cls)
 
 
 class _Mismatch(Exception):
