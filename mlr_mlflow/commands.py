@@ -26,6 +26,17 @@ def _config(config_path: str | None, datasets: list[str] | None = None) -> Confi
     return config
 
 
+def _check_flags(section: str, config: Config, **flags) -> None:
+    """Command-line numbers checked as the config's own values are (--top-k -4 is a usage error
+    naming the flag); the config the command goes on with is unchanged."""
+    from .config import FieldError
+
+    try:
+        with_overrides(config, **{section: {k: v for k, v in flags.items() if v is not None}})
+    except FieldError as exc:
+        raise UsageError(f"--{exc.key.replace('_', '-')}: {exc.problem}") from None
+
+
 def validate_file(path: str | Path, kind: str, config_path: str | None = None):
     """Static and sandboxed dynamic checks -> ValidationResult."""
     from .validate import validate
@@ -48,11 +59,13 @@ def evaluate_file(path: str | Path, kind: str, variant: str = "one-pass", seeds:
 
 
 def hypothesis_files(paths: list[str | Path]) -> list[Path]:
-    """The files to evaluate: each path as given, a directory as its `*.py` files in name order."""
+    """The files to evaluate: each path as given, a directory as its `*.py` entries in name order
+    (each is then read only if it is a regular file that lies in the directory: hypothesis.read_source)."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            inside = sorted(p for p in path.glob("*.py") if p.is_file())
+            inside = sorted(path / name for name in os.listdir(path) if name.endswith(".py")
+                            and not name.startswith("."))
             if not inside:
                 raise UsageError(f"no *.py hypothesis files in directory {path}")
             found += inside
@@ -73,6 +86,7 @@ def evaluate_files(paths: list[str | Path], kind: str, variant: str = "one-pass"
 
     get_kind(kind)
     config = for_kind(_config(config_path, datasets), kind)
+    _check_flags("discover", config, seeds=seeds)
     hypotheses = [Hypothesis.from_file(path, kind) for path in hypothesis_files(paths)]
     suite = check_suite(config.suite, kind)  # a bad dataset or task is a usage error before anything is written
     announce_backend(config.sandbox, progress)
@@ -95,6 +109,7 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
 
     get_kind(kind)
     config = with_executor(for_discovery(_config(config_path), generator, llm), executor, ray_address)
+    _check_flags("discover", config, n=n, top_k=top_k, seeds=seeds)
     check_executor(config)
     announce_backend(config.sandbox, progress)
     return run_round(connect(tracking_uri), config, kind, n=n, top_k=top_k, seeds=seeds, seed=seed,

@@ -6,10 +6,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .checks import above, at_least, between, checked
 from .errors import ConfigError
 
 
 @dataclass(frozen=True)
+@checked("model", hidden=at_least(1), lr=above(0), batch_size=at_least(1), max_epochs=at_least(1),
+         patience=at_least(1))
 class ModelConfig:
     """The MLP every hypothesis plugs into, and how it is trained.
 
@@ -34,6 +37,7 @@ FAMILY_REFUSES = {"cnn": frozenset({"preprocessing"}), "attention": frozenset({"
 
 
 @dataclass(frozen=True)
+@checked("[[suite.tasks]]")
 class TaskConfig:
     """One task of the suite: a dataset and the model family trained on it.
 
@@ -81,6 +85,8 @@ HOLDOUT_TASKS = (TaskConfig(name="spirals", dataset="spirals"),
 
 
 @dataclass(frozen=True)
+@checked("suite", split_seed=at_least(0), first_seed=at_least(0), test_fraction=between(0, 1, open_=True),
+         val_fraction=between(0, 1, open_=True))
 class SuiteConfig:
     """The datasets (or tasks) and their fixed splits.
 
@@ -137,6 +143,7 @@ class SuiteConfig:
 
 
 @dataclass(frozen=True)
+@checked("compare", loss_tol=at_least(0), ci_level=between(0, 1, open_=True), bootstrap=at_least(1))
 class CompareConfig:
     """How one (dataset, seed) result is judged against a baseline's.
 
@@ -157,6 +164,8 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
+@checked("confirm", fdr=between(0, 1, open_=True), seeds=at_least(1), first_seed=at_least(0),
+         split_seed=at_least(0))
 class ConfirmConfig:
     """The confirmation stage of a round: the selected hypotheses trained again, on data that took
     no part in selecting them, and tested against the baselines with false-discovery control.
