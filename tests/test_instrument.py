@@ -128,3 +128,37 @@ def test_selected_hypotheses_are_tested_on_held_out_tasks_for_a_separate_verdict
     assert round_run.data.metrics["transfers"] == summary.transfers
     assert round_run.data.tags[names.TRANSFER_TASKS] == "moons-held"
     assert all("transfers" in row for row in summary.leaderboard)
+
+
+def test_the_shipped_measurement_is_of_the_default_suite_as_it_is_now():
+    """A changed default suite (a dataset, a split, a family, the model) must be measured again:
+    the package's shipped figures name the digest of the suite they measured."""
+    from mlr_mlflow.suite_check.known import _shipped
+    from mlr_mlflow.suite_check.record import suite_digest
+
+    config = Config()
+    shipped = _shipped("activation")
+    assert shipped is not None and shipped["suite_digest"] == suite_digest(load_suite(config.suite), config)
+    assert 0.0 < shipped["full_noise_ceiling"] <= 1.0 and shipped["cheap_vs_full"] is not None
+
+
+def test_a_round_on_a_suite_with_a_suite_check_states_that_check(tracking_uri):
+    """The newest suite check of exactly this suite is what a round states (here a planted one)."""
+    from mlr_mlflow.suite_check.known import reliability, sentence
+    from mlr_mlflow.suite_check.record import suite_digest
+    from mlr_mlflow.tracking import connect, create_run, experiment_id, finish, log
+
+    client = connect(tracking_uri)
+    config = with_overrides(Config(), suite={"datasets": ("iris", "moons")})
+    suite = load_suite(config.suite)
+    assert reliability(client, config, "activation", suite)["full_noise_ceiling"] is None
+    exp = experiment_id(client, names.instrument_experiment(config.experiment_prefix, "activation"))
+    run_id = create_run(client, exp, "suite check", {names.ROLE: names.SUITE_CHECK_ROLE, names.KIND: "activation",
+                                                      names.SUITE_DIGEST: suite_digest(suite, config)})
+    log(client, run_id, metrics={names.FULL_NOISE_CEILING: 0.42, names.CHEAP_VS_FULL: 0.3})
+    finish(client, run_id, status_tag="evaluated")
+    found = reliability(client, config, "activation", suite)
+    assert found["full_noise_ceiling"] == 0.42 and found["run_id"] == run_id
+    assert "Spearman 0.42" in sentence(found) and run_id in sentence(found)
+    other = with_overrides(config, suite={"datasets": ("iris", "xor")})  # another suite: not this check
+    assert reliability(client, other, "activation", load_suite(other.suite))["run_id"] is None
