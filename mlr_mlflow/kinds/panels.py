@@ -86,7 +86,7 @@ ACTIVATIONS = [
 ]
 
 PREPROCESSING = [
-    PanelMember("none", "return X_train, X_test", "no preprocessing", "degenerate"),
+    PanelMember("none", "return X_train, X_test", "no preprocessing (a baseline, not degenerate)"),
     PanelMember("zero_features", "return 0.0 * X_train, 0.0 * X_test", "degenerate: every feature erased",
                 "degenerate"),
     PanelMember("standardize", "m = X_train.mean(0)\ns = X_train.std(0)\ns = np.where(s > 1e-8, s, 1.0)\n"
@@ -112,7 +112,7 @@ PREPROCESSING = [
 ]
 
 REGULARIZERS = [
-    PanelMember("none", "return torch.zeros(())", "no regularization", "degenerate"),
+    PanelMember("none", "return torch.zeros(())", "no regularization (a baseline, not degenerate)"),
     PanelMember("huge_l2", "return 1.0 * sum(p.pow(2).sum() for p in params)", "degenerate: weights crushed",
                 "degenerate"),
     PanelMember("l2", "return 1e-4 * sum(p.pow(2).sum() for p in params)", "weight decay (Krogh & Hertz 1992)"),
