@@ -136,10 +136,13 @@ def test_the_shipped_measurement_is_of_the_default_suite_as_it_is_now():
     from mlr_mlflow.suite_check.known import _shipped
     from mlr_mlflow.suite_check.record import suite_digest
 
-    config = Config()
-    shipped = _shipped("activation")
-    assert shipped is not None and shipped["suite_digest"] == suite_digest(load_suite(config.suite), config)
-    assert 0.0 < shipped["full_noise_ceiling"] <= 1.0 and shipped["cheap_vs_full"] is not None
+    from mlr_mlflow.config import for_kind
+
+    for kind in ("activation", "preprocessing", "regularizer"):
+        config = for_kind(Config(), kind)  # preprocessing: the preset's MLP tasks only
+        shipped = _shipped(kind)
+        assert shipped is not None and shipped["suite_digest"] == suite_digest(load_suite(config.suite), config)
+        assert -1.0 <= shipped["full_noise_ceiling"] <= 1.0 and shipped["cheap_vs_full"] is not None
 
 
 def test_a_round_on_a_suite_with_a_suite_check_states_that_check(tracking_uri):
