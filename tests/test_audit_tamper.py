@@ -14,7 +14,6 @@ from mlflow import MlflowClient
 
 from mlr_mlflow import resources
 from mlr_mlflow.audit.compare import NOT_REPRODUCED
-from mlr_mlflow.audit.recorded import TamperedRecord, checked_call, entry_points
 from mlr_mlflow.cli import main
 from mlr_mlflow.config import Config, with_overrides
 from mlr_mlflow.evaluate.baselines import project_tags
@@ -174,6 +173,8 @@ def _artifacts(tmp_path: Path, config: Config) -> Path:
 
 
 def test_checked_call_keeps_a_genuine_record_and_the_auditors_sandbox(tmp_path):
+    from mlr_mlflow.audit.recorded import checked_call, entry_points
+
     recorded = with_overrides(Config(), suite={"datasets": SUITE},
                               sandbox={"backend": "subprocess", "env_allow": ("AWS_SECRET_ACCESS_KEY",)})
     auditor = with_overrides(Config(), sandbox={"backend": "bwrap"})
@@ -189,6 +190,8 @@ def test_checked_call_keeps_a_genuine_record_and_the_auditors_sandbox(tmp_path):
 
 
 def test_another_version_or_an_old_path_record_is_drift_never_a_path(tmp_path):
+    from mlr_mlflow.audit.recorded import TamperedRecord, checked_call
+
     config = with_overrides(Config(), suite={"datasets": SUITE})
     tags = {names.KIND: "activation", names.VARIANT: "one-pass",
             **project_tags("one-pass", "activation", 1, list(SUITE))}
