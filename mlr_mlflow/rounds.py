@@ -25,7 +25,7 @@ from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
-                     round_lease, saved_selection, unfinished_round)
+                     round_lease, round_numbers, saved_selection, unfinished_round)
 from . import round_report
 from .tracking import create_run, experiment_id, finish, log, log_json, names
 from .tracking.lease import LeaseLost
@@ -126,8 +126,7 @@ class Round:
 
                 self.generator = make_generator(run.data.tags[names.GENERATOR], self.config)
             self.progress(f"resuming round {run_id} ({round_id})")
-            return self._drive(lease, run_id, round_id, int(params["n"]), int(params["top_k"]),
-                               int(params["seeds"]), int(params["seed"]), resumed=True)
+            return self._drive(lease, run_id, round_id, *round_numbers(run_id, params), resumed=True)
 
     def _drive(self, lease, run_id, round_id, n, top_k, seeds, seed, *, params=None,
                resumed=False) -> RoundSummary:
@@ -247,7 +246,8 @@ class Round:
         if not hypotheses:
             return
         evaluator = make_executor(self.client, self.config, self.progress)  # [executor]: local or ray
-        selection = saved_selection(self.client, run_id)  # a decision made before a kill stands
+        # a decision made before a kill stands (naming only this round's own hypotheses)
+        selection = saved_selection(self.client, run_id, {h.sha256 for h in hypotheses})
         champion = None if selection else self._champion(run_id)
         lease.check()
         if champion is None and selection is None:
