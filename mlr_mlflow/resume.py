@@ -277,3 +277,12 @@ def round_numbers(run_id: str, params: dict) -> tuple[int, int, int, int]:
                                 f"in {low}..{high}; refusing to resume on it")
         values.append(int(text))
     return tuple(values)
+
+
+def round_number(run_id: str, tags: dict) -> int:
+    """The round's number in its experiment (its tag; 0 when an old round has none)."""
+    text = str(tags.get(names.ROUND_NUMBER, "0"))
+    if not (text.isascii() and text.isdigit() and int(text) <= MAX_N):
+        raise RecordRefused(f"round {run_id}: its tag {names.ROUND_NUMBER} = {text[:40]!r} is not a round "
+                            "number; refusing to resume on it")
+    return int(text)

@@ -25,7 +25,8 @@ from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
-                     round_lease, round_numbers, saved_selection, unfinished_round)
+                     round_lease, round_number, round_numbers, saved_selection,
+                     unfinished_round)
 from . import round_report
 from .tracking import create_run, experiment_id, finish, log, log_json, names
 from .tracking.lease import LeaseLost
@@ -120,7 +121,7 @@ class Round:
                 return None
             run_id, params = run.info.run_id, run.data.params
             round_id = run.data.tags[names.ROUND_ID]
-            self.number = int(run.data.tags.get(names.ROUND_NUMBER, 0))
+            self.number = round_number(run_id, run.data.tags)
             if run.data.tags.get(names.GENERATOR, self.generator.name) != self.generator.name:
                 from .generate import make_generator
 

@@ -6,7 +6,8 @@ import pytest
 from mlflow import MlflowClient
 
 from mlr_mlflow.cli import main
-from mlr_mlflow.resume import (RecordRefused, check_generation, check_selection, round_numbers)
+from mlr_mlflow.resume import (RecordRefused, check_generation, check_selection, round_number,
+                               round_numbers)
 from mlr_mlflow.rounds import Round
 from mlr_mlflow.tracking import connect, names
 from mlr_mlflow.tracking.runs import log_json
@@ -97,6 +98,9 @@ def test_round_parameters_must_be_numbers_in_range():
         params = {"n": "4", "top_k": "1", "seeds": "1", "seed": "5", key: value}
         with pytest.raises(RecordRefused, match=key):
             round_numbers("r", params)
+    assert round_number("r", {names.ROUND_NUMBER: "7"}) == 7 and round_number("r", {}) == 0
+    with pytest.raises(RecordRefused, match=names.ROUND_NUMBER):
+        round_number("r", {names.ROUND_NUMBER: "7 or more"})
 
 
 def _children(client, run_id):
