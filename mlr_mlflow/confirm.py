@@ -12,14 +12,16 @@ then Benjamini-Hochberg across the round's selected hypotheses at `confirm.fdr`.
 Recorded: confirmation runs (`mlr.variant=confirm`, with `b_wr_q_value`, the BH-adjusted p-value),
 `mlr.confirmed=true|false` on the round's runs of every selected hypothesis, and the round's
 metrics `selected` and `confirmed`. Confirmation runs are found again on resume like any stage's,
-so a round killed during confirmation never confirms a hypothesis twice.
+so a round killed during confirmation never confirms a hypothesis twice; the p-values and B-WRs read
+back from such runs must be numbers in [0, 1], or the round is refused (`_p_value`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config, ConfigError, with_overrides
+from .config import Config, ConfigError, UsageError, with_overrides
 from .stats import benjamini_hochberg
 from .tracking import log, names
 
@@ -73,8 +75,7 @@ def confirm(client, config: Config, one_pass: list, full: list, seeds: int, roun
              f"({c.first_seed}..) and a fresh split (split seed {c.split_seed})")
     evaluations = evaluate_once(Evaluator(client, fresh, progress), [ev.hypothesis for ev in selected],
                                 VARIANT, c.seeds)
-    p_values = [ev.uncertainty.get(names.B_WR_P_VALUE, 1.0) if ev.valid else 1.0
-                for ev in evaluations]
+    p_values = [_p_value(ev) if ev.valid else 1.0 for ev in evaluations]
     rejected, adjusted = benjamini_hochberg(p_values, c.fdr)
     for ev, passed, q in zip(evaluations, rejected, adjusted):
         sha = ev.hypothesis.sha256
@@ -85,6 +86,21 @@ def confirm(client, config: Config, one_pass: list, full: list, seeds: int, roun
     progress(f"{len(result.confirmed)} of {len(selected)} selected hypothesis(es) confirmed "
              f"(Benjamini-Hochberg at {c.fdr:g})")
     return result
+
+
+def _p_value(ev) -> float:
+    """A confirmation's p-value; one read back from a run kept from before a kill is untrusted: a
+    value that no test gives (not a number in [0, 1], a B-WR outside [0, 1]) refuses the round."""
+    p = ev.uncertainty.get(names.B_WR_P_VALUE, 1.0)
+    if isinstance(p, float) and math.isnan(p):  # no test was possible: nothing is confirmed
+        p = 1.0
+    numbers = isinstance(p, (int, float)) and not isinstance(p, bool) and \
+        (ev.b_wr is None or isinstance(ev.b_wr, (int, float)))
+    if not numbers or not 0.0 <= p <= 1.0 or (ev.b_wr is not None and not math.isnan(ev.b_wr)
+                                              and not 0.0 <= ev.b_wr <= 1.0):
+        raise UsageError(f"confirmation run {ev.run_id} records {names.B_WR_P_VALUE} = {p!r}, "
+                          f"{names.B_WR} = {ev.b_wr!r}: not what a test gives; refusing to confirm on it")
+    return float(p)
 
 
 def _record(client, result: Confirmation, earlier: list, round_run_id: str, c, step: int) -> None:

@@ -26,7 +26,8 @@ from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
-                     round_lease, saved_selection, unfinished_round)
+                     round_lease, round_number, round_numbers, saved_selection,
+                     unfinished_round)
 from . import round_report
 from .tracking import create_run, experiment_id, finish, log, log_json, names
 from .tracking.lease import LeaseLost
@@ -126,14 +127,13 @@ class Round:
                 return None
             run_id, params = run.info.run_id, run.data.params
             round_id = run.data.tags[names.ROUND_ID]
-            self.number = int(run.data.tags.get(names.ROUND_NUMBER, 0))
+            self.number = round_number(run_id, run.data.tags)
             if run.data.tags.get(names.GENERATOR, self.generator.name) != self.generator.name:
                 from .generate import make_generator
 
                 self.generator = make_generator(run.data.tags[names.GENERATOR], self.config)
             self.progress(f"resuming round {run_id} ({round_id})")
-            return self._drive(lease, run_id, round_id, int(params["n"]), int(params["top_k"]),
-                               int(params["seeds"]), int(params["seed"]), resumed=True)
+            return self._drive(lease, run_id, round_id, *round_numbers(run_id, params), resumed=True)
 
     def _drive(self, lease, run_id, round_id, n, top_k, seeds, seed, *, params=None,
                resumed=False) -> RoundSummary:
@@ -253,7 +253,8 @@ class Round:
         if not hypotheses:
             return
         evaluator = make_executor(self.client, self.config, self.progress)  # [executor]: local or ray
-        selection = saved_selection(self.client, run_id)  # a decision made before a kill stands
+        # a decision made before a kill stands (naming only this round's own hypotheses)
+        selection = saved_selection(self.client, run_id, {h.sha256 for h in hypotheses})
         champion = None if selection else self._champion(run_id)
         lease.check()
         if champion is None and selection is None:

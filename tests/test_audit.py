@@ -89,7 +89,7 @@ def test_run_reproduces_from_its_own_record(evaluated, capsys, variant, tmp_path
     recorded = json.loads(original[names.PROJECT_PARAMS])
     assert recorded["datasets"] == "iris,xor" and recorded["config"] == names.CONFIG_ARTIFACT
     assert rerun.data.params["datasets"] == "iris,xor" and rerun.data.params["seeds"] == "1"
-    assert rerun.data.params["config"].endswith("/original/config.json")
+    assert rerun.data.params["config"].endswith("/input/config.json")  # with the auditor's [sandbox]
     assert original[names.PROJECT_URI] == "mlr-mlflow:projects/evaluate"
 
 

@@ -160,3 +160,25 @@ def test_round_killed_during_confirmation_resumes_without_duplicate_confirm_runs
     assert metrics["selected"] == len(full) == out["selected"]
     assert metrics["confirmed"] == out["confirmed"] == sum(
         r.data.tags.get(names.CONFIRMED) == "true" for r in after if r.data.tags[names.VARIANT] == "confirm")
+
+
+def test_p_values_read_back_from_kept_confirmation_runs_are_checked(tracking_uri):
+    """A confirmation run kept from before a kill is read back from the store, where anyone who may
+    write can change its metrics: a p-value or B-WR that no test gives refuses the round."""
+    from mlr_mlflow.config import Config, UsageError
+    from mlr_mlflow.confirm import confirm
+    from mlr_mlflow.evaluate.evaluation import Evaluation
+    from mlr_mlflow.hypothesis import Hypothesis
+
+    client = connect(tracking_uri)
+    exp = client.create_experiment("rounds")
+    round_run, full_run, kept_run = (client.create_run(exp).info.run_id for _ in range(3))
+    h = Hypothesis("activation", SWISH)
+    full = [Evaluation(h, full_run, "full", b_wr=0.9)]
+    for p, b_wr in [(-3.0, 0.9), (0.01, 7.0), ("0", 0.9)]:
+        kept = Evaluation(h, kept_run, "confirm", b_wr=b_wr, uncertainty={names.B_WR_P_VALUE: p})
+        with pytest.raises(UsageError, match="refusing to confirm"):
+            confirm(client, Config(), [], full, 3, round_run, lambda *a: [kept])
+    kept = Evaluation(h, kept_run, "confirm", b_wr=0.9, uncertainty={names.B_WR_P_VALUE: float("nan")})
+    result = confirm(client, Config(), [], full, 3, round_run, lambda *a: [kept])
+    assert result.confirmed == set()  # no test was possible: not confirmed, not refused

@@ -215,6 +215,16 @@ def test_training_data_leave_out_an_artifact_that_no_longer_matches_its_hash(tra
         client.set_terminated(run.info.run_id)
     data = load_dataset(client, exp_id, "activation")
     assert data.sources == [honest]
+    # a source no hypothesis could be (10x the validator's limit) is not even parsed
+    huge = "def activation(x):\n    return x\n" + "# padding\n" * 30_000
+    run = client.create_run(exp_id, tags={
+        names.ROLE: "hypothesis", names.VARIANT: "one-pass", names.STATUS: "evaluated",
+        names.HYPOTHESIS_SHA256: normalized_sha256(huge), names.KIND: "activation"}, run_name="huge")
+    client.log_text(run.info.run_id, huge, names.HYPOTHESIS_ARTIFACT)
+    client.log_metric(run.info.run_id, names.B_WR, 0.5)
+    client.log_metric(run.info.run_id, names.VAL_B_WR, 0.5)
+    client.set_terminated(run.info.run_id)
+    assert load_dataset(client, exp_id, "activation").sources == [honest]
 
 
 def test_targets_are_validation_win_rates_never_test_numbers():
@@ -294,3 +304,17 @@ def test_ucb_and_refit_act_on_the_spread_and_the_new_evaluations(tmp_path):
     assert np.allclose(ensemble.predict(probe)[0], before)  # the old ensemble is unchanged
     ensemble.save(tmp_path / "ens")
     assert np.allclose(Ensemble.load(tmp_path / "ens").predict(probe)[0], before, atol=1e-5)
+
+
+def test_a_challengers_tampered_holdout_rounds_tag_refuses_promotion(tracking_uri):
+    from mlr_mlflow.config import UsageError
+    from mlr_mlflow.reward.registry import _holdout_rounds
+
+    client = MlflowClient(tracking_uri)
+    exp = client.create_experiment("mlr-reward")
+    honest = client.create_run(exp, tags={"mlr.reward.holdout_rounds": '["r1", "r2"]'})
+    assert _holdout_rounds(client.get_run(honest.info.run_id)) == {"r1", "r2"}
+    for value in ('{"r1": 1}', "not json", "[1, 2]", None):
+        run = client.create_run(exp, tags={} if value is None else {"mlr.reward.holdout_rounds": value})
+        with pytest.raises(UsageError, match="promotion refused"):
+            _holdout_rounds(client.get_run(run.info.run_id))

@@ -21,10 +21,13 @@ from ..tracking import experiment_id, finish, log, log_json, names
 from ..tracking.queries import hypothesis_runs, newest_runs
 from .compare import NOT_REPRODUCED, REPRODUCED, Comparison, RunRecord, Tolerances, compare
 from .report import markdown
+from .recorded import TamperedRecord
 from .rerun import AuditError, docker_ready, local_path, project_call, run_docker, run_local
 
 AUDITS_EXPERIMENT = "mlr-audits"
 AUDITABLE = ("hypothesis", "baseline")
+MAX_SOURCE_BYTES = 200_000  # ten times the validator's limit on a hypothesis source
+MAX_JSON_BYTES = 20_000_000
 ENVS = ("local", "docker")
 
 
@@ -36,6 +39,7 @@ class AuditResult:
     max_abs_diff: float
     differences: list[dict] = field(default_factory=list)
     rerun_run_id: str | None = None
+    compared: int = 0
 
     @property
     def reproduced(self) -> bool:
@@ -72,12 +76,43 @@ def read_record(client, run, into: Path, required: bool = True) -> RunRecord:
     get = lambda name, req=required: _download(client, run.info.run_id, name, into, req)  # noqa: E731
     source, results = get(names.HYPOTHESIS_ARTIFACT), get(names.RESULTS_ARTIFACT)
     config, env = get(names.CONFIG_ARTIFACT), get(names.ENVIRONMENT_ARTIFACT, False)
-    load = lambda p: json.loads(p.read_text()) if p else None  # noqa: E731
     return RunRecord(run_id=run.info.run_id, tags=dict(run.data.tags), params=dict(run.data.params),
-                     metrics=dict(run.data.metrics), results=load(results) or {},
-                     config=load(config), environment=load(env),
+                     metrics=dict(run.data.metrics), results=_results(_load(results)) or {},
+                     config=_load(config), environment=_load(env),
                      datasets={d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs},
-                     source=source.read_text() if source else "")
+                     source=_text(source, MAX_SOURCE_BYTES) if source else "")
+
+
+def _text(path: Path, limit: int) -> str:
+    """A recorded artifact's text: a regular file of at most `limit` bytes (a record is untrusted)."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > limit:
+        raise TamperedRecord(path.name, f"not a regular file of at most {limit} bytes")
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise TamperedRecord(path.name, "not UTF-8 text") from None
+
+
+def _load(path: Path | None) -> dict | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(_text(path, MAX_JSON_BYTES))
+    except ValueError:
+        raise TamperedRecord(path.name, "not JSON") from None
+    if not isinstance(data, dict):
+        raise TamperedRecord(path.name, f"a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _results(results: dict | None) -> dict | None:
+    """results.json: dataset -> seed -> {metric: number or null}, or the record is refused."""
+    for ds, seeds in (results or {}).items():
+        if not isinstance(seeds, dict) or not all(
+                isinstance(m, dict) and all(v is None or isinstance(v, (int, float)) for v in m.values())
+                for m in seeds.values()):
+            raise TamperedRecord(names.RESULTS_ARTIFACT, f"{str(ds)[:40]!r} is not seed -> metric numbers")
+    return results
 
 
 def _check_auditable(run) -> None:
@@ -111,49 +146,33 @@ def audit_run(client, config: Config, run_id: str, env: str = "local",
     _check_auditable(original)
     tol = Tolerances(config.audit.acc_tol, config.audit.loss_rtol, config.audit.wr_tol)
     with tempfile.TemporaryDirectory(prefix="mlr-audit-") as tmp:
-        record = read_record(client, original, Path(tmp, "original"))
-        project, entry_point, params = project_call(record.tags, Path(tmp, "original"))
-        if env == "docker":
+        call, refused, tags = None, None, dict(original.data.tags)
+        try:  # everything the run recorded is checked before anything is executed
+            record = read_record(client, original, Path(tmp, "original"))
+            call = project_call(record.tags, Path(tmp, "original"), Path(tmp, "input"), config)
+        except TamperedRecord as exc:
+            refused = exc
+        if env == "docker" and call is not None:
             docker_ready()
         exp = experiment_id(client, AUDITS_EXPERIMENT)
-        sha8 = record.tags.get(names.HYPOTHESIS_SHA256, "")[:8] or \
-            record.tags.get(names.BASELINE_COMPONENT, "baseline")
-        audit_id = client.create_run(exp, run_name=f"audit {sha8} {record.tags.get(names.VARIANT, '')}", tags={
+        sha8 = tags.get(names.HYPOTHESIS_SHA256, "")[:8] or tags.get(names.BASELINE_COMPONENT, "baseline")
+        audit_id = client.create_run(exp, run_name=f"audit {sha8} {tags.get(names.VARIANT, '')}", tags={
             names.ROLE: "audit", "mlr.audit.of": run_id, "mlr.audit.env": env,
-            names.KIND: record.tags.get(names.KIND, "")}).info.run_id
+            names.KIND: tags.get(names.KIND, "")}).info.run_id
         try:
-            progress(f"re-executing run {run_id} ({entry_point}, {env}) from its own record")
-            if env == "docker":
-                # where the run's own and the cached baselines' artifacts are read
-                exps = [client.get_experiment(original.info.experiment_id),
-                        client.get_experiment_by_name(config.baselines_experiment_name(
-                            record.tags.get(names.KIND, "")))]
-                dirs = [d for d in (local_path(e.artifact_location) for e in exps if e) if d]
-                rerun_id = run_docker(client.tracking_uri, exp, project, entry_point, params, Path(tmp),
-                                      dirs)
+            if call is None:
+                result = _refuse(client, run_id, audit_id, refused, progress)
             else:
-                rerun_id = run_local(client.tracking_uri, exp, project, entry_point, params)
-            log(client, rerun_id, tags={names.ROLE: "audit-rerun", "mlr.audit.of": run_id,
-                                        names.PARENT_RUN_ID: audit_id})
-            rerun = client.get_run(rerun_id)
-            comparison = Comparison()
-            expected = _expected(record, comparison)
-            if rerun.info.status != "FINISHED":
-                comparison.add("metric", "re-execution", "FINISHED", rerun.info.status, False)
-            else:  # a failed re-execution has nothing else worth comparing
-                fresh = read_record(client, rerun, Path(tmp, "rerun"), required=False)
-                found = compare(record, fresh, tol, expected)
-                comparison.differences += found.differences
-                comparison.max_abs_diff, comparison.compared = found.max_abs_diff, found.compared
-            result = AuditResult(run_id, audit_id, comparison.verdict, comparison.max_abs_diff,
-                                 comparison.differences, rerun_id)
+                result = _rerun(client, config, original, record, call, env, exp, audit_id, Path(tmp),
+                                progress, tol)
             log(client, audit_id, metrics={"max_abs_diff": result.max_abs_diff,
                                            "reproduced": float(result.reproduced),
                                            "differences": len(result.differences),
-                                           "compared": comparison.compared},
-                tags={"mlr.audit.verdict": result.verdict, "mlr.audit.rerun": rerun_id})
+                                           "compared": result.compared},
+                tags={"mlr.audit.verdict": result.verdict,
+                      "mlr.audit.rerun": result.rerun_run_id or "none: the record was refused"})
             log_json(client, audit_id, result.to_dict(), "audit.json")
-            client.log_text(audit_id, markdown(result.to_dict(), record.tags), "audit.md")
+            client.log_text(audit_id, markdown(result.to_dict(), tags), "audit.md")
             log(client, run_id, tags={"mlr.audit.verdict": result.verdict, "mlr.audited_by": audit_id})
         except BaseException as exc:
             finish(client, audit_id, failed=True, status_tag="error",
@@ -163,6 +182,47 @@ def audit_run(client, config: Config, run_id: str, env: str = "local",
     progress(f"run {run_id}: {result.verdict} (max abs diff {result.max_abs_diff:.3g}, "
              f"{len(result.differences)} difference(s))")
     return result
+
+
+def _refuse(client, run_id: str, audit_id: str, refused: TamperedRecord, progress) -> AuditResult:
+    """A record that names what this package would not have recorded: reported, never executed."""
+    progress(f"run {run_id}: its record is refused ({refused}); nothing it names is executed")
+    comparison = Comparison()
+    comparison.add("tamper", refused.key, refused.reason, "refused: not re-executed", False)
+    return AuditResult(run_id, audit_id, comparison.verdict, 0.0, comparison.differences, None)
+
+
+def _rerun(client, config: Config, original, record: RunRecord, call, env: str, exp: str,
+           audit_id: str, tmp: Path, progress, tol: Tolerances) -> AuditResult:
+    """Re-execute a checked Project call and compare its run with the original."""
+    run_id = original.info.run_id
+    progress(f"re-executing run {run_id} ({call.entry_point}, {env}) from its own record")
+    if env == "docker":
+        # where the run's own and the cached baselines' artifacts are read
+        exps = [client.get_experiment(original.info.experiment_id),
+                client.get_experiment_by_name(config.baselines_experiment_name(
+                    record.tags.get(names.KIND, "")))]
+        dirs = [d for d in (local_path(e.artifact_location) for e in exps if e) if d]
+        rerun_id = run_docker(client.tracking_uri, exp, call.project, call.entry_point, call.params,
+                              tmp, dirs)
+    else:
+        rerun_id = run_local(client.tracking_uri, exp, call.project, call.entry_point, call.params)
+    log(client, rerun_id, tags={names.ROLE: "audit-rerun", "mlr.audit.of": run_id,
+                                names.PARENT_RUN_ID: audit_id})
+    rerun = client.get_run(rerun_id)
+    comparison = Comparison()
+    for key, recorded, used in call.drift:  # another version's record, re-run with this one's Project
+        comparison.add("project", key, recorded, used, True)
+    expected = _expected(record, comparison)
+    if rerun.info.status != "FINISHED":
+        comparison.add("metric", "re-execution", "FINISHED", rerun.info.status, False)
+    else:  # a failed re-execution has nothing else worth comparing
+        fresh = read_record(client, rerun, tmp / "rerun", required=False)
+        found = compare(record, fresh, tol, expected)
+        comparison.differences += found.differences
+        comparison.max_abs_diff, comparison.compared = found.max_abs_diff, found.compared
+    return AuditResult(run_id, audit_id, comparison.verdict, comparison.max_abs_diff,
+                       comparison.differences, rerun_id, comparison.compared)
 
 
 def _many(client, config, run_ids: list[str], env: str, progress) -> list[AuditResult]:

@@ -1,7 +1,8 @@
 """`audit.md`: an audit a person can read in the MLflow UI's artifact view."""
 from __future__ import annotations
 
-WHAT = {"metric": "Numbers", "tamper": "Integrity of the record", "config": "Configuration",
+WHAT = {"metric": "Numbers", "tamper": "Integrity of the record", "project": "Project",
+        "config": "Configuration",
         "dataset": "Dataset digests", "environment": "Environment"}
 
 
@@ -16,8 +17,10 @@ def markdown(result: dict, tags: dict) -> str:
              f"{_cell(result['max_abs_diff'])})", "",
              f"- kind: {tags.get('mlr.kind', '?')}, variant: {tags.get('mlr.variant', '?')}, "
              f"role: {tags.get('mlr.role', '?')}",
-             f"- re-execution: run `{result.get('rerun_run_id')}`, Project "
-             f"`{tags.get('mlr.project.uri', '?')}` entry point `{tags.get('mlr.project.entry_point', '?')}`",
+             (f"- re-execution: run `{result['rerun_run_id']}`" if result.get("rerun_run_id") else
+              "- re-execution: none (the record was refused: nothing it names was executed)")
+             + f", recorded Project {_cell(tags.get('mlr.project.uri', '?'))} entry point "
+             f"{_cell(tags.get('mlr.project.entry_point', '?'))}",
              ""]
     if not result["differences"]:
         lines.append("Every number, the record's integrity, the configuration, the datasets and the "

@@ -1,43 +1,33 @@
 """Re-execute a run from its own record: the packaged MLflow Project it names, its entry point and
 parameters from its tags, its hypothesis source and config from its own artifacts (never the working
-tree), with `env_manager="local"` or inside a container built from local material.
+tree), all of it checked first (recorded.py), with `env_manager="local"` or inside a container
+built from local material.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
-from .. import resources
+from ..config import Config, UsageError
 from ..tracking import names
 from ..tracking.fluent import FLUENT
-from ..config import UsageError
-
-ARTIFACT_PARAMS = ("hypothesis", "config")  # parameters that name files among the run's artifacts
+from .recorded import ProjectCall, checked_call
 
 
 class AuditError(UsageError):
     """The run cannot be audited (exit status 2): not ours, artifacts gone, no Docker daemon..."""
 
 
-def project_call(tags: dict, artifact_dir: Path) -> tuple[Path, str, dict]:
-    """(Project directory, entry point, parameters) recorded on a run, artifacts mapped to files."""
+def project_call(tags: dict, artifact_dir: Path, into: Path, auditor: Config) -> ProjectCall:
+    """The Project call recorded on a run, checked as untrusted input (recorded.py): raises
+    AuditError when the run records none, TamperedRecord when what it records is not ours."""
     missing = [t for t in (names.PROJECT_URI, names.PROJECT_ENTRY_POINT, names.PROJECT_PARAMS)
                if t not in tags]
     if missing:
         raise AuditError(f"the run records no Project to re-run it with (missing tags: {', '.join(missing)})")
-    project = resources.resolve_project(tags[names.PROJECT_URI])
-    params = {k: str(v) for k, v in json.loads(tags[names.PROJECT_PARAMS]).items()}
-    if not params.get("config"):  # recorded before the effective config was a parameter
-        params["config"] = names.CONFIG_ARTIFACT
-    for key in ARTIFACT_PARAMS:
-        path = artifact_dir / Path(params[key]).name
-        if not path.is_file():
-            raise AuditError(f"the run's artifact {Path(params[key]).name} is gone; it cannot be re-run")
-        params[key] = str(path)
-    return project, tags[names.PROJECT_ENTRY_POINT], params
+    return checked_call(tags, artifact_dir, into, auditor)
 
 
 def run_local(tracking_uri: str, experiment_id: str, project: Path, entry_point: str, params: dict) -> str:

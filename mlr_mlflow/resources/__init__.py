@@ -41,13 +41,12 @@ def project_dir() -> Path:
 
 
 def resolve_project(uri: str) -> Path:
-    """The local directory of a Project recorded on a run as `mlr.project.uri`."""
-    package, _, relative = uri.partition(":")
-    if package == PACKAGE and relative:
-        return path(relative)
-    if Path(uri).is_dir():  # runs recorded before Projects were named by package: a host path
-        return Path(uri)
-    raise ResourceError(f"the run's Project {uri!r} is neither {PROJECT_URI!r} nor a directory here")
+    """The local directory of the Project recorded on a run as `mlr.project.uri`: only the one this
+    package ships. A recorded path (of this machine or another) is never opened: what it holds would
+    be run by whoever audits the run (audit/recorded.py reads old path-style records)."""
+    if uri == PROJECT_URI:
+        return project_dir()
+    raise ResourceError(f"the run's Project {uri[:200]!r} is not {PROJECT_URI!r}, the one {PACKAGE} ships")
 
 
 def default_schedule() -> Path:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MIN_RUNS = 20  # below this, held-out correlations mean nothing
 MIN_GROUPS = 2
+MAX_SOURCE_BYTES = 200_000  # ten times the validator's limit on a source
 
 
 class RewardDataError(UsageError):
@@ -101,8 +102,12 @@ def load_dataset(client, exp_id: str, kind: str, rounds: set[str] | None = None)
     sources, kept = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i, run in enumerate(rows):
-            path = client.download_artifacts(run.info.run_id, names.HYPOTHESIS_ARTIFACT, f"{tmp}/{i}")
-            source = Path(path).read_text()
+            path = Path(client.download_artifacts(run.info.run_id, names.HYPOTHESIS_ARTIFACT, f"{tmp}/{i}"))
+            if path.stat().st_size > MAX_SOURCE_BYTES:  # no hypothesis is this long: not parsed at all
+                log.warning("reward: run %s left out: its hypothesis.py is %d bytes", run.info.run_id,
+                            path.stat().st_size)
+                continue
+            source = path.read_text(errors="replace")
             # The artifact must be the code that was evaluated: one changed in the store since
             # (its normalised hash no longer the run's tag) is left out, never learned from or run.
             if normalized_sha256(source) != run.data.tags[names.HYPOTHESIS_SHA256]:

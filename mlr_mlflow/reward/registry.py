@@ -197,6 +197,18 @@ def _champion_since(client, kind: str, version) -> None:
                                  str(int(time.time() * 1000)))
 
 
+def _holdout_rounds(run) -> set[str]:
+    """The challenger's held-out rounds, from its run's tag: a list of round ids, or a refusal."""
+    try:
+        rounds = json.loads(run.data.tags.get("mlr.reward.holdout_rounds", ""))
+    except ValueError:
+        rounds = None
+    if not isinstance(rounds, list) or not all(isinstance(r, str) and len(r) <= 64 for r in rounds):
+        raise UsageError(f"the challenger's run {run.info.run_id} records no list of held-out rounds "
+                         "(tag mlr.reward.holdout_rounds); promotion refused")
+    return set(rounds)
+
+
 def promote(client, config, kind: str) -> dict:
     """{"promoted": bool, "reason", "challenger", "champion", scores}. Raises RewardDataError when
     there is no challenger."""
@@ -219,7 +231,7 @@ def promote(client, config, kind: str) -> dict:
         return {"promoted": False, "reason": "the challenger is already the champion",
                 "challenger": str(challenger.version), "champion": str(champion.version)}
     run = client.get_run(challenger.run_id)
-    rounds = set(json.loads(run.data.tags["mlr.reward.holdout_rounds"]))
+    rounds = _holdout_rounds(run)
     exp = experiment_id(client, config.experiment_name(kind))
     everything = load_dataset(client, exp, kind, rounds=rounds)
     data = everything.subset(everything.unbiased())
