@@ -165,3 +165,29 @@ def test_a_round_on_a_suite_with_a_suite_check_states_that_check(tracking_uri):
     assert "Spearman 0.42" in sentence(found) and run_id in sentence(found)
     other = with_overrides(config, suite={"datasets": ("iris", "xor")})  # another suite: not this check
     assert reliability(client, other, "activation", load_suite(other.suite))["run_id"] is None
+
+
+@pytest.mark.slow
+def test_a_run_recorded_before_the_presets_still_audits_as_reproduced(tmp_path, capsys):
+    """An old run's config.json (no `preset`, no `holdout_tasks`) re-executes on exactly its own
+    datasets, whatever the default suite is now."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    from mlr_mlflow.evaluate.evaluator import Evaluator
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.tracking import connect
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    config = with_overrides(Config(), suite={"datasets": ("iris", "xor")})
+    [ev] = Evaluator(connect(uri), config).evaluate([Hypothesis("activation", SWISH)], "one-pass", seeds=1)
+    artifacts = Path(urlparse(MlflowClient(uri).get_run(ev.run_id).info.artifact_uri).path)
+    recorded = json.loads((artifacts / names.CONFIG_ARTIFACT).read_text())
+    recorded["suite"].pop("preset")
+    recorded["confirm"].pop("holdout_tasks")
+    (artifacts / names.CONFIG_ARTIFACT).write_text(json.dumps(recorded))  # as the code before wrote it
+    code = main(["audit", ev.run_id, "--tracking-uri", uri, "--json"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and out["verdict"] == "reproduced" and out["max_abs_diff"] == 0.0, out
+    rerun = MlflowClient(uri).get_run(out["rerun_run_id"])
+    assert rerun.data.params["datasets"] == "iris,xor"
