@@ -83,3 +83,9 @@ ESCAPE = ("def activation(x):\n    for c in ().__class__.__base__.__subclasses__
 # Statically valid code that misbehaves only at training size: it must fail alone, within its budget.
 HANG_IN_TRAINING_PREPROCESSING = ("def preprocess(X_train, X_test):\n    while X_train.shape[0] > 50:\n"
                                   "        X_train = X_train + 0\n    return X_train, X_test\n")
+
+# Statically valid; at the training model's width it runs sum(range(10 ** 12)), one call in C with no
+# signal check inside (hours), so no SIGALRM tick interrupts it: its time budget must hold anyway
+# (the worker server kills it from outside).
+C_LOOP_IN_TRAINING = ("def activation(x):\n    if x.shape[-1] == 64:\n"
+                      "        return x * (sum(range(10 ** 12)) % 2)\n    return x\n")

@@ -13,6 +13,10 @@ server is not dumpable, so a child cannot read or write its memory or file descr
 /proc. A child that dies without answering takes the server down the same way (same signal or
 status), so the parent reports it exactly as it reports a dead worker and starts a fresh one.
 fd 1 is pointed at stderr so that anything a hypothesis prints cannot corrupt the protocol.
+While it waits, the server watches the deadline the child posts in a shared page (`alarm.Watch`):
+once that deadline is `alarm.GRACE_S` past (a long call in C, which no signal interrupts), it kills
+the child, answers with the posted reason and culprit (`"overtime"`), and serves on: the server
+itself is unharmed, so a warm server survives a kill.
 """
 from __future__ import annotations
 
@@ -20,16 +24,20 @@ import importlib
 import json
 import os
 import pickle
+import select
 import shutil
 import signal
 import struct
 import sys
 import traceback
 
+from .alarm import Watch, attach
+
 HEADER = struct.Struct("!Q")
 ANSWER_HEADER = struct.Struct("!16sQ")  # the request's nonce, then the answer's size
 READY = (1 << 64) - 1  # the size field of the frame that says "warm; the child starts now"
 MAX_ANSWER_BYTES = 64 << 20
+WATCH_POLL_S = 0.1  # how often the server looks at the child's posted deadline while it waits
 LIBRARIES = ("numpy", "torch", "lightning", "lightning.pytorch")  # what SANDBOX_PRELOAD may name
 
 
@@ -134,18 +142,37 @@ def _wipe(directory: str | None) -> None:
                 pass
 
 
-def _read_fd(fd: int, n: int) -> bytes:
+def _read_watched(fd: int, n: int, pid: int, watch) -> tuple[bytes, dict | None]:
+    """Up to n bytes from the child's answer pipe, or (what came, the posted note) once the
+    child's posted deadline is overdue: then the child has been killed."""
     data = b""
     while len(data) < n:
-        chunk = os.read(fd, min(n - len(data), 1 << 20))
-        if not chunk:
-            break
-        data += chunk
-    return data
+        if select.select([fd], [], [], WATCH_POLL_S)[0]:
+            chunk = os.read(fd, min(n - len(data), 1 << 20))
+            if not chunk:
+                break
+            data += chunk
+            continue
+        note = watch.overdue()
+        if note is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            return data, note
+    return data, None
 
 
-def _child(request: dict, answer_fd: int, out) -> None:
+def _overtime_answer(note: dict) -> bytes:
+    reason = note.get("reason") if isinstance(note.get("reason"), str) else "time limit reached"
+    culprit = note.get("culprit") if isinstance(note.get("culprit"), list) else None
+    return json.dumps({"ok": False, "error": reason[:2000],
+                       "overtime": {"reason": reason[:2000], "culprit": culprit}}).encode()
+
+
+def _child(request: dict, answer_fd: int, out, watch) -> None:
     try:
+        attach(watch)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         out.close()
         with os.fdopen(answer_fd, "wb") as answer:
@@ -174,6 +201,7 @@ def main() -> None:
     _not_dumpable()
     requests = sys.stdin.buffer
     scratch = os.environ.get("TMPDIR")
+    watch = Watch()
     while True:
         header = _read_exact(requests, HEADER.size)
         if header is None:
@@ -185,19 +213,26 @@ def main() -> None:
         out.write(ANSWER_HEADER.pack(request["nonce"], READY))
         out.flush()
         read_end, write_end = os.pipe()
+        watch.post(None)
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
-            _child(request, write_end, out)
+            _child(request, write_end, out, watch)
         os.close(write_end)
-        head = _read_fd(read_end, HEADER.size)
-        (length,) = HEADER.unpack(head) if len(head) == HEADER.size else (None,)
-        body = _read_fd(read_end, length) if length is not None and length <= MAX_ANSWER_BYTES else b""
+        head, note = _read_watched(read_end, HEADER.size, pid, watch)
+        (length,) = HEADER.unpack(head) if len(head) == HEADER.size and note is None else (None,)
+        body = b""
+        if length is not None and length <= MAX_ANSWER_BYTES:
+            body, note = _read_watched(read_end, length, pid, watch)
         os.close(read_end)
         _, status = os.waitpid(pid, 0)
         _sweep(sweep_everyone)
         _wipe(scratch)
-        if length is None or len(body) != length:
+        watch.post(None)
+        if note is not None:  # killed on its posted deadline: say so, and serve on
+            body = _overtime_answer(note)
+            length = len(body)
+        elif length is None or len(body) != length:
             _mirror_death(status)
         out.write(ANSWER_HEADER.pack(request["nonce"], length) + body)
         out.flush()
