@@ -66,3 +66,30 @@ def test_training_kills_a_call_in_c_on_the_hypothesis_budget_and_names_it():
         server = sandbox._proc.pid
         out = sandbox.call(TRAIN_TARGET, _job(models[:1], 1.0), timeout=100)
         assert set(out["results"]) == {"0:0"} and sandbox._proc.pid == server
+
+
+def test_evaluate_fails_the_hypothesis_killed_in_c_and_trains_the_others_in_one_batch(
+        tracking_uri, small_config):
+    """End to end: the hypothesis whose call in C outlived its budget fails with the limit named;
+    the batch is trained again without it (not one by one), so the good one is evaluated."""
+    from mlr_mlflow.evaluate.evaluator import Evaluator
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.tracking import connect
+
+    from .conftest import SWISH
+
+    config = dataclasses.replace(small_config, sandbox=dataclasses.replace(
+        small_config.sandbox, hypothesis_budget_s=2, train_timeout_s=90))
+    config = dataclasses.replace(config, suite=dataclasses.replace(config.suite, datasets=("iris",)))
+    # the references first, under the default limits: only the hypotheses' job may hit the short one
+    Evaluator(connect(tracking_uri), dataclasses.replace(config, sandbox=small_config.sandbox)).evaluate(
+        [Hypothesis("activation", SWISH)], seeds=1)
+    messages = []
+    good, bad, other = Evaluator(connect(tracking_uri), config, messages.append).evaluate(
+        [Hypothesis("activation", SWISH), Hypothesis("activation", C_LOOP_IN_TRAINING),
+         Hypothesis("activation", IDENTITY)], seeds=1)
+    assert not bad.valid
+    assert "training time budget of 2 s ([sandbox] hypothesis_budget_s)" in bad.reasons[0]
+    assert good.valid and good.b_wr is not None and other.valid and other.b_wr is not None
+    assert any("retrying the other 2 in one batch" in m for m in messages)
+    assert not any("one by one" in m for m in messages)
