@@ -77,14 +77,24 @@ def run_request(request: dict) -> dict:
                 "trace": traceback.format_exc(limit=-4)[-4000:]}
 
 
+_warmed: set[str] = set()  # modules whose SANDBOX_WARM_UP this server has run
+
+
 def warm_up(target: str) -> None:
-    """Import the target's module and the libraries it declares (trusted code, in the server)."""
+    """Import the target's module and the libraries it declares, then run its `SANDBOX_WARM_UP`
+    (a function of the module, on built-in components only) once per server: trusted code, in the
+    server, so that what torch initialises on first use is done before any child's clock runs."""
     try:
         module = importlib.import_module(target.partition(":")[0]) \
             if target.startswith("mlr_mlflow.") else None
         for name in getattr(module, "SANDBOX_PRELOAD", ()):
             if name in LIBRARIES:
                 importlib.import_module(name)
+        if module is not None and module.__name__ not in _warmed:
+            _warmed.add(module.__name__)
+            warm = getattr(module, "SANDBOX_WARM_UP", None)
+            if warm is not None:
+                getattr(module, warm)()
     except Exception:  # the child reports it, with its trace
         pass
 
