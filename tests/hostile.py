@@ -51,6 +51,7 @@ CORPUS = [
     ("in_place_activation", "activation", "def activation(x):\n    x += 1\n    return x\n", "augmented assignment"),
     # bounds
     ("infinite_loop", "activation", "def activation(x):\n    while True:\n        pass\n", "timed out"),
+    ("endless_call_in_c", "activation", "def activation(x):\n    return x * (sum(range(10 ** 12)) % 2)\n", "timed out"),
     ("huge_allocation", "activation", "import torch\n\ndef activation(x):\n    y = torch.ones(10 ** 10)\n    return x + y.sum() * 0\n", "memory"),
     ("recursion", "activation", "def _f(n):\n    return _f(n + 1)\n\ndef activation(x):\n    return x * _f(0)\n", "recursion"),
     ("fork_bomb", "activation", "import os\n\ndef activation(x):\n    while True:\n        os.fork()\n", "import of 'os' is not allowed"),
