@@ -125,7 +125,7 @@ def behaviour(payload: dict) -> dict:
 
 
 def behaviour_rows(kind: str, sources: list[str], sandbox_config=None, limits=None,
-                   deadline: float | None = None):
+                   budget=None):
     """(grid features, unmeasured): NaN rows where a hypothesis failed or fails the static checks
     (never run); `unmeasured[i]` is the reason row i could not be measured (`rows`), else None."""
     import numpy as np
@@ -139,7 +139,7 @@ def behaviour_rows(kind: str, sources: list[str], sandbox_config=None, limits=No
     result = np.full((len(sources), width), np.nan, dtype=np.float32)
     clean = [s if not check_static(s, kind_) else None for s in sources]
     rows, unmeasured = measure_each(GRID_TARGET, kind, clean, limits or ScoringLimits(),
-                                    sandbox_config, deadline, canary=kind_.component(kind_.default))
+                                    sandbox_config, budget, canary=kind_.component(kind_.default))
     for i, values in enumerate(rows):
         if values is not None:
             result[i] = [np.nan if v is None else v for v in values][:width]

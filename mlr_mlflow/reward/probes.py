@@ -161,7 +161,7 @@ def measure(payload: dict) -> dict:
 
 
 def probe_rows(kind: str, sources: list[str], sandbox_config=None, limits=None,
-               deadline: float | None = None):
+               budget=None):
     """([len(sources), WIDTH[kind]] probe features, unmeasured), each source measured on its own
     (`rows`); no columns for kinds other than activation; NaN where a hypothesis failed or fails
     the static checks; `unmeasured[i]` the reason row i could not be measured, else None."""
@@ -178,7 +178,7 @@ def probe_rows(kind: str, sources: list[str], sandbox_config=None, limits=None,
     kind_ = get_kind(kind)
     clean = [s if not check_static(s, kind_) else None for s in sources]
     rows, unmeasured = measure_each(PROBE_TARGET, kind, clean, limits or ScoringLimits(),
-                                    sandbox_config, deadline)
+                                    sandbox_config, budget)
     for i, values in enumerate(rows):
         if values is not None:
             result[i] = [np.nan if v is None else v for v in values][:width]

@@ -151,7 +151,7 @@ class RewardModel(mlflow.pyfunc.PythonModel):
     def feature_matrix(self, sources: list[str]) -> np.ndarray:
         return self._measure(sources)[0]
 
-    def _measure(self, sources: list[str], deadline: float | None = None):
+    def _measure(self, sources: list[str], budget=None):
         """(features, unmeasured reasons) with the model's own feature code; a version whose code
         predates per-row limits measures in one batch and reports nothing unmeasured."""
         hypothesis = importlib.import_module(f"{self.package}.hypothesis")
@@ -160,9 +160,9 @@ class RewardModel(mlflow.pyfunc.PythonModel):
             return (self.features.matrix(self.meta["kind"], sources, shas, self.encoder),
                     [None] * len(sources))
         return self.features.measure(self.meta["kind"], sources, shas, self.encoder,
-                                     limits=self.limits, deadline=deadline)
+                                     limits=self.limits, budget=budget)
 
-    def score_rows(self, sources: list[str], deadline: float | None = None):
+    def score_rows(self, sources: list[str], budget=None):
         """A DataFrame, one row per source: `score` (NaN unless measured and valid), `measured`
         (False when its behaviour could not be measured in time: no score is guessed) and
         `reason` (why there is no score; "" when there is one)."""
@@ -173,7 +173,7 @@ class RewardModel(mlflow.pyfunc.PythonModel):
         too_long = [len(s) > self.limits.max_code_chars for s in sources]
         # never parsed nor run: scored as the empty source is, then marked unmeasured below
         X, unmeasured = self._measure(["" if long else s for s, long in zip(sources, too_long)],
-                                      deadline)
+                                      budget)
         unmeasured = [f"not measured: longer than {self.limits.max_code_chars} characters (reward "
                       "limits.max_code_chars)" if long else why for why, long in zip(unmeasured, too_long)]
         sources = ["" if long else s for s, long in zip(sources, too_long)]
@@ -216,9 +216,9 @@ class RewardModel(mlflow.pyfunc.PythonModel):
         """One score per row (NaN: no score, see `score_rows`); with params {"details": true}, the
         DataFrame of `score_rows`. One request measures at most `limits.max_rows` rows, within
         `limits.request_s` seconds in all (rows left over are unmeasured)."""
-        import time
-
         import pandas as pd
+
+        from .rows import Budget
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if "code" not in frame.columns:
@@ -227,7 +227,7 @@ class RewardModel(mlflow.pyfunc.PythonModel):
             raise invalid_input(f"{len(frame)} rows in one request; at most {self.limits.max_rows} "
                                 "(reward limits.max_rows): send them in several requests")
         sources = [c if isinstance(c, str) else "" for c in frame["code"]]
-        rows = self.score_rows(sources, time.monotonic() + self.limits.request_s)
+        rows = self.score_rows(sources, Budget(self.limits.request_s))
         if (params or {}).get("details"):
             return rows
         return rows["score"].to_numpy(dtype=np.float64)

@@ -138,7 +138,7 @@ class Features:
         return self.measure(kind, sources, shas, encoder, sandbox_config)[0]
 
     def measure(self, kind: str, sources: list[str], shas: list[str] | None, encoder,
-                sandbox_config=None, limits=None, deadline: float | None = None):
+                sandbox_config=None, limits=None, budget=None):
         """(feature matrix, unmeasured): `unmeasured[i]` is why row i's behaviour could not be
         measured (time: `rows`), else None. Such a row must not be scored or learned from."""
         from .grid import behaviour_rows
@@ -152,13 +152,13 @@ class Features:
         if self.structural:
             parts.append(structural_matrix(sources))
         if self.grid:
-            block, found = behaviour_rows(kind, sources, sandbox_config, limits, deadline)
+            block, found = behaviour_rows(kind, sources, sandbox_config, limits, budget)
             parts.append(block)
             note(found)
         if self.probes:
             from .probes import probe_rows
 
-            block, found = probe_rows(kind, sources, sandbox_config, limits, deadline)
+            block, found = probe_rows(kind, sources, sandbox_config, limits, budget)
             parts.append(block)
             note(found)
         if self.embedding:

@@ -93,6 +93,11 @@ class WarmSandbox:
     def call(self, target: str, payload: Any, timeout: float, limit: str | None = None) -> Any:
         return self.bind()._sandbox.call(target, payload, timeout, limit)
 
+    @property
+    def warm_up_s(self) -> float:
+        """Seconds the last call waited for its server to start and import (not the call's time)."""
+        return getattr(self._sandbox, "warm_up_s", 0.0)
+
     def stderr_tail(self, limit: int = 2000) -> str:
         return self._sandbox.stderr_tail(limit) if self._sandbox is not None else ""
 

@@ -111,6 +111,7 @@ class SubprocessSandbox:
         self._proc: subprocess.Popen | None = None
         self._home: tempfile.TemporaryDirectory | None = None
         self._stderr = None
+        self.warm_up_s = 0.0  # of the last call: until the server said it was warm (not its time)
 
     def command(self) -> list[str]:
         return [sys.executable, "-I", "-c", BOOTSTRAP.format(parent=PACKAGE_PARENT)]
@@ -143,6 +144,8 @@ class SubprocessSandbox:
         if self._proc is None or self._proc.poll() is not None:
             self._kill()
             self._proc = self._start()
+        self.warm_up_s = 0.0
+        sent = time.monotonic()
         nonce = os.urandom(16)
         request = pickle.dumps({"target": target, "payload": payload, "nonce": nonce},
                                protocol=pickle.HIGHEST_PROTOCOL)
@@ -157,6 +160,7 @@ class SubprocessSandbox:
         if answered != nonce or size != READY:
             self._kill()
             raise SandboxCrash("sandbox worker broke the protocol (no start frame)")
+        self.warm_up_s = time.monotonic() - sent  # the server's start and imports, if any
         deadline = time.monotonic() + timeout  # warm: from here on the call's own clock runs
         (answered, size) = ANSWER_HEADER.unpack(self._read(ANSWER_HEADER.size, deadline, timeout,
                                                            limit))
