@@ -2,7 +2,9 @@
 
 Requests arrive on stdin as length-prefixed pickles from the trusted parent. The server itself never
 runs a target: it imports the target's module and the heavy libraries that module names in
-`SANDBOX_PRELOAD` (torch, lightning: trusted code, imported once per server), then forks a child
+`SANDBOX_PRELOAD` (torch, lightning: trusted code, imported once per server) and runs its
+`SANDBOX_WARM_UP` once (trusted code on built-in components: torch's first-use set-up, so that
+it is never charged to a hypothesis's time limit), then forks a child
 that runs the target on the payload and answers in JSON through a private pipe. The server relays
 that answer framed with the request's random nonce, so an answer can only ever be taken for the
 request it belongs to. After every child it kills whatever that child left running and empties the
