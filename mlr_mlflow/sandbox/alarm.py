@@ -28,6 +28,7 @@ from contextlib import contextmanager
 
 GRACE_S = 1.0  # past a deadline, the tick's turn first; then the server kills the child
 _HEAD = struct.Struct("=dI")  # deadline (time.monotonic(), 0 = none), length of the JSON note
+_NONE = _HEAD.pack(0.0, 0)
 
 
 class Overtime(BaseException):
@@ -44,16 +45,20 @@ class Watch:
 
     def __init__(self):
         self._map = mmap.mmap(-1, self.SIZE)  # anonymous and shared: inherited by fork
+        self._note, self._size = None, 0  # the note last written (the training guard repeats it)
 
     def post(self, deadline: float | None, note: dict | None = None) -> None:
-        self._map[:_HEAD.size] = _HEAD.pack(0.0, 0)  # never a new deadline with an old note
+        if deadline is None or not math.isfinite(deadline) or note != self._note:
+            self._map[:_HEAD.size] = _NONE  # never a new deadline with an old note
         if deadline is None or not math.isfinite(deadline):
             return
-        body = json.dumps(note or {}).encode()
-        if len(body) > self.SIZE - _HEAD.size:  # too many culprits to name: the reason alone
-            body = json.dumps({"reason": (note or {}).get("reason")}).encode()[:self.SIZE - _HEAD.size]
-        self._map[_HEAD.size:_HEAD.size + len(body)] = body
-        self._map[:_HEAD.size] = _HEAD.pack(deadline, len(body))
+        if note != self._note:
+            body = json.dumps(note or {}).encode()
+            if len(body) > self.SIZE - _HEAD.size:  # too many culprits to name: the reason alone
+                body = json.dumps({"reason": (note or {}).get("reason")}).encode()[:self.SIZE - _HEAD.size]
+            self._map[_HEAD.size:_HEAD.size + len(body)] = body
+            self._note, self._size = note, len(body)
+        self._map[:_HEAD.size] = _HEAD.pack(deadline, self._size)
 
     def overdue(self, grace_s: float = GRACE_S) -> dict | None:
         """The posted note once its deadline is more than `grace_s` past, else None."""
