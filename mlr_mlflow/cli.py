@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_reward)
 
+    p = verbs.add_parser("suite", help="check: measure how reliable the suite is as an instrument")
+    p.add_argument("action", choices=("check",))
+    p.add_argument("--kind", default="activation", choices=KIND_CHOICES)
+    p.add_argument("--seeds", type=int, default=3,
+                   help="seeds per set (default 3): set A starts at [suite] first_seed, set B follows")
+    _common(p)
+    p.set_defaults(handler=_suite)
+
     p = verbs.add_parser("sandbox", help="check: prove what the sandbox isolates on this machine")
     p.add_argument("action", choices=("check",))
     p.add_argument("--backend", default=None,
@@ -158,7 +166,7 @@ def _evaluation_text(ev, kind: str) -> tuple[int, dict, str]:
     text = "\n".join([f"run {ev.run_id} ({ev.variant}): b_wr {ev.b_wr:.3f} "
                       f"[{u['b_wr_ci_low']:.2f}, {u['b_wr_ci_high']:.2f}]  bsota_wr {ev.bsota_wr:.3f} "
                       f"[{u['bsota_wr_ci_low']:.2f}, {u['bsota_wr_ci_high']:.2f}]  "
-                      f"val_b_wr {ev.val_b_wr:.3f}", *rows])
+                      f"val_b_wr {ev.val_b_wr:.3f}  screen_score {ev.screen_score:.3f}", *rows])
     return EXIT_OK, ev.to_dict(), text
 
 
@@ -174,7 +182,11 @@ def _discover(args) -> tuple[int, dict, str]:
     lines = [f"round {summary.round_run_id}: {summary.generated} generated, {summary.valid} valid, "
              f"{summary.evaluated} evaluated (one-pass), {summary.full_evaluated} full, "
              f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures, "
-             f"{summary.selected} selected, {summary.confirmed} confirmed"]
+             f"{summary.selected} selected, {summary.confirmed} confirmed, {summary.transfers} transfer"]
+    if summary.instrument:
+        from .suite_check.known import sentence
+
+        lines.append(sentence(summary.instrument))
     if summary.stop_reason:
         lines.append(f"generation stopped early: {summary.stop_reason}")
     for row in summary.leaderboard[:10]:
@@ -183,7 +195,8 @@ def _discover(args) -> tuple[int, dict, str]:
         ci = f"[{row[stage + '_b_wr_ci_low']:.2f}, {row[stage + '_b_wr_ci_high']:.2f}]" \
             if row[stage + "_b_wr_ci_low"] is not None else ""
         lines.append(f"  #{row['rank']:<3} {row['sha256'][:10]}  {stage.replace('_', '-'):<8} b_wr "
-                     f"{row[stage + '_b_wr']:.3f} {ci}{'  CONFIRMED' if row['confirmed'] else ''}  "
+                     f"{row[stage + '_b_wr']:.3f} {ci}{'  CONFIRMED' if row['confirmed'] else ''}"
+                     f"{'  TRANSFERS' if row.get('transfers') else ''}  "
                      f"run {row[stage + '_run_id']}")
     if summary.generated == 0:
         return EXIT_ERROR, {**summary.to_dict(), "error": lines[-1]}, "\n".join(lines)
@@ -208,6 +221,20 @@ def _reward(args) -> tuple[int, dict, str]:
             lines.append(f"  {alg:9s} {by:12s} spearman {p['spearman']:.3f}  kendall {p['kendall']:.3f}"
                          f"  pearson {p['pearson']:.3f}")
     return EXIT_OK, out, "\n".join(lines)
+
+
+def _suite(args) -> tuple[int, dict, str]:
+    out = commands.suite_check(args.kind, args.seeds, args.tracking_uri, args.config, progress=_progress)
+    lines = [f"suite check {out['run_id']} ({args.kind}, seeds {out['seeds']['a']} vs {out['seeds']['b']}):"]
+    for task, r in out["tasks"].items():
+        lines.append(f"  {task:<22} snr {_num(r['snr'], 1)}  saturation {_num(r['saturation'])}  "
+                     f"split-half {_num(r['split_half'])}")
+    lines += [f"  - {line}" for line in out["verdicts"]]
+    return EXIT_OK, out, "\n".join(lines)
+
+
+def _num(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _sandbox(args) -> tuple[int, dict, str]:

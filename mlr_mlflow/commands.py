@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .config import Config, load_config, with_overrides, UsageError
+from .config import Config, for_kind, load_config, with_overrides, UsageError
 from .hypothesis import Hypothesis
 from .kinds import get_kind
 from .sandbox import announce_backend
@@ -13,8 +13,10 @@ from .sandbox import announce_backend
 
 def _config(config_path: str | None, datasets: list[str] | None = None) -> Config:
     config = load_config(config_path)
-    if datasets and config.suite.tasks:  # a task suite: --datasets picks tasks by name
-        known = {t.name: t for t in config.suite.tasks}
+    known = {t.name: t for t in config.suite.task_list()} if config.suite.by_task else {}
+    # a task suite (configured, or the preset's): --datasets picks its tasks by name; a preset's
+    # suite also takes bundled dataset names, trained on the MLP
+    if datasets and (config.suite.tasks or all(d in known for d in datasets)):
         unknown = [d for d in datasets if d not in known]
         if unknown:
             raise UsageError(f"unknown task(s) {', '.join(unknown)} (configured: {', '.join(known)})")
@@ -22,6 +24,17 @@ def _config(config_path: str | None, datasets: list[str] | None = None) -> Confi
     if datasets:
         config = with_overrides(config, suite={"datasets": tuple(datasets)})
     return config
+
+
+def _check_flags(section: str, config: Config, **flags) -> None:
+    """Command-line numbers checked as the config's own values are (--top-k -4 is a usage error
+    naming the flag); the config the command goes on with is unchanged."""
+    from .config import FieldError
+
+    try:
+        with_overrides(config, **{section: {k: v for k, v in flags.items() if v is not None}})
+    except FieldError as exc:
+        raise UsageError(f"--{exc.key.replace('_', '-')}: {exc.problem}") from None
 
 
 def validate_file(path: str | Path, kind: str, config_path: str | None = None):
@@ -46,11 +59,13 @@ def evaluate_file(path: str | Path, kind: str, variant: str = "one-pass", seeds:
 
 
 def hypothesis_files(paths: list[str | Path]) -> list[Path]:
-    """The files to evaluate: each path as given, a directory as its `*.py` files in name order."""
+    """The files to evaluate: each path as given, a directory as its `*.py` entries in name order
+    (each is then read only if it is a regular file that lies in the directory: hypothesis.read_source)."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            inside = sorted(p for p in path.glob("*.py") if p.is_file())
+            inside = sorted(path / name for name in os.listdir(path) if name.endswith(".py")
+                            and not name.startswith("."))
             if not inside:
                 raise UsageError(f"no *.py hypothesis files in directory {path}")
             found += inside
@@ -70,7 +85,8 @@ def evaluate_files(paths: list[str | Path], kind: str, variant: str = "one-pass"
     from .tracking import connect
 
     get_kind(kind)
-    config = _config(config_path, datasets)
+    config = for_kind(_config(config_path, datasets), kind)
+    _check_flags("discover", config, seeds=seeds)
     hypotheses = [Hypothesis.from_file(path, kind) for path in hypothesis_files(paths)]
     suite = check_suite(config.suite, kind)  # a bad dataset or task is a usage error before anything is written
     announce_backend(config.sandbox, progress)
@@ -93,10 +109,31 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
 
     get_kind(kind)
     config = with_executor(for_discovery(_config(config_path), generator, llm), executor, ray_address)
+    _check_flags("discover", config, n=n, top_k=top_k, seeds=seeds)
     check_executor(config)
     announce_backend(config.sandbox, progress)
     return run_round(connect(tracking_uri), config, kind, n=n, top_k=top_k, seeds=seeds, seed=seed,
                      resume=resume, progress=progress)
+
+
+def suite_check(kind: str = "activation", seeds: int = 3, tracking_uri: str | None = None,
+                config_path: str | None = None, progress: Callable[[str], None] = lambda _: None,
+                members: list[str] | None = None) -> dict:
+    """`suite check`: train the kind's reference panel on the configured suite under two disjoint
+    seed sets of `seeds` each, measure the instrument, record one MLflow run -> its JSON dict.
+    `members` restricts the panel to those names (tests, quick looks); the CLI has no flag for it."""
+    from . import suite_check as check
+    from .evaluate.datasets import check_suite
+    from .tracking import connect
+
+    get_kind(kind)
+    config = for_kind(_config(config_path), kind)
+    check.seed_sets(config, seeds)
+    chosen = check.panel_members(kind, members)
+    suite = check_suite(config.suite, kind)  # a bad suite is a usage error before anything is written
+    client = connect(tracking_uri)
+    announce_backend(config.sandbox, progress)
+    return check.run(client, config, kind, suite, seeds, chosen, progress)
 
 
 def reward(action: str, kind: str, tracking_uri: str | None = None, config_path: str | None = None,

@@ -5,7 +5,8 @@ Rungs, from the cheapest up (η = `[discover] eta`, the full-training count = th
 1. reward screen: the champion scores every valid proposal (no training at all) and picks
    `eta * top_k` of them (fewer when fewer are valid); without a champion this rung is skipped and
    every valid proposal goes to the next one (one-pass is then the cheapest judge there is);
-2. one-pass: one epoch on the picked share, ranked by *validation* B-WR;
+2. one-pass: one epoch on the picked share, ranked by `screen_score` (a validation statistic,
+   evaluate/screen.py);
 3. full training: the best `top_k` of the one-pass rung, that is its best 1/η.
 
 With `[discover] waves` > 1 the one-pass rung runs in waves: the champion picks the first wave,
@@ -40,11 +41,18 @@ def _val(ev, name: str) -> float:
     return value if value is not None else (getattr(ev, name) or 0.0)  # runs from before val metrics
 
 
+def _screen(ev) -> float:
+    """The rung's ranking number: `screen_score` (evaluate.screen); runs recorded before it existed
+    rank by their validation B-WR."""
+    return ev.screen_score if ev.screen_score is not None else _val(ev, "b_wr")
+
+
 def promote(evaluations: list, top_k: int) -> list:
-    """The best `top_k` valid evaluations of a rung by validation (B-WR, BSOTA-WR), never by test
-    numbers; ties by hash, so a resumed round promotes exactly the same ones."""
+    """The best `top_k` valid evaluations of a rung by the screening statistic (then validation
+    B-WR, BSOTA-WR), never by test numbers; ties by hash, so a resumed round promotes exactly the
+    same ones."""
     valid = [ev for ev in evaluations if ev.valid and ev.b_wr is not None]
-    valid.sort(key=lambda ev: (-_val(ev, "b_wr"), -_val(ev, "bsota_wr"), ev.hypothesis.sha256))
+    valid.sort(key=lambda ev: (-_screen(ev), -_val(ev, "b_wr"), -_val(ev, "bsota_wr"), ev.hypothesis.sha256))
     return valid[:max(top_k, 0)]
 
 
@@ -71,7 +79,8 @@ def learned_target(ev) -> float | None:
 
     if not ev.valid:
         return None
-    return selection_target({names.VAL_B_WR: ev.val_b_wr, names.VAL_BSOTA_WR: ev.val_bsota_wr})
+    return selection_target({names.VAL_B_WR: ev.val_b_wr, names.VAL_BSOTA_WR: ev.val_bsota_wr,
+                             names.SCREEN_SCORE: ev.screen_score})
 
 
 def next_wave(champion, selection: dict, valid: list, learn: list, size: int, config: Config,

@@ -10,6 +10,8 @@ import ast
 import builtins
 import hashlib
 import importlib
+import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,71 @@ class HypothesisError(UsageError):
     """A hypothesis file that cannot even be read (a usage error, not an invalid hypothesis)."""
 
 
+# a hypothesis is one short function; anything larger is a mistake or an attempt to fill the store
+MAX_SOURCE_BYTES = 256 * 1024
+
+
+def read_source(path: str | Path) -> str:
+    """The text of a user-named hypothesis file, read only when it is a regular file that really
+    lies in the directory it is named in: a symbolic link that leads out of that directory, a
+    FIFO, a device or a file over MAX_SOURCE_BYTES is a HypothesisError (this process is not
+    sandboxed, and the text becomes a run's artifact)."""
+    path = Path(path)
+    folder = os.path.realpath(path.parent)
+    real = os.path.realpath(path)
+    if not os.path.lexists(path):
+        raise HypothesisError(f"hypothesis file not found: {path}")
+    if not _inside(real, folder):
+        raise HypothesisError(f"hypothesis file {path} is a symbolic link out of {folder} (to {real}); "
+                              "name the file itself")
+    try:  # O_NOFOLLOW: the last step cannot become a link; O_NONBLOCK: a FIFO cannot hang the open
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise HypothesisError(f"hypothesis file not found: {path}") from None
+    except OSError as exc:
+        raise HypothesisError(f"cannot read hypothesis file {path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
+            raise HypothesisError(f"hypothesis file {path} is {what}")
+        opened = _opened_path(fd, real)
+        if not _inside(opened, folder):  # a folder on the way was swapped for a link meanwhile
+            raise HypothesisError(f"hypothesis file {path} lies outside {folder} (at {opened})")
+        data = b"" if info.st_size > MAX_SOURCE_BYTES else _read_at_most(fd, MAX_SOURCE_BYTES + 1)
+        if info.st_size > MAX_SOURCE_BYTES or len(data) > MAX_SOURCE_BYTES:
+            raise HypothesisError(f"hypothesis file {path} is larger than {MAX_SOURCE_BYTES // 1024} KiB")
+    finally:
+        os.close(fd)
+    try:  # newlines as read_text reads them
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        raise HypothesisError(f"cannot read hypothesis file {path}: not UTF-8 text ({exc.reason} "
+                              f"at byte {exc.start})") from None
+
+
+def _inside(path: str, folder: str) -> bool:
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _opened_path(fd: int, fallback: str) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # no /proc: the path it was opened by
+        return fallback
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit:
+        chunk = os.read(fd, min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 @dataclass(frozen=True)
 class Hypothesis:
     """One component's source and kind.
@@ -52,14 +119,7 @@ class Hypothesis:
     @classmethod
     def from_file(cls, path: str | Path, kind: str, generator: str = "user") -> "Hypothesis":
         get_kind(kind)
-        path = Path(path)
-        if not path.is_file():
-            raise HypothesisError(f"hypothesis file not found: {path}")
-        try:
-            source = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise HypothesisError(f"cannot read hypothesis file {path}: {exc}") from None
-        return cls(kind=kind, source=source, generator=generator)
+        return cls(kind=kind, source=read_source(path), generator=generator)
 
     @property
     def sha256(self) -> str:

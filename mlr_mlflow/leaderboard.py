@@ -11,15 +11,20 @@ def _stage(prefix: str, ev) -> dict:
     u = ev.uncertainty if ev else {}
     return {f"{prefix}_run_id": ev.run_id if ev else None,
             f"{prefix}_val_b_wr": ev.val_b_wr if ev else None,
+            f"{prefix}_screen_score": ev.screen_score if ev else None,
             f"{prefix}_b_wr": ev.b_wr if ev else None,
             f"{prefix}_b_wr_ci_low": u.get("b_wr_ci_low"),
             f"{prefix}_b_wr_ci_high": u.get("b_wr_ci_high"),
             f"{prefix}_bsota_wr": ev.bsota_wr if ev else None}
 
 
-def leaderboard(one_pass: list, full: list, confirmation=None) -> list[dict]:
-    """One row per evaluated hypothesis, best first (see the module's docstring)."""
+def leaderboard(one_pass: list, full: list, confirmation=None, held_out=None,
+                noise_ceiling: float | None = None) -> list[dict]:
+    """One row per evaluated hypothesis, best first (see the module's docstring). Every row carries
+    the suite's measured noise ceiling (`suite_noise_ceiling`, None when never measured), so the
+    table is never read without it."""
     fulls = {ev.hypothesis.sha256: ev for ev in full if ev.valid}
+    transfers = {sha: ev for sha, ev in (held_out.evaluations if held_out else {}).items() if ev.valid}
     confirms = {sha: ev for sha, ev in (confirmation.evaluations if confirmation else {}).items()
                 if ev.valid}
     rows = []
@@ -34,7 +39,11 @@ def leaderboard(one_pass: list, full: list, confirmation=None) -> list[dict]:
                      **_stage("confirm", c),
                      "confirm_p_value": c.uncertainty.get("b_wr_p_value") if c else None,
                      "confirm_q_value": confirmation.q_values.get(sha) if c else None,
-                     "confirmed": bool(confirmation and sha in confirmation.confirmed)})
+                     "confirmed": bool(confirmation and sha in confirmation.confirmed),
+                     "transfer_b_wr": transfers[sha].b_wr if sha in transfers else None,
+                     "transfer_q_value": held_out.q_values.get(sha) if sha in transfers else None,
+                     "transfers": bool(held_out and sha in held_out.transfers),
+                     "suite_noise_ceiling": noise_ceiling})
     rows.sort(key=lambda r: (not r["confirmed"], r["confirm_b_wr"] is None, -(r["confirm_b_wr"] or 0.0),
                              r["full_b_wr"] is None, -(r["full_b_wr"] or 0.0),
                              -(r["one_pass_b_wr"] or 0.0), r["sha256"]))

@@ -41,9 +41,10 @@ def known_hypotheses(client, exp_id: str, limit: int,
         seen.setdefault(sha, tags.get(names.DUPLICATE_OF) or run.info.run_id)
         if tags.get(names.VARIANT) == "confirm":  # confirmation data never steers generation
             continue
-        # parents are ranked by validation B-WR: generation is selection, so it never sees test
-        # numbers (runs from before validation metrics are not offered as parents)
-        b_wr = run.data.metrics.get(names.VAL_B_WR)
+        # parents are ranked by the screening statistic (validation B-WR for runs from before it):
+        # generation is selection, so it never sees test numbers (runs from before validation
+        # metrics are not offered as parents)
+        b_wr = run.data.metrics.get(names.SCREEN_SCORE, run.data.metrics.get(names.VAL_B_WR))
         if b_wr is not None and (sha not in best or b_wr > best[sha][0]):
             best[sha] = (b_wr, run)
     top = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]

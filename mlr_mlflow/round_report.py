@@ -46,14 +46,23 @@ def description(summary, exp_id: str, number: int) -> str:
              f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures.", ""]
     if summary.stop_reason:
         lines += [f"Generation stopped early: {summary.stop_reason}", ""]
+    if summary.instrument:
+        from .suite_check.known import sentence
+
+        lines += [sentence(summary.instrument), ""]
+    if summary.transfers or any(r.get("transfer_b_wr") is not None for r in summary.leaderboard):
+        lines += [f"{summary.transfers} of {summary.selected} selected transfer to the held-out tasks "
+                  "(trained on tasks selection never saw).", ""]
     rows = summary.leaderboard[:SHOWN]
     if rows:
-        lines += ["| # | hypothesis | confirmed | confirmation B-WR | full B-WR | one-pass B-WR |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["| # | hypothesis | confirmed | transfers | confirmation B-WR | held-out B-WR | full B-WR | one-pass B-WR |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in rows:  # each links its most trustworthy run: confirmation, else full, else one-pass
             run_id = row["confirm_run_id"] or row["full_run_id"] or row["one_pass_run_id"]
             lines.append(f"| {row['rank']} | [{row['sha256'][:8]}]({_link(exp_id, run_id)}) | "
-                         f"{'yes' if row['confirmed'] else 'no'} | {_fmt(row['confirm_b_wr'])} | "
+                         f"{'yes' if row['confirmed'] else 'no'} | "
+                         f"{'yes' if row.get('transfers') else 'no'} | {_fmt(row['confirm_b_wr'])} | "
+                         f"{_fmt(row.get('transfer_b_wr'))} | "
                          f"{_fmt(row['full_b_wr'])} | {_fmt(row['one_pass_b_wr'])} |")
     else:
         lines.append("No hypothesis was evaluated in this round.")

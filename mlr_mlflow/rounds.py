@@ -18,8 +18,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config, UsageError
+from .config import Config, UsageError, for_kind
 from .confirm import confirm, confirmation_config
+from .transfer import transfer, transfer_config
 from .generate import Context, make_generator
 from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost, wave_sizes
 from .leaderboard import best_of, columns, leaderboard
@@ -44,6 +45,7 @@ class RoundSummary:
     full_evaluated: int = 0
     selected: int = 0
     confirmed: int = 0
+    transfers: int = 0
     duplicates: int = 0
     semantic_duplicates: int = 0
     rediscoveries: int = 0
@@ -51,6 +53,7 @@ class RoundSummary:
     best: dict | None = None
     stop_reason: str | None = None
     cost_full_equivalents: float = 0.0
+    instrument: dict | None = None  # what is known of the suite's reliability (suite_check.known)
     leaderboard: list[dict] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
@@ -59,9 +62,9 @@ class RoundSummary:
                 "full_evaluated": self.full_evaluated, "duplicates": self.duplicates,
                 "semantic_duplicates": self.semantic_duplicates,
                 "rediscoveries": self.rediscoveries,
-                "selected": self.selected, "confirmed": self.confirmed,
+                "selected": self.selected, "confirmed": self.confirmed, "transfers": self.transfers,
                 "generation_failures": self.generation_failures, "stop_reason": self.stop_reason,
-                "cost_full_equivalents": self.cost_full_equivalents}
+                "cost_full_equivalents": self.cost_full_equivalents, "instrument": self.instrument}
 
 
 def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: int | None = None,
@@ -73,6 +76,7 @@ def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: 
     up to `wait_s` for it, then raises RoundBusy."""
     from .evaluate.datasets import check_suite
 
+    config = for_kind(config, kind)
     check_suite(config.suite, kind)  # a bad task is a usage error before the store is touched
     d = config.discover
     round_ = Round(client, config, kind, progress=progress)
@@ -87,6 +91,7 @@ class Round:
 
     def __init__(self, client, config: Config, kind: str, *, generator=None,
                  progress: Callable[[str], None] = lambda _: None):
+        config = for_kind(config, kind)  # the default suite's image and sequence tasks fit activations only
         self.client, self.config, self.kind, self.progress = client, config, kind, progress
         self.generator = generator or make_generator(config.discover.generator, config)
         self.exp_id = experiment_id(client, config.experiment_name(kind))
@@ -98,6 +103,7 @@ class Round:
             raise UsageError("--n must be at least 1")
         if self.config.confirm.enabled:
             confirmation_config(self.config, seeds)  # bad [confirm] seeds: refused before any work
+            transfer_config(self.config)  # held-out tasks that the suite holds: likewise
         with round_lease(self.client, self.exp_id, self.kind).acquire(wait_s) as lease:
             if seed is None:  # the number of rounds before this one: under the lease, no two share it
                 seed = len(round_runs(self.client, self.exp_id))
@@ -256,11 +262,11 @@ class Round:
                                               round_id)
                 bar.update(len(hypotheses))
             summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
-            how = "by one-pass validation B-WR"
+            how = "by one-pass screen_score"
         else:
             one_pass = self._reward_screened(champion, selection, evaluator, hypotheses, top_k,
                                              seeds, run_id, round_id, summary, lease)
-            how = "by one-pass validation B-WR among the reward model's picks"
+            how = "by one-pass screen_score among the reward model's picks"
         chosen = [ev.hypothesis for ev in promote(one_pass, top_k)]
         summary.evaluated = sum(1 for ev in one_pass if ev.valid)
         full = []
@@ -278,21 +284,42 @@ class Round:
                                    run_id, round_id), self.progress,
                                step=self.number)
         summary.selected, summary.confirmed = len(confirmation.selected), len(confirmation.confirmed)
-        summary.leaderboard = leaderboard(one_pass, full, confirmation)
+        held_out = transfer(self.client, self.config, [ev for ev in full if ev.valid], run_id,
+                            lambda local, *a: self._evaluate_once(
+                                make_executor(self.client, local.config, self.progress), *a,
+                                run_id, round_id), self.progress, step=self.number)
+        summary.transfers = len(held_out.transfers)
+        summary.instrument = self._instrument()
+        summary.leaderboard = leaderboard(one_pass, full, confirmation, held_out,
+                                          (summary.instrument or {}).get("full_noise_ceiling"))
         summary.best = best_of(summary.leaderboard)
         trained = lambda evs: sum(1 for ev in evs if ev.valid or ev.stage == "training")  # noqa: E731
         cost = round_cost(self.config, seeds, trained(one_pass), trained(full),
-                          trained(confirmation.evaluations.values()))
+                          trained(confirmation.evaluations.values()) + trained(held_out.evaluations.values()))
         summary.cost_full_equivalents = cost.full_equivalents
         log(self.client, run_id, metrics={
             "valid": summary.valid, "evaluated": summary.evaluated,
             "full_evaluated": summary.full_evaluated,
             "validator_pass_rate": summary.valid / len(hypotheses),
-            "best_b_wr": summary.best["b_wr"] if summary.best else None, **cost.metrics()},
+            "best_b_wr": summary.best["b_wr"] if summary.best else None, **cost.metrics(),
+            **{f"instrument.{k}": (summary.instrument or {}).get(k)
+               for k in ("full_noise_ceiling", "cheap_vs_full", "relu_like_ceiling")}},
+            tags={names.INSTRUMENT_SOURCE: (summary.instrument or {}).get("source", "unknown")},
             step=self.number)
         if summary.leaderboard:
             self.client.log_table(run_id, data=columns(summary.leaderboard),
                                   artifact_file=names.LEADERBOARD_ARTIFACT)
+
+    def _instrument(self) -> dict | None:
+        """The suite's measured reliability (never fails the round: a lookup error says so)."""
+        from .evaluate.datasets import load_suite
+        from .suite_check.known import reliability
+
+        try:
+            return reliability(self.client, self.config, self.kind, load_suite(self.config.suite))
+        except Exception as exc:  # noqa: BLE001 - the round's results stand without it
+            return {"full_noise_ceiling": None, "cheap_vs_full": None, "relu_like_ceiling": None,
+                    "source": f"unknown ({type(exc).__name__}: {exc})", "run_id": None}
 
     def _evaluate_once(self, evaluator, hypotheses, variant, seeds, run_id, round_id):
         """Evaluate what this round has not evaluated yet; finished runs (from before a kill) are

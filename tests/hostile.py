@@ -65,6 +65,15 @@ CORPUS = [
     ("capture_shadows_builtin", "activation", "def activation(x):\n    try:\n        return x / 0\n    except ZeroDivisionError as len:\n        return x\n", "shadows a builtin"),
     ("bare_except_swallows_timer", "activation", "def activation(x):\n    while True:\n        try:\n            while True:\n                x = x + 0\n        except:\n            pass\n", "bare 'except:' is not allowed"),
     ("finally_swallows_timer", "activation", "def activation(x):\n    try:\n        while True:\n            x = x + 0\n    finally:\n        return x\n", "'finally' clauses are not allowed"),
+    # issue 26: load-time code that keeps state between calls, and a probe recognised by its shape
+    ("decorator_relu_then_zero", "activation", "import torch\n\n@(lambda f: [])\ndef _calls():\n    pass\n\ndef activation(x):\n    _calls.append(1)\n    return torch.relu(x) if len(_calls) < 500 else x * 0.0\n", "decorators are not allowed"),
+    ("decorator_counts_datasets", "regularizer", "@(lambda f: [])\ndef _widths():\n    pass\n\ndef regularizer(params):\n    _widths.append(params[0].shape[1])\n    n = len([w for i, w in enumerate(_widths) if w not in _widths[:i]])\n    return 1e-4 * n * sum(p.pow(2).sum() for p in params)\n", "decorators are not allowed"),
+    ("decorator_scaler_on_test_rows", "preprocessing", "import numpy as np\n\n@(lambda f: [])\ndef _n():\n    pass\n\ndef preprocess(X_train, X_test):\n    _n.append(1)\n    fit = np.vstack([X_train, X_test]) if len(_n) > 2 else X_train\n    m, s = fit.mean(0), fit.std(0) + 1e-8\n    return (X_train - m) / s, (X_test - m) / s\n", "decorators are not allowed"),
+    ("decorator_dict_memo", "preprocessing", "@(lambda f: {{}})\ndef _memo():\n    pass\n\ndef preprocess(X_train, X_test):\n    _memo[len(_memo)] = X_test.mean(0)\n    return X_train - _memo[0], X_test - _memo[0]\n", "decorators are not allowed"),
+    ("walrus_in_decorator", "activation", "@(_box := (lambda f: f))\ndef _g(x):\n    return x\n\ndef activation(x):\n    return _g(x)\n", "decorators are not allowed"),
+    ("decorator_in_body", "activation", "def activation(x):\n    @(lambda f: x * 0)\n    def _g():\n        pass\n    return _g\n", "decorators are not allowed"),
+    ("call_in_annotation", "activation", "def _h(a: (lambda: 0)()):\n    return a\n\ndef activation(x):\n    return _h(x)\n", "annotations may only name types"),
+    ("probe_shape_sniffing", "preprocessing", "import numpy as np\n\ndef preprocess(X_train, X_test):\n    fit = X_train if X_train.shape == (60, 4) and len(X_test) in (25, 10) else np.vstack([X_train, X_test])\n    m, s = fit.mean(0), fit.std(0) + 1e-8\n    return (X_train - m) / s, (X_test - m) / s\n", "statistics of X_test"),
 ]
 
 # The restricted loader alone (static checks bypassed): each import must fail in the hypothesis.

@@ -109,3 +109,74 @@ def test_processes_opening_a_fresh_sqlite_store_together_all_get_it(tmp_path):
     (tmp_path / "go").touch()
     results = [(p.wait(timeout=300), p.stderr.read()[-2000:]) for p in procs]
     assert all(rc == 0 for rc, _ in results), results
+
+
+# --- what a user-named hypothesis file may be (issue 26: `evaluate DIR` followed a link out) -----
+SWISH = "import torch\n\ndef activation(x):\n    return x * torch.sigmoid(x)\n"
+SECRET = "root:$6$canary-hash-0123456789:19000:0:99999:7:::\n"
+
+
+def _refused(tmp_path, *paths, verb="evaluate"):
+    args = TINY if verb == "evaluate" else ["--kind", "activation", "--json"]
+    out = run([verb, *map(str, paths), *args, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+              code=CLI)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert "canary-hash" not in out.stdout + out.stderr and "internal error" not in out.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+    return lines[0]
+
+
+def test_evaluate_dir_refuses_a_link_out_of_the_directory_and_reads_nothing(tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text(SECRET)
+    ideas = tmp_path / "ideas"
+    ideas.mkdir()
+    (ideas / "a.py").symlink_to(secret)
+    (ideas / "b.py").write_text(SWISH)
+    line = _refused(tmp_path, ideas)
+    assert "a.py" in line and "symbolic link out of" in line
+
+
+def test_evaluate_and_validate_refuse_a_named_file_that_links_out_of_its_directory(tmp_path):
+    secret = tmp_path / "shadow"
+    secret.write_text(SECRET)
+    (tmp_path / "ideas").mkdir()
+    link = tmp_path / "ideas" / "idea.py"
+    link.symlink_to(secret)
+    assert "symbolic link out of" in _refused(tmp_path, link)
+    assert "symbolic link out of" in _refused(tmp_path, link, verb="validate")
+
+
+def test_evaluate_dir_refuses_a_fifo_without_hanging_and_a_file_over_the_size_limit(tmp_path):
+    ideas = tmp_path / "ideas"
+    ideas.mkdir()
+    os.mkfifo(ideas / "a.py")
+    assert "not a regular file" in _refused(tmp_path, ideas)
+    os.unlink(ideas / "a.py")
+    (ideas / "big.py").write_text(SWISH + "#" * (256 * 1024))
+    assert "larger than 256 KiB" in _refused(tmp_path, ideas)
+
+
+def test_a_link_that_stays_inside_its_directory_is_read(tmp_path):
+    from mlr_mlflow.hypothesis import Hypothesis
+
+    (tmp_path / "real.py").write_text(SWISH.replace("\n", "\r\n"))
+    (tmp_path / "alias.py").symlink_to("real.py")
+    assert Hypothesis.from_file(tmp_path / "alias.py", "activation").source == SWISH
+
+
+# --- configuration values: checked on load, before anything is written --------------------------
+@pytest.mark.parametrize("text, flags, message", [
+    ('[model]\nlr = "fast"\n', [], '[model] lr: expected a number > 0, got "fast"'),
+    ('[discover]\nn = "32"\n', [], '[discover] n: expected a whole number >= 1, got "32"'),
+    ("", ["--top-k", "-4"], "--top-k: expected a whole number >= 0, got -4"),
+])
+def test_discover_with_a_bad_value_exits_2_with_one_line_and_writes_nothing(tmp_path, text, flags, message):
+    (tmp_path / "config.toml").write_text(text)
+    out = run(["discover", "--kind", "activation", "--n", "2", *flags, "--config",
+               str(tmp_path / "config.toml"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+              code=CLI)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].endswith(message), out.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()

@@ -5,9 +5,10 @@ from mlr_mlflow.config import SuiteConfig
 from mlr_mlflow.evaluate.datasets import DATASETS, UnknownDatasetError, load_dataset, load_suite
 
 
-def test_whole_suite_loads_offline_with_disjoint_stratified_splits():
-    suite = load_suite(SuiteConfig())
-    assert [d.name for d in suite] == list(SuiteConfig().datasets)
+@pytest.mark.parametrize("preset", ["tuned", "classic"])
+def test_whole_suite_loads_offline_with_disjoint_stratified_splits(preset):
+    suite = load_suite(SuiteConfig(preset=preset))
+    assert [d.name for d in suite] == [t.name for t in SuiteConfig(preset=preset).task_list()]
     for d in suite:
         assert len(d.X_train) == len(d.y_train) and len(d.X_test) == len(d.y_test)
         assert d.X_train.shape[1] == d.X_test.shape[1] == d.X_val.shape[1]
@@ -43,11 +44,16 @@ def test_synthetic_sets_reward_nonlinearity():
     assert set(DATASETS) >= {"iris", "wine", "breast_cancer", "digits", "moons", "circles", "xor"}
 
 
-def test_the_default_suite_is_each_dataset_on_the_mlp_as_before():
-    """Stored baselines keep their meaning: the default suite's tasks are its datasets under their
-    own names, and a job receives exactly the payload it always did."""
-    suite = load_suite(SuiteConfig())
-    assert [d.name for d in suite] == list(SuiteConfig().datasets) and {d.family for d in suite} == {"mlp"}
+def test_the_classic_suite_is_each_dataset_on_the_mlp_as_before():
+    """Stored baselines keep their meaning: the classic suite's (the default before the tuned one)
+    tasks are its datasets under their own names, and a job receives exactly the payload it always
+    did."""
+    from mlr_mlflow.config.evaluation import CLASSIC_DATASETS
+
+    classic = SuiteConfig(preset="classic")
+    suite = load_suite(classic)
+    assert [d.name for d in suite] == list(CLASSIC_DATASETS) and {d.family for d in suite} == {"mlp"}
+    assert not classic.by_task and load_suite(SuiteConfig(datasets=CLASSIC_DATASETS))[0].digest == suite[0].digest
     assert set(suite[0].payload()) == {"name", "X_train", "y_train", "X_val", "y_val", "X_test",
                                        "y_test", "n_classes"}
 

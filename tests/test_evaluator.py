@@ -35,8 +35,9 @@ def test_swish_beats_a_degenerate_activation_on_the_whole_suite(tmp_path, tracki
     assert code_s == code_z == 0
     assert good["b_wr"] > bad["b_wr"] + 0.3
     assert bad["b_wr"] <= 0.1 and bad["bsota_wr"] <= 0.1
-    assert set(good["datasets"]) == {"iris", "wine", "breast_cancer", "digits", "moons", "circles",
-                                     "xor", "hard_classification"}
+    from mlr_mlflow.config import Config
+
+    assert set(good["datasets"]) == {t.name for t in Config().suite.task_list()}  # the tuned preset's tasks
 
 
 def test_run_carries_the_contract_names(tmp_path, tracking_uri, capsys):
@@ -356,3 +357,81 @@ def test_side_by_side_shares_give_one_job_s_numbers(tracking_uri, small_config, 
             assert [list(r[-1]) for r in results[workers]] == [list(datasets)] * 2 + [[]] + [list(datasets)]
         assert results[1] == results[2]
         assert [valid for valid, *_ in results[2]] == [True, True, False, True]
+
+
+# Issue 26: what the probes cannot see is checked inside the training job, on the real data.
+READS_TEST_ROWS_OF_REAL_DATA = (
+    "import numpy as np\n\ndef preprocess(X_train, X_test):\n"
+    "    tidy = np.all(np.abs(X_train * 10 - np.round(X_train * 10)) < 1e-6)\n"
+    "    fit = np.vstack([X_train, X_test]) if tidy else X_train\n"
+    "    m, s = fit.mean(0), fit.std(0) + 1e-8\n"
+    "    return (X_train - m) / s, (X_test - m) / s\n")
+NAN_IN_TRAINING = ("import torch\n\ndef regularizer(params):\n"
+                   "    return 1e-4 * torch.sqrt(params[0].abs().max() - 1.0)\n")
+
+
+@pytest.mark.parametrize("kind, source, fragment", [
+    ("preprocessing", READS_TEST_ROWS_OF_REAL_DATA, "uses statistics of X_test on iris"),
+    ("regularizer", NAN_IN_TRAINING, "regularizer returned NaN or inf during training"),
+])
+def test_code_that_passes_the_probe_and_cheats_or_breaks_in_training_is_invalid(
+        tmp_path, tracking_uri, capsys, kind, source, fragment):
+    """A preprocessing that fits on the test rows only when the data look real (iris has one
+    decimal; the probe's draws do not), and a regularizer that is finite on the probe's weights and
+    NaN on a real model's: both used to be recorded as evaluated (the second with a NaN loss)."""
+    path = write(tmp_path, "sly.py", source)
+    assert main(["validate", str(path), "--kind", kind, "--json"]) == 0
+    capsys.readouterr()
+    code, out, _ = evaluate(capsys, path, kind, tracking_uri, "--seeds", "1", "--datasets", "iris")
+    assert code == 1 and out["valid"] is False and fragment in out["reasons"][0], out
+    run = MlflowClient(tracking_uri).get_run(out["run_id"])
+    assert run.info.status == "FAILED" and run.data.tags[names.STATUS] == "invalid"
+    assert fragment in run.data.tags[names.REASONS]
+
+
+def test_builtin_preprocessings_pass_the_real_split_check_on_every_dataset():
+    from mlr_mlflow.config import SuiteConfig
+    from mlr_mlflow.evaluate.datasets import load_suite
+    from mlr_mlflow.evaluate.job import _preprocess
+    from mlr_mlflow.hypothesis import load_function
+    from mlr_mlflow.kinds import get_kind
+
+    kind = get_kind("preprocessing")
+    for ds in load_suite(SuiteConfig()):
+        payload = ds.payload()
+        for name, source in kind.components.items():
+            A, V, T = _preprocess(load_function(source, "preprocessing"), payload)
+            assert (len(A), len(V), len(T)) == tuple(len(payload[k]) for k in ("X_train", "X_val", "X_test"))
+    cheat = load_function(READS_TEST_ROWS_OF_REAL_DATA, "preprocessing")
+    with pytest.raises(ValueError, match="training rows changed"):
+        _preprocess(cheat, load_suite(SuiteConfig(datasets=("iris",)))[0].payload())
+
+
+def test_a_function_that_changes_between_calls_fails_the_recheck_after_training():
+    """`calls.Recorded` keeps the first call and one drawn call; called again on them after
+    training, a function with state answers otherwise (the static checks refuse every way we know
+    to keep state; this is the net below them)."""
+    import torch
+
+    from mlr_mlflow.evaluate.calls import Recorded
+
+    calls = []
+
+    def switches(x):  # ReLU for 50 calls, then zero
+        calls.append(1)
+        return torch.relu(x) if len(calls) <= 50 else x * 0.0
+
+    honest, sly = Recorded(torch.tanh, "activation", 3), Recorded(switches, "activation", 3)
+    for i in range(200):
+        x = torch.randn(4, 3, generator=torch.Generator().manual_seed(i))
+        honest(x)
+        sly(x)
+    assert honest.recheck() is None
+    reason = sly.recheck()
+    assert reason and reason.startswith("activation is not deterministic: called again with the same "
+                                        "input after ")
+    drawn = [Recorded(torch.tanh, "activation", 3) for _ in range(2)]
+    for r in drawn:
+        for i in range(200):
+            r(torch.ones(1))
+    assert drawn[0].kept["drawn"][0] == drawn[1].kept["drawn"][0]  # the draw is reproducible

@@ -116,6 +116,25 @@ def test_reward_grid_never_runs_code_that_fails_validation(tmp_path):
     assert all(math.isnan(v) for v in features[0]) and not any(math.isnan(v) for v in features[1])
 
 
+def test_reward_features_treat_state_keeping_code_as_invalid():
+    """The reward model's validity (`RewardModel._invalid`: the static checks, then all behaviour
+    features missing) used to score a decorator that keeps state as a valid hypothesis; its
+    behaviour features were measured by running it."""
+    import math
+
+    from mlr_mlflow.kinds import get_kind
+    from mlr_mlflow.reward.grid import behaviour_matrix
+    from mlr_mlflow.validate import check_static
+
+    cases = [c for c in CORPUS if c[0].startswith("decorator_")]
+    assert len(cases) >= 3
+    for _, kind, template, _ in cases:
+        source = template.format(canary="", secret_file="", port=0)
+        assert check_static(source, get_kind(kind))  # what `_invalid` asks first
+        features = behaviour_matrix(kind, [source], SandboxConfig(backend="subprocess", **CONFIG))
+        assert all(math.isnan(v) for v in features[0])  # never run: no behaviour, invalid
+
+
 def test_preprocessing_that_hangs_in_training_fails_alone_within_its_budget():
     """Preprocessing runs under the per-model guard: one that hangs only at training size fails its
     own models on its time budget, the rest of the batch trains, the job returns well inside its

@@ -49,6 +49,11 @@ def test_round_description_counts_links_the_best_and_figures_are_logged(rounds_s
     figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
     assert figures == {"figures/b_wr_distribution.png", "figures/discovery_curve.png"}
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"leaderboard.json"}
+    # the suite's repeatability is stated beside the results: this small suite was never measured
+    assert "Instrument: this suite's repeatability is not measured: run `mlr-mlflow suite check" in note
+    assert run.data.tags[names.INSTRUMENT_SOURCE].startswith("not measured")
+    assert "instrument.full_noise_ceiling" not in run.data.metrics
+    assert summary["instrument"]["full_noise_ceiling"] is None
 
 
 def test_round_metrics_carry_the_round_number_as_step(rounds_store):

@@ -100,7 +100,7 @@ def test_bad_round_arguments_are_usage_errors(tmp_path, tracking_uri, capsys):
     assert code == 2 and "--n" in out["error"]
     code, out, _ = discover(capsys, tracking_uri, write(tmp_path, "d.toml", "[llm]\nprompt = 'loud'\n"),
                             "--generator", "llm")
-    assert code == 2 and "prompt style" in out["error"]
+    assert code == 2 and "[llm] prompt: expected one of" in out["error"]
 
 
 def test_a_store_refusing_writes_mid_round_leaves_no_run_running(tmp_path, tracking_uri):

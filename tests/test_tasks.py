@@ -3,6 +3,7 @@ tasks (bundled, csv, parquet) is evaluated with per-task metrics, and bad tasks 
 that leave the store untouched."""
 import dataclasses
 import json
+import os
 
 import pytest
 
@@ -132,7 +133,16 @@ def test_a_task_suite_logs_per_task_metrics_inputs_and_tags_and_caches_baselines
 BAD_TASKS = {
     "missing file": ('dataset = "csv:nowhere.csv"', "file not found"),
     "missing target": ('dataset = "csv:mine.csv"\ntarget = "nope"', "target column 'nope'"),
-    "non-numeric": ('dataset = "csv:text.csv"\ntarget = "label"', "non-numeric feature column(s) in"),
+    "non-numeric": ('dataset = "csv:text.csv"\ntarget = "label"', "text.csv: column 'a', row 1 (line 2): '"),
+    "infinite value": ('dataset = "csv:inf.csv"\ntarget = "label"',
+                       "inf.csv: column 'b', row 7 (line 8): inf is not a finite number"),
+    "NaN value": ('dataset = "csv:nan.csv"\ntarget = "label"', "nan.csv: column 'c', row 3 (line 4): is missing"),
+    "beyond float32": ('dataset = "parquet:big.parquet"\ntarget = "label"',
+                       "big.parquet: column 'a', row 2: 1e+39 is too large"),
+    "a FIFO": ('dataset = "csv:fifo.csv"', "fifo.csv is not a regular file"),
+    "a directory": ('dataset = "csv:."', "is a directory"),
+    "a /proc file": ('dataset = "csv:/proc/self/environ"', "/environ is empty (or not a stored file"),
+    "relative to the config": ('dataset = "csv:../x/nowhere.csv"', "file not found: {parent}/x/nowhere.csv"),
     "one class": ('dataset = "csv:single.csv"\ntarget = "label"', "only one class"),
     "family misfit": ('dataset = "iris"\nmodel = "cnn"', "needs image data"),
     "kind misfit": ('dataset = "digits"\nmodel = "cnn"', "does not apply"),
@@ -146,7 +156,13 @@ def test_a_bad_task_exits_2_with_one_line_before_the_store_is_touched(case, tmp_
     frame = _table(tmp_path)
     frame.assign(a=frame["a"].astype(str) + "x").to_csv(tmp_path / "text.csv", index=False)
     frame.assign(label="yes").to_csv(tmp_path / "single.csv", index=False)
+    frame.assign(b=[float("inf") if i == 6 else v for i, v in enumerate(frame["b"])]).to_csv(
+        tmp_path / "inf.csv", index=False)
+    frame.assign(c=[None if i == 2 else v for i, v in enumerate(frame["c"])]).to_csv(tmp_path / "nan.csv", index=False)
+    frame.assign(a=[1e39 if i == 1 else v for i, v in enumerate(frame["a"])]).to_parquet(tmp_path / "big.parquet")
+    os.mkfifo(tmp_path / "fifo.csv")
     spec, reason = BAD_TASKS[case]
+    reason = reason.format(parent=tmp_path.parent)
     (tmp_path / "bad.toml").write_text(f'[[suite.tasks]]\nname = "t"\n{spec}\n')
     kind, source = ("preprocessing", get_kind("preprocessing").components["standardize"]) \
         if case == "kind misfit" else ("activation", SWISH)

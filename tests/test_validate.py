@@ -30,6 +30,18 @@ STATIC_CASES = [
     ("import torch\n\ndef activation(x):\n    torch.save(x, 'f')\n    return x\n", "torch.save is not in the allow-list"),
     ("def activation(x):\n    return x\n\ndef helper(x):\n    return x\n", "only one public function"),
     ("def activation(x):\n    class A:\n        pass\n    return x\n", "class definitions"),
+    # load-time code that binds state every call shares (issue 26)
+    ("@(lambda f: [])\ndef _seen():\n    pass\n\ndef activation(x):\n    _seen.append(1)\n    return x\n",
+     "decorators are not allowed"),
+    ("def activation(x):\n    @(lambda f: x)\n    def _g():\n        pass\n    return _g\n",
+     "decorators are not allowed"),
+    ("def _h(a: (_s := [])):\n    return a\n\ndef activation(x):\n    _s.append(1)\n    return x\n",
+     "annotations may only name types"),
+    ("def _h(a) -> (_s := {}):\n    return a\n\ndef activation(x):\n    return x\n",
+     "':=' is allowed only inside a function body"),
+    ("_K: (_s := []) = 1\n\ndef activation(x):\n    _s.append(1)\n    return x\n",
+     "annotations may only name types"),
+    ("def activation(x: (lambda: 0)()):\n    return x\n", "annotations may only name types"),
 ]
 
 
@@ -42,6 +54,12 @@ def test_static_rejections_name_the_problem(source, fragment):
 def test_private_helpers_and_constants_are_allowed():
     source = ("import math\nimport torch\n\nBETA = 1.5\n\ndef _gate(x):\n    return torch.sigmoid(BETA * x)\n\n"
               "def activation(x):\n    return x * _gate(x) + 0 * math.pi\n")
+    assert check_static(source, get_kind("activation")) == []
+
+
+def test_annotations_that_name_types_and_walrus_in_bodies_are_allowed():
+    source = ("def activation(x: float) -> 'torch.Tensor':\n    y: list[float] = 2.0\n"
+              "    return (z := x * y) + z + (lambda a: (b := a) * b)(x)\n")
     assert check_static(source, get_kind("activation")) == []
 
 

@@ -15,6 +15,7 @@ A TOML file mirrors the dataclasses, one table each::
 from __future__ import annotations
 
 import dataclasses
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +27,15 @@ else:  # pragma: no cover
 
 
 # the sections and errors live in their own modules; everything is importable from here
+from .checks import FieldError, above, at_least, between, checked, one_of, table_label
 from .errors import ConfigError, UsageError  # noqa: F401
 from .evaluation import (MODEL_FAMILIES, CompareConfig, ConfirmConfig, ModelConfig,  # noqa: F401
                          SuiteConfig, TaskConfig)
 
 
 @dataclass(frozen=True)
+@checked("sandbox", probe_timeout_s=above(0), train_timeout_s=above(0), hypothesis_budget_s=above(0),
+         memory_mb=at_least(1), output_kb=at_least(1), workers=at_least(0))
 class SandboxConfig:
     """Bounds for every process that runs hypothesis code.
 
@@ -59,13 +63,9 @@ class SandboxConfig:
     env_allow: tuple[str, ...] = ()
     workers: int = 0
 
-    def __post_init__(self):
-        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
-            raise ConfigError(f"[sandbox] workers must be a whole number of at least 0 (0 = one "
-                              f"per usable CPU), got {self.workers!r}")
-
 
 @dataclass(frozen=True)
+@checked("kinds")
 class KindConfig:
     """Which built-in components a kind is compared with (names from the kind's module).
 
@@ -79,6 +79,10 @@ class KindConfig:
 
 
 @dataclass(frozen=True)
+@checked("discover", n=at_least(1), top_k=at_least(0), seeds=at_least(1),
+         generator=one_of("symbolic", "llm"), parents=at_least(0), max_attempts_factor=at_least(1),
+         screen=one_of("auto", "reward", "one-pass"), explore=between(0, 1), mmr_lambda=between(0, 1),
+         dedup_tolerance=at_least(0), eta=at_least(1), waves=at_least(1))
 class DiscoverConfig:
     """A discovery round's defaults (the CLI's --n, --top-k, --seeds, --generator override them).
 
@@ -121,14 +125,11 @@ class DiscoverConfig:
     eta: int = 3
     waves: int = 1
 
-    def __post_init__(self):
-        if not isinstance(self.eta, int) or isinstance(self.eta, bool) or self.eta < 1:
-            raise ConfigError(f"[discover] eta must be a whole number of at least 1, got {self.eta!r}")
-        if not isinstance(self.waves, int) or isinstance(self.waves, bool) or self.waves < 1:
-            raise ConfigError(f"[discover] waves must be a whole number of at least 1, got {self.waves!r}")
-
 
 @dataclass(frozen=True)
+@checked("llm", prompt=one_of("incremental", "novelty", "mixed"), temperature=at_least(0),
+         max_tokens=at_least(1), timeout_s=above(0), max_retries=at_least(0), token_budget=at_least(1),
+         cost_cap_usd=at_least(0), price_prompt_per_1k=at_least(0), price_completion_per_1k=at_least(0))
 class LLMConfig:
     """The `llm` generator: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp).
 
@@ -163,6 +164,7 @@ class LLMConfig:
 
 
 @dataclass(frozen=True)
+@checked("audit", acc_tol=at_least(0), loss_rtol=at_least(0), wr_tol=at_least(0), sample=at_least(0))
 class AuditConfig:
     """How an audit judges a re-execution (defaults: the batched-versus-alone bound of the tests).
 
@@ -183,6 +185,8 @@ EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
+@checked("executor", kind=one_of(*EXECUTORS), batch_size=at_least(1), cpus_per_batch=above(0),
+         max_attempts=at_least(1))
 class ExecutorConfig:
     """Where a round's evaluations run (`discover --executor`, `--ray-address` override it).
 
@@ -203,13 +207,6 @@ class ExecutorConfig:
     sandbox_resource: str = "mlr_sandbox"
     max_attempts: int = 3
 
-    def __post_init__(self):
-        if self.kind not in EXECUTORS:
-            raise ConfigError(f"[executor] kind must be one of {', '.join(EXECUTORS)}, not {self.kind!r}")
-        if self.batch_size < 1 or self.max_attempts < 1 or self.cpus_per_batch <= 0:
-            raise ConfigError("[executor] batch_size and max_attempts must be at least 1, "
-                              "cpus_per_batch positive")
-
 
 DEFAULT_KINDS = {
     "activation": KindConfig(baselines=("relu",), sota=("gelu", "silu", "mish", "elu")),
@@ -220,6 +217,7 @@ DEFAULT_KINDS = {
 
 
 @dataclass(frozen=True)
+@checked("config")
 class Config:
     """Everything a command needs besides its own arguments.
 
@@ -250,28 +248,37 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def _build(cls, table: dict, where: str):
+def _build(cls, table, where: str):
+    """The section `cls` from its TOML/JSON table; every value is checked on construction (see
+    checks.py) and a bad one named with the table it came from."""
+    label = table_label(where)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{label} must be a table, got {type(table).__name__}")
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(table) - set(names)
     if unknown:
-        raise ConfigError(f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))}")
-    values = {}
-    for key, value in table.items():
-        default = getattr(cls(), key) if cls not in (KindConfig, TaskConfig) else None
-        values[key] = tuple(value) if isinstance(value, list) or isinstance(default, tuple) else value
+        raise ConfigError(f"unknown key(s) in {label}: {', '.join(sorted(unknown))}")
+    missing = [n for n, f in names.items() if n not in table and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{label}: missing key(s) {', '.join(missing)}")
     try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"[{where}]: {exc}") from None
+        return cls(**table)
+    except FieldError as exc:
+        raise exc.at(where) from None
 
 
 def _tasks(tables) -> tuple[TaskConfig, ...]:
     if not isinstance(tables, (list, tuple)) or not all(isinstance(t, dict) for t in tables):
         raise ConfigError("suite.tasks must be a list of tables ([[suite.tasks]])")
-    return tuple(_build(TaskConfig, t, "suite.tasks") for t in tables)
+    return tuple(_build(TaskConfig, t, f"[[suite.tasks]] #{i}") for i, t in enumerate(tables, 1))
 
 
 def config_from_dict(data: dict) -> Config:
+    """The Config of a TOML file's or a recorded config.json's tables: unknown keys and bad values
+    are ConfigErrors naming the table and key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config is a table of tables, got {type(data).__name__}")
     data = dict(data)
     sections = {"model": ModelConfig, "suite": SuiteConfig, "compare": CompareConfig,
                 "sandbox": SandboxConfig, "discover": DiscoverConfig, "llm": LLMConfig,
@@ -280,22 +287,31 @@ def config_from_dict(data: dict) -> Config:
     values = {}
     if isinstance(data.get("suite"), dict) and "tasks" in data["suite"]:
         data["suite"] = {**data["suite"], "tasks": _tasks(data["suite"]["tasks"])}
+    if isinstance(data.get("confirm"), dict) and data["confirm"].get("holdout_tasks") is not None:
+        data["confirm"] = {**data["confirm"], "holdout_tasks": _tasks(data["confirm"]["holdout_tasks"])}
     for name, cls in sections.items():
         if name in data:
             values[name] = _build(cls, data.pop(name), name)
     if "kinds" in data:
-        kinds = dict(DEFAULT_KINDS)
-        for kind, table in data.pop("kinds").items():
+        kinds, tables = dict(DEFAULT_KINDS), data.pop("kinds")
+        if not isinstance(tables, dict):
+            raise ConfigError(f"[kinds] must be a table, got {type(tables).__name__}")
+        for kind, table in tables.items():
             if kind not in DEFAULT_KINDS:
                 raise ConfigError(f"unknown kind in [kinds]: {kind!r}")
+            if not isinstance(table, dict):
+                raise ConfigError(f"[kinds.{kind}] must be a table, got {type(table).__name__}")
             merged = {**dataclasses.asdict(DEFAULT_KINDS[kind]), **table}
             kinds[kind] = _build(KindConfig, merged, f"kinds.{kind}")
         values["kinds"] = kinds
     if "experiment_prefix" in data:
-        values["experiment_prefix"] = str(data.pop("experiment_prefix"))
+        values["experiment_prefix"] = data.pop("experiment_prefix")
     if data:
         raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(data))}")
-    return Config(**values)
+    try:
+        return Config(**values)
+    except FieldError as exc:  # a top-level key: experiment_prefix
+        raise ConfigError(f"{exc.key}: {exc.problem}") from None
 
 
 def read_toml(path: str | Path, what: str = "config file") -> dict:
@@ -303,10 +319,20 @@ def read_toml(path: str | Path, what: str = "config file") -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
+    _not_world_writable(path, what)
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def _not_world_writable(path: Path, what: str) -> None:
+    """A config decides what runs and which files are read: one that any user may change is no
+    one's (a scheduled job would run another user's choices)."""
+    mode = path.stat().st_mode
+    if mode & stat.S_IWOTH:
+        raise ConfigError(f"{what} {path} is writable by every user (mode {stat.S_IMODE(mode):04o}); "
+                          f"it decides what runs and what is read: chmod o-w {path}")
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -318,18 +344,29 @@ def load_config(path: str | Path | None = None) -> Config:
         import json
 
         try:
-            return config_from_dict(json.loads(Path(path).read_text()))
+            _not_world_writable(Path(path), "config file")
+            data = json.loads(Path(path).read_text())
         except OSError as exc:
             raise ConfigError(f"config file {path}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
-    return config_from_dict(_files_from(read_toml(path), Path(path).resolve().parent))
+    else:
+        data = _files_from(read_toml(path), Path(path).resolve().parent)
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:  # one line: the file, the table, the key and what is wrong
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _files_from(data: dict, folder: Path) -> dict:
     """csv:/parquet: task paths made absolute from the TOML file's folder, so that the recorded
     config.json finds the same file from anywhere (an audit's re-run)."""
-    for t in (data.get("suite") or {}).get("tasks") or []:
+    tables = []
+    for section, key in (("suite", "tasks"), ("confirm", "holdout_tasks")):
+        table = data.get(section)
+        found = table.get(key) if isinstance(table, dict) else None
+        tables += found if isinstance(found, list) else []
+    for t in tables:
         fmt, _, rel = str(t.get("dataset", "") if isinstance(t, dict) else "").partition(":")
         if fmt in ("csv", "parquet") and rel and not Path(rel).is_absolute():
             t["dataset"] = f"{fmt}:{(folder / rel).resolve()}"
@@ -344,6 +381,12 @@ def for_discovery(config: Config, generator: str | None = None, llm: dict | None
         config = dataclasses.replace(config, llm=dataclasses.replace(
             config.llm, **{k: v for k, v in llm.items() if v is not None}))
     return config
+
+
+def for_kind(config: Config, kind: str) -> Config:
+    """The config a kind is evaluated under: its suite as `SuiteConfig.for_kind` gives it."""
+    suite = config.suite.for_kind(kind)
+    return config if suite is config.suite else dataclasses.replace(config, suite=suite)
 
 
 def with_overrides(config: Config, **sections) -> Config:

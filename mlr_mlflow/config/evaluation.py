@@ -3,12 +3,16 @@ or tasks, the comparison with baselines and the confirmation stage (tables `[mod
 `[[suite.tasks]]`, `[compare]`, `[confirm]`)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+from .checks import above, at_least, between, checked
 from .errors import ConfigError
 
 
 @dataclass(frozen=True)
+@checked("model", hidden=at_least(1), lr=above(0), batch_size=at_least(1), max_epochs=at_least(1),
+         patience=at_least(1))
 class ModelConfig:
     """The MLP every hypothesis plugs into, and how it is trained.
 
@@ -28,9 +32,12 @@ class ModelConfig:
 
 
 MODEL_FAMILIES = ("mlp", "cnn", "attention")
+# kinds whose hypothesis slot a family lacks: preprocessing works on feature tables only
+FAMILY_REFUSES = {"cnn": frozenset({"preprocessing"}), "attention": frozenset({"preprocessing"})}
 
 
 @dataclass(frozen=True)
+@checked("[[suite.tasks]]")
 class TaskConfig:
     """One task of the suite: a dataset and the model family trained on it.
 
@@ -57,13 +64,38 @@ class TaskConfig:
             raise ConfigError(f"[[suite.tasks]] {self.name}: target applies to csv: and parquet: datasets only")
 
 
+CLASSIC_DATASETS = ("iris", "wine", "breast_cancer", "digits", "moons", "circles", "xor",
+                    "hard_classification")
+# Named suites. "tuned" is the default, chosen with `mlr-mlflow suite check` (docs/benchmarks.md,
+# "The instrument"): tasks whose full-training results tell a panel of activations apart the same
+# way on disjoint seeds. "classic" is the eight bundled tables on the MLP, the default before it
+# (saturated under full training: wine, circles, xor and breast_cancer barely separate anything).
+SUITES = {
+    "classic": tuple(TaskConfig(name=d, dataset=d) for d in CLASSIC_DATASETS),
+    "tuned": (TaskConfig(name="hastie", dataset="hastie"), TaskConfig(name="checkerboard", dataset="checkerboard"),
+              TaskConfig(name="classes6", dataset="classes6"),
+              TaskConfig(name="sine_boundary", dataset="sine_boundary"), TaskConfig(name="digits", dataset="digits"),
+              TaskConfig(name="digits-cnn", dataset="digits", model="cnn"),
+              TaskConfig(name="match-attention", dataset="sequence_match", model="attention")),
+}
+# Held out from the tuned suite for the transfer test (confirm.holdout_tasks): datasets selection
+# never sees, one MLP and one CNN task.
+HOLDOUT_TASKS = (TaskConfig(name="spirals", dataset="spirals"),
+                 TaskConfig(name="shapes-cnn", dataset="shapes", model="cnn"))
+
+
 @dataclass(frozen=True)
+@checked("suite", split_seed=at_least(0), first_seed=at_least(0), test_fraction=between(0, 1, open_=True),
+         val_fraction=between(0, 1, open_=True))
 class SuiteConfig:
     """The datasets (or tasks) and their fixed splits.
 
     Attributes:
-        datasets: names from `mlr_mlflow.evaluate.datasets.DATASETS`, each trained on the MLP.
-        tasks: when given, the suite is these tasks instead (and `datasets` is not used).
+        datasets: names from `mlr_mlflow.evaluate.datasets.DATASETS`, each trained on the MLP; when
+            given, the suite is these (and `preset` is not used).
+        tasks: when given, the suite is these tasks instead (and `datasets`, `preset` are not used).
+        preset: the named suite used when neither `datasets` nor `tasks` is given (SUITES: "tuned",
+            the default, or "classic").
         split_seed: seeds the stratified train/val/test split (not the training seeds).
         first_seed: training seeds are first_seed, first_seed + 1, ... (the confirmation stage uses
             seeds and a split of its own, see ConfirmConfig).
@@ -71,10 +103,9 @@ class SuiteConfig:
         val_fraction: share of the remainder held out for early stopping (full variant).
     """
 
-    datasets: tuple[str, ...] = (
-        "iris", "wine", "breast_cancer", "digits", "moons", "circles", "xor", "hard_classification",
-    )
+    datasets: tuple[str, ...] = ()
     tasks: tuple[TaskConfig, ...] = ()
+    preset: str = "tuned"
     split_seed: int = 0
     first_seed: int = 0
     test_fraction: float = 0.25
@@ -83,13 +114,36 @@ class SuiteConfig:
     def __post_init__(self):
         if len({t.name for t in self.tasks}) != len(self.tasks):
             raise ConfigError("[[suite.tasks]]: task names must be unique")
+        if self.preset not in SUITES:
+            raise ConfigError(f"[suite] preset {self.preset!r}: choose one of {', '.join(SUITES)}")
 
     def task_list(self) -> tuple[TaskConfig, ...]:
-        """The suite as tasks: the configured ones, else each dataset on the MLP under its own name."""
-        return self.tasks or tuple(TaskConfig(name=d, dataset=d) for d in self.datasets)
+        """The suite as tasks: the configured ones, else each dataset on the MLP under its own
+        name, else the preset's."""
+        if self.tasks:
+            return self.tasks
+        if self.datasets:
+            return tuple(TaskConfig(name=d, dataset=d) for d in self.datasets)
+        return SUITES[self.preset]
+
+    def for_kind(self, kind: str) -> "SuiteConfig":
+        """The suite a kind is evaluated on: a preset drops the tasks whose family has no slot for
+        `kind` (preprocessing: the MLP tasks only); a configured suite is the user's to fix."""
+        if self.tasks or self.datasets:
+            return self
+        fitting = tuple(t for t in SUITES[self.preset] if kind not in FAMILY_REFUSES.get(t.model, ()))
+        return self if len(fitting) == len(SUITES[self.preset]) else \
+            dataclasses.replace(self, tasks=fitting)
+
+    @property
+    def by_task(self) -> bool:
+        """Whether references are cached per task (task suites and presets) rather than over the
+        whole suite at once (a list of datasets: the keys the default suite always had)."""
+        return bool(self.tasks) or (not self.datasets and self.preset != "classic")
 
 
 @dataclass(frozen=True)
+@checked("compare", loss_tol=at_least(0), ci_level=between(0, 1, open_=True), bootstrap=at_least(1))
 class CompareConfig:
     """How one (dataset, seed) result is judged against a baseline's.
 
@@ -110,6 +164,8 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
+@checked("confirm", fdr=between(0, 1, open_=True), seeds=at_least(1), first_seed=at_least(0),
+         split_seed=at_least(0))
 class ConfirmConfig:
     """The confirmation stage of a round: the selected hypotheses trained again, on data that took
     no part in selecting them, and tested against the baselines with false-discovery control.
@@ -120,6 +176,11 @@ class ConfirmConfig:
         seeds: training seeds of the confirmation (first_seed, first_seed + 1, ...).
         first_seed: must leave the round's own seeds (suite.first_seed + its --seeds) untouched.
         split_seed: the fresh train/val/test split; must differ from suite.split_seed.
+        holdout_tasks: tasks selection never sees (none of their datasets in the suite): the
+            selected are also tested there, on the same fresh seeds and split, for the separate
+            verdict `transfers` (transfer.py). Unset: with the default (tuned) suite, spirals on
+            the MLP and shapes on the CNN (HOLDOUT_TASKS), which it does not hold; with any other
+            suite none. Empty: no transfer test.
     """
 
     enabled: bool = True
@@ -127,6 +188,14 @@ class ConfirmConfig:
     seeds: int = 3
     first_seed: int = 1000
     split_seed: int = 1
+    holdout_tasks: tuple[TaskConfig, ...] | None = None
+
+    def held_out(self, suite: SuiteConfig) -> tuple[TaskConfig, ...]:
+        """The held-out tasks: the configured ones, else the preset's when the suite is a preset
+        (the tuned suite: HOLDOUT_TASKS), else none."""
+        if self.holdout_tasks is not None:
+            return self.holdout_tasks
+        return HOLDOUT_TASKS if not suite.tasks and not suite.datasets and suite.preset == "tuned" else ()
 
     def __post_init__(self):
         if not 0.0 < self.fdr < 1.0 or self.seeds < 1:

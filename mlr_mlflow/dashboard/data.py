@@ -198,3 +198,17 @@ def audits(snap: Snapshot) -> dict:
     intervals = [r for r in leaderboard(snap) if r["ci_low"] is not None and r["ci_high"] is not None]
     confirmed = [r for r in leaderboard(snap) if r["confirmed"]]
     return {"verdicts": verdicts, "intervals": intervals[:40], "confirmed": confirmed}
+
+
+def instrument(snap: Snapshot) -> list[dict]:
+    """Per kind, the reliability its newest round stated: the suite's full-training noise ceiling,
+    the cheap rung's agreement with full training, and where the numbers come from."""
+    newest: dict[str, dict] = {}
+    for r in snap.role("round"):
+        if r.get("kind") and (r["kind"] not in newest or r["start_time"] > newest[r["kind"]]["start_time"]):
+            newest[r["kind"]] = r
+    return [{"kind": kind, "ceiling": r["metrics"].get("instrument.full_noise_ceiling"),
+             "relu_like": r["metrics"].get("instrument.relu_like_ceiling"),
+             "cheap_vs_full": r["metrics"].get("instrument.cheap_vs_full"),
+             "source": r.get("instrument_source") or "not recorded (a round from before suite checks)"}
+            for kind, r in sorted(newest.items())]

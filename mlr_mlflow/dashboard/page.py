@@ -89,9 +89,27 @@ class Page:
                                 if r["ci_low"] is not None else "–"),
                              td("yes" if r["confirmed"] else ""), td(_esc(r["audit"]))])
                 for i, r in enumerate(rows[:200], start=1)]
-        return self.table(["#", "kind", "hypothesis", "generator", "prompt", "model", "round",
-                           "variant", "B-WR", "one-pass B-WR", "BSOTA-WR", "B-WR 95 %",
-                           "confirmed", "audit"], body)
+        return self.instrument() + self.table(["#", "kind", "hypothesis", "generator", "prompt", "model", "round",
+                                               "variant", "B-WR", "one-pass B-WR", "BSOTA-WR", "B-WR 95 %",
+                                               "confirmed", "audit"], body)
+
+    def instrument(self) -> str:
+        """What the B-WR below can be trusted to: each kind's suite noise ceiling, stated first."""
+        lines = []
+        for r in data.instrument(self.snap):
+            if r["ceiling"] is None:
+                lines.append(f"<li>{_esc(r['kind'])}: suite repeatability {_esc(r['source'])}</li>")
+                continue
+            extra = f", {_num(r['relu_like'])} among ReLU-like variants" if r["relu_like"] is not None else ""
+            cheap = f"; one-pass screen vs full training {_num(r['cheap_vs_full'])}" \
+                if r["cheap_vs_full"] is not None else ""
+            lines.append(f"<li>{_esc(r['kind'])}: full-training B-WR repeats at Spearman "
+                         f"{_num(r['ceiling'])} between disjoint seed sets{extra}{cheap} "
+                         f"<span class=\"none\">({_esc(r['source'])})</span></li>")
+        if not lines:
+            return ""
+        return ('<p class="instrument">Noise ceiling of the suite (differences in B-WR smaller than its '
+                f'noise are not findings):</p><ul class="instrument">{"".join(lines)}</ul>')
 
     def discovery(self) -> str:
         series = data.discovery(self.snap)

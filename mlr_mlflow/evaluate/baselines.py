@@ -26,7 +26,8 @@ from .datasets import Dataset
 from .job import TRAIN_TARGET
 from .winrate import Results
 
-ENTRY_POINTS = {"one-pass": "one_pass", "full": "full", "confirm": "full"}  # confirm: full training
+# confirm and transfer: full training
+ENTRY_POINTS = {"one-pass": "one_pass", "full": "full", "confirm": "full", "transfer": "full"}
 VERSIONED = ("torch", "lightning", "numpy", "scikit-learn", "mlr-mlflow")  # in the baseline key
 
 
@@ -76,7 +77,7 @@ def baseline_key(kind: str, source: str, variant: str, seeds: list[int], dataset
         "model": dataclasses.asdict(config.model), "versions": library_versions(VERSIONED),
         "trainer": trainer_digest(),
     }
-    if config.suite.tasks:  # a task suite's keys also name each task's family (the default's never did)
+    if config.suite.by_task:  # a task suite's keys also name each task's family (the default's never did)
         material["families"] = {d.name: d.family for d in datasets}
         material["trainer"] = trainer_digest(families=True)
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
@@ -146,7 +147,7 @@ def get_references(client, experiment_id: str, kind: str, variant: str, seeds: l
     wanted = {**baselines, **sota}
     found: dict[str, Results] = {n: {} for n in wanted}
     missing: list[tuple[str, list[Dataset], str]] = []  # (component, its unit of datasets, key)
-    for unit in ([[d] for d in datasets] if config.suite.tasks else [datasets]):
+    for unit in ([[d] for d in datasets] if config.suite.by_task else [datasets]):
         for name, src in wanted.items():
             key = baseline_key(kind, src, variant, seeds, unit, config)
             cached = _cached(client, experiment_id, key)
@@ -177,7 +178,7 @@ def _log_reference(client, experiment_id, kind, name, key, variant, seeds, datas
                    config: Config):
     from ..sandbox import resolve_backend
 
-    title = f"baseline {name} {variant}" + (f" · {datasets[0].name}" if config.suite.tasks else "")
+    title = f"baseline {name} {variant}" + (f" · {datasets[0].name}" if config.suite.by_task else "")
     run_id = create_run(client, experiment_id, title, {
         names.ROLE: "baseline", names.KIND: kind, names.BASELINE_COMPONENT: name,
         names.BASELINE_KEY: key, names.VARIANT: variant,

@@ -10,12 +10,14 @@ Grouping is decided by the function alone, so a model's calls are the same in an
 from __future__ import annotations
 
 import math
+import random
 import time
 from contextlib import nullcontext
 from typing import Callable
 
 import torch
 
+from ..kinds.base import not_deterministic, same_output
 from ..sandbox.alarm import Alarm, Overtime
 
 # Row counts of the independence probe: the small batch sizes (a last, short batch included), so a
@@ -101,6 +103,60 @@ def check_activation(x: torch.Tensor, y) -> str | None:
     if y.shape != x.shape or y.dtype != x.dtype:
         return f"activation returned shape {list(y.shape)} ({y.dtype}) for input {list(x.shape)}"
     return None
+
+
+def check_penalty(value) -> str | None:
+    """A regularizer's value in training: a penalty that turns NaN or inf makes the model's loss
+    NaN, which is a broken hypothesis (invalid, with this reason), not an evaluated one."""
+    if not torch.isfinite(value).all():
+        return "regularizer returned NaN or inf during training"
+    return None
+
+
+def _held(value, copy: bool):
+    """What a recorded call keeps: tensors detached (by reference: no code writes them later),
+    numpy arrays copied (preprocessing may write into its inputs), containers element-wise."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_held(v, copy) for v in value)
+    if copy and hasattr(value, "copy"):
+        return value.copy()
+    return value
+
+
+class Recorded:
+    """A hypothesis function as the training job calls it, remembering two of its calls: the
+    first and one drawn uniformly among all the others (reservoir sampling from `seed`, so an
+    audit sees the same draw and the code cannot know which). `recheck()` calls it again on
+    those inputs once training is over: a function that keeps state between calls (behaving one
+    way while probed and another in training) gives another output, and its models fail. The
+    extra calls come after every result is computed, so they change no result."""
+
+    def __init__(self, fn: Callable, name: str, seed: int):
+        self.fn, self.name = fn, name
+        self.calls = 0
+        self.kept: dict[str, tuple] = {}
+        self._rng = random.Random(seed)
+
+    def __call__(self, *args):
+        result = self.fn(*args)
+        self.calls += 1
+        if self.calls == 1 or self._rng.random() * (self.calls - 1) < 1:
+            copy = not isinstance(result, torch.Tensor)
+            self.kept["first" if self.calls == 1 else "drawn"] = (
+                self.calls, _held(args, copy), _held(result, copy), torch.is_grad_enabled())
+        return result
+
+    def recheck(self) -> str | None:
+        """None when every kept call gives the same output again; else the reason."""
+        for number, args, result, grad in list(self.kept.values()):
+            again = tuple(_held(a, True) if not isinstance(a, torch.Tensor) else a.clone()
+                          for a in args)
+            with torch.set_grad_enabled(grad):
+                if not same_output(self.fn(*again), result):
+                    return not_deterministic(self.name, self.calls - number)
+        return None
 
 
 def rows_independent(fn: Callable, width: int) -> bool:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import SuiteConfig, TaskConfig, UsageError
+from ..config.evaluation import FAMILY_REFUSES
+from .generated import GENERATED
 from .tables import DatasetError, is_file_dataset, read_table
 
 
@@ -103,7 +105,7 @@ def _sequence_match():
 DATASETS = {
     "iris": _iris, "wine": _wine, "breast_cancer": _breast_cancer, "digits": _digits,
     "moons": _moons, "circles": _circles, "xor": _xor, "hard_classification": _hard_classification,
-    "shapes": _shapes, "sequence_match": _sequence_match,
+    "shapes": _shapes, "sequence_match": _sequence_match, **GENERATED,
 }
 # what a row is, beyond a feature vector: images (channels, height, width), sequences (length, vocab)
 INPUT_SHAPES = {"digits": ("image", (1, 8, 8)), "shapes": ("image", (1, 8, 8)),
@@ -209,8 +211,6 @@ def load_suite(suite: SuiteConfig) -> list[Dataset]:
     return [load_task(t, suite) for t in tasks]
 
 
-# kinds whose hypothesis slot a family lacks: preprocessing works on feature tables only
-FAMILY_REFUSES = {"cnn": {"preprocessing"}, "attention": {"preprocessing"}}
 
 
 def check_suite(suite_config: SuiteConfig, kind: str) -> list[Dataset]:

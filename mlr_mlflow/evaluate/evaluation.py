@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from ..hypothesis import Hypothesis
 from ..tracking import RunEnd, end_tags, log_json, names
+from .screen import SCREEN_STATISTIC
 
 UNCERTAINTY = ("b_wr_ci_low", "b_wr_ci_high", "bsota_wr_ci_low", "bsota_wr_ci_high", "b_wr_p_value")
 
@@ -28,6 +29,7 @@ class Evaluation:
     bsota_wr: float | None = None
     val_b_wr: float | None = None  # validation split: what selection uses
     val_bsota_wr: float | None = None
+    screen_score: float | None = None  # the screening statistic (screen.py): what selection ranks by
     uncertainty: dict[str, float] = field(default_factory=dict)  # UNCERTAINTY -> value
     datasets: dict[str, dict] = field(default_factory=dict)
     per_seed: dict = field(default_factory=dict, repr=False)
@@ -40,6 +42,7 @@ class Evaluation:
         ev = cls(hypothesis=hypothesis, run_id=run.info.run_id, variant=tags.get(names.VARIANT, ""),
                  b_wr=metrics.get(names.B_WR), bsota_wr=metrics.get(names.BSOTA_WR),
                  val_b_wr=metrics.get(names.VAL_B_WR), val_bsota_wr=metrics.get(names.VAL_BSOTA_WR),
+                 screen_score=metrics.get(names.SCREEN_SCORE),
                  uncertainty={k: metrics[k] for k in UNCERTAINTY if k in metrics})
         if tags.get(names.STATUS) == "invalid":
             ev.reject(tags.get(names.REASONS, "").splitlines(), tags.get(names.STAGE, "dynamic"))
@@ -52,6 +55,7 @@ class Evaluation:
         return {"valid": self.valid, "reasons": self.reasons, "stage": self.stage,
                 "run_id": self.run_id, "b_wr": self.b_wr, "bsota_wr": self.bsota_wr,
                 "val_b_wr": self.val_b_wr, "val_bsota_wr": self.val_bsota_wr,
+                "screen_score": self.screen_score,
                 **{k: self.uncertainty.get(k) for k in UNCERTAINTY},
                 "variant": self.variant, "datasets": self.datasets,
                 "sha256": self.hypothesis.sha256, "kind": self.hypothesis.kind}
@@ -69,8 +73,10 @@ class Evaluation:
         if not self.valid:
             return RunEnd(self.run_id, failed=True, tags=end_tags("invalid", self.reasons, {names.STAGE: self.stage}))
         metrics = {names.B_WR: self.b_wr, names.BSOTA_WR: self.bsota_wr, names.VAL_B_WR: self.val_b_wr,
-                   names.VAL_BSOTA_WR: self.val_bsota_wr, **self.uncertainty}
+                   names.VAL_BSOTA_WR: self.val_bsota_wr, names.SCREEN_SCORE: self.screen_score,
+                   **self.uncertainty}
         for ds, m in self.datasets.items():
             for key in ("test_acc", "test_loss", "b_wr", "bsota_wr", "val_b_wr"):
                 metrics[names.dataset_metric(ds, key)] = m[key]
-        return RunEnd(self.run_id, metrics, {names.STATUS: "evaluated"})
+        return RunEnd(self.run_id, metrics, {names.STATUS: "evaluated",
+                                             names.SCREEN_STATISTIC: SCREEN_STATISTIC})

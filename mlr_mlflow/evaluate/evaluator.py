@@ -26,11 +26,13 @@ from .baselines import (components_for, environment_json, get_references, prewar
                         regroup, train_models)
 from .datasets import Dataset, check_kind_fits, load_suite
 from .evaluation import UNCERTAINTY, Evaluation, run_name
+from .screen import screen_score
 from .winrate import summarize
 
-VARIANTS = ("one-pass", "full", "confirm")
-# how each variant trains: a confirmation is full training on seeds and a split of its own
-TRAINING = {"one-pass": "one-pass", "full": "full", "confirm": "full"}
+VARIANTS = ("one-pass", "full", "confirm", "transfer")
+# how each variant trains: a confirmation is full training on seeds and a split of its own, a
+# transfer test full training on held-out tasks
+TRAINING = {"one-pass": "one-pass", "full": "full", "confirm": "full", "transfer": "full"}
 # Training work (models x epochs) below which a share is not worth a process of its own: about
 # 1.5 s of one core's training, where starting a warm server costs about 5 CPU seconds once.
 MIN_SHARE_MODEL_EPOCHS = 192
@@ -313,6 +315,7 @@ class Evaluator:
             summary = summarize(raw[i], baselines, sota, c.loss_tol, c.ci_level, c.bootstrap)
             ev.b_wr, ev.bsota_wr, ev.datasets = summary["b_wr"], summary["bsota_wr"], summary["datasets"]
             ev.val_b_wr, ev.val_bsota_wr = summary["val_b_wr"], summary["val_bsota_wr"]
+            ev.screen_score = screen_score(raw[i], baselines, sota, c.loss_tol)
             ev.uncertainty = {k: summary[k] for k in UNCERTAINTY}
             ev.per_seed = raw[i]
 

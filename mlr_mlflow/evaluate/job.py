@@ -31,19 +31,33 @@ def _preprocess(fn, ds: dict):
     """Apply a preprocessing function the CONTRACT way: statistics from X_train only.
 
     Validation and test rows go through the `X_test` argument together; a copy is passed so that
-    the hypothesis cannot alter the shared data.
+    the hypothesis cannot alter the shared data. Then the contract is checked on this real split
+    (`kinds.preprocessing.check_test_rows`): called again with half of these rows moved and the
+    rest replaced by training rows, the training rows' output and each kept row's output must not
+    change. The probe's inputs are synthetic; a function that recognises them (by shape, say) is
+    caught here. The second call's output is not used, so results are those of the first call.
     """
+    import zlib
+
     import numpy as np
 
+    from ..kinds.preprocessing import check_test_rows
+
     rest = np.vstack([ds["X_val"], ds["X_test"]])
-    A, B = fn(ds["X_train"].copy(), rest.copy())
-    A, B = np.asarray(A, dtype=np.float32), np.asarray(B, dtype=np.float32)
+    out = fn(ds["X_train"].copy(), rest.copy())
+    A, B = np.asarray(out[0], dtype=np.float32), np.asarray(out[1], dtype=np.float32)
     n_train, n_val = len(ds["X_train"]), len(ds["X_val"])
     if A.ndim != 2 or B.ndim != 2 or A.shape[0] != n_train or B.shape[0] != len(rest) \
             or A.shape[1] != B.shape[1]:
         raise ValueError(f"preprocess returned shapes {A.shape} and {B.shape} on {ds['name']}")
     if not (np.isfinite(A).all() and np.isfinite(B).all()):
         raise ValueError(f"preprocess returned NaN or inf on {ds['name']}")
+    others = np.resize(ds["X_train"][::-1], rest.shape)  # training rows, in the test rows' places
+    reasons = check_test_rows(fn, ds["X_train"].copy(), rest, others, np.asarray(out[0], np.float64),
+                              np.asarray(out[1], np.float64), zlib.crc32(ds["name"].encode()),
+                              f" on {ds['name']}")
+    if reasons:
+        raise ValueError(reasons[0])
     return A, B[:n_val], B[n_val:]
 
 
@@ -135,16 +149,20 @@ def train(payload: dict) -> dict:
     import lightning.pytorch as pl
     import torch
 
+    from ..kinds import get_kind
+    from ..validate.dynamic import probe_seed
     from ..validate.loader import load_checked
+    from .calls import Recorded
     from .model import EnsembleModule, Guard
 
     torch.set_num_threads(1)
     _quiet_lightning()
-    cache: dict[tuple[str, str], object] = {}
+    cache: dict[tuple[str, str], Recorded] = {}
 
     def load(source: str, kind: str):
         if (source, kind) not in cache:
-            cache[(source, kind)] = load_checked(source, kind)
+            cache[(source, kind)] = Recorded(load_checked(source, kind), get_kind(kind).function,
+                                             probe_seed(source))
         return cache[(source, kind)]
 
     guard = Guard(payload.get("budget_s") or math.inf)
@@ -172,6 +190,8 @@ def train(payload: dict) -> dict:
                                             guard=guard))
     for module in modules:
         _fit(pl, module, full, max_epochs, guard)
+    with guard.timer():
+        _recheck(cache, payload["models"], guard)
     errors.update(guard.errors)
     for module in modules:
         for i, group in enumerate(module.groups):
@@ -186,6 +206,16 @@ def train(payload: dict) -> dict:
                                 f"{split}_loss": float(loss[j]) if math.isfinite(loss[j]) else None})
                 results.setdefault(key, {})[group.spec.dataset] = out
     return {"results": results, "errors": errors}
+
+
+def _recheck(cache: dict, models: list[dict], guard) -> None:
+    """Every function called again on two inputs it met (`calls.Recorded`): one that answers
+    otherwise now fails the models that use it, with the reason."""
+    for (source, kind), fn in cache.items():
+        keys = [m["key"] for m in models
+                if m["components"].get(kind) == source and m["key"] not in guard.errors]
+        if keys and fn.calls:
+            guard.call_group(keys, fn.recheck, check=lambda problem: problem)
 
 
 def _fit(pl, module, full: bool, max_epochs: int, guard) -> None:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .calls import Guard, callers, check_activation
+from .calls import Guard, callers, check_activation, check_penalty
 from .epochs import EpochSteps, adam
 
 __all__ = ["Guard", "GroupSpec", "Group", "EnsembleModule", "EpochSteps", "adam", "stable_seed",
@@ -249,12 +249,14 @@ class EnsembleModule(EpochSteps, pl.LightningModule):
             if caller.grouped.get(0):  # ignores the weights: one call stands for all its models
                 g, m, _ = members[0]
                 value = self.guard.call_group([k for _, _, k in members],
-                                              lambda: _scalar(caller.fn(self.groups[g].model_weights(m))))
+                                              lambda: _scalar(caller.fn(self.groups[g].model_weights(m))),
+                                              check_penalty)
                 if value is not None:
                     terms.append(value * len(members))
                 continue
             for g, m, key in members:
-                value = self.guard.call(key, lambda: _scalar(caller.fn(self.groups[g].model_weights(m))))
+                value = self.guard.call(key, lambda: _scalar(caller.fn(self.groups[g].model_weights(m))),
+                                        check_penalty)
                 if value is not None:
                     terms.append(value)
         return torch.stack(terms).sum() if terms else torch.zeros(())

@@ -1,7 +1,7 @@
 """Activation functions: `activation(x)` replaces the MLP's hidden nonlinearity."""
 from __future__ import annotations
 
-from .base import Kind
+from .base import REPEAT_CALLS, Kind, repeat_check
 
 COMPONENTS = {
     "relu": "import torch\n\ndef activation(x):\n    return torch.relu(x)\n",
@@ -13,11 +13,12 @@ COMPONENTS = {
 }
 
 
-def probe(fn) -> list[str]:
+def probe(fn, seed: int = 0) -> list[str]:
     import torch
 
     reasons = []
     gen = torch.Generator().manual_seed(0)
+    first = None
     for shape in [(7,), (4, 5), (2, 3, 4)]:
         leaf = (torch.randn(shape, generator=gen) * 3).requires_grad_(True)
         x = leaf * 1.0  # not a leaf, like a hidden layer's pre-activation: in-place writes succeed
@@ -40,10 +41,17 @@ def probe(fn) -> list[str]:
             return ["activation output has no gradient with respect to its input"]
         if not torch.isfinite(grad).all():
             reasons.append("activation gradient is NaN or inf for ordinary inputs")
+        first = first or (keep, y.detach().clone())
     wide = torch.linspace(-50, 50, 201)
     if not torch.isfinite(fn(wide)).all():
         reasons.append("activation returns NaN or inf for inputs in [-50, 50]")
-    return reasons
+    if reasons:
+        return reasons
+    rng = torch.Generator().manual_seed(seed)
+    shapes = [tuple(int(d) for d in torch.randint(1, 9, (1 + i % 3,), generator=rng))
+              for i in range(REPEAT_CALLS)]
+    others = ((torch.randn(s, generator=rng) * 3,) for s in shapes)
+    return repeat_check(fn, "activation", (first[0].clone(),), first[1], others)
 
 
 KIND = Kind(name="activation", function="activation", arity=1,

@@ -1,7 +1,7 @@
 """Regularizers: `regularizer(params)` is added to the training loss; params are the weight matrices."""
 from __future__ import annotations
 
-from .base import Kind
+from .base import REPEAT_CALLS, Kind, repeat_check
 
 COMPONENTS = {
     "none": "import torch\n\ndef regularizer(params):\n    return torch.zeros(())\n",
@@ -22,11 +22,12 @@ COMPONENTS = {
 }
 
 
-def probe(fn) -> list[str]:
+def probe(fn, seed: int = 0) -> list[str]:
     import torch
 
     gen = torch.Generator().manual_seed(0)
-    params = [torch.randn(s, generator=gen).requires_grad_(True) for s in [(16, 4), (16, 16), (3, 16)]]
+    shapes = [(16, 4), (16, 16), (3, 16)]
+    params = [torch.randn(s, generator=gen).requires_grad_(True) for s in shapes]
     keep = [p.detach().clone() for p in params]
     out = fn(params)
     if any(not torch.equal(p.detach(), k) for p, k in zip(params, keep)):
@@ -45,7 +46,17 @@ def probe(fn) -> list[str]:
         grads = torch.autograd.grad(out.sum(), params, allow_unused=True)
         if any(g is not None and not torch.isfinite(g).all() for g in grads):
             return ["regularizer gradient is NaN or inf"]
-    return []
+    rng = torch.Generator().manual_seed(seed)
+
+    def other(i: int) -> list:
+        widths = [int(w) for w in torch.randint(2, 24, (3,), generator=rng)]
+        dims = [widths[0], widths[1], widths[2], 3][:2 + i % 3]
+        return [torch.randn(dims[j + 1], dims[j], generator=rng).requires_grad_(True)
+                for j in range(len(dims) - 1)]
+
+    again = [k.clone().requires_grad_(True) for k in keep]
+    return repeat_check(fn, "regularizer", (again,), out,
+                        ((other(i),) for i in range(REPEAT_CALLS)))
 
 
 KIND = Kind(name="regularizer", function="regularizer", arity=1,

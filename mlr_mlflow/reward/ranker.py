@@ -1,7 +1,7 @@
 """The reward model's learning part: features -> predicted B-WR, an XGBoost ranker or regressor.
 
 Training data are the one-pass evaluations of a kind in MLflow, grouped by round. The target is a
-*validation* number (`selection_target`: the mean of `val_b_wr` and `val_bsota_wr`), never the test
+*validation* number (`selection_target`: `screen_score`, the screening statistic), never the test
 split's `b_wr`: the reward model selects, and selection uses validation data only (the test numbers
 stay unbiased for reporting). `Dataset.b_wr` (test) is carried for reports, never fitted.
 Both an `XGBRanker` (pairwise, groups = rounds) and an `XGBRegressor` are fitted; the one with the
@@ -65,14 +65,18 @@ class Dataset:
         return np.array([p in ("", "explore") for p in self.picks], dtype=bool)
 
 
-TARGET = "mean of val_b_wr and val_bsota_wr"
+TARGET = "screen_score (evaluate.screen), else the mean of val_b_wr and val_bsota_wr"
 
 
 def selection_target(metrics: dict) -> float | None:
-    """The reward model's target: validation win rates only (None when a run has none, e.g. from
-    before validation metrics existed: such runs are not learned from rather than fall back to
-    test numbers). The mean of B-WR and BSOTA-WR: BSOTA-WR compares with more references under the
-    same seeds, so the mean is less noisy than val B-WR alone on the small validation split."""
+    """The reward model's target: the screening statistic `screen_score`, the validation number that
+    best predicts fresh full training (docs/benchmarks.md, "The instrument"). Runs from before it
+    existed fall back to the mean of validation B-WR and BSOTA-WR (same [0, 1] scale); runs with no
+    validation numbers at all give None and are not learned from rather than fall back to test
+    numbers."""
+    screen = metrics.get(names.SCREEN_SCORE)
+    if screen is not None:
+        return float(screen)
     b, bsota = metrics.get(names.VAL_B_WR), metrics.get(names.VAL_BSOTA_WR)
     if b is None:
         return None

@@ -41,10 +41,16 @@ B_WR = "b_wr"
 BSOTA_WR = "bsota_wr"
 VAL_B_WR = "val_b_wr"  # the same win rates on the validation split: what selection uses
 VAL_BSOTA_WR = "val_bsota_wr"
+SCREEN_SCORE = "screen_score"  # the screening statistic (evaluate.screen), higher is better
+SCREEN_STATISTIC = "mlr.screen.statistic"  # which statistic screen_score is
 B_WR_P_VALUE = "b_wr_p_value"  # paired sign-flip test of b_wr > 0.5 (stats.sign_flip_pvalue)
 B_WR_Q_VALUE = "b_wr_q_value"  # a confirmation's Benjamini-Hochberg adjusted p-value in its round
 SCREEN_PICK = "mlr.screen.pick"  # on a reward-screened round's runs: "explore", "reward", "screened-out"
 CONFIRMED = "mlr.confirmed"  # "true" / "false" on the runs of a round's selected hypotheses
+TRANSFERS = "mlr.transfers"  # "true" / "false": did a selected hypothesis pass on the held-out tasks
+TRANSFERS_METRIC = "transfers"  # a round's count of selected hypotheses that transfer
+INSTRUMENT_SOURCE = "mlr.instrument.source"  # a round's: where its suite's noise ceiling comes from
+TRANSFER_TASKS = "mlr.transfer.tasks"  # a round's held-out tasks, comma-separated
 
 HYPOTHESIS_ARTIFACT = "hypothesis.py"
 RESULTS_ARTIFACT = "results.json"
@@ -58,3 +64,25 @@ HOLDOUT_PREDICTIONS_ARTIFACT = "holdout_predictions.json"  # a reward version's 
 
 def dataset_metric(dataset: str, name: str) -> str:
     return f"{dataset}.{name}"
+
+# `suite check`: one run per check in experiment <experiment_prefix><kind>-instrument
+SUITE_CHECK_ROLE = "suite-check"  # its mlr.role
+SUITE_DIGEST = "mlr.suite.digest"  # digest of the suite measured (suite_check.record.suite_digest)
+SUITE_CHECK_ARTIFACT = "suite_check.json"  # every number of the check
+SUITE_CHECK_REPORT = "suite_check.md"  # the readable report (also the run's description)
+SUITE_CHECK_FIGURE = "suite_check.png"
+FULL_NOISE_CEILING = "full_noise_ceiling"  # full-training B-WR between seed sets, non-degenerate panel
+CHEAP_VS_FULL = "cheap_vs_full"  # one-pass screening statistic vs full B-WR on the other seeds
+
+
+def instrument_experiment(prefix: str, kind: str) -> str:
+    """The experiment holding a kind's suite checks."""
+    return f"{prefix}{kind}-instrument"
+
+
+def ceiling_metric(rung: str, statistic: str, group: str) -> str:
+    return f"ceiling.{rung}.{statistic}.{group}"
+
+
+def agreement_metric(target: str, statistic: str, group: str) -> str:
+    return f"agreement.{target}.{statistic}.{group}"

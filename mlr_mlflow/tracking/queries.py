@@ -51,3 +51,11 @@ def latest_finished(client, exp_id: str, tag: str, value: str):
 def newest_runs(client, exp_id: str, limit: int, extra: str = "") -> list:
     """The `limit` newest runs of an experiment."""
     return search(client, [exp_id], extra, order_by=["attributes.start_time DESC"], limit=limit)
+
+
+def latest_suite_check(client, exp_id: str, kind: str, digest: str):
+    """The newest FINISHED `suite check` run of `kind` on the suite whose digest is `digest`, or None."""
+    runs = search(client, [exp_id], f"tags.`{names.ROLE}` = '{names.SUITE_CHECK_ROLE}' and "
+                  f"tags.`{names.KIND}` = '{kind}' and tags.`{names.SUITE_DIGEST}` = '{digest}' and "
+                  "attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"], limit=1)
+    return runs[0] if runs else None

@@ -1,6 +1,8 @@
 """Dynamic probes: load the hypothesis inside the sandbox and try it on synthetic inputs."""
 from __future__ import annotations
 
+import hashlib
+
 from ..kinds import get_kind
 from ..sandbox.alarm import Overtime, time_limit
 from .loader import load_checked
@@ -8,6 +10,13 @@ from .loader import load_checked
 PROBE_TARGET = "mlr_mlflow.validate.dynamic:run_probe"
 PROBES_TARGET = "mlr_mlflow.validate.dynamic:run_probes"
 SANDBOX_PRELOAD = ("torch",)  # imported once in the warm sandbox server (sandbox/worker.py)
+
+
+def probe_seed(source: str) -> int:
+    """The probe's inputs are drawn from the source's hash: the same source always meets the same
+    probe (a verdict can be audited), and the code cannot know its own hash, so it cannot know the
+    probe's shapes."""
+    return int.from_bytes(hashlib.sha256(source.encode()).digest()[:8], "big") % 2 ** 63
 
 
 def run_probe(payload: dict) -> dict:
@@ -21,7 +30,7 @@ def run_probe(payload: dict) -> dict:
     except Exception as exc:
         return {"reasons": [f"loading the hypothesis failed: {type(exc).__name__}: {exc}"]}
     try:
-        reasons = kind.probe(fn)
+        reasons = kind.probe(fn, probe_seed(payload["source"]))
     except Exception as exc:
         reasons = [f"{kind.function} raised on a probe input: {type(exc).__name__}: {exc}"]
     return {"reasons": reasons}

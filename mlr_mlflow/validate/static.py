@@ -220,6 +220,51 @@ def _check_defaults(tree: ast.Module, kind: Kind) -> list[str]:
     return reasons
 
 
+ANNOTATION_NODES = (ast.Name, ast.Attribute, ast.Constant, ast.Subscript, ast.Tuple, ast.BinOp,
+                    ast.BitOr, ast.expr_context)
+
+
+def _annotations(tree: ast.Module):
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+                if a is not None and a.annotation is not None:
+                    yield a.annotation
+            if node.returns is not None:
+                yield node.returns
+        elif isinstance(node, ast.AnnAssign):
+            yield node.annotation
+
+
+def _check_definition_time(tree: ast.Module, kind: Kind) -> list[str]:
+    """What runs once, when the module is loaded, and could bind a value that every later call
+    shares (module-level state, like a mutable default): decorators (`@(lambda f: [])` turns the
+    function's name into a list), annotations (`def f(x: (s := []))` binds `s` at module level),
+    type parameters, and `:=` outside a function body. None of these are allowed; annotations
+    may only name types (`float`, `list[int]`)."""
+    reasons = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for dec in node.decorator_list:
+                reasons.append(f"line {dec.lineno}: decorators are not allowed (a decorator runs once "
+                               f"at load time and could replace {node.name!r} with shared state)")
+            if getattr(node, "type_params", None):
+                reasons.append(f"line {node.lineno}: type parameters are not allowed")
+    for annotation in _annotations(tree):
+        if not all(isinstance(n, ANNOTATION_NODES) for n in ast.walk(annotation)):
+            reasons.append(f"line {annotation.lineno}: annotations may only name types, not "
+                           f"{ast.unparse(annotation)!r} (an annotation is evaluated once, at load time)")
+    in_bodies = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.Lambda))
+                 for part in ([f.body] if isinstance(f, ast.Lambda) else f.body)
+                 for n in ast.walk(part)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.NamedExpr) and id(node) not in in_bodies:
+            reasons.append(f"line {node.lineno}: ':=' is allowed only inside a function body "
+                           f"(here it would bind {ast.unparse(node.target)!r} once, for every call)")
+    return reasons
+
+
 def _check_handlers(tree: ast.Module, kind: Kind) -> list[str]:
     """The time limits interrupt hypothesis code with an exception that `except Exception` does not
     catch; a bare `except:` would, and a `finally` that returns or loops would discard it."""
@@ -281,7 +326,7 @@ def check_static(source: str, kind: Kind) -> list[str]:
         tree = ast.parse(source)
         reasons = []
         for check in (_check_module_level, _check_imports, _check_function, _check_bindings,
-                      _check_defaults, _check_handlers):
+                      _check_defaults, _check_definition_time, _check_handlers):
             reasons += check(tree, kind)
         reasons += _check_names(tree, kind)
     except SyntaxError as exc:

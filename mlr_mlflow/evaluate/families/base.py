@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..calls import check_activation as _check_activation
+from ..calls import check_penalty
 from ..model import Guard, GroupSpec, _scalar, stable_seed
 
 
@@ -93,7 +94,8 @@ class StackedGroup(nn.Module):
             if not self._calls(m):
                 terms.append(mats[0].sum() * 0.0)
                 continue
-            value = self.guard.call(self.spec.keys[m], lambda: _scalar(reg([w.clone() for w in mats])))
+            value = self.guard.call(self.spec.keys[m], lambda: _scalar(reg([w.clone() for w in mats])),
+                                    check_penalty)
             terms.append(mats[0].sum() * 0.0 if value is None else value)
         return torch.stack(terms)
 

@@ -1,0 +1,148 @@
+"""How reliable an instrument is: does the suite, under its seeds, tell components apart the same way
+twice, and does the cheap rung predict full training?
+
+Pure computations on training results (`Results`: {task: {seed: {"test_acc", "test_loss", "n_test",
+"val_acc", "val_loss", "n_val"}}}) of a panel of components (`kinds.panels`) trained under two
+disjoint seed sets. Nothing here trains or writes to MLflow: `suite_check` does that.
+
+Per task:
+- `snr`: signal to noise of the task's per-seed score (the test loss, whose ordering is what decides
+  ties and most wins), as an F ratio: the variance across panel members of their seed-mean, over the
+  variance of a seed-mean that seed noise alone would give (within-member variance / seeds). 1 means
+  the task tells members apart no better than a fresh seed does; 10 means its signal dominates.
+- `saturation`: the share of non-degenerate members whose mean test accuracy is within one test
+  example of the best member's (a saturated task cannot separate them by accuracy at all).
+- `split_half`: the Spearman of the members' task scores between the two seed sets.
+
+Per statistic: the noise ceiling (Spearman between seed sets, same rung) and, for cheap rungs, the
+agreement with full training on seeds the cheap rung did not use.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..stats import spearman
+from .winrate import Results, compare
+
+SPLITS = ("test", "val")
+
+
+def _loss(r: dict, split: str) -> float:
+    value = r.get(f"{split}_loss")
+    return math.inf if value is None or not math.isfinite(value) else float(value)
+
+
+def _seeds(results: Results, task: str) -> list[int]:
+    return sorted(results[task])
+
+
+def task_scores(panel: dict[str, Results], task: str, seeds: list[int], split: str = "test") -> np.ndarray:
+    """[members, seeds]: each member's loss-based win rate against the rest of the panel on `task`
+    (round-robin, per seed): a continuous, paired score that accuracy ties do not flatten."""
+    names = list(panel)
+    out = np.zeros((len(names), len(seeds)))
+    for j, seed in enumerate(seeds):
+        losses = np.array([_loss(panel[n][task][seed], split) for n in names])
+        finite = np.where(np.isfinite(losses), losses, np.nanmax(np.where(np.isfinite(losses), losses, np.nan))
+                          * 10 if np.isfinite(losses).any() else 1.0)
+        for i in range(len(names)):
+            others = np.delete(finite, i)
+            out[i, j] = (np.sum(others > finite[i]) + 0.5 * np.sum(others == finite[i])) / max(len(others), 1)
+    return out
+
+
+def f_ratio(scores: np.ndarray) -> float:
+    """Variance of member means over the variance a mean of that many seeds has from noise alone."""
+    if scores.shape[1] < 2 or scores.shape[0] < 2:
+        return math.nan
+    between = scores.mean(axis=1).var(ddof=1)
+    within = scores.var(axis=1, ddof=1).mean() / scores.shape[1]
+    return float(between / within) if within > 0 else math.inf
+
+
+def saturation(panel: dict[str, Results], task: str, members: list[str]) -> float:
+    """Share of `members` within one test example of the best member's mean accuracy."""
+    accs = {}
+    for m in members:
+        per_seed = panel[m][task]
+        n = next(iter(per_seed.values()))["n_test"]
+        accs[m] = np.mean([r["test_acc"] for r in per_seed.values()]) * n
+    best = max(accs.values())
+    return float(np.mean([best - a <= 1.0 + 1e-9 for a in accs.values()]))
+
+
+def task_reliability(panel: dict[str, Results], task: str, seeds_a: list[int], seeds_b: list[int],
+                     members: list[str]) -> dict:
+    """`snr`, `saturation` and `split_half` of one task over a (non-degenerate) panel subset."""
+    sub = {m: panel[m] for m in members}
+    seeds = list(seeds_a) + list(seeds_b)
+    scores = task_scores(sub, task, seeds)
+    a, b = scores[:, :len(seeds_a)].mean(axis=1), scores[:, len(seeds_a):].mean(axis=1)
+    accs = np.array([[sub[m][task][s]["test_acc"] for s in seeds] for m in members])
+    return {"snr": f_ratio(scores), "snr_accuracy": f_ratio(accs),
+            "saturation": saturation(panel, task, members), "split_half": spearman(a, b)}
+
+
+# --- statistics of a whole suite: what a round reads (B-WR, BSOTA-WR) and what it screens on ---
+
+def win_rate(h: Results, refs: list[Results], seeds: list[int], split: str, loss_tol: float) -> float:
+    outcomes = [compare(h[t][s], r[t][s], loss_tol, split) for t in h for s in seeds for r in refs]
+    return float(np.mean(outcomes))
+
+
+def loss_win_rate(h: Results, refs: list[Results], seeds: list[int], split: str) -> float:
+    """Win rate decided by the loss alone (lower wins, equal ties): no accuracy count, so a model's
+    confidence counts even where both classify the same examples correctly."""
+    outcomes = []
+    for t in h:
+        for s in seeds:
+            lh = _loss(h[t][s], split)
+            for r in refs:
+                lr = _loss(r[t][s], split)
+                outcomes.append(1.0 if lh < lr else 0.5 if lh == lr else 0.0)
+    return float(np.mean(outcomes))
+
+
+def log_loss_ratio(h: Results, refs: list[Results], seeds: list[int], split: str) -> float:
+    """Mean over (task, seed, reference) of log(reference loss / hypothesis loss), clipped to
+    [-3, 3] per unit so that one diverged model cannot dominate: > 0 means lower loss than the
+    references."""
+    values = []
+    for t in h:
+        for s in seeds:
+            lh = _loss(h[t][s], split)
+            for r in refs:
+                lr = _loss(r[t][s], split)
+                if math.isinf(lh) and math.isinf(lr):
+                    values.append(0.0)
+                elif math.isinf(lh):
+                    values.append(-3.0)
+                elif math.isinf(lr):
+                    values.append(3.0)
+                else:
+                    values.append(float(np.clip(math.log(max(lr, 1e-12) / max(lh, 1e-12)), -3, 3)))
+    return float(np.mean(values))
+
+
+def statistic(name: str, h: Results, baselines: list[Results], sota: list[Results], seeds: list[int],
+              loss_tol: float) -> float:
+    """A named statistic of `h` on `seeds` (see STATISTICS)."""
+    both = baselines + sota
+    if name == "b_wr":
+        return win_rate(h, baselines, seeds, "test", loss_tol)
+    if name == "bsota_wr":
+        return win_rate(h, both, seeds, "test", loss_tol)
+    if name == "val_b_wr":
+        return win_rate(h, baselines, seeds, "val", loss_tol)
+    if name == "val_bsota_wr":
+        return win_rate(h, both, seeds, "val", loss_tol)
+    if name == "val_loss_wr":
+        return loss_win_rate(h, both, seeds, "val")
+    if name == "val_log_loss_ratio":
+        return log_loss_ratio(h, both, seeds, "val")
+    raise KeyError(name)
+
+
+STATISTICS = ("b_wr", "bsota_wr", "val_b_wr", "val_bsota_wr", "val_loss_wr", "val_log_loss_ratio")

@@ -1,0 +1,164 @@
+"""The instrument: the screening statistic on every run, the panel's order kept across rungs, the
+default suite as a named preset that leaves old runs readable, and the held-out transfer test."""
+import json
+
+import pytest
+from mlflow import MlflowClient
+
+from mlr_mlflow.cli import main
+from mlr_mlflow.config import Config, config_from_dict, with_overrides
+from mlr_mlflow.config.evaluation import CLASSIC_DATASETS, SUITES
+from mlr_mlflow.evaluate.baselines import components_for, regroup, train_models
+from mlr_mlflow.evaluate.datasets import load_suite
+from mlr_mlflow.evaluate.reliability import statistic
+from mlr_mlflow.evaluate.screen import SCREEN_STATISTIC, screen_score
+from mlr_mlflow.kinds.panels import member_source, panel
+from mlr_mlflow.tracking import names
+
+from .conftest import SWISH, write
+
+
+def test_every_evaluated_run_logs_screen_score_and_names_its_statistic(tmp_path, tracking_uri, capsys):
+    path = write(tmp_path, "swish.py", SWISH)
+    code = main(["evaluate", str(path), "--kind", "activation", "--tracking-uri", tracking_uri, "--json",
+                 "--seeds", "2", "--datasets", "iris,moons"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and 0.0 <= out["screen_score"] <= 1.0
+    run = MlflowClient(tracking_uri).get_run(out["run_id"])
+    assert run.data.metrics[names.SCREEN_SCORE] == pytest.approx(out["screen_score"])
+    assert run.data.tags[names.SCREEN_STATISTIC] == SCREEN_STATISTIC
+
+
+def _panel_results(members, variant, config, seeds):
+    suite = load_suite(config.suite)
+    models = [{"key": f"{m.name}:{s}", "seed": s,
+               "components": components_for("activation", member_source("activation", m))}
+              for m in members for s in seeds]
+    raw = train_models(models, suite, variant, config)
+    assert not raw["errors"], raw["errors"]
+    return {m.name: regroup(raw["results"], m.name, seeds) for m in members}
+
+
+@pytest.mark.slow
+def test_a_degenerate_and_a_strong_panel_member_keep_their_order_at_both_rungs():
+    """The screening statistic at one pass must not invert what full training shows (issue: the
+    old one-pass B-WR ranked smooth activations below ReLU while full training put them above)."""
+    config = with_overrides(Config(), suite={"datasets": ("moons", "hastie")})
+    by_name = {m.name: m for m in panel("activation")}
+    members = [by_name[n] for n in ("relu", "gelu", "silu", "mish", "elu", "zero", "identity")]
+    seeds = [0, 1]
+    one = _panel_results(members, "one-pass", config, seeds)
+    full = _panel_results(members, "full", config, seeds)
+    refs = lambda res, names_: {n: res[n] for n in names_}  # noqa: E731
+    base, sota = ["relu"], ["gelu", "silu", "mish", "elu"]
+    for weak in ("zero", "identity"):
+        cheap = {n: screen_score(one[n], refs(one, base), refs(one, sota), 1e-3) for n in ("gelu", weak)}
+        truth = {n: statistic("b_wr", full[n], [full[b] for b in base], [full[s] for s in sota], seeds, 1e-3)
+                 for n in ("gelu", weak)}
+        assert truth["gelu"] > truth[weak]
+        assert cheap["gelu"] > cheap[weak], (weak, cheap)
+
+
+def test_default_suite_is_the_tuned_preset_and_the_classic_one_stays_by_name():
+    tuned, classic = Config().suite, config_from_dict({"suite": {"preset": "classic"}}).suite
+    assert tuned.task_list() == SUITES["tuned"] and len(tuned.task_list()) >= 6
+    assert tuned.by_task and not classic.by_task
+    assert [t.dataset for t in classic.task_list()] == list(CLASSIC_DATASETS)
+    # every tuned task's dataset loads, with enough test rows that one example does not decide
+    suite = load_suite(tuned)
+    assert min(len(d.y_test) for d in suite) >= 250
+    assert {d.family for d in suite} == {"mlp", "cnn", "attention"}
+
+
+def test_a_config_recorded_before_the_presets_reads_as_the_suite_it_ran(tmp_path):
+    """An old run's config.json names its datasets and no preset: loading it (as an audit does)
+    gives exactly those datasets on the MLP, cached under the keys they always had."""
+    old = Config().to_dict()
+    old["suite"] = {k: v for k, v in old["suite"].items() if k != "preset"}
+    old["suite"]["datasets"], old["suite"]["tasks"] = list(CLASSIC_DATASETS), []
+    old["confirm"] = {k: v for k, v in old["confirm"].items() if k != "holdout_tasks"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    from mlr_mlflow.config import load_config
+
+    suite = load_config(path).suite
+    assert [t.dataset for t in suite.task_list()] == list(CLASSIC_DATASETS)
+    assert all(t.model == "mlp" for t in suite.task_list()) and not suite.by_task
+
+
+def test_held_out_tasks_that_the_suite_holds_are_refused_before_any_work(tmp_path, tracking_uri, capsys):
+    (tmp_path / "c.toml").write_text(
+        '[suite]\ndatasets = ["iris", "moons"]\n'
+        '[[confirm.holdout_tasks]]\nname = "moons-again"\ndataset = "moons"\n')
+    code = main(["discover", "--kind", "activation", "--n", "2", "--config", str(tmp_path / "c.toml"),
+                 "--tracking-uri", tracking_uri])
+    err = capsys.readouterr().err
+    assert code == 2 and "holdout_tasks" in err and "moons-again" in err
+    assert not (tmp_path / "mlflow.db").exists() or not MlflowClient(tracking_uri).search_runs(
+        [e.experiment_id for e in MlflowClient(tracking_uri).search_experiments()])
+
+
+@pytest.mark.slow
+def test_selected_hypotheses_are_tested_on_held_out_tasks_for_a_separate_verdict(tracking_uri):
+    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.tracking import connect
+
+    from .test_confirm import Fixed, runs_of
+
+    config = config_from_dict({
+        "suite": {"datasets": ["iris", "xor"]},
+        "discover": {"screen": "one-pass", "parents": 0, "dedup": False},
+        "confirm": {"seeds": 2, "holdout_tasks": [{"name": "moons-held", "dataset": "moons"}]}})
+    client = connect(tracking_uri)
+    zero = "def activation(x):\n    return x * 0\n"
+    summary = Round(client, config, "activation", generator=Fixed([SWISH, zero])).run(
+        n=2, top_k=2, seeds=1, seed=0)
+    held = runs_of(client, summary.round_run_id, "transfer")
+    full = [r for r in runs_of(client, summary.round_run_id, "full") if r.info.status == "FINISHED"]
+    assert {r.data.tags[names.HYPOTHESIS_SHA256] for r in held} == \
+        {r.data.tags[names.HYPOTHESIS_SHA256] for r in full}
+    for run in held:
+        assert run.data.tags[names.TASKS] == "moons-held"
+        assert run.data.tags[names.TRANSFERS] in ("true", "false")
+        assert names.B_WR_Q_VALUE in run.data.metrics
+        assert int(run.data.params["first_seed"]) == 1000
+    zero_runs = [r for r in held if r.data.metrics["b_wr"] < 0.2]
+    assert zero_runs and all(r.data.tags[names.TRANSFERS] == "false" for r in zero_runs)
+    round_run = client.get_run(summary.round_run_id)
+    assert round_run.data.metrics["transfers"] == summary.transfers
+    assert round_run.data.tags[names.TRANSFER_TASKS] == "moons-held"
+    assert all("transfers" in row for row in summary.leaderboard)
+
+
+def test_the_shipped_measurement_is_of_the_default_suite_as_it_is_now():
+    """A changed default suite (a dataset, a split, a family, the model) must be measured again:
+    the package's shipped figures name the digest of the suite they measured."""
+    from mlr_mlflow.suite_check.known import _shipped
+    from mlr_mlflow.suite_check.record import suite_digest
+
+    config = Config()
+    shipped = _shipped("activation")
+    assert shipped is not None and shipped["suite_digest"] == suite_digest(load_suite(config.suite), config)
+    assert 0.0 < shipped["full_noise_ceiling"] <= 1.0 and shipped["cheap_vs_full"] is not None
+
+
+def test_a_round_on_a_suite_with_a_suite_check_states_that_check(tracking_uri):
+    """The newest suite check of exactly this suite is what a round states (here a planted one)."""
+    from mlr_mlflow.suite_check.known import reliability, sentence
+    from mlr_mlflow.suite_check.record import suite_digest
+    from mlr_mlflow.tracking import connect, create_run, experiment_id, finish, log
+
+    client = connect(tracking_uri)
+    config = with_overrides(Config(), suite={"datasets": ("iris", "moons")})
+    suite = load_suite(config.suite)
+    assert reliability(client, config, "activation", suite)["full_noise_ceiling"] is None
+    exp = experiment_id(client, names.instrument_experiment(config.experiment_prefix, "activation"))
+    run_id = create_run(client, exp, "suite check", {names.ROLE: names.SUITE_CHECK_ROLE, names.KIND: "activation",
+                                                      names.SUITE_DIGEST: suite_digest(suite, config)})
+    log(client, run_id, metrics={names.FULL_NOISE_CEILING: 0.42, names.CHEAP_VS_FULL: 0.3})
+    finish(client, run_id, status_tag="evaluated")
+    found = reliability(client, config, "activation", suite)
+    assert found["full_noise_ceiling"] == 0.42 and found["run_id"] == run_id
+    assert "Spearman 0.42" in sentence(found) and run_id in sentence(found)
+    other = with_overrides(config, suite={"datasets": ("iris", "xor")})  # another suite: not this check
+    assert reliability(client, other, "activation", load_suite(other.suite))["run_id"] is None
