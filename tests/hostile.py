@@ -51,6 +51,7 @@ CORPUS = [
     ("in_place_activation", "activation", "def activation(x):\n    x += 1\n    return x\n", "augmented assignment"),
     # bounds
     ("infinite_loop", "activation", "def activation(x):\n    while True:\n        pass\n", "timed out"),
+    ("endless_call_in_c", "activation", "def activation(x):\n    return x * (sum(range(10 ** 12)) % 2)\n", "timed out"),
     ("huge_allocation", "activation", "import torch\n\ndef activation(x):\n    y = torch.ones(10 ** 10)\n    return x + y.sum() * 0\n", "memory"),
     ("recursion", "activation", "def _f(n):\n    return _f(n + 1)\n\ndef activation(x):\n    return x * _f(0)\n", "recursion"),
     ("fork_bomb", "activation", "import os\n\ndef activation(x):\n    while True:\n        os.fork()\n", "import of 'os' is not allowed"),
@@ -92,3 +93,9 @@ ESCAPE = ("def activation(x):\n    for c in ().__class__.__base__.__subclasses__
 # Statically valid code that misbehaves only at training size: it must fail alone, within its budget.
 HANG_IN_TRAINING_PREPROCESSING = ("def preprocess(X_train, X_test):\n    while X_train.shape[0] > 50:\n"
                                   "        X_train = X_train + 0\n    return X_train, X_test\n")
+
+# Statically valid; at the training model's width it runs sum(range(10 ** 12)), one call in C with no
+# signal check inside (hours), so no SIGALRM tick interrupts it: its time budget must hold anyway
+# (the worker server kills it from outside).
+C_LOOP_IN_TRAINING = ("def activation(x):\n    if x.shape[-1] == 64:\n"
+                      "        return x * (sum(range(10 ** 12)) % 2)\n    return x\n")

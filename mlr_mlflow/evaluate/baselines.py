@@ -113,7 +113,8 @@ def train_models(models: list[dict], datasets: list[Dataset], variant: str, conf
     own = sandbox is None
     sandbox = sandbox or warm_sandbox(config.sandbox)
     try:
-        return sandbox.call(TRAIN_TARGET, payload, timeout=config.sandbox.train_timeout_s)
+        return sandbox.call(TRAIN_TARGET, payload, timeout=config.sandbox.train_timeout_s,
+                            limit="[sandbox] train_timeout_s")
     finally:
         if own:
             sandbox.close()

@@ -33,7 +33,10 @@ class Guard:
     trains on unharmed (models never share parameters, gradients or optimizer state). Time is
     counted per model over the whole job; a grouped call is charged in equal shares to its models.
     Within `timer()`, the workers' one time limit (`sandbox.alarm`) also interrupts a single call
-    that outlives its budget; its deadline is set only while hypothesis code runs.
+    that outlives its budget; its deadline is set only while hypothesis code runs. A call that no
+    signal interrupts (one long call in C) is killed from outside with the whole job, which then
+    fails naming the keys of that call (`sandbox.SandboxOvertime.culprit`): the evaluator retries
+    the others without them.
     """
 
     TICK_S = 0.2
@@ -43,6 +46,11 @@ class Guard:
         self.spent: dict[str, float] = {}
         self.errors: dict[str, str] = {}
         self.alarm = Alarm(self.TICK_S)
+
+    def overrun(self) -> str:
+        """The reason a model fails on its time budget (naming the setting)."""
+        return (f"its code ran longer than its training time budget of {self.budget_s:g} s "
+                f"([sandbox] hypothesis_budget_s)")
 
     def timer(self):
         """Arm the interrupting tick for the duration (main thread only; elsewhere, counting only)."""
@@ -64,7 +72,9 @@ class Guard:
         left = max(self.budget_s - self.spent.get(k, 0.0) for k in keys)
         problem = None
         try:
-            self.alarm.deadline = start + left * share
+            # also enforced from outside (the worker server kills a call that no tick reaches, a
+            # long call in C): then the whole job ends, naming `keys` and the limit
+            self.alarm.set(start + left * share, self.overrun(), keys)
             result = fn()
             self.alarm.deadline = None
             if check is not None:
@@ -80,7 +90,7 @@ class Guard:
                 self.spent[k] = self.spent.get(k, 0.0) + elapsed
         over = [k for k in keys if self.spent[k] > self.budget_s]
         for k in over:
-            self.errors[k] = f"its code ran longer than its training time budget of {self.budget_s:g} s"
+            self.errors[k] = self.overrun()
         if problem is not None and fail_on_error:
             for k in keys:
                 self.errors.setdefault(k, problem[:500])

@@ -79,6 +79,19 @@ def shares(n_hypotheses: int, dataset_sizes: list[int], seeds: int, epochs: int,
     return [(range(n_hypotheses), sorted(part)) for part in parts]
 
 
+def _culprits(exc: Exception, n: int) -> set[int]:
+    """The hypotheses (indices below n) whose call a `SandboxOvertime` names by model key
+    ("<index>:<seed>"); empty when it names none or anything else."""
+    keys = getattr(exc, "culprit", None) or []
+    found = set()
+    for key in keys:
+        index = str(key).partition(":")[0]
+        if not index.isdigit() or int(index) >= n:
+            return set()
+        found.add(int(index))
+    return found
+
+
 class Evaluator:
     """Evaluates hypotheses into a tracking store under one configuration."""
 
@@ -369,6 +382,15 @@ class Evaluator:
                 raise
             if len(evaluations) == 1:
                 return {0: exc.reason}
+            stopped = _culprits(exc, len(evaluations))
+            if stopped:  # killed on one call's time limit: those fail, the others train again
+                rest = [i for i in range(len(evaluations)) if i not in stopped]
+                self.progress(f"{len(stopped)} hypothesis(es) stopped ({exc.reason}); retrying the "
+                              f"other {len(rest)} in one batch")
+                again = self._train_job([evaluations[i] for i in rest], variant, seeds, suite,
+                                        sandbox, cancelled) if rest else {}
+                return {**{i: exc.reason for i in stopped},
+                        **{i: again[j] for j, i in enumerate(rest)}}
             self.progress(f"the batched job failed ({exc.reason}); retrying the {len(evaluations)} "
                           "hypotheses one by one")
             out = {}

@@ -4,26 +4,23 @@ activation:    values and slopes on x in [-4, 4], value at 0, monotonicity, satu
 preprocessing: per-column statistics of the transformed train and test rows of a fixed mixed
                matrix (normal, skewed, bounded-with-outlier columns).
 regularizer:   log-magnitude of the penalty and of its gradient at three weight scales.
-A hypothesis that fails or runs out of time gets NaN features (the ranker handles missing values),
-and so does one that fails the static checks: it is never run (the reward model scores any code it
-is sent, from a served model's HTTP clients too, so it validates like every other path).
-The sandbox failing is not a hypothesis failing: when a batch fails, the kind's built-in default
-component is measured as a canary; if that fails too, `BehaviourError` is raised (an all-NaN
-feature matrix is never returned silently); else each hypothesis is measured alone, and one that
-breaks its worker gets NaN features, with a log line.
+Each hypothesis is measured alone, in its own sandbox call and time limit (`rows`). One that fails
+gets NaN features (the ranker handles missing values), and so does one that fails the static
+checks: it is never run (the reward model scores any code it is sent, from a served model's HTTP
+clients too, so it validates like every other path). One that runs out of time is *unmeasured*
+(`rows`): the reward model gives it no score. A sandbox that fails on the built-in default too
+raises `BehaviourError`.
 """
 from __future__ import annotations
 
-import logging
 import math
 
-log = logging.getLogger(__name__)
-
-
-class BehaviourError(RuntimeError):
-    """The sandbox could not measure behaviour at all (it failed for every hypothesis)."""
+from ..validate.loader import load_checked  # here, so the warm sandbox server imports it once
+from .rows import BehaviourError  # noqa: F401  (raised by `behaviour_rows`, imported from here)
 
 GRID_TARGET = "mlr_mlflow.reward.grid:behaviour"
+SANDBOX_PRELOAD = ("torch",)  # imported once in the warm sandbox server (sandbox/worker.py)
+SANDBOX_WARM_UP = "warm"  # run once in the server, on the built-in defaults (sandbox/worker.py)
 SIZES = {"activation": 17 * 2 + 5, "preprocessing": 16, "regularizer": 6}
 
 
@@ -87,73 +84,69 @@ def _regularizer(fn) -> list[float]:
     return out
 
 
+def warm() -> None:
+    """Each kind's measurement once on its built-in default, in the warm server before any clock
+    runs: what torch initialises on first use is not charged to a hypothesis."""
+    import torch
+
+    from ..kinds import get_kind
+
+    torch.set_num_threads(1)  # before any pool exists: the server forks
+    for kind, measure in (("activation", _activation), ("preprocessing", _preprocessing),
+                          ("regularizer", _regularizer)):
+        kind_ = get_kind(kind)
+        measure(load_checked(kind_.component(kind_.default), kind))
+
+
 def behaviour(payload: dict) -> dict:
-    """Sandbox target: {"kind", "sources", "timeout_s"} -> {"features": [[float] | None]}."""
+    """Sandbox target: {"kind", "sources", "timeout_s", "reason"} -> {"features": [[float] | None],
+    "status": ["ok" | "failed" | "overtime"]} (None features: the code failed or ran out of time)."""
     import torch
 
     from ..sandbox.alarm import Overtime, time_limit
-    from ..validate.loader import load_checked
 
     torch.set_num_threads(1)
     measure = {"activation": _activation, "preprocessing": _preprocessing,
                "regularizer": _regularizer}[payload["kind"]]
-    out = []
+    out, status = [], []
     for source in payload["sources"]:
         try:
-            with time_limit(payload.get("timeout_s", 5.0)):
+            with time_limit(payload.get("timeout_s", 5.0), reason=payload.get("reason")):
                 values = measure(load_checked(source, payload["kind"]))
-            row = [v if math.isfinite(v) else None for v in values]
-        except (Overtime, Exception):
-            row = None
-        out.append(row)
-    return {"features": out}
+            out.append([v if math.isfinite(v) else None for v in values])
+            status.append("ok")
+        except Overtime:
+            out.append(None)
+            status.append("overtime")
+        except Exception:
+            out.append(None)
+            status.append("failed")
+    return {"features": out, "status": status}
+
+
+def behaviour_rows(kind: str, sources: list[str], sandbox_config=None, limits=None,
+                   budget=None):
+    """(grid features, unmeasured): NaN rows where a hypothesis failed or fails the static checks
+    (never run); `unmeasured[i]` is the reason row i could not be measured (`rows`), else None."""
+    import numpy as np
+
+    from ..kinds import get_kind
+    from ..validate import check_static
+    from .rows import ScoringLimits, measure_each
+
+    kind_ = get_kind(kind)
+    width = SIZES[kind]
+    result = np.full((len(sources), width), np.nan, dtype=np.float32)
+    clean = [s if not check_static(s, kind_) else None for s in sources]
+    rows, unmeasured = measure_each(GRID_TARGET, kind, clean, limits or ScoringLimits(),
+                                    sandbox_config, budget, canary=kind_.component(kind_.default))
+    for i, values in enumerate(rows):
+        if values is not None:
+            result[i] = [np.nan if v is None else v for v in values][:width]
+    return result, unmeasured
 
 
 def behaviour_matrix(kind: str, sources: list[str], sandbox_config=None):
-    """Grid features for `sources`, computed in a fresh sandbox; NaN where a hypothesis failed."""
-    import numpy as np
-
-    from ..config import SandboxConfig
-    from ..kinds import get_kind
-    from ..sandbox import SandboxError, open_sandbox
-    from ..validate import check_static
-
-    config = sandbox_config or SandboxConfig()
-    width = SIZES[kind]
-    result = np.full((len(sources), width), np.nan, dtype=np.float32)
-    clean = [i for i, s in enumerate(sources) if not check_static(s, get_kind(kind))]
-    if not clean:
-        return result
-
-    def call(batch: list) -> list:
-        batch_sources = [sources[i] if isinstance(i, int) else i for i in batch]
-        answer = sandbox.call(GRID_TARGET, {"kind": kind, "sources": batch_sources, "timeout_s": 5.0},
-                              timeout=10.0 + 5.0 * len(batch))
-        return answer["features"]
-
-    with open_sandbox(config) as sandbox:
-        try:
-            rows = dict(zip(clean, call(clean)))
-        except SandboxError as exc:
-            # the kind's default component as a canary: if even it fails, the sandbox is broken
-            kind_ = get_kind(kind)
-            try:
-                call([kind_.component(kind_.default)])
-            except SandboxError as broken:
-                raise BehaviourError(f"the sandbox cannot measure {kind} behaviour (it fails on the "
-                                     f"built-in {kind_.default!r} too): {broken}") from exc
-            log.warning("behaviour features: the sandbox failed on a batch of %d (%s); measuring "
-                        "each hypothesis alone", len(clean), exc)
-            rows, errors = {}, []
-            for i in clean:
-                try:
-                    rows[i] = call([i])[0]
-                except SandboxError as one:  # this hypothesis broke its worker: NaN, said here
-                    errors.append(str(one))
-            if errors:
-                log.warning("behaviour features: %d of %d hypotheses broke the sandbox (their "
-                            "features are NaN): %s", len(errors), len(clean), errors[0])
-    for i, values in rows.items():
-        if values is not None:
-            result[i] = [np.nan if v is None else v for v in values][:width]
-    return result
+    """Grid features for `sources`, each measured on its own; NaN where a hypothesis failed or
+    could not be measured (`behaviour_rows` says which)."""
+    return behaviour_rows(kind, sources, sandbox_config)[0]

@@ -10,13 +10,18 @@ Measured in the sandbox (never here), for activations only (other kinds get no c
   activations at depths 1, 2, 4 and 8 (signal propagation), the log-norm of the loss gradient on the
   first and last layers, and the Fisher statistic of zero-cost NAS (the sum over units of
   (activation * d loss / d activation)^2); `train.*`: the relative loss drop after 20 Adam steps.
-Each is NaN when the hypothesis fails or runs out of time there (the ranker handles missing values).
+Each is NaN when the hypothesis fails there (the ranker handles missing values); a hypothesis that
+runs out of time is unmeasured (`rows`) and gets no score.
 """
 from __future__ import annotations
 
 import math
 
+from ..validate.loader import load_checked  # here, so the warm sandbox server imports it once
+
 PROBE_TARGET = "mlr_mlflow.reward.probes:measure"
+SANDBOX_PRELOAD = ("torch",)  # imported once in the warm sandbox server (sandbox/worker.py)
+SANDBOX_WARM_UP = "warm"  # run once in the server, on a built-in function (sandbox/worker.py)
 NAMES = ("normal.mean", "normal.std", "normal.dmean", "normal.dstd", "normal.dsq", "normal.dead",
          "normal.corr", "normal.d2mean",
          "init.logvar1", "init.logvar2", "init.logvar4", "init.logvar8",
@@ -117,50 +122,69 @@ def _train_drop(fn) -> float:
     return _finite((first - last) / first) if first > 0 else float("nan")
 
 
+def _signals(fn) -> list[float]:
+    return _normal(fn) + _init_signals(fn) + [_train_drop(fn)]
+
+
+def warm() -> None:
+    """The probes once on a built-in function, in the warm server before any clock runs: what
+    torch initialises on first use (autograd, the optimiser) is not charged to a hypothesis."""
+    import torch
+
+    torch.set_num_threads(1)  # before any pool exists: the server forks
+    _signals(torch.tanh)
+
+
 def measure(payload: dict) -> dict:
-    """Sandbox target: {"kind", "sources", "timeout_s"} -> {"features": [[float | None] | None]}."""
+    """Sandbox target: {"kind", "sources", "timeout_s", "reason"} -> {"features": [[float | None] |
+    None], "status": ["ok" | "failed" | "overtime"]}."""
     import torch
 
     from ..sandbox.alarm import Overtime, time_limit
-    from ..validate.loader import load_checked
 
     torch.set_num_threads(1)
-    out = []
+    out, status = [], []
     for source in payload["sources"]:
         try:
-            with time_limit(payload.get("timeout_s", 5.0)):
+            with time_limit(payload.get("timeout_s", 5.0), reason=payload.get("reason")):
                 fn = load_checked(source, payload["kind"])
-                values = _normal(fn) + _init_signals(fn) + [_train_drop(fn)]
-            row = [v if math.isfinite(v) else None for v in values]
-        except (Overtime, Exception):
-            row = None
-        out.append(row)
-    return {"features": out}
+                values = _signals(fn)
+            out.append([v if math.isfinite(v) else None for v in values])
+            status.append("ok")
+        except Overtime:
+            out.append(None)
+            status.append("overtime")
+        except Exception:
+            out.append(None)
+            status.append("failed")
+    return {"features": out, "status": status}
 
 
-def probe_matrix(kind: str, sources: list[str], sandbox_config=None):
-    """[len(sources), WIDTH[kind]] probe features computed in a fresh sandbox (no columns for kinds
-    other than activation); NaN where a hypothesis failed, or fails the static checks."""
+def probe_rows(kind: str, sources: list[str], sandbox_config=None, limits=None,
+               budget=None):
+    """([len(sources), WIDTH[kind]] probe features, unmeasured), each source measured on its own
+    (`rows`); no columns for kinds other than activation; NaN where a hypothesis failed or fails
+    the static checks; `unmeasured[i]` the reason row i could not be measured, else None."""
     import numpy as np
 
-    from ..config import SandboxConfig
     from ..kinds import get_kind
-    from ..sandbox import SandboxError, open_sandbox
     from ..validate import check_static
+    from .rows import ScoringLimits, measure_each
 
     width = WIDTH.get(kind, 0)
     result = np.full((len(sources), width), np.nan, dtype=np.float32)
-    clean = [i for i, s in enumerate(sources) if not check_static(s, get_kind(kind))]
-    if not width or not clean:
-        return result
-    with open_sandbox(sandbox_config or SandboxConfig()) as sandbox:
-        try:
-            answer = sandbox.call(PROBE_TARGET, {"kind": kind, "sources": [sources[i] for i in clean],
-                                                 "timeout_s": 5.0},
-                                  timeout=10.0 + 5.0 * len(clean))
-        except SandboxError:
-            return result
-    for i, values in zip(clean, answer["features"]):
+    if not width:
+        return result, [None] * len(sources)
+    kind_ = get_kind(kind)
+    clean = [s if not check_static(s, kind_) else None for s in sources]
+    rows, unmeasured = measure_each(PROBE_TARGET, kind, clean, limits or ScoringLimits(),
+                                    sandbox_config, budget)
+    for i, values in enumerate(rows):
         if values is not None:
             result[i] = [np.nan if v is None else v for v in values][:width]
-    return result
+    return result, unmeasured
+
+
+def probe_matrix(kind: str, sources: list[str], sandbox_config=None):
+    """Probe features only (NaN where failed or unmeasured: `probe_rows` says which)."""
+    return probe_rows(kind, sources, sandbox_config)[0]

@@ -15,7 +15,12 @@ champion thus keeps scoring with the code it was built with, in any process.
 
 Invalid input: a row whose code is not a valid hypothesis of the model's kind (not Python, fails
 the static checks, or fails in the sandbox while its behaviour is measured) scores NaN (over REST,
-`NaN` in the JSON predictions), never a number.
+`NaN` in the JSON predictions), never a number. So does a row whose behaviour could not be measured
+in time (`rows`): each row is measured on its own, within `limits.row_s`, so no score depends on
+the machine's load or on the other rows; `params={"details": true}` returns `score`, `measured`
+and `reason` per row instead. A request holds at most `limits.max_rows` rows (more: 400) and its
+measurements end after `limits.request_s` seconds (the rows left: unmeasured). The limits are the
+version's meta.json `limits` (`rows.ScoringLimits`).
 """
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
+
+from .rows import ScoringLimits
 
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -90,9 +97,21 @@ def feature_package(model_dir: Path, meta: dict) -> str:
     return name
 
 
+def invalid_input(message: str) -> Exception:
+    """An error `mlflow models serve` answers with 400 (bad request), not 500."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
 class RewardModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         import xgboost as xgb
+
+        from .serving import guard_json_decoding
+
+        guard_json_decoding()  # served: a request nested too deeply is a 400, not a 500
 
         with open(context.artifacts["meta"]) as fh:
             self.meta = json.load(fh)
@@ -105,6 +124,7 @@ class RewardModel(mlflow.pyfunc.PythonModel):
         self.model.load_model(context.artifacts["xgb"])
         self.features = ranker.Features(**self.meta["features"])
         self.encoder = embed.Encoder(self.meta["encoder"], path=context.artifacts["encoder"])
+        self.limits = ScoringLimits.from_meta(self.meta)
         self.ensemble = None  # versions from before ensembles have none: their spread is 0
         if "ensemble" in context.artifacts:
             ensemble = importlib.import_module(f"{self.package}.reward.ensemble")
@@ -129,19 +149,56 @@ class RewardModel(mlflow.pyfunc.PythonModel):
         return invalid
 
     def feature_matrix(self, sources: list[str]) -> np.ndarray:
+        return self._measure(sources)[0]
+
+    def _measure(self, sources: list[str], budget=None):
+        """(features, unmeasured reasons) with the model's own feature code; a version whose code
+        predates per-row limits measures in one batch and reports nothing unmeasured."""
         hypothesis = importlib.import_module(f"{self.package}.hypothesis")
-        return self.features.matrix(self.meta["kind"], sources,
-                                    [hypothesis.normalized_sha256(s) for s in sources], self.encoder)
+        shas = [hypothesis.normalized_sha256(s) for s in sources]
+        if not hasattr(self.features, "measure"):
+            return (self.features.matrix(self.meta["kind"], sources, shas, self.encoder),
+                    [None] * len(sources))
+        return self.features.measure(self.meta["kind"], sources, shas, self.encoder,
+                                     limits=self.limits, budget=budget)
+
+    def score_rows(self, sources: list[str], budget=None):
+        """A DataFrame, one row per source: `score` (NaN unless measured and valid), `measured`
+        (False when its behaviour could not be measured in time: no score is guessed) and
+        `reason` (why there is no score; "" when there is one)."""
+        import pandas as pd
+
+        if not sources:
+            return pd.DataFrame({"score": np.zeros(0), "measured": np.zeros(0, bool), "reason": []})
+        too_long = [len(s) > self.limits.max_code_chars for s in sources]
+        # never parsed nor run: scored as the empty source is, then marked unmeasured below
+        X, unmeasured = self._measure(["" if long else s for s, long in zip(sources, too_long)],
+                                      budget)
+        unmeasured = [f"not measured: longer than {self.limits.max_code_chars} characters (reward "
+                      "limits.max_code_chars)" if long else why for why, long in zip(unmeasured, too_long)]
+        sources = ["" if long else s for s, long in zip(sources, too_long)]
+        scores = np.asarray(self.model.predict(X), dtype=np.float64)
+        invalid = self._invalid(self.meta["kind"], sources, X)
+        reasons = [why or ("not a valid hypothesis of this kind, or its code failed when measured"
+                           if bad else "") for why, bad in zip(unmeasured, invalid)]
+        scores[invalid | np.array([bool(w) for w in unmeasured], dtype=bool)] = INVALID_SCORE
+        if any(unmeasured):
+            log.warning("reward model: %d of %d rows not scored: %s", sum(map(bool, unmeasured)),
+                        len(sources), next(w for w in unmeasured if w))
+        return pd.DataFrame({"score": scores, "measured": [not w for w in unmeasured],
+                             "reason": reasons})
 
     def score_with_spread(self, sources: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(score, spread) per source from the bootstrap ensemble (standardised units, higher =
-        better); without an ensemble, the point score and zero spread. An invalid row: NaN, NaN."""
-        X = self.feature_matrix(sources)
+        better); without an ensemble, the point score and zero spread. An invalid row, or one
+        whose behaviour could not be measured in time: NaN, NaN."""
+        X, unmeasured = self._measure(sources)
         if self.ensemble is None:
             score, spread = np.asarray(self.model.predict(X), dtype=np.float64), np.zeros(len(sources))
         else:
             score, spread = (np.asarray(v, np.float64) for v in self.ensemble.predict(X))
         invalid = self._invalid(self.meta["kind"], sources, X)
+        invalid |= np.array([bool(w) for w in unmeasured], dtype=bool)
         score[invalid], spread[invalid] = INVALID_SCORE, INVALID_SCORE
         return score, spread
 
@@ -156,18 +213,21 @@ class RewardModel(mlflow.pyfunc.PythonModel):
                                        np.asarray(targets, np.float32), recent_weight=recent_weight)
 
     def predict(self, context, model_input, params=None):
+        """One score per row (NaN: no score, see `score_rows`); with params {"details": true}, the
+        DataFrame of `score_rows`. One request measures at most `limits.max_rows` rows, within
+        `limits.request_s` seconds in all (rows left over are unmeasured)."""
         import pandas as pd
 
-        hypothesis = importlib.import_module(f"{self.package}.hypothesis")
+        from .rows import Budget
+
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if "code" not in frame.columns:
-            raise ValueError("the reward model's input needs a 'code' column of hypothesis sources")
+            raise invalid_input("the reward model's input needs a 'code' column of hypothesis sources")
+        if len(frame) > self.limits.max_rows:
+            raise invalid_input(f"{len(frame)} rows in one request; at most {self.limits.max_rows} "
+                                "(reward limits.max_rows): send them in several requests")
         sources = [c if isinstance(c, str) else "" for c in frame["code"]]
-        if not sources:
-            return np.zeros(0, dtype=np.float64)
-        kind = self.meta["kind"]
-        shas = [hypothesis.normalized_sha256(s) for s in sources]
-        X = self.features.matrix(kind, sources, shas, self.encoder)
-        scores = np.asarray(self.model.predict(X), dtype=np.float64)
-        scores[self._invalid(kind, sources, X)] = INVALID_SCORE
-        return scores
+        rows = self.score_rows(sources, Budget(self.limits.request_s))
+        if (params or {}).get("details"):
+            return rows
+        return rows["score"].to_numpy(dtype=np.float64)

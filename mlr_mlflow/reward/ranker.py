@@ -143,20 +143,37 @@ class Features:
     probes: bool = False  # probes.py; False for versions saved before it existed
 
     def matrix(self, kind: str, sources: list[str], shas: list[str] | None, encoder, sandbox_config=None):
-        from .grid import behaviour_matrix
+        """The feature matrix (rows that could not be measured hold NaN behaviour: see `measure`)."""
+        return self.measure(kind, sources, shas, encoder, sandbox_config)[0]
 
-        parts = []
+    def measure(self, kind: str, sources: list[str], shas: list[str] | None, encoder,
+                sandbox_config=None, limits=None, budget=None):
+        """(feature matrix, unmeasured): `unmeasured[i]` is why row i's behaviour could not be
+        measured (time: `rows`), else None. Such a row must not be scored or learned from."""
+        from .grid import behaviour_rows
+
+        parts, unmeasured = [], [None] * len(sources)
+
+        def note(found: list) -> None:
+            for i, reason in enumerate(found):
+                unmeasured[i] = unmeasured[i] or reason
+
         if self.structural:
             parts.append(structural_matrix(sources))
         if self.grid:
-            parts.append(behaviour_matrix(kind, sources, sandbox_config))
+            block, found = behaviour_rows(kind, sources, sandbox_config, limits, budget)
+            parts.append(block)
+            note(found)
         if self.probes:
-            from .probes import probe_matrix
+            from .probes import probe_rows
 
-            parts.append(probe_matrix(kind, sources, sandbox_config))
+            block, found = probe_rows(kind, sources, sandbox_config, limits, budget)
+            parts.append(block)
+            note(found)
         if self.embedding:
             parts.append(encoder.embed(sources, shas))
-        return np.concatenate(parts, axis=1) if parts else np.zeros((len(sources), 0), np.float32)
+        X = np.concatenate(parts, axis=1) if parts else np.zeros((len(sources), 0), np.float32)
+        return X, unmeasured
 
 
 def correlations(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:

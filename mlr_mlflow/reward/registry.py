@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .ensemble import fit_ensemble
 from .ranker import (TARGET, Features, RewardDataError, check_enough, correlations, fit, held_out,
                      load_dataset)
 from .measure import ranking_report
+from .rows import ScoringLimits
 from ..config import UsageError
 
 HOLDOUT_ROUNDS = 1
@@ -81,6 +83,20 @@ def parse_features(text: str | None) -> tuple[str, ...]:
     return chosen
 
 
+def _measured(features, kind: str, data, encoder, config, progress=lambda _: None):
+    """(features, data) of the hypotheses whose behaviour could be measured: one that ran out of
+    time is left out (its NaN features would teach the model the machine's load), said here."""
+    X, unmeasured = features.measure(kind, data.sources, data.shas, encoder, config.sandbox)
+    keep = np.array([reason is None for reason in unmeasured], dtype=bool)
+    if not keep.all():
+        first = next(reason for reason in unmeasured if reason)
+        logging.getLogger(__name__).warning("reward: %d hypotheses left out: %s",
+                                            int((~keep).sum()), first)
+        progress(f"{int((~keep).sum())} hypotheses left out: {first}")
+        return X[keep], data.subset(keep)
+    return X, data
+
+
 def evaluate_features(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
                       features: tuple[str, ...] | None = None) -> dict:
     """Held-out correlations (by round and by generator) of both algorithms on all the data."""
@@ -88,7 +104,7 @@ def evaluate_features(client, config, kind: str, encoder_name: str = DEFAULT_ENC
     data = load_dataset(client, exp, kind)
     check_enough(data)
     flags = {name: name in (features or DEFAULT_FEATURES) for name in FEATURES}
-    X = Features(**flags).matrix(kind, data.sources, data.shas, Encoder(encoder_name), config.sandbox)
+    X, data = _measured(Features(**flags), kind, data, Encoder(encoder_name), config)
     return {alg: {"by_round": held_out(X, data, "round", alg),
                   "by_generator": held_out(X, data, "generator", alg),
                   "ranking": ranking_report(X, data, alg)}
@@ -113,14 +129,14 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
     # the encoder is kept even when embeddings are not features: rounds use it for diversity
     encoder, features = Encoder(encoder_name), Features(**flags)
     progress(f"features for {len(data)} {kind} hypotheses ({len(set(data.rounds))} rounds)")
-    X = features.matrix(kind, train_set.sources, train_set.shas, encoder, config.sandbox)
+    X, train_set = _measured(features, kind, train_set, encoder, config, progress)
     cv = {alg: held_out(X, train_set, "round", alg) for alg in ("ranker", "regressor")}
     algorithm = max(cv, key=lambda a: np.nan_to_num(cv[a]["mean_spearman"], nan=-1.0))
     progress(f"kept the {algorithm} (held-out Spearman by round: "
              + ", ".join(f"{a} {cv[a]['mean_spearman']:.3f}" for a in cv) + ")")
     model = fit(X, train_set.target, train_set.rounds, algorithm)
     ensemble = fit_ensemble(X, train_set.target, train_set.rounds, algorithm)
-    X_hold = features.matrix(kind, holdout.sources, holdout.shas, encoder, config.sandbox)
+    X_hold, holdout = _measured(features, kind, holdout, encoder, config, progress)
     predicted = model.predict(X_hold)
     on_holdout = correlations(predicted, holdout.target)
     on_holdout_test = correlations(predicted, holdout.b_wr)  # reported, never used to choose
@@ -152,10 +168,12 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
             model.save_model(f"{tmp}/model.json")
             ensemble.save(f"{tmp}/ensemble")
             meta = {"kind": kind, "algorithm": algorithm, "encoder": encoder_name, "features": flags,
+                    "limits": dataclasses.asdict(ScoringLimits()),  # what one scoring may take
                     **code_identity()}  # the feature code's digest: see pyfunc.py
             Path(tmp, "meta.json").write_text(json.dumps(meta))
             example = pd.DataFrame({"code": train_set.sources[:2]})
-            signature = infer_signature(example, np.zeros(len(example)))
+            # params: {"details": true} answers score, measured and reason per row (pyfunc.py)
+            signature = infer_signature(example, np.zeros(len(example)), params={"details": False})
             # log_model exists only in the fluent API: under the fluent lock (tracking/fluent.py)
             with fluent_store(client.tracking_uri, exp), mlflow.start_run(run_id=run_id, experiment_id=exp):
                 info = mlflow.pyfunc.log_model(

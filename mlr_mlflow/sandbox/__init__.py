@@ -13,7 +13,8 @@ from __future__ import annotations
 import sys
 
 from ..config import SandboxConfig, UsageError
-from .base import Sandbox, SandboxCallError, SandboxCrash, SandboxError, SandboxTimeout
+from .base import (Sandbox, SandboxCallError, SandboxCrash, SandboxError, SandboxOvertime,
+                   SandboxTimeout)
 from .bwrap_backend import BwrapSandbox, bwrap_available
 from .namespace_backend import NamespaceSandbox, namespace_available
 from .subprocess_backend import SubprocessSandbox
@@ -116,7 +117,7 @@ def open_sandbox(config: SandboxConfig) -> Sandbox:
     return SubprocessSandbox(config)
 
 
-__all__ = ["Sandbox", "SandboxError", "SandboxTimeout", "SandboxCrash", "SandboxCallError",
+__all__ = ["Sandbox", "SandboxError", "SandboxTimeout", "SandboxOvertime", "SandboxCrash", "SandboxCallError",
            "SubprocessSandbox", "BwrapSandbox", "NamespaceSandbox", "open_sandbox", "warm_sandbox",
            "prewarm_sandboxes",
            "describe_backend", "announce_backend", "available_backends",

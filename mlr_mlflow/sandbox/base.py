@@ -21,6 +21,16 @@ class SandboxTimeout(SandboxError):
     pass
 
 
+class SandboxOvertime(SandboxTimeout):
+    """A deadline the target posted (`alarm`) ran out in a call that no signal interrupted, so the
+    worker server killed the call. `reason` names the limit; `culprit` is what the target said it
+    was running (e.g. the training job's model keys), or None. The server itself serves on."""
+
+    def __init__(self, reason: str, culprit: list | None = None):
+        super().__init__(reason)
+        self.culprit = culprit
+
+
 class SandboxCrash(SandboxError):
     """The worker process died (a resource limit, a signal, a hard crash)."""
 
@@ -34,7 +44,8 @@ class Sandbox(Protocol):
 
     name: str
 
-    def call(self, target: str, payload: Any, timeout: float) -> Any: ...
+    def call(self, target: str, payload: Any, timeout: float, limit: str | None = None) -> Any:
+        """`limit` names the setting behind `timeout` in the message of a `SandboxTimeout`."""
 
     def close(self) -> None: ...
 

@@ -5,7 +5,8 @@ call (`worker`), so keeping it between calls shares nothing that hypothesis code
 call the server has killed what the child left running and emptied its private temporary directory.
 What is shared between calls is only the server's memory from before any call (imported modules,
 copied on write into each child) and its fixed environment and limits. A call that times out or
-crashes kills the server as before; the next call starts a fresh one.
+crashes kills the server as before; the next call starts a fresh one. A call whose child the server
+killed on a posted deadline (`SandboxOvertime`) leaves the server alive and warm: it goes back.
 """
 from __future__ import annotations
 
@@ -89,8 +90,13 @@ class WarmSandbox:
             self._sandbox = _take(self.key) or self._create()
         return self
 
-    def call(self, target: str, payload: Any, timeout: float) -> Any:
-        return self.bind()._sandbox.call(target, payload, timeout)
+    def call(self, target: str, payload: Any, timeout: float, limit: str | None = None) -> Any:
+        return self.bind()._sandbox.call(target, payload, timeout, limit)
+
+    @property
+    def warm_up_s(self) -> float:
+        """Seconds the last call waited for its server to start and import (not the call's time)."""
+        return getattr(self._sandbox, "warm_up_s", 0.0)
 
     def stderr_tail(self, limit: int = 2000) -> str:
         return self._sandbox.stderr_tail(limit) if self._sandbox is not None else ""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import SandboxConfig
-from .base import SandboxCallError, SandboxCrash, SandboxTimeout
+from .base import SandboxCallError, SandboxCrash, SandboxOvertime, SandboxTimeout
 from .identity import MAX_TASKS, fresh_uid, interpreter_world_reachable, user_task_count
 from .worker import ANSWER_HEADER, HEADER, READY
 
@@ -111,6 +111,7 @@ class SubprocessSandbox:
         self._proc: subprocess.Popen | None = None
         self._home: tempfile.TemporaryDirectory | None = None
         self._stderr = None
+        self.warm_up_s = 0.0  # of the last call: until the server said it was warm (not its time)
 
     def command(self) -> list[str]:
         return [sys.executable, "-I", "-c", BOOTSTRAP.format(parent=PACKAGE_PARENT)]
@@ -139,10 +140,12 @@ class SubprocessSandbox:
             preexec_fn=_limits(self.config, self.cpu_seconds, nproc, uid), start_new_session=True,
             close_fds=True)
 
-    def call(self, target: str, payload: Any, timeout: float) -> Any:
+    def call(self, target: str, payload: Any, timeout: float, limit: str | None = None) -> Any:
         if self._proc is None or self._proc.poll() is not None:
             self._kill()
             self._proc = self._start()
+        self.warm_up_s = 0.0
+        sent = time.monotonic()
         nonce = os.urandom(16)
         request = pickle.dumps({"target": target, "payload": payload, "nonce": nonce},
                                protocol=pickle.HIGHEST_PROTOCOL)
@@ -152,31 +155,39 @@ class SubprocessSandbox:
         except BrokenPipeError:
             raise self._crash() from None
         (answered, size) = ANSWER_HEADER.unpack(
-            self._read(ANSWER_HEADER.size, time.monotonic() + WARM_UP_S, WARM_UP_S))
+            self._read(ANSWER_HEADER.size, time.monotonic() + WARM_UP_S, WARM_UP_S,
+                       "the sandbox server's start-up limit"))
         if answered != nonce or size != READY:
             self._kill()
             raise SandboxCrash("sandbox worker broke the protocol (no start frame)")
+        self.warm_up_s = time.monotonic() - sent  # the server's start and imports, if any
         deadline = time.monotonic() + timeout  # warm: from here on the call's own clock runs
-        (answered, size) = ANSWER_HEADER.unpack(self._read(ANSWER_HEADER.size, deadline, timeout))
+        (answered, size) = ANSWER_HEADER.unpack(self._read(ANSWER_HEADER.size, deadline, timeout,
+                                                           limit))
         if answered != nonce:  # only the server knows the nonce of the request it answers
             self._kill()
             raise SandboxCrash("sandbox answer does not belong to this request")
         if size > MAX_ANSWER_BYTES:
             self._kill()
             raise SandboxCrash(f"sandbox answer of {size} bytes exceeds the limit")
-        message = json.loads(self._read(size, deadline, timeout))
+        message = json.loads(self._read(size, deadline, timeout, limit))
+        overtime = message.get("overtime")
+        if not message.get("ok") and isinstance(overtime, dict):  # killed by the server: it lives on
+            culprit = overtime.get("culprit")
+            raise SandboxOvertime(str(message.get("error")),
+                                  culprit if isinstance(culprit, list) else None)
         if not message.get("ok"):
             raise SandboxCallError(message.get("error", "unknown error"))
         return message["result"]
 
-    def _read(self, n: int, deadline: float, timeout: float) -> bytes:
+    def _read(self, n: int, deadline: float, timeout: float, limit: str | None = None) -> bytes:
         data = b""
         fd = self._proc.stdout.fileno()
         while len(data) < n:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 self._kill()
-                raise SandboxTimeout(f"timed out after {timeout:g} s (wall-clock limit)")
+                raise SandboxTimeout(f"timed out after {timeout:g} s ({limit or 'wall-clock limit'})")
             chunk = os.read(fd, n - len(data))
             if not chunk:
                 raise self._crash()

@@ -2,7 +2,9 @@
 
 Requests arrive on stdin as length-prefixed pickles from the trusted parent. The server itself never
 runs a target: it imports the target's module and the heavy libraries that module names in
-`SANDBOX_PRELOAD` (torch, lightning: trusted code, imported once per server), then forks a child
+`SANDBOX_PRELOAD` (torch, lightning: trusted code, imported once per server) and runs its
+`SANDBOX_WARM_UP` once (trusted code on built-in components: torch's first-use set-up, so that
+it is never charged to a hypothesis's time limit), then forks a child
 that runs the target on the payload and answers in JSON through a private pipe. The server relays
 that answer framed with the request's random nonce, so an answer can only ever be taken for the
 request it belongs to. After every child it kills whatever that child left running and empties the
@@ -13,6 +15,10 @@ server is not dumpable, so a child cannot read or write its memory or file descr
 /proc. A child that dies without answering takes the server down the same way (same signal or
 status), so the parent reports it exactly as it reports a dead worker and starts a fresh one.
 fd 1 is pointed at stderr so that anything a hypothesis prints cannot corrupt the protocol.
+While it waits, the server watches the deadline the child posts in a shared page (`alarm.Watch`):
+once that deadline is `alarm.GRACE_S` past (a long call in C, which no signal interrupts), it kills
+the child, answers with the posted reason and culprit (`"overtime"`), and serves on: the server
+itself is unharmed, so a warm server survives a kill.
 """
 from __future__ import annotations
 
@@ -20,16 +26,20 @@ import importlib
 import json
 import os
 import pickle
+import select
 import shutil
 import signal
 import struct
 import sys
 import traceback
 
+from .alarm import Watch, attach
+
 HEADER = struct.Struct("!Q")
 ANSWER_HEADER = struct.Struct("!16sQ")  # the request's nonce, then the answer's size
 READY = (1 << 64) - 1  # the size field of the frame that says "warm; the child starts now"
 MAX_ANSWER_BYTES = 64 << 20
+WATCH_POLL_S = 0.1  # how often the server looks at the child's posted deadline while it waits
 LIBRARIES = ("numpy", "torch", "lightning", "lightning.pytorch")  # what SANDBOX_PRELOAD may name
 
 
@@ -69,14 +79,24 @@ def run_request(request: dict) -> dict:
                 "trace": traceback.format_exc(limit=-4)[-4000:]}
 
 
+_warmed: set[str] = set()  # modules whose SANDBOX_WARM_UP this server has run
+
+
 def warm_up(target: str) -> None:
-    """Import the target's module and the libraries it declares (trusted code, in the server)."""
+    """Import the target's module and the libraries it declares, then run its `SANDBOX_WARM_UP`
+    (a function of the module, on built-in components only) once per server: trusted code, in the
+    server, so that what torch initialises on first use is done before any child's clock runs."""
     try:
         module = importlib.import_module(target.partition(":")[0]) \
             if target.startswith("mlr_mlflow.") else None
         for name in getattr(module, "SANDBOX_PRELOAD", ()):
             if name in LIBRARIES:
                 importlib.import_module(name)
+        if module is not None and module.__name__ not in _warmed:
+            _warmed.add(module.__name__)
+            warm = getattr(module, "SANDBOX_WARM_UP", None)
+            if warm is not None:
+                getattr(module, warm)()
     except Exception:  # the child reports it, with its trace
         pass
 
@@ -134,18 +154,37 @@ def _wipe(directory: str | None) -> None:
                 pass
 
 
-def _read_fd(fd: int, n: int) -> bytes:
+def _read_watched(fd: int, n: int, pid: int, watch) -> tuple[bytes, dict | None]:
+    """Up to n bytes from the child's answer pipe, or (what came, the posted note) once the
+    child's posted deadline is overdue: then the child has been killed."""
     data = b""
     while len(data) < n:
-        chunk = os.read(fd, min(n - len(data), 1 << 20))
-        if not chunk:
-            break
-        data += chunk
-    return data
+        if select.select([fd], [], [], WATCH_POLL_S)[0]:
+            chunk = os.read(fd, min(n - len(data), 1 << 20))
+            if not chunk:
+                break
+            data += chunk
+            continue
+        note = watch.overdue()
+        if note is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            return data, note
+    return data, None
 
 
-def _child(request: dict, answer_fd: int, out) -> None:
+def _overtime_answer(note: dict) -> bytes:
+    reason = note.get("reason") if isinstance(note.get("reason"), str) else "time limit reached"
+    culprit = note.get("culprit") if isinstance(note.get("culprit"), list) else None
+    return json.dumps({"ok": False, "error": reason[:2000],
+                       "overtime": {"reason": reason[:2000], "culprit": culprit}}).encode()
+
+
+def _child(request: dict, answer_fd: int, out, watch) -> None:
     try:
+        attach(watch)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         out.close()
         with os.fdopen(answer_fd, "wb") as answer:
@@ -174,6 +213,7 @@ def main() -> None:
     _not_dumpable()
     requests = sys.stdin.buffer
     scratch = os.environ.get("TMPDIR")
+    watch = Watch()
     while True:
         header = _read_exact(requests, HEADER.size)
         if header is None:
@@ -185,19 +225,26 @@ def main() -> None:
         out.write(ANSWER_HEADER.pack(request["nonce"], READY))
         out.flush()
         read_end, write_end = os.pipe()
+        watch.post(None)
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
-            _child(request, write_end, out)
+            _child(request, write_end, out, watch)
         os.close(write_end)
-        head = _read_fd(read_end, HEADER.size)
-        (length,) = HEADER.unpack(head) if len(head) == HEADER.size else (None,)
-        body = _read_fd(read_end, length) if length is not None and length <= MAX_ANSWER_BYTES else b""
+        head, note = _read_watched(read_end, HEADER.size, pid, watch)
+        (length,) = HEADER.unpack(head) if len(head) == HEADER.size and note is None else (None,)
+        body = b""
+        if length is not None and length <= MAX_ANSWER_BYTES:
+            body, note = _read_watched(read_end, length, pid, watch)
         os.close(read_end)
         _, status = os.waitpid(pid, 0)
         _sweep(sweep_everyone)
         _wipe(scratch)
-        if length is None or len(body) != length:
+        watch.post(None)
+        if note is not None:  # killed on its posted deadline: say so, and serve on
+            body = _overtime_answer(note)
+            length = len(body)
+        elif length is None or len(body) != length:
             _mirror_death(status)
         out.write(ANSWER_HEADER.pack(request["nonce"], length) + body)
         out.flush()
