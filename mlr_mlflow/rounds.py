@@ -147,6 +147,7 @@ class Round:
             lease.on_beat.append(lambda held: beat(self.client, run_id, held))
             records = None
             if resumed:
+                lease.check()  # still ours, asked of the store, before the round is reopened
                 self.client.update_run(run_id, status="RUNNING")
                 log(self.client, run_id, tags={"mlr.round.resumed": str(int(time.time()))})
                 records = generation_records(self.client, run_id)
@@ -180,6 +181,7 @@ class Round:
                        reasons=[f"no hypothesis was generated: {summary.stop_reason or 'unknown'}"])
             else:
                 finish(self.client, run_id, status_tag="finished")
+                lease.check()  # held since the last check (same token): nobody reopened it since
         except LeaseLost:
             raise  # another process holds the round now: leave its run alone
         except BaseException as exc:

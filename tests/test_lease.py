@@ -143,14 +143,17 @@ def test_the_tag_fallback_for_http_stores_keeps_one_holder_and_fences(tmp_path):
     exp = client.create_experiment("mlr-activation")
     leases = TagLeases(client, exp, settle_s=0.1)
     name = f"rounds/{exp}"
-    first = Lease(leases, name, every_s=0.1).acquire()
+    # no heartbeat thread at work: a renewal is a read then a write here, so one in flight could
+    # write the old holder back over the takeover (not a compare-and-set, as said); check() asks
+    first = Lease(leases, name, every_s=3600).acquire()
     assert client.get_experiment(exp).tags["mlr.lease.rounds"].startswith("1|")
     with pytest.raises(LeaseBusy):
         Lease(leases, name).acquire()
+    first.check()
     leases._write(name, "elsewhere|b|pid:[1]|1|1|x", first.token + 1, time.time())  # taken over
-    assert first.lost.wait(10)
     with pytest.raises(LeaseLost):
         first.check()
+    assert first.lost.is_set()
     first.release()
     assert leases.holder(name)[0].startswith("elsewhere|")
 
@@ -178,3 +181,78 @@ def test_heartbeat_failures_are_logged_not_swallowed(tmp_path, caplog):
         holder.release()
     assert "heartbeat callback failed" in caplog.text and "callback broke" in caplog.text
     assert "heartbeat failed" in caplog.text
+
+
+# --- issue 26, item 10: the windows a heartbeat starved by load opened, interleaved step by step --
+ELSEWHERE = "elsewhere|b|pid:[1]|1|1|x"  # a holder on another host: judged by its heartbeat
+
+
+class SeenThenRenewed(SqlLeases):
+    """A real SqlLeases whose would-be taker reads the holder, and then, before its own write, the
+    holder's late heartbeat lands (the exact interleaving, made deterministic)."""
+
+    def __init__(self, url, holder_owner, holder_token):
+        super().__init__(url)
+        self.holder_owner, self.holder_token = holder_owner, holder_token
+
+    def holder(self, name):
+        seen = super().holder(name)
+        assert SqlLeases(self.url).renew(name, self.holder_owner, self.holder_token)
+        return seen
+
+
+def test_a_takeover_judged_on_a_stale_heartbeat_loses_to_the_holders_late_renewal(url):
+    """A holder on another host whose heartbeat was starved (older than stale_s) renews between a
+    taker's read and its compare-and-set: the holder keeps its lease. (The compare used to be on
+    the token alone, which a renewal does not change: both then held it.)"""
+    name = f"rounds/{uuid.uuid4().hex}"
+    leases = SqlLeases(url)
+    assert leases.try_acquire(name, ELSEWHERE, stale_s=60) is not None
+    t = leases.table
+    from sqlalchemy import update
+
+    with leases.engine.begin() as conn:  # its heartbeat is two minutes late
+        conn.execute(update(t).where(t.c.name == name).values(heartbeat=time.time() - 120))
+    token = leases.holder(name)[1]
+    taker = SeenThenRenewed(url, ELSEWHERE, token)
+    assert taker.try_acquire(name, owner_id(), stale_s=60) is None
+    assert leases.holder(name)[:2] == (ELSEWHERE, token)  # still the holder's
+    assert leases.renew(name, ELSEWHERE, token)
+
+
+def test_check_asks_the_store_even_when_the_heartbeat_thread_never_ran(url):
+    """A holder whose heartbeat thread is starved (here: it never runs) is taken over; the next
+    stage boundary still finds out, before writing anything, and says who holds the lease now.
+    (check() used to trust the heartbeat thread's flag: the starved holder wrote on.)"""
+    from sqlalchemy import update
+
+    name = f"rounds/{uuid.uuid4().hex}"
+    leases = SqlLeases(url)
+    holder = Lease(leases, name, what="a round of kind activation", every_s=3600).acquire()
+    holder.check()  # held: nothing raised
+    t = leases.table
+    with leases.engine.begin() as conn:  # another host's compare-and-set
+        assert conn.execute(update(t).where(t.c.name == name, t.c.token == holder.token).values(
+            owner=ELSEWHERE, token=holder.token + 1, heartbeat=time.time())).rowcount == 1
+    assert not holder.lost.is_set()  # the heartbeat thread has not noticed
+    with pytest.raises(LeaseLost, match=f"now held by pid 1 on elsewhere with token {holder.token + 1}"):
+        holder.check()
+    holder.release()
+    assert leases.holder(name)[0] == ELSEWHERE
+
+
+def test_a_check_restarts_the_holders_stale_clock(url):
+    """Right after check() no one can judge the holder stale: the check is a renewal."""
+    from sqlalchemy import update
+
+    name = f"rounds/{uuid.uuid4().hex}"
+    leases = SqlLeases(url)
+    holder = Lease(leases, name, every_s=3600, stale_s=60).acquire()
+    holder.owner = ELSEWHERE  # judged by heartbeat, as a holder on another host is
+    t = leases.table
+    with leases.engine.begin() as conn:
+        conn.execute(update(t).where(t.c.name == name).values(owner=ELSEWHERE,
+                                                                heartbeat=time.time() - 120))
+    holder.check()
+    assert leases.try_acquire(name, owner_id(), stale_s=60) is None
+    holder.release()

@@ -75,7 +75,11 @@ def mlflow_server(store: dict, app: str, tmp: Path, env: dict | None = None):
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded machine: do not leave it behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
         log.close()
 
 
@@ -231,3 +235,53 @@ def test_basic_auth_app_needs_a_login_then_serves_the_dashboard(rounds_store, br
         assert page.locator("section#leaderboard tbody tr").count() == 0
         assert "No evaluated hypothesis yet" in page.locator("section#leaderboard").inner_text()
         context.close()
+
+
+def test_basic_auth_index_page_seeds_only_what_the_user_may_read(tmp_path):
+    """The index page's seeding script names experiments and their newest round run: a user sees
+    only those of experiments they may read (it used to list every id to anyone logged in)."""
+    import base64
+
+    from mlr_mlflow.tracking import names
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    ids = {}
+    for name in ("mlr-granted", "mlr-secret"):
+        exp = client.create_experiment(name, tags={names.EXPERIMENT_KIND: names.MODEL_DEVELOPMENT})
+        run = client.create_run(exp, tags={names.ROLE: "round"})
+        client.set_terminated(run.info.run_id)
+        ids[name] = (exp, run.info.run_id)
+    ini = tmp_path / "auth.ini"
+    ini.write_text(f"[mlflow]\ndefault_permission = NO_PERMISSIONS\ndatabase_uri = sqlite:///{tmp_path}/auth.db\n"
+                   "admin_username = admin\nauthorization_function = "
+                   "mlflow.server.auth:authenticate_request_basic_auth\n")
+    secret = "a-long-test-password-42"
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret",
+           "MLFLOW_AUTH_ADMIN_PASSWORD": secret}
+
+    def call(url, path, user, body=None):
+        auth = base64.b64encode(f"{user}:{secret}".encode()).decode()
+        request = urllib.request.Request(url + path, method="POST" if body else "GET",
+                                         data=json.dumps(body).encode() if body else None,
+                                         headers={"Authorization": f"Basic {auth}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.read().decode()
+
+    def seeded(url, user) -> dict:
+        page = call(url, "/", user)
+        return json.loads(re.search(r"seed=(\{.*?\});", page).group(1))
+
+    with mlflow_server({"uri": uri, "dir": tmp_path}, "mlr-basic-auth", tmp_path, env) as url:
+        for user in ("reader", "outsider"):
+            call(url, "/api/2.0/mlflow/users/create", "admin", {"username": user, "password": secret})
+        call(url, "/api/3.0/mlflow/users/permissions/grant", "admin",
+             {"username": "reader", "resource_type": "experiment",
+              "resource_id": ids["mlr-granted"][0], "permission": "READ"})
+        everything = {exp: run for exp, run in ids.values()}
+        assert seeded(url, "admin") == everything
+        assert seeded(url, "reader") == {ids["mlr-granted"][0]: ids["mlr-granted"][1]}
+        page = call(url, "/", "outsider")
+        assert seeded(url, "outsider") == {}
+        assert not any(run in page for _, run in ids.values())

@@ -234,3 +234,51 @@ def test_a_round_whose_lease_was_taken_over_stops_and_leaves_the_run_to_the_new_
     assert run.info.status == "RUNNING"  # not ended by the loser: it is the new holder's
     assert not [a for a in client.list_artifacts(run.info.run_id)
                 if a.path == names.GENERATION_ARTIFACT]  # and nothing recorded after the loss
+
+
+# --- issue 26, item 10: a resumer whose heartbeat is starved, taken over at the exact steps --------
+def _taken_over_when(leases, predicate):
+    """A Flaky fault that, the first time `predicate(args)` holds, has another host take the kind's
+    lease (its compare-and-set, as it runs there) and lets the call itself go through."""
+    from sqlalchemy import update
+
+    done = []
+
+    def fault(*args, **kwargs):
+        if not done and predicate(*args, **kwargs):
+            done.append(True)
+            t = leases.table
+            with leases.engine.begin() as conn:
+                conn.execute(update(t).where(t.c.name.like("rounds/%")).values(
+                    owner="elsewhere|b|pid:[1]|1|1|x", token=t.c.token + 1, heartbeat=time.time()))
+        return None
+    return fault, done
+
+
+@pytest.mark.parametrize("step", ["reopening", "finishing"])
+def test_a_starved_resumer_taken_over_never_reports_the_round_finished(tracking_uri, monkeypatch, step):
+    """The heartbeat thread never runs (starved by load), and another host takes the lease over
+    right as this resumer reopens the round, or right as it writes FINISHED. It must not return a
+    summary (exit 0 with a round_run_id) as if it had finished the round: LeaseLost (exit 2)
+    names who holds it now. (It used to trust its starved heartbeat: it trained on and reported
+    the round finished while another process held it.)"""
+    from mlr_mlflow import resume
+    from mlr_mlflow.tracking.lease import LeaseLost, SqlLeases
+
+    monkeypatch.setattr(resume, "HEARTBEAT_EVERY_S", 3600.0)
+    config = small_config()
+    round_id = dead_round(tracking_uri, config, n=2)
+    leases = SqlLeases(tracking_uri)
+    if step == "reopening":
+        fault, done = _taken_over_when(leases, lambda run_id, status=None, **kw: status == "RUNNING")
+        client = Flaky(connect(tracking_uri), update_run=fault)
+    else:
+        fault, done = _taken_over_when(leases, lambda run_id, status="FINISHED", **kw:
+                                       run_id == round_id and status == "FINISHED")
+        client = Flaky(connect(tracking_uri), set_terminated=fault)
+    with pytest.raises(LeaseLost, match="now held by pid 1 on elsewhere"):
+        Round(client, config, "activation").resume()
+    assert done
+    if step == "reopening":  # nothing trained, nothing ended: the round is the new holder's
+        assert MlflowClient(tracking_uri).get_run(round_id).info.status == "RUNNING"
+        assert not terminal_runs_by_sha(MlflowClient(tracking_uri), round_id)

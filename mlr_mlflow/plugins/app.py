@@ -46,8 +46,11 @@ def _seed_script() -> str:
     seed = {}
     try:
         client = _store_client()
+        may_read = _read_filter()
         for exp in client.search_experiments(
                 filter_string=f"tags.`{names.EXPERIMENT_KIND}` = '{names.MODEL_DEVELOPMENT}'"):
+            if may_read and not may_read.experiment(exp.experiment_id):
+                continue  # under basic auth: not even the ids of what this user may not read
             rounds = round_runs(client, exp.experiment_id, newest_first=True, limit=1)
             seed[exp.experiment_id] = rounds[0].info.run_id if rounds else ""
     except Exception:  # the UI still opens; only the seeded columns are missing
@@ -88,19 +91,39 @@ def _reader(client):
     return read
 
 
-def _visible_to_user(snap) -> None:
-    """Under basic auth: keep what the logged-in user may read (admins read everything)."""
+class _ReadFilter:
+    """What the logged-in user may read, asked of MLflow's auth store."""
+
+    def __init__(self, auth, user: str):
+        self.auth, self.user = auth, user
+
+    def experiment(self, experiment_id: str) -> bool:
+        return self.auth._graphql_can_read_experiment(experiment_id, self.user)
+
+    def model(self, name: str) -> bool:
+        return self.auth._graphql_can_read_model(name, self.user)
+
+
+def _read_filter() -> _ReadFilter | None:
+    """Under basic auth, the logged-in user's read permissions; None where everything is readable
+    (no basic auth, or an admin)."""
     import sys
 
     auth = sys.modules.get("mlflow.server.auth")  # imported only by the basic-auth factory
     if auth is None or not auth.is_auth_enabled() or auth.sender_is_admin():
+        return None
+    return _ReadFilter(auth, auth.authenticate_request().username)
+
+
+def _visible_to_user(snap) -> None:
+    """Under basic auth: keep what the logged-in user may read (admins read everything)."""
+    may_read = _read_filter()
+    if may_read is None:
         return
-    user = auth.authenticate_request().username
-    readable = {e for e in snap.experiments if auth._graphql_can_read_experiment(e, user)}
+    readable = {e for e in snap.experiments if may_read.experiment(e)}
     snap.experiments = {e: n for e, n in snap.experiments.items() if e in readable}
     snap.runs = [r for r in snap.runs if r["experiment_id"] in readable]
-    snap.reward_versions = [v for v in snap.reward_versions
-                            if auth._graphql_can_read_model(v["model"], user)]
+    snap.reward_versions = [v for v in snap.reward_versions if may_read.model(v["model"])]
 
 
 def dashboard_view():

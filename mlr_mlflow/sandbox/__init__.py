@@ -6,7 +6,10 @@ minimal root), "namespace" (the same kernel isolation built from util-linux `uns
 so it needs nothing installed on Linux), "docker" (a container with no network, read-only root,
 memory and pids limits; it needs a daemon, so it comes after the two that need none), and
 "subprocess" (rlimits and a scrubbed environment only: the fallback where the kernel forbids
-namespaces, macOS for one). "auto" picks the first that works here.
+namespaces, macOS for one). "auto" picks the first that works here, but never falls back to
+"subprocess" on a machine whose kernel gives this user namespaces: there a backend that fails its
+self-test is an error to fix (exit 2), and reduced isolation is only ever chosen by name
+(`[sandbox] backend = "subprocess"`, `sandbox check --backend subprocess`).
 """
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ import sys
 from ..config import SandboxConfig, UsageError
 from .base import (Sandbox, SandboxCallError, SandboxCrash, SandboxError, SandboxOvertime,
                    SandboxTimeout)
-from .bwrap_backend import BwrapSandbox, bwrap_available
-from .namespace_backend import NamespaceSandbox, namespace_available
+from .bwrap_backend import BwrapSandbox, bwrap_available, bwrap_namespaces_allowed, bwrap_selftest
+from .namespace_backend import NamespaceSandbox, namespace_available, namespace_selftest, namespaces_allowed
 from .subprocess_backend import SubprocessSandbox
 
 BACKENDS = ("auto", "bwrap", "namespace", "docker", "subprocess")
@@ -54,17 +57,33 @@ def resolve_backend(name: str) -> str:
             return "bwrap"
         if namespace_available():
             return "namespace"
-        return "docker" if _docker()[1]() else "subprocess"
+        if _docker()[1]():
+            return "docker"
+        _refuse_downgrade()
+        return "subprocess"
     if name == "bwrap" and not bwrap_available():
-        raise UsageError("sandbox backend 'bwrap' is not usable here (install bubblewrap: "
-                         "apt-get install -y bubblewrap)")
+        raise UsageError(f"sandbox backend 'bwrap' is not usable here: {bwrap_selftest()}")
     if name == "namespace" and not namespace_available():
-        raise UsageError("sandbox backend 'namespace' is not usable here (it needs Linux, util-linux "
-                         "and a kernel that allows this user to create namespaces)")
+        raise UsageError(f"sandbox backend 'namespace' is not usable here: {namespace_selftest()} (it needs "
+                         "Linux, util-linux and a kernel that allows this user to create namespaces)")
     if name == "docker" and not _docker()[1]():
         raise UsageError("sandbox backend 'docker' is not usable here (no Docker daemon, or the "
                          "sandbox image cannot be built; see docker/README.md)")
     return name
+
+
+def _refuse_downgrade() -> None:
+    """"auto" found no isolating backend: where the kernel does give this user namespaces, that is
+    a failure of ours to fix, not a reason to run generated code with the network and the user's
+    files in reach."""
+    if not (namespaces_allowed() or bwrap_namespaces_allowed()):
+        return  # this machine offers no more than the plain subprocess (announced with a warning)
+    raise UsageError(
+        "sandbox: this machine allows namespace isolation but no isolating backend passed its "
+        f"self-test (bwrap: {bwrap_selftest()}; namespace: {namespace_selftest()}); refusing to run "
+        "generated code unisolated. Fix the cause (`mlr-mlflow sandbox check --backend namespace` "
+        "shows it), or accept reduced isolation explicitly with [sandbox] backend = \"subprocess\" "
+        "in the --config file")
 
 
 def describe_backend(name: str) -> str:

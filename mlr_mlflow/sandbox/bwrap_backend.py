@@ -69,14 +69,17 @@ def bwrap_command(inner: list[str], as_root: bool | None = None) -> list[str]:
                      "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
         isolation = ["--unshare-all", "--cap-drop", "ALL"]
+    # bwrap mounts in argument order: the private /tmp, /proc and /dev come first, so that an
+    # interpreter living under one of them (a venv in /tmp) is bound on top of them, not hidden.
     args = ["bwrap", *isolation, "--die-with-parent", "--new-session",
+            "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
             *_system_binds(), *_python_binds(),
             "--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", INNER_PACKAGE_PARENT,
             "--ro-bind", str(Path(PACKAGE_PARENT) / "mlr_mlflow"), f"{INNER_PACKAGE_PARENT}/mlr_mlflow"]
     if os.path.exists("/etc/ld.so.cache"):
         args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp", "--chdir", "/tmp",
+    args += ["--chdir", "/tmp",
              "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp", "--setenv", "MPLCONFIGDIR", "/tmp",
              "--"]
     return args + inner
@@ -90,21 +93,44 @@ def inner_python(code: str) -> list[str]:
     return [sys.executable, "-I", "-c", prefix + code]
 
 
+def bwrap_installed() -> bool:
+    return shutil.which("bwrap") is not None
+
+
 @lru_cache(maxsize=1)
-def bwrap_available() -> bool:
-    """bwrap is installed and can create its namespaces here (some containers forbid it)."""
-    if shutil.which("bwrap") is None:
-        return False
+def bwrap_selftest() -> str | None:
+    """None when the worker starts inside bwrap here, else why not (not installed; a container
+    that forbids its namespaces; an interpreter the sandbox's user cannot reach)."""
+    if not bwrap_installed():
+        return "bwrap is not installed (apt-get install -y bubblewrap)"
     try:
         probe = f"import sys; sys.path.insert(0, {INNER_PACKAGE_PARENT!r}); import mlr_mlflow.sandbox.worker"
         done = subprocess.run(bwrap_command(inner_python(probe)), capture_output=True, timeout=60)
+        failure = None if done.returncode == 0 else (
+            f"its self-test exited {done.returncode}: "
+            + " ".join(done.stderr.decode(errors="replace").split())[-300:])
     except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("sandbox: bwrap is installed but its self-test failed: %s", exc)
+        failure = f"its self-test failed: {exc}"
+    if failure:
+        log.info("sandbox: bwrap is installed but %s", failure)
+    return failure
+
+
+def bwrap_available() -> bool:
+    """bwrap is installed and the worker starts inside it here."""
+    return bwrap_selftest() is None
+
+
+def bwrap_namespaces_allowed() -> bool:
+    """The kernel lets bwrap create its namespaces here (no Python involved: a bare `true`)."""
+    if not bwrap_installed():
         return False
-    if done.returncode != 0:
-        log.warning("sandbox: bwrap is installed but its self-test exited %d: %s", done.returncode,
-                    done.stderr.decode(errors="replace").strip()[-300:])
-    return done.returncode == 0
+    isolation = ["--unshare-pid", "--unshare-net"] if os.geteuid() == 0 else ["--unshare-all"]
+    try:
+        return subprocess.run(["bwrap", *isolation, "--ro-bind", "/", "/", "--", "true"],
+                              capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 class BwrapSandbox(SubprocessSandbox):

@@ -95,7 +95,7 @@ def docker_available() -> bool:
         client.ping()
         ensure_image(client)
     except Exception as exc:
-        log.warning("sandbox: docker is installed but not usable: %s: %s", type(exc).__name__,
+        log.info("sandbox: docker is installed but not usable: %s: %s", type(exc).__name__,
                     str(exc)[:300])
         return False
     return True

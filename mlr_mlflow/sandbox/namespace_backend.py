@@ -33,47 +33,65 @@ log = logging.getLogger(__name__)
 
 TOOLS = ("unshare", "mount", "umount", "pivot_root", "prlimit", "setpriv")
 DEVICES = ("null", "zero", "full", "random", "urandom")
-ROOT = "/tmp"  # where the new root is assembled, on a tmpfs private to the mount namespace
+# Where the new root is assembled, on a tmpfs private to the mount namespace: the first of these
+# that holds nothing the root binds (a venv in /tmp moves it to /mnt), so no source is hidden.
+ASSEMBLY_DIRS = ("/tmp", "/mnt", "/media", "/srv", "/var/tmp", "/opt", "/home", "/boot")
 
 
 def _q(*words: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def _bind(src: str, dst: str, directory: bool = True) -> list[str]:
-    make = f"mkdir -p {_q(ROOT + dst)}" if directory else \
-        f"mkdir -p {_q(str(Path(ROOT + dst).parent))} && : > {_q(ROOT + dst)}"
+def _bind(root: str, src: str, dst: str, directory: bool = True) -> list[str]:
+    make = f"mkdir -p {_q(root + dst)}" if directory else \
+        f"mkdir -p {_q(str(Path(root + dst).parent))} && : > {_q(root + dst)}"
     # A user namespace may not clear the nosuid/nodev flags of the source mount: keep them if needed.
-    target = _q(ROOT + dst)
-    return [make, f"mount --bind {_q(src, ROOT + dst)}",
+    target = _q(root + dst)
+    return [make, f"mount --bind {_q(src, root + dst)}",
             f"mount -o remount,bind,ro {target} 2>/dev/null || "
             f"mount -o remount,bind,ro,nosuid,nodev {target}"]
 
 
+def _under(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def assembly_dir(sources: list[str]) -> str | None:
+    """Where to assemble the new root: a host directory that none of the bound `sources` lies in."""
+    return next((d for d in ASSEMBLY_DIRS if os.path.isdir(d) and not os.path.islink(d)
+                 and not any(_under(s, d) for s in sources)), None)
+
+
 def setup_script(inner: list[str], uid: int | None, prefixes: list[str] | None = None) -> str:
     """The shell that runs inside the new namespaces: assemble the root, enter it, drop, exec."""
+    prefixes = python_prefixes() if prefixes is None else prefixes
+    package = str(Path(PACKAGE_PARENT) / "mlr_mlflow")
+    binds = [(d, d) for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d)]
+    binds += [(p, p) for p in prefixes] + [(package, f"{INNER_PACKAGE_PARENT}/mlr_mlflow")]
+    root = assembly_dir([src for src, _ in binds] + ["/etc/ld.so.cache", "/dev"])
+    if root is None:
+        return (f"echo {_q('namespace: no directory to assemble the root in: each of ' + ' '.join(ASSEMBLY_DIRS))}"
+                f"{_q(' is missing or holds the interpreter or this package')} >&2; exit 1")
     lines = ["set -e", "umask 022", 'worker_path="$PATH"', 'PATH="/usr/sbin:/sbin:$PATH"',
-             f"mount -t tmpfs -o size=8m,mode=0755 mlr-root {ROOT}"]
+             f"mount -t tmpfs -o size=8m,mode=0755 mlr-root {root}",
+             f"mkdir -p {root}/dev {root}/proc {root}/tmp {root}/.old",
+             # the private /tmp first: an interpreter that lives in /tmp is bound on top of it
+             f"mount -t tmpfs -o size={TMP_BYTES},mode=1777,nosuid,nodev mlr-tmp {root}/tmp"]
     for d in SYSTEM_DIRS:
         if os.path.islink(d):
-            lines.append(f"ln -s {_q(os.readlink(d), ROOT + d)}")
-        elif os.path.isdir(d):
-            lines += _bind(d, d)
-    for prefix in python_prefixes() if prefixes is None else prefixes:
-        lines += _bind(prefix, prefix)
-    lines += _bind(str(Path(PACKAGE_PARENT) / "mlr_mlflow"), f"{INNER_PACKAGE_PARENT}/mlr_mlflow")
+            lines.append(f"ln -s {_q(os.readlink(d), root + d)}")
+    for src, dst in binds:
+        lines += _bind(root, src, dst)
     if os.path.exists("/etc/ld.so.cache"):
-        lines += _bind("/etc/ld.so.cache", "/etc/ld.so.cache", directory=False)
-    lines.append(f"mkdir -p {ROOT}/dev {ROOT}/proc {ROOT}/tmp {ROOT}/.old")
+        lines += _bind(root, "/etc/ld.so.cache", "/etc/ld.so.cache", directory=False)
     for dev in DEVICES:
         if os.path.exists(f"/dev/{dev}"):
-            lines += [f": > {ROOT}/dev/{dev}", f"mount --bind /dev/{dev} {ROOT}/dev/{dev}"]
+            lines += [f": > {root}/dev/{dev}", f"mount --bind /dev/{dev} {root}/dev/{dev}"]
     lines += [
-        f"mount -t tmpfs -o size={TMP_BYTES},mode=1777,nosuid,nodev mlr-tmp {ROOT}/tmp",
         # /proc of the new pid namespace (only this worker's processes); skipped where the kernel
         # refuses it (a container that masks parts of the host's /proc)
-        f"mount -t proc -o nosuid,nodev,noexec proc {ROOT}/proc 2>/dev/null || rmdir {ROOT}/proc",
-        f"cd {ROOT}", "pivot_root . .old", "umount -l /.old", "rmdir /.old",
+        f"mount -t proc -o nosuid,nodev,noexec proc {root}/proc 2>/dev/null || rmdir {root}/proc",
+        f"cd {root}", "pivot_root . .old", "umount -l /.old", "rmdir /.old",
         "mount -o remount,ro,bind /", "cd /tmp",
         'export HOME=/tmp TMPDIR=/tmp MPLCONFIGDIR=/tmp PATH="$worker_path"',
     ]
@@ -100,23 +118,49 @@ def inner_python(code: str) -> list[str]:
     return [sys.executable, "-I", "-c", code]
 
 
+SEARCH = "/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
+TOOL_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+def _tools_present() -> bool:
+    return sys.platform.startswith("linux") and all(shutil.which(t, path=SEARCH) for t in TOOLS)
+
+
 @lru_cache(maxsize=1)
-def namespace_available() -> bool:
-    """Linux, util-linux present, and the kernel lets this user create the namespaces."""
-    search = "/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
-    if not sys.platform.startswith("linux") or any(shutil.which(t, path=search) is None for t in TOOLS):
-        return False
+def namespace_selftest() -> str | None:
+    """None when the worker starts in the namespaces here, else why not."""
+    if not _tools_present():
+        return "it needs Linux and util-linux (" + ", ".join(TOOLS) + ")"
     try:
         probe = f"import sys; sys.path.insert(0, {INNER_PACKAGE_PARENT!r}); import mlr_mlflow.sandbox.worker"
         done = subprocess.run(namespace_command(inner_python(probe)), capture_output=True,
-                              timeout=60, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"})
+                              timeout=60, env=TOOL_ENV)
+        failure = None if done.returncode == 0 else (
+            f"its self-test exited {done.returncode}: "
+            + " ".join(done.stderr.decode(errors="replace").split())[-300:])
     except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("sandbox: the namespace backend's self-test failed: %s", exc)
+        failure = f"its self-test failed: {exc}"
+    if failure:
+        log.info("sandbox: the namespace backend is not usable: %s", failure)
+    return failure
+
+
+def namespace_available() -> bool:
+    """Linux, util-linux present, and the worker starts in the namespaces here."""
+    return namespace_selftest() is None
+
+
+@lru_cache(maxsize=1)
+def namespaces_allowed() -> bool:
+    """The kernel lets this user create the namespaces (no Python involved: a bare `true`)."""
+    if not _tools_present():
         return False
-    if done.returncode != 0:
-        log.warning("sandbox: the namespace backend's self-test exited %d: %s", done.returncode,
-                    done.stderr.decode(errors="replace").strip()[-300:])
-    return done.returncode == 0
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    try:
+        return subprocess.run(["unshare", *user, "--net", "--mount", "--pid", "--fork", "--", "true"],
+                              capture_output=True, timeout=60, env=TOOL_ENV).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 class NamespaceSandbox(SubprocessSandbox):

@@ -6,9 +6,11 @@ tracking store is a SQL database (sqlite, PostgreSQL, MySQL), the lease is a row
 who won:
 
 - acquire: INSERT the row (a unique key: one winner), or, when the holder is gone, UPDATE ... WHERE
-  token = <the token read>, setting token + 1. The token is the fencing token: it only grows.
+  token, owner and heartbeat = <those read>, setting token + 1 (a renewal landing in between keeps
+  the holder). The token is the fencing token: it only grows.
 - renew (every heartbeat): UPDATE ... SET heartbeat WHERE owner = me AND token = mine. A row count
-  of 0 means the lease was taken over: the holder stops (`check` raises LeaseLost at the next stage
+  of 0 means the lease was taken over: the holder stops (`check`, which renews synchronously rather
+  than trust a heartbeat thread that load may have starved, raises LeaseLost at the next stage
   boundary) and writes nothing more.
 - release: owner emptied, token kept, so tokens stay monotonic.
 
@@ -47,8 +49,9 @@ class LeaseBusy(UsageError):
     """Someone else holds the lease (a usage error: exit status 2)."""
 
 
-class LeaseLost(RuntimeError):
-    """This process held the lease and another took it over: it must stop writing."""
+class LeaseLost(UsageError):
+    """This process held the lease and another took it over: it must stop writing (exit status 2,
+    with who holds it now)."""
 
 
 def _read(path: str) -> str:
@@ -162,7 +165,11 @@ class SqlLeases:
             held_by, token, beat = current
             if not _can_take(held_by, beat, stale_s):
                 return None
-            won = conn.execute(update(t).where(t.c.name == name, t.c.token == token)
+            # The compare covers what the judgement read, not the token alone: a holder whose late
+            # heartbeat lands between that read and this write keeps its lease (renewing does not
+            # change the token, so a token-only compare took a lease over from a live holder).
+            won = conn.execute(update(t).where(t.c.name == name, t.c.token == token,
+                                               t.c.owner == held_by, t.c.heartbeat == beat)
                                .values(owner=owner, token=token + 1, heartbeat=time.time())).rowcount
         return token + 1 if won == 1 else None
 
@@ -249,6 +256,7 @@ class Lease:
         self.on_lost: list = []
         self.on_beat: list = []
         self._stop = threading.Event()
+        self._losing = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def acquire(self, wait_s: float = 0.0, poll_s: float = 5.0) -> "Lease":
@@ -268,13 +276,40 @@ class Lease:
         return self
 
     def check(self) -> None:
-        """Raise LeaseLost if another process took the lease over: call before writing results."""
+        """Raise LeaseLost if another process took the lease over: call before writing results.
+
+        Asked of the store itself (a renewal: a compare on owner and token), not of the heartbeat
+        thread's last answer: a heartbeat starved by load may not have run since a takeover. The
+        renewal also restarts the holder's `stale_s`, so right after a check no other process can
+        judge it stale for that long."""
+        if not self.lost.is_set():
+            try:
+                held = self.backend.renew(self.name, self.owner, self.token)
+            except Exception as exc:  # the store cannot say now; the heartbeat thread decides
+                log.warning("lease %s: could not verify it (%s: %s)", self.name, type(exc).__name__,
+                            str(exc)[:300])
+                held = True
+            if not held:
+                self._lose()
         if self.lost.is_set():
             raise LeaseLost(f"{self.what}: lease {self.name} (token {self.token}) was taken over by "
-                            "another process; this one stops")
+                            f"another process ({self._holder_now()}); this one stops and writes "
+                            "nothing more")
+
+    def _holder_now(self) -> str:
+        try:
+            held = self.backend.holder(self.name)
+        except Exception:
+            return "holder unknown"
+        if not held or not held[0]:
+            return "now released"
+        return f"now held by {describe(held[0])} with token {held[1]}"
 
     def _lose(self) -> None:
-        self.lost.set()
+        with self._losing:  # the heartbeat thread and `check` may both find it: callbacks run once
+            if self.lost.is_set():
+                return
+            self.lost.set()
         for callback in self.on_lost:
             try:
                 callback()
