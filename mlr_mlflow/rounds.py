@@ -20,6 +20,7 @@ from typing import Callable
 
 from .config import Config, UsageError, for_kind
 from .confirm import confirm, confirmation_config
+from .suite_check.known import stated_reliability
 from .transfer import transfer, transfer_config
 from .generate import Context, make_generator
 from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost, wave_sizes
@@ -292,7 +293,7 @@ class Round:
                                 make_executor(self.client, local.config, self.progress), *a,
                                 run_id, round_id), self.progress, step=self.number)
         summary.transfers = len(held_out.transfers)
-        summary.instrument = self._instrument()
+        summary.instrument = stated_reliability(self.client, self.config, self.kind)
         summary.leaderboard = leaderboard(one_pass, full, confirmation, held_out,
                                           (summary.instrument or {}).get("full_noise_ceiling"))
         summary.best = best_of(summary.leaderboard)
@@ -312,17 +313,6 @@ class Round:
         if summary.leaderboard:
             self.client.log_table(run_id, data=columns(summary.leaderboard),
                                   artifact_file=names.LEADERBOARD_ARTIFACT)
-
-    def _instrument(self) -> dict | None:
-        """The suite's measured reliability (never fails the round: a lookup error says so)."""
-        from .evaluate.datasets import load_suite
-        from .suite_check.known import reliability
-
-        try:
-            return reliability(self.client, self.config, self.kind, load_suite(self.config.suite))
-        except Exception as exc:  # noqa: BLE001 - the round's results stand without it
-            return {"full_noise_ceiling": None, "cheap_vs_full": None, "relu_like_ceiling": None,
-                    "source": f"unknown ({type(exc).__name__}: {exc})", "run_id": None}
 
     def _evaluate_once(self, evaluator, hypotheses, variant, seeds, run_id, round_id):
         """Evaluate what this round has not evaluated yet; finished runs (from before a kill) are

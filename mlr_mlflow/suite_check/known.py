@@ -45,6 +45,18 @@ def reliability(client, config: Config, kind: str, suite: list[Dataset]) -> dict
             "suite_digest": digest}
 
 
+def stated_reliability(client, config: Config, kind: str) -> dict:
+    """`reliability` of the config's suite for a round to state; a lookup that fails says so
+    instead of failing the round (its results stand without it)."""
+    from ..evaluate.datasets import load_suite
+
+    try:
+        return reliability(client, config, kind, load_suite(config.suite))
+    except Exception as exc:  # noqa: BLE001
+        return {"full_noise_ceiling": None, "cheap_vs_full": None, "relu_like_ceiling": None,
+                "source": f"unknown ({type(exc).__name__}: {exc})", "run_id": None}
+
+
 def sentence(r: dict) -> str:
     """One line for a description: the ceiling and the cheap rung's agreement, and where from."""
     if r["full_noise_ceiling"] is None:
