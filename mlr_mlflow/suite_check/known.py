@@ -38,7 +38,7 @@ def reliability(client, config: Config, kind: str, suite: list[Dataset]) -> dict
     if shipped and shipped.get("suite_digest") == digest:
         return {"full_noise_ceiling": shipped.get("full_noise_ceiling"), "cheap_vs_full": shipped.get("cheap_vs_full"),
                 "relu_like_ceiling": shipped.get("relu_like_ceiling"),
-                "source": f"the package's measurement of this suite ({shipped.get('measured', '?')})",
+                "source": f"the package's measurement of this suite, {shipped.get('measured', '?')}",
                 "run_id": None, "suite_digest": digest}
     return {"full_noise_ceiling": None, "cheap_vs_full": None, "relu_like_ceiling": None,
             "source": f"not measured: run `mlr-mlflow suite check --kind {kind}`", "run_id": None,
