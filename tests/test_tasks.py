@@ -184,7 +184,7 @@ def test_a_task_suite_round_trips_through_the_recorded_config(tmp_path):
     config = load_config(tmp_path / "t.toml")
     assert config.suite.tasks[0].dataset == f"parquet:{tmp_path / 'data' / 'x.parquet'}"
     assert config_from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    assert Config().suite.tasks == () and Config().suite.task_list()[0] == TaskConfig("iris", "iris")
+    assert Config().suite.tasks == () and Config().suite.task_list()[0] == TaskConfig("hastie", "hastie")
     with pytest.raises(ConfigError, match="unknown model"):
         config_from_dict({"suite": {"tasks": [{"name": "x", "dataset": "iris", "model": "rnn"}]}})
     with pytest.raises(ConfigError, match="unique"):
