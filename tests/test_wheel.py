@@ -13,7 +13,8 @@ from .conftest import SWISH
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGED = ("mlr_mlflow/resources/projects/evaluate/MLproject", "mlr_mlflow/resources/jobs/schedule.toml",
-            "mlr_mlflow/resources/docker/sandbox/Dockerfile", "mlr_mlflow/generate/prompts/novelty.txt")
+            "mlr_mlflow/resources/docker/sandbox/Dockerfile", "mlr_mlflow/generate/prompts/novelty.txt",
+            "mlr_mlflow/resources/instrument/activation.json")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,11 @@ def test_wheel_carries_package_data_and_audits_outside_the_checkout(venv, tmp_pa
                               "print(r.project_dir())"], cwd=tmp_path, capture_output=True, text=True,
                              env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert Path(located.stdout.strip()).is_relative_to(env), located  # not the checkout's copy
+    shipped = subprocess.run([str(env / "bin/python"), "-c", "from mlr_mlflow.suite_check.known import _shipped; "
+                              "print(_shipped('activation')['full_noise_ceiling'])"], cwd=tmp_path,
+                             capture_output=True, text=True,
+                             env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert 0 < float(shipped.stdout.strip()) <= 1, shipped  # what a round states of the default suite
 
     (tmp_path / "swish.py").write_text(SWISH)
     (tmp_path / "c.toml").write_text('[suite]\ndatasets = ["iris"]\n')
