@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ..stats import spearman
-from .winrate import Results, compare
+from .winrate import Results, win_rate
 
 SPLITS = ("test", "val")
 
@@ -40,16 +40,15 @@ def _seeds(results: Results, task: str) -> list[int]:
 
 def task_scores(panel: dict[str, Results], task: str, seeds: list[int], split: str = "test") -> np.ndarray:
     """[members, seeds]: each member's loss-based win rate against the rest of the panel on `task`
-    (round-robin, per seed): a continuous, paired score that accuracy ties do not flatten."""
+    (round-robin, per seed): a continuous, paired score that accuracy ties do not flatten. A
+    non-finite loss loses to every finite one."""
     names = list(panel)
     out = np.zeros((len(names), len(seeds)))
     for j, seed in enumerate(seeds):
         losses = np.array([_loss(panel[n][task][seed], split) for n in names])
-        finite = np.where(np.isfinite(losses), losses, np.nanmax(np.where(np.isfinite(losses), losses, np.nan))
-                          * 10 if np.isfinite(losses).any() else 1.0)
         for i in range(len(names)):
-            others = np.delete(finite, i)
-            out[i, j] = (np.sum(others > finite[i]) + 0.5 * np.sum(others == finite[i])) / max(len(others), 1)
+            others = np.delete(losses, i)
+            out[i, j] = (np.sum(others > losses[i]) + 0.5 * np.sum(others == losses[i])) / max(len(others), 1)
     return out
 
 
@@ -87,9 +86,8 @@ def task_reliability(panel: dict[str, Results], task: str, seeds_a: list[int], s
 
 # --- statistics of a whole suite: what a round reads (B-WR, BSOTA-WR) and what it screens on ---
 
-def win_rate(h: Results, refs: list[Results], seeds: list[int], split: str, loss_tol: float) -> float:
-    outcomes = [compare(h[t][s], r[t][s], loss_tol, split) for t in h for s in seeds for r in refs]
-    return float(np.mean(outcomes))
+def _on(h: Results, seeds: list[int]) -> Results:
+    return {t: {s: h[t][s] for s in seeds} for t in h}
 
 
 def loss_win_rate(h: Results, refs: list[Results], seeds: list[int], split: str) -> float:
@@ -130,14 +128,10 @@ def statistic(name: str, h: Results, baselines: list[Results], sota: list[Result
               loss_tol: float) -> float:
     """A named statistic of `h` on `seeds` (see STATISTICS)."""
     both = baselines + sota
-    if name == "b_wr":
-        return win_rate(h, baselines, seeds, "test", loss_tol)
-    if name == "bsota_wr":
-        return win_rate(h, both, seeds, "test", loss_tol)
-    if name == "val_b_wr":
-        return win_rate(h, baselines, seeds, "val", loss_tol)
-    if name == "val_bsota_wr":
-        return win_rate(h, both, seeds, "val", loss_tol)
+    if name in ("b_wr", "bsota_wr", "val_b_wr", "val_bsota_wr"):  # the win rates a round reports
+        refs = both if "bsota" in name else baselines
+        return win_rate(_on(h, seeds), {str(i): _on(r, seeds) for i, r in enumerate(refs)}, loss_tol,
+                        split="val" if name.startswith("val_") else "test")
     if name == "val_loss_wr":
         return loss_win_rate(h, both, seeds, "val")
     if name == "val_log_loss_ratio":
