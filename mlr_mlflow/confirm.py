@@ -75,17 +75,25 @@ def confirm(client, config: Config, one_pass: list, full: list, seeds: int, roun
              f"({c.first_seed}..) and a fresh split (split seed {c.split_seed})")
     evaluations = evaluate_once(Evaluator(client, fresh, progress), [ev.hypothesis for ev in selected],
                                 VARIANT, c.seeds)
-    p_values = [_p_value(ev) if ev.valid else 1.0 for ev in evaluations]
-    rejected, adjusted = benjamini_hochberg(p_values, c.fdr)
-    for ev, passed, q in zip(evaluations, rejected, adjusted):
-        sha = ev.hypothesis.sha256
-        result.evaluations[sha], result.q_values[sha] = ev, float(q)
-        if passed and ev.valid and ev.b_wr is not None and ev.b_wr > 0.5:
-            result.confirmed.add(sha)
+    result.evaluations, result.q_values, result.confirmed = verdicts(evaluations, c.fdr)
     _record(client, result, one_pass + full, round_run_id, c, step)
     progress(f"{len(result.confirmed)} of {len(selected)} selected hypothesis(es) confirmed "
              f"(Benjamini-Hochberg at {c.fdr:g})")
     return result
+
+
+def verdicts(evaluations: list, fdr: float) -> tuple[dict, dict[str, float], set[str]]:
+    """(sha256 -> evaluation, sha256 -> BH-adjusted p-value, the sha256s that pass): passing is
+    surviving Benjamini-Hochberg at `fdr` with a B-WR above 0.5 (confirmation and transfer alike)."""
+    p_values = [_p_value(ev) if ev.valid else 1.0 for ev in evaluations]
+    rejected, adjusted = benjamini_hochberg(p_values, fdr)
+    by_sha, q_values, passing = {}, {}, set()
+    for ev, passed, q in zip(evaluations, rejected, adjusted):
+        sha = ev.hypothesis.sha256
+        by_sha[sha], q_values[sha] = ev, float(q)
+        if passed and ev.valid and ev.b_wr is not None and ev.b_wr > 0.5:
+            passing.add(sha)
+    return by_sha, q_values, passing
 
 
 def _p_value(ev) -> float:

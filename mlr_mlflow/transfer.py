@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .config import Config, ConfigError, with_overrides
-from .stats import benjamini_hochberg
+from .confirm import verdicts
 from .tracking import log, names
 
 VARIANT = "transfer"
@@ -67,13 +67,7 @@ def transfer(client, config: Config, selected: list, round_run_id: str, evaluate
              f"({c.seeds} fresh seed(s), split seed {c.split_seed})")
     evaluations = evaluate_once(Evaluator(client, held_out, progress), [ev.hypothesis for ev in selected],
                                 VARIANT, c.seeds)
-    p_values = [ev.uncertainty.get(names.B_WR_P_VALUE, 1.0) if ev.valid else 1.0 for ev in evaluations]
-    passed, adjusted = benjamini_hochberg(p_values, c.fdr)
-    for ev, ok, q in zip(evaluations, passed, adjusted):
-        sha = ev.hypothesis.sha256
-        result.evaluations[sha], result.q_values[sha] = ev, float(q)
-        if ok and ev.valid and ev.b_wr is not None and ev.b_wr > 0.5:
-            result.transfers.add(sha)
+    result.evaluations, result.q_values, result.transfers = verdicts(evaluations, c.fdr)
     _record(client, result, selected, round_run_id, tasks, step)
     progress(f"{len(result.transfers)} of {len(selected)} selected hypothesis(es) transfer to the "
              f"held-out task(s) (Benjamini-Hochberg at {c.fdr:g})")
