@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 import uuid
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 from .config import Config, UsageError, for_kind
@@ -30,44 +29,11 @@ from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hyp
                      round_lease, round_number, round_numbers, saved_selection,
                      unfinished_round)
 from . import round_report
+from .round_summary import RoundSummary
 from .tracking import create_run, experiment_id, finish, log, log_json, names
 from .tracking.lease import LeaseLost
 from .tracking.queries import round_runs
 from .tracking.runs import end_failed
-
-@dataclass
-class RoundSummary:
-    """What `discover --json` prints (CONTRACT.md keys first)."""
-
-    round_run_id: str
-    round_id: str
-    generated: int = 0
-    valid: int = 0
-    evaluated: int = 0
-    full_evaluated: int = 0
-    selected: int = 0
-    confirmed: int = 0
-    transfers: int = 0
-    duplicates: int = 0
-    semantic_duplicates: int = 0
-    rediscoveries: int = 0
-    generation_failures: int = 0
-    best: dict | None = None
-    stop_reason: str | None = None
-    cost_full_equivalents: float = 0.0
-    instrument: dict | None = None  # what is known of the suite's reliability (suite_check.known)
-    leaderboard: list[dict] = field(default_factory=list, repr=False)
-
-    def to_dict(self) -> dict:
-        return {"round_run_id": self.round_run_id, "generated": self.generated, "valid": self.valid,
-                "evaluated": self.evaluated, "best": self.best, "round_id": self.round_id,
-                "full_evaluated": self.full_evaluated, "duplicates": self.duplicates,
-                "semantic_duplicates": self.semantic_duplicates,
-                "rediscoveries": self.rediscoveries,
-                "selected": self.selected, "confirmed": self.confirmed, "transfers": self.transfers,
-                "generation_failures": self.generation_failures, "stop_reason": self.stop_reason,
-                "cost_full_equivalents": self.cost_full_equivalents, "instrument": self.instrument}
-
 
 def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: int | None = None,
              seeds: int | None = None, seed: int | None = None, resume: bool = False,

@@ -14,7 +14,7 @@ from typing import Callable
 from ..config import Config
 from ..evaluate.baselines import components_for, references, regroup, train_models
 from ..evaluate.datasets import Dataset
-from ..evaluate.evaluator import AUTO_WORKERS_MAX, usable_cpus
+from ..evaluate.shares import AUTO_WORKERS_MAX, usable_cpus
 from ..kinds.panels import member_source
 
 CHUNKS_PER_PROCESS = 4  # progress lines per process; each chunk is one training call of batched models
