@@ -26,7 +26,7 @@ from .baselines import (components_for, environment_json, get_references, prewar
 from .datasets import Dataset, check_kind_fits, load_suite
 from .evaluation import UNCERTAINTY, Evaluation, run_name
 from .screen import screen_score
-from .shares import shares
+from .shares import culprits, shares
 from .winrate import summarize
 
 VARIANTS = ("one-pass", "full", "confirm", "transfer")
@@ -326,7 +326,7 @@ class Evaluator:
                 raise
             if len(evaluations) == 1:
                 return {0: exc.reason}
-            stopped = _culprits(exc, len(evaluations))
+            stopped = culprits(exc, len(evaluations))
             if stopped:  # killed on one call's time limit: those fail, the others train again
                 rest = [i for i in range(len(evaluations)) if i not in stopped]
                 self.progress(f"{len(stopped)} hypothesis(es) stopped ({exc.reason}); retrying the "

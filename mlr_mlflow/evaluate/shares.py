@@ -48,7 +48,7 @@ def shares(n_hypotheses: int, dataset_sizes: list[int], seeds: int, epochs: int,
     return [(range(n_hypotheses), sorted(part)) for part in parts]
 
 
-def _culprits(exc: Exception, n: int) -> set[int]:
+def culprits(exc: Exception, n: int) -> set[int]:
     """The hypotheses (indices below n) whose call a `SandboxOvertime` names by model key
     ("<index>:<seed>"); empty when it names none or anything else."""
     keys = getattr(exc, "culprit", None) or []
