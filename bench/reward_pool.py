@@ -36,7 +36,9 @@ def bench_config(spec: PoolSpec):
     from mlr_mlflow.config import Config, with_overrides
 
     suite = {"datasets": spec.datasets} if spec.datasets else {}
-    return with_overrides(Config(), suite=suite, discover={"screen": "one-pass", "parents": 8})
+    # a pool trains in full in few large calls on a busy machine: backstops must not cut one short
+    return with_overrides(Config(), suite=suite, discover={"screen": "one-pass", "parents": 8},
+                          sandbox={"train_timeout_s": 4 * 3600.0, "hypothesis_budget_s": 900.0})
 
 
 def _say(text: str) -> None:
