@@ -30,8 +30,8 @@ REDISCOVERY_OF = "mlr.rediscovery_of"  # a rediscovery's status: the reference (
 
 PARENTS = "mlr.parents"  # sha256s of the hypotheses a generator built this one from, comma-separated
 ROUND_NUMBER = "mlr.round.number"  # 1 for the kind's first round; the step of its round metrics
-ROUND_HEARTBEAT = "mlr.round.heartbeat"  # a running round's "<time> <host> <pid> <lease token>"
-ROUND_OWNER = "mlr.round.owner"  # the lease token of the process that owns the round
+ROUND_HEARTBEAT = "mlr.round.heartbeat"  # a running round's "<time>|<host>|<pid>|<lease token>"
+ROUND_OWNER = "mlr.round.owner"  # the lease's owner string (host, boot id, pid namespace, pid, start)
 ROUND_RESUMED = "mlr.round.resumed"  # when the round was last resumed (epoch seconds)
 SCREEN = "mlr.screen"  # a round's screen: "one-pass" or "reward", recorded before training
 SCREEN_MODEL_RUN_ID = "mlr.screen.model_run_id"  # the reward model run that screened a round
