@@ -67,8 +67,8 @@ def confirm(client, config: Config, one_pass: list, full: list, seeds: int, roun
     result = Confirmation(selected=[ev.hypothesis.sha256 for ev in selected])
     c = config.confirm
     if not c.enabled or not selected:
-        log(client, round_run_id, metrics={"selected": len(selected), "confirmed": 0},
-            tags={"mlr.confirm": "on" if c.enabled else "off"}, step=step)
+        log(client, round_run_id, metrics={names.SELECTED: len(selected), names.CONFIRMED_METRIC: 0},
+            tags={names.CONFIRM: "on" if c.enabled else "off"}, step=step)
         return result
     fresh = confirmation_config(config, seeds)
     progress(f"confirming {len(selected)} selected hypothesis(es) on {c.seeds} fresh seed(s) "
@@ -122,8 +122,8 @@ def _record(client, result: Confirmation, earlier: list, round_run_id: str, c, s
         sha = ev.hypothesis.sha256
         if ev.run_id and sha in result.evaluations:
             log(client, ev.run_id, tags={names.CONFIRMED: str(sha in result.confirmed).lower()})
-    log(client, round_run_id, metrics={"selected": len(result.selected),
-                                       "confirmed": len(result.confirmed)},
-        tags={"mlr.confirm": "on", "mlr.confirm.fdr": f"{c.fdr:g}",
-              "mlr.confirm.seeds": f"{c.first_seed}..{c.first_seed + c.seeds - 1}",
-              "mlr.confirm.split_seed": str(c.split_seed)}, step=step)
+    log(client, round_run_id, metrics={names.SELECTED: len(result.selected),
+                                       names.CONFIRMED_METRIC: len(result.confirmed)},
+        tags={names.CONFIRM: "on", names.CONFIRM_FDR: f"{c.fdr:g}",
+              names.CONFIRM_SEEDS: f"{c.first_seed}..{c.first_seed + c.seeds - 1}",
+              names.CONFIRM_SPLIT_SEED: str(c.split_seed)}, step=step)

@@ -27,8 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Config
+from mlr_mlflow.tracking import names
 
-COST_METRIC = "cost_full_equivalents"
+COST_METRIC = names.COST_FULL_EQUIVALENTS
 
 
 def one_pass_share(valid: int, top_k: int, eta: int) -> int:
@@ -117,8 +118,8 @@ class RoundCost:
     full_equivalents: float
 
     def metrics(self) -> dict:
-        return {"one_pass_trained": self.one_pass, "full_trained": self.full,
-                "confirm_trained": self.confirm, COST_METRIC: self.full_equivalents}
+        return {names.ONE_PASS_TRAINED: self.one_pass, names.FULL_TRAINED: self.full,
+                names.CONFIRM_TRAINED: self.confirm, COST_METRIC: self.full_equivalents}
 
 
 def round_cost(config: Config, seeds: int, one_pass: int, full: int, confirm: int) -> RoundCost:

@@ -6,6 +6,8 @@ full B-WR, then one-pass B-WR. Every B-WR comes with its bootstrap interval.
 """
 from __future__ import annotations
 
+from mlr_mlflow.tracking import names
+
 
 def _stage(prefix: str, ev) -> dict:
     u = ev.uncertainty if ev else {}
@@ -34,7 +36,7 @@ def leaderboard(one_pass: list, full: list, confirmation=None, held_out=None,
         sha = ev.hypothesis.sha256
         c = confirms.get(sha)
         rows.append({"sha256": sha, "generator": ev.hypothesis.generator,
-                     "reward_score": (ev.hypothesis.origin.get("metrics") or {}).get("reward.score"),
+                     "reward_score": (ev.hypothesis.origin.get("metrics") or {}).get(names.REWARD_SCORE),
                      **_stage("one_pass", ev), **_stage("full", fulls.get(sha)),
                      **_stage("confirm", c),
                      "confirm_p_value": c.uncertainty.get("b_wr_p_value") if c else None,

@@ -72,7 +72,7 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
     hypotheses: list[Hypothesis] = []
     records: list[dict] = []
     mine: set[str] = set()
-    tokens = {"llm.prompt_tokens": 0.0, "llm.completion_tokens": 0.0}
+    tokens = {names.LLM_PROMPT_TOKENS: 0.0, names.LLM_COMPLETION_TOKENS: 0.0}
     with progress_bar(n, "generate") as bar:
         proposals = iter(generator.propose(context))
         while len(hypotheses) < n:
@@ -111,12 +111,12 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
                     bar.update(1)
             records.append(record)
     summary.generated = len(hypotheses)
-    metrics = {"generated": summary.generated, "duplicates": summary.duplicates,
-               "semantic_duplicates": summary.semantic_duplicates,
-               "rediscoveries": summary.rediscoveries,
-               "generation_failures": summary.generation_failures, "proposals": len(records)}
+    metrics = {names.GENERATED: summary.generated, names.DUPLICATES: summary.duplicates,
+               names.SEMANTIC_DUPLICATES: summary.semantic_duplicates,
+               names.REDISCOVERIES: summary.rediscoveries,
+               names.GENERATION_FAILURES: summary.generation_failures, names.PROPOSALS: len(records)}
     if any(tokens.values()):
-        metrics.update(tokens, **{"llm.total_tokens": sum(tokens.values())})
+        metrics.update(tokens, **{names.LLM_TOTAL_TOKENS: sum(tokens.values())})
     return hypotheses, records, metrics
 
 

@@ -44,9 +44,9 @@ from .tracking.lease import Lease, LeaseBusy, rounds_lease
 from .tracking.queries import round_runs, runs_of_round
 from .tracking.runs import read_json
 
-HEARTBEAT = "mlr.round.heartbeat"
-OWNER = "mlr.round.owner"
-SCREEN = "mlr.screen"
+HEARTBEAT = names.ROUND_HEARTBEAT
+OWNER = names.ROUND_OWNER
+SCREEN = names.SCREEN
 HEARTBEAT_EVERY_S = 15.0
 STALE_AFTER_S = 60.0
 DONE_STATUSES = ("evaluated", "invalid", "screened")
@@ -118,7 +118,7 @@ MAX_RECORDS = 100_000
 MAX_SOURCE_CHARS = 200_000
 MAX_N, MAX_SEEDS = 100_000, 100
 STATUSES = ("accepted", "duplicate", "rediscovery", "failed")
-GENERATOR_TAGS = ("mlr.llm.", "mlr.symbolic.", names.PARENTS, names.FINGERPRINT)
+GENERATOR_TAGS = (names.LLM_PREFIX, names.SYMBOLIC_PREFIX, names.PARENTS, names.FINGERPRINT)
 OWN_ARTIFACTS = (names.HYPOTHESIS_ARTIFACT, names.RESULTS_ARTIFACT, names.CONFIG_ARTIFACT,
                  names.ENVIRONMENT_ARTIFACT)
 ARTIFACT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}){0,4}")
@@ -156,7 +156,7 @@ def _text(value, limit: int) -> bool:
 def _tag_allowed(key) -> bool:
     if not _text(key, 250) or not key:
         return False
-    return key.startswith(GENERATOR_TAGS) or not key.startswith(("mlr.", "mlflow."))
+    return key.startswith(GENERATOR_TAGS) or not key.startswith((names.MLR_PREFIX, names.MLFLOW_PREFIX))
 
 
 def _origin(where, origin) -> str | None:

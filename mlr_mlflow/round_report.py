@@ -76,10 +76,10 @@ def _curve(client, exp_id: str, run_id: str, best_now) -> tuple[list[dict], floa
     best, spent, points = None, 0.0, []
     for r in rounds:
         m = r["metrics"]
-        value = best_now if r["run_id"] == run_id else m.get("best_b_wr")
+        value = best_now if r["run_id"] == run_id else m.get(names.BEST_B_WR)
         if value is not None:
             best = value if best is None else max(best, value)
-        spent += sum(m.get(key) or 0 for key in ("evaluated", "full_evaluated", "selected"))
+        spent += sum(m.get(key) or 0 for key in (names.EVALUATED, names.FULL_EVALUATED, names.SELECTED))
         points.append({"generator": r["generator"] or "?", "best": best, "spent": spent,
                        "round_best": value})
     return points, best, spent
@@ -103,7 +103,7 @@ def _figures(client, run_id: str, summary, points: list[dict]) -> None:
     ax.set_title("B-WR distribution of this round")
     ax.legend()
     fig.tight_layout()
-    client.log_figure(run_id, fig, "figures/b_wr_distribution.png")
+    client.log_figure(run_id, fig, names.B_WR_FIGURE)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -120,7 +120,7 @@ def _figures(client, run_id: str, summary, points: list[dict]) -> None:
     ax.set_title("Discovery curve so far")
     ax.legend()
     fig.tight_layout()
-    client.log_figure(run_id, fig, "figures/discovery_curve.png")
+    client.log_figure(run_id, fig, names.DISCOVERY_FIGURE)
     plt.close(fig)
 
 
@@ -130,10 +130,10 @@ def report(client, exp_id: str, run_id: str, summary, number: int, generator=Non
     try:
         points, best, spent = _curve(client, exp_id, run_id,
                                      summary.best["b_wr"] if summary.best else None)
-        metrics = {"discovery.best_b_wr": best, "discovery.evaluations": spent}
+        metrics = {names.DISCOVERY_BEST_B_WR: best, names.DISCOVERY_EVALUATIONS: spent}
         cost = getattr(generator, "cost_usd", 0.0)
         if cost:
-            metrics["llm.cost_usd"] = cost
+            metrics[names.LLM_COST_USD] = cost
         log(client, run_id, metrics=metrics, step=number,
             tags={names.NOTE: description(summary, exp_id, number)})
         _figures(client, run_id, summary, points)

@@ -116,7 +116,7 @@ class Round:
             if resumed:
                 lease.check()  # still ours, asked of the store, before the round is reopened
                 self.client.update_run(run_id, status="RUNNING")
-                log(self.client, run_id, tags={"mlr.round.resumed": str(int(time.time()))})
+                log(self.client, run_id, tags={names.ROUND_RESUMED: str(int(time.time()))})
                 records = generation_records(self.client, run_id)
             lease.check()
             if records is None:
@@ -268,11 +268,11 @@ class Round:
                           trained(confirmation.evaluations.values()) + trained(held_out.evaluations.values()))
         summary.cost_full_equivalents = cost.full_equivalents
         log(self.client, run_id, metrics={
-            "valid": summary.valid, "evaluated": summary.evaluated,
-            "full_evaluated": summary.full_evaluated,
-            "validator_pass_rate": summary.valid / len(hypotheses),
-            "best_b_wr": summary.best["b_wr"] if summary.best else None, **cost.metrics(),
-            **{f"instrument.{k}": (summary.instrument or {}).get(k)
+            names.VALID: summary.valid, names.EVALUATED: summary.evaluated,
+            names.FULL_EVALUATED: summary.full_evaluated,
+            names.VALIDATOR_PASS_RATE: summary.valid / len(hypotheses),
+            names.BEST_B_WR: summary.best["b_wr"] if summary.best else None, **cost.metrics(),
+            **{f"{names.INSTRUMENT_PREFIX}{k}": (summary.instrument or {}).get(k)
                for k in ("full_noise_ceiling", "cheap_vs_full", "relu_like_ceiling")}},
             tags={names.INSTRUMENT_SOURCE: (summary.instrument or {}).get("source", "unknown")},
             step=self.number)
@@ -361,10 +361,10 @@ class Round:
         rest = [i for i, h in enumerate(hypotheses) if h.sha256 not in picks]
         self._record_screened(evaluator, [hypotheses[i] for i in rest], [checks[i] for i in rest],
                               seeds, run_id, round_id)
-        log(self.client, run_id, metrics={**selection["metrics"], "explored": len(explored),
-                                          "screened_out": len(rest),
-                                          "screen_waves": len(selection.get("waves", [picks]))},
-            tags={SCREEN: "reward", "mlr.screen.model_run_id": selection["model_run_id"]}, step=self.number)
+        log(self.client, run_id, metrics={**selection["metrics"], names.EXPLORED: len(explored),
+                                          names.SCREENED_OUT: len(rest),
+                                          names.SCREEN_WAVES: len(selection.get("waves", [picks]))},
+            tags={SCREEN: "reward", names.SCREEN_MODEL_RUN_ID: selection["model_run_id"]}, step=self.number)
         return one_pass
 
     def _one_pass_wave(self, selection, by_sha, evaluator, seeds, run_id, round_id):
@@ -376,11 +376,11 @@ class Round:
         picks, explored = set(selection["picks"]), set(selection["explored"])
         for sha, score in scores.items():
             origin = by_sha[sha].origin
-            origin.setdefault("metrics", {})["reward.score"] = float(score)
-            origin.setdefault("tags", {})["mlr.screen.pick"] = (
+            origin.setdefault("metrics", {})[names.REWARD_SCORE] = float(score)
+            origin.setdefault("tags", {})[names.SCREEN_PICK] = (
                 "explore" if sha in explored else "reward" if sha in picks else "screened-out")
             if sha in waves:
-                origin["tags"]["mlr.screen.wave"] = str(waves[sha])
+                origin["tags"][names.SCREEN_WAVE] = str(waves[sha])
         chosen = [by_sha[sha] for sha in selection["picks"]]
         return self._evaluate_once(evaluator, chosen, "one-pass", seeds, run_id,
                                    round_id) if chosen else []

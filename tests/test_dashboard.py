@@ -147,3 +147,28 @@ def test_sections_for_reward_llm_and_audits_render_from_what_the_runs_record():
     [row] = data.leaderboard(snap)
     assert row["confirmed"] and row["audit"] == "reproduced" and (row["ci_low"], row["ci_high"]) == (0.7, 0.9)
     assert data.generators(snap) == []  # only full runs: no one-pass hypothesis to rate
+
+
+def test_markup_in_what_runs_record_shows_as_text_never_as_markup():
+    """Tags, reasons and names come from whoever wrote to the store: the templates escape them all,
+    in text and in attributes alike, on the page and on the login page."""
+    from mlr_mlflow.dashboard.page import Page, login_page
+    from mlr_mlflow.tracking.dashboard_queries import Snapshot
+
+    attack = '<script>alert("x")</script>'
+    runs = [
+        _run("h1", "hypothesis", {"b_wr": 0.8, "bsota_wr": 0.6}, sha256="ab" * 32, round_id="a",
+             variant="full", status="evaluated", generator=attack, prompt_style='" onmouseover="x',
+             kind='act"><img src=x>', audit_verdict=attack),
+        _run("h2", "hypothesis", {}, sha256="cd" * 32, round_id="a", variant="one-pass",
+             status="invalid", stage="static", reasons=f"imports os {attack}", generator="symbolic"),
+    ]
+    snap = Snapshot(tracking_uri=f"sqlite:///{attack}.db", experiments={"1": "mlr-activation"},
+                    runs=runs, reward_versions=[], problems={"registry": attack})
+    html = Page(snap, 'http://ui/"><script>').render("/* plotly */")
+    login = login_page(attack, attack, "http://ui/")
+    for page in (html, login):
+        assert "<script>alert" not in page and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    assert '<img src=x>' not in html and 'data-kind="act&#34;&gt;&lt;img src=x&gt;"' in html
+    assert 'href="http://ui/&#34;&gt;&lt;script&gt;' in html
+    assert "<script>/* plotly */</script>" in html  # the bundle itself is inlined as it is

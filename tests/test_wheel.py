@@ -14,7 +14,8 @@ from .conftest import SWISH
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGED = ("mlr_mlflow/resources/projects/evaluate/MLproject", "mlr_mlflow/resources/jobs/schedule.toml",
             "mlr_mlflow/resources/docker/sandbox/Dockerfile", "mlr_mlflow/generate/prompts/novelty.txt",
-            "mlr_mlflow/resources/instrument/activation.json")
+            "mlr_mlflow/resources/instrument/activation.json", "mlr_mlflow/resources/dashboards/page.html.j2",
+            "mlr_mlflow/resources/dashboards/sections.html.j2", "mlr_mlflow/resources/dashboards/charts.toml")
 
 
 @pytest.fixture(scope="module")

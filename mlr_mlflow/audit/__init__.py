@@ -120,10 +120,10 @@ def _check_auditable(run) -> None:
     role = tags.get(names.ROLE)
     if role not in AUDITABLE:
         raise AuditError(f"run {run.info.run_id} is not a hypothesis or baseline run "
-                         f"(mlr.role={role or 'none'}); only those can be audited")
+                         f"({names.ROLE}={role or 'none'}); only those can be audited")
     if run.info.status != "FINISHED" or tags.get(names.STATUS) != "evaluated":
         raise AuditError(f"run {run.info.run_id} was not evaluated (status {run.info.status}, "
-                         f"mlr.status={tags.get(names.STATUS)}): there are no results to reproduce")
+                         f"{names.STATUS}={tags.get(names.STATUS)}): there are no results to reproduce")
 
 
 def _expected(record: RunRecord, comparison: Comparison) -> str | None:
@@ -132,7 +132,7 @@ def _expected(record: RunRecord, comparison: Comparison) -> str | None:
     if record.tags.get(names.ROLE) == "baseline":
         component = record.tags.get(names.BASELINE_COMPONENT, "")
         if kind in KINDS and record.source != get_kind(kind).component(component):
-            comparison.add("tamper", "hypothesis.py", f"baseline {component}", "packaged component differs",
+            comparison.add("tamper", names.HYPOTHESIS_ARTIFACT, f"baseline {component}", "packaged component differs",
                            False)
         return None
     return Hypothesis(kind, record.source).sha256
@@ -157,7 +157,7 @@ def audit_run(client, config: Config, run_id: str, env: str = "local",
         exp = experiment_id(client, AUDITS_EXPERIMENT)
         sha8 = tags.get(names.HYPOTHESIS_SHA256, "")[:8] or tags.get(names.BASELINE_COMPONENT, "baseline")
         audit_id = client.create_run(exp, run_name=f"audit {sha8} {tags.get(names.VARIANT, '')}", tags={
-            names.ROLE: "audit", "mlr.audit.of": run_id, "mlr.audit.env": env,
+            names.ROLE: "audit", names.AUDIT_OF: run_id, names.AUDIT_ENV: env,
             names.KIND: tags.get(names.KIND, "")}).info.run_id
         try:
             if call is None:
@@ -165,15 +165,15 @@ def audit_run(client, config: Config, run_id: str, env: str = "local",
             else:
                 result = _rerun(client, config, original, record, call, env, exp, audit_id, Path(tmp),
                                 progress, tol)
-            log(client, audit_id, metrics={"max_abs_diff": result.max_abs_diff,
-                                           "reproduced": float(result.reproduced),
-                                           "differences": len(result.differences),
-                                           "compared": result.compared},
-                tags={"mlr.audit.verdict": result.verdict,
-                      "mlr.audit.rerun": result.rerun_run_id or "none: the record was refused"})
-            log_json(client, audit_id, result.to_dict(), "audit.json")
-            client.log_text(audit_id, markdown(result.to_dict(), tags), "audit.md")
-            log(client, run_id, tags={"mlr.audit.verdict": result.verdict, "mlr.audited_by": audit_id})
+            log(client, audit_id, metrics={names.AUDIT_MAX_ABS_DIFF: result.max_abs_diff,
+                                           names.AUDIT_REPRODUCED: float(result.reproduced),
+                                           names.AUDIT_DIFFERENCES: len(result.differences),
+                                           names.AUDIT_COMPARED: result.compared},
+                tags={names.AUDIT_VERDICT: result.verdict,
+                      names.AUDIT_RERUN: result.rerun_run_id or "none: the record was refused"})
+            log_json(client, audit_id, result.to_dict(), names.AUDIT_ARTIFACT)
+            client.log_text(audit_id, markdown(result.to_dict(), tags), names.AUDIT_REPORT)
+            log(client, run_id, tags={names.AUDIT_VERDICT: result.verdict, names.AUDITED_BY: audit_id})
         except BaseException as exc:
             finish(client, audit_id, failed=True, status_tag="error",
                    reasons=[f"{type(exc).__name__}: {exc}"])
@@ -207,7 +207,7 @@ def _rerun(client, config: Config, original, record: RunRecord, call, env: str, 
                               tmp, dirs)
     else:
         rerun_id = run_local(client.tracking_uri, exp, call.project, call.entry_point, call.params)
-    log(client, rerun_id, tags={names.ROLE: "audit-rerun", "mlr.audit.of": run_id,
+    log(client, rerun_id, tags={names.ROLE: "audit-rerun", names.AUDIT_OF: run_id,
                                 names.PARENT_RUN_ID: audit_id})
     rerun = client.get_run(rerun_id)
     comparison = Comparison()

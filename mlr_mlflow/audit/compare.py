@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..tracking import names
+
 REPRODUCED, DRIFT, NOT_REPRODUCED = "reproduced", "reproduced-with-drift", "not-reproduced"
 FATAL = ("metric", "tamper")
 
@@ -106,8 +108,8 @@ def _config_view(config: dict | None) -> dict:
 
 def integrity(original: RunRecord, expected_sha: str | None, comparison: Comparison) -> None:
     """The record must agree with itself: source against its hash, config against the params."""
-    if expected_sha is not None and original.tags.get("mlr.hypothesis.sha256") != expected_sha:
-        comparison.add("tamper", "hypothesis.py", original.tags.get("mlr.hypothesis.sha256"),
+    if expected_sha is not None and original.tags.get(names.HYPOTHESIS_SHA256) != expected_sha:
+        comparison.add("tamper", names.HYPOTHESIS_ARTIFACT, original.tags.get(names.HYPOTHESIS_SHA256),
                        expected_sha, False)
     model = (original.config or {}).get("model", {})
     for key, value in original.params.items():
@@ -143,7 +145,7 @@ def compare(original: RunRecord, rerun: RunRecord, tol: Tolerances, expected_sha
             comparison.add("dataset", name, original.datasets.get(name), rerun.datasets.get(name), True)
     a_env, b_env = _flat(original.environment or {}), _flat(rerun.environment or {})
     if original.environment is None and rerun.environment is not None:  # a run from before it was recorded
-        comparison.add("environment", "environment.json", None, "recorded", True)
+        comparison.add("environment", names.ENVIRONMENT_ARTIFACT, None, "recorded", True)
     else:
         for key in sorted(set(a_env) | set(b_env)):
             if a_env.get(key) != b_env.get(key):

@@ -1,6 +1,8 @@
 """`audit.md`: an audit a person can read in the MLflow UI's artifact view."""
 from __future__ import annotations
 
+from ..tracking import names
+
 WHAT = {"metric": "Numbers", "tamper": "Integrity of the record", "project": "Project",
         "config": "Configuration",
         "dataset": "Dataset digests", "environment": "Environment"}
@@ -15,12 +17,12 @@ def markdown(result: dict, tags: dict) -> str:
     lines = [f"# Audit of run `{result['run_id']}`", "",
              f"**Verdict: {result['verdict']}** (largest absolute difference "
              f"{_cell(result['max_abs_diff'])})", "",
-             f"- kind: {tags.get('mlr.kind', '?')}, variant: {tags.get('mlr.variant', '?')}, "
-             f"role: {tags.get('mlr.role', '?')}",
+             f"- kind: {tags.get(names.KIND, '?')}, variant: {tags.get(names.VARIANT, '?')}, "
+             f"role: {tags.get(names.ROLE, '?')}",
              (f"- re-execution: run `{result['rerun_run_id']}`" if result.get("rerun_run_id") else
               "- re-execution: none (the record was refused: nothing it names was executed)")
-             + f", recorded Project {_cell(tags.get('mlr.project.uri', '?'))} entry point "
-             f"{_cell(tags.get('mlr.project.entry_point', '?'))}",
+             + f", recorded Project {_cell(tags.get(names.PROJECT_URI, '?'))} entry point "
+             f"{_cell(tags.get(names.PROJECT_ENTRY_POINT, '?'))}",
              ""]
     if not result["differences"]:
         lines.append("Every number, the record's integrity, the configuration, the datasets and the "

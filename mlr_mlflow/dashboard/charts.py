@@ -1,10 +1,25 @@
-"""Plotly figures of the dashboard. Every trace carries its kind in `meta`, for the page's filter."""
+"""Plotly figures of the dashboard. Every trace carries its kind in `meta`, for the page's filter.
+
+Titles, axis titles and the shared layout are package data (`dashboards/charts.toml`); this module
+builds the traces from the runs' records."""
 from __future__ import annotations
+
+import functools
 
 import plotly.graph_objects as go
 
-LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=50, r=20, t=40, b=45),
-              legend=dict(orientation="h", y=-0.2))
+from .. import resources
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+
+@functools.lru_cache(maxsize=1)
+def definitions() -> dict:
+    """charts.toml: `layout` and, per figure, its `title`, `x` and `y`."""
+    return tomllib.loads(resources.path("dashboards/charts.toml").read_text())
 
 
 def _when(ms: int) -> str:
@@ -13,9 +28,11 @@ def _when(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000).isoformat(timespec="seconds")
 
 
-def _figure(title: str, x: str, y: str, traces: list) -> go.Figure:
+def _figure(name: str, traces: list) -> go.Figure:
+    spec = definitions()[name]
     fig = go.Figure(traces)
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, **LAYOUT)
+    fig.update_layout(title=spec["title"], xaxis_title=spec["x"], yaxis_title=spec["y"],
+                      **definitions()["layout"])
     return fig
 
 
@@ -24,11 +41,10 @@ def discovery(series: list[dict]) -> tuple[go.Figure, go.Figure]:
                            name=f"{s['kind']} · {s['generator']}", meta=s["kind"]) for s in series]
     by_spent = [go.Scatter(x=s["evaluations"], y=s["best"], mode="lines", line_shape="hv",
                            name=f"{s['kind']} · {s['generator']}", meta=s["kind"]) for s in series]
-    rounds = _figure("Best B-WR against rounds", "round", "best B-WR so far", by_round)
+    rounds = _figure("discovery_by_round", by_round)
     rounds.update_xaxes(dtick=1)
     return (rounds,
-            _figure("Best B-WR against evaluations spent", "evaluations", "best B-WR so far",
-                    by_spent))
+            _figure("discovery_by_spent", by_spent))
 
 
 def reward_calibration(versions: list[dict]) -> go.Figure:
@@ -37,9 +53,7 @@ def reward_calibration(versions: list[dict]) -> go.Figure:
                          name=f"{v['kind']} v{v['version']}", meta=v["kind"],
                          text=[p["sha256"][:8] for p in v["predictions"]])
               for v in versions if v["predictions"]]
-    # "measured" is the reward model's validation target (reward/ranker.py), not the test B-WR
-    return _figure("Predicted against measured validation win rate, each version's held-out round",
-                   "predicted", "measured (mean of val B-WR and val BSOTA-WR)", traces)
+    return _figure("reward_calibration", traces)
 
 
 def reward_spearman(versions: list[dict]) -> go.Figure:
@@ -47,7 +61,7 @@ def reward_spearman(versions: list[dict]) -> go.Figure:
     traces = [go.Bar(x=[f"v{v['version']}" for v in versions if v["kind"] == k],
                      y=[v["holdout_spearman"] for v in versions if v["kind"] == k],
                      name=k, meta=k) for k in kinds]
-    return _figure("Held-out Spearman per version", "version", "Spearman", traces)
+    return _figure("reward_spearman", traces)
 
 
 def diversity(rows: list[dict]) -> go.Figure:
@@ -59,8 +73,7 @@ def diversity(rows: list[dict]) -> go.Figure:
                    go.Scatter(x=[r["round"] for r in mine], y=[r["pool"] for r in mine],
                               mode="lines+markers", name=f"{kind} pool", meta=kind,
                               line=dict(dash="dot"))]
-    fig = _figure("Mean pairwise similarity: the selection against the pool", "round",
-                  "cosine similarity", traces)
+    fig = _figure("diversity", traces)
     fig.update_xaxes(dtick=1)
     return fig
 
@@ -79,7 +92,7 @@ def lineage(graph: dict) -> go.Figure:
             ys.append(None)
         traces.append(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=1, color="#999"),
                                  name=f"{kind} parent → child", meta=kind, hoverinfo="skip"))
-    fig = _figure("Lineage: parents to children", "time", "B-WR", traces)
+    fig = _figure("lineage", traces)
     fig.update_xaxes(type="date")
     for kind in sorted({n["kind"] for n in graph["nodes"]}):
         nodes = [e[end] for e in graph["edges"] if e["kind"] == kind for end in ("parent", "child")]
@@ -99,7 +112,7 @@ def llm_usage(rows: list[dict]) -> go.Figure:
             traces.append(go.Bar(x=[f"{kind} round {r['round']}" for r in mine],
                                  y=[r[key] for r in mine], name=f"{kind} {key.replace('_', ' ')}",
                                  meta=kind))
-    fig = _figure("LLM tokens per round", "round", "tokens", traces)
+    fig = _figure("llm_usage", traces)
     fig.update_layout(barmode="stack")
     return fig
 
@@ -110,7 +123,7 @@ def rejections(rows: list[dict]) -> go.Figure:
         mine = [r for r in rows if r["kind"] == kind][:15]
         traces.append(go.Bar(y=[f"{r['stage']}: {r['reason'][:50]}" for r in mine],
                              x=[r["count"] for r in mine], orientation="h", name=kind, meta=kind))
-    fig = _figure("Sandbox and validator rejections by reason", "hypotheses", "", traces)
+    fig = _figure("rejections", traces)
     fig.update_layout(height=max(360, 28 * sum(len(t.y) for t in traces) + 120))
     fig.update_yaxes(automargin=True)
     return fig
@@ -126,4 +139,4 @@ def intervals(rows: list[dict]) -> go.Figure:
             error_y=dict(type="data", symmetric=False,
                          array=[r["ci_high"] - r["b_wr"] for r in mine],
                          arrayminus=[r["b_wr"] - r["ci_low"] for r in mine])))
-    return _figure("B-WR with its 95 % interval", "hypothesis", "B-WR", traces)
+    return _figure("intervals", traces)

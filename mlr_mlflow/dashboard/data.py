@@ -10,6 +10,7 @@ import re
 from collections import defaultdict
 from statistics import mean
 
+from ..tracking import names
 from ..tracking.dashboard_queries import Snapshot
 
 LINEAGE_DIFFS = 20  # newest parent -> child edges shown with their code diff
@@ -149,8 +150,8 @@ def lineage(snap: Snapshot) -> dict:
                               "how": child.get("operator") or child.get("prompt_style") or ""})
     edges.sort(key=lambda e: -e["child"]["start_time"])
     for e in edges[:LINEAGE_DIFFS]:
-        old = snap.read_text(e["parent"]["run_id"], "hypothesis.py")
-        new = snap.read_text(e["child"]["run_id"], "hypothesis.py")
+        old = snap.read_text(e["parent"]["run_id"], names.HYPOTHESIS_ARTIFACT)
+        new = snap.read_text(e["child"]["run_id"], names.HYPOTHESIS_ARTIFACT)
         e["diff"] = ("".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
                                                   e["parent"]["sha256"][:8], e["child"]["sha256"][:8]))
                      if old is not None and new is not None else None)
@@ -167,11 +168,11 @@ def llm_usage(snap: Snapshot) -> list[dict]:
     rows = []
     for r in sorted(snap.role("round"), key=lambda r: r["start_time"]):
         m = r["metrics"]
-        if "llm.total_tokens" in m or "llm.prompt_tokens" in m:
+        if names.LLM_TOTAL_TOKENS in m or names.LLM_PROMPT_TOKENS in m:
             rows.append({"kind": r.get("kind"), "round": numbers.get(r.get("round_id")),
-                         "prompt_tokens": m.get("llm.prompt_tokens", 0.0),
-                         "completion_tokens": m.get("llm.completion_tokens", 0.0),
-                         "cost_usd": m.get("llm.cost_usd"), "run_id": r["run_id"],
+                         "prompt_tokens": m.get(names.LLM_PROMPT_TOKENS, 0.0),
+                         "completion_tokens": m.get(names.LLM_COMPLETION_TOKENS, 0.0),
+                         "cost_usd": m.get(names.LLM_COST_USD), "run_id": r["run_id"],
                          "experiment_id": r["experiment_id"]})
     return rows
 

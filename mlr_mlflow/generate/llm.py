@@ -100,15 +100,15 @@ class LLMGenerator:
                 if bad_requests >= MAX_BAD_REQUESTS:
                     raise GenerationStopped(f"the endpoint rejected {bad_requests} requests: {exc}")
                 yield Proposal(None, error=f"request rejected: {exc}",
-                               origin={"artifacts": {"llm/prompt.txt": prompt}})
+                               origin={"artifacts": {names.LLM_PROMPT_ARTIFACT: prompt}})
                 continue
             parents = [k.sha256 for k in context.known[:SHOWN]] if style == "incremental" else []
             yield from self._proposals(context.kind, style, prompt, reply, used, parents)
 
     def _proposals(self, kind, style, prompt, reply, used, parents=()) -> Iterator[Proposal]:
         sources = extract(reply, kind)
-        origin = {"tags": {"mlr.llm.model": self.config.model, "mlr.llm.prompt_style": style},
-                  "artifacts": {"llm/prompt.txt": prompt, "llm/reply.txt": reply}}
+        origin = {"tags": {names.LLM_MODEL: self.config.model, names.LLM_PROMPT_STYLE: style},
+                  "artifacts": {names.LLM_PROMPT_ARTIFACT: prompt, names.LLM_REPLY_ARTIFACT: reply}}
         if parents:  # lineage: an incremental prompt builds on the hypotheses it shows
             origin["tags"][names.PARENTS] = ",".join(parents)
         if not sources:
@@ -165,8 +165,8 @@ class LLMGenerator:
         completion_tokens = getattr(usage, "completion_tokens", None) or len(reply) // 4
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
-        return reply, {"llm.prompt_tokens": float(prompt_tokens),
-                       "llm.completion_tokens": float(completion_tokens)}
+        return reply, {names.LLM_PROMPT_TOKENS: float(prompt_tokens),
+                       names.LLM_COMPLETION_TOKENS: float(completion_tokens)}
 
 
 class _BadRequest(Exception):

@@ -290,7 +290,7 @@ class SymbolicGenerator:
         for _ in range(self.max_proposals):
             genome, how, used = self._next(rng, parents, context.kind)
             tags = {names.SYMBOLIC_GENOME: json.dumps(genome, separators=(",", ":")),
-                    "mlr.symbolic.operator": how}
+                    names.SYMBOLIC_OPERATOR: how}
             if used:  # lineage: which known hypotheses this one was bred from
                 tags[names.PARENTS] = ",".join(known[i].sha256 for i in used)
             yield Proposal(render(genome, context.kind), origin={"tags": tags})

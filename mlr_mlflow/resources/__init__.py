@@ -1,8 +1,8 @@
 """Files the package ships and finds at run time, in a checkout and from a wheel alike.
 
-The MLflow Project, the default schedule and the sandbox's Dockerfile live here as package data;
-the top-level `projects/`, `jobs/` and `docker/` of a checkout are links to these files, so there is
-one copy of each. Runs name the Project by package and version (`PROJECT_URI`), never by a path of
+The MLflow Project, the default schedule, the sandbox's Dockerfile and the dashboards' templates
+live here as package data; the top-level `projects/`, `jobs/`, `docker/` and `dashboards/` of a
+checkout are links to these files, so there is one copy of each. Runs name the Project by package and version (`PROJECT_URI`), never by a path of
 the machine that evaluated them, so a colleague's installation resolves it to its own copy.
 """
 from __future__ import annotations

@@ -40,7 +40,7 @@ MIN_PROMOTION_SAMPLE = 8  # unbiased held-out hypotheses below which a Spearman 
 
 
 def model_name(kind: str) -> str:
-    return f"mlr-reward-{kind}"
+    return f"{names.REWARD_MODEL_PREFIX}{kind}"
 
 
 @dataclasses.dataclass
@@ -143,12 +143,12 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
     by_generator = held_out(X, train_set, "generator", algorithm)
 
     run_id = create_run(client, exp, f"reward-{kind}", {
-        names.ROLE: "reward", names.KIND: kind, "mlr.reward.algorithm": algorithm,
-        "mlr.reward.encoder": encoder_name, "mlr.reward.holdout_rounds": json.dumps(held_rounds),
-        "mlr.reward.target": TARGET})
+        names.ROLE: "reward", names.KIND: kind, names.REWARD_ALGORITHM: algorithm,
+        names.REWARD_ENCODER: encoder_name, names.REWARD_HOLDOUT_ROUNDS: json.dumps(held_rounds),
+        names.REWARD_TARGET: TARGET})
     try:
-        metrics = {f"holdout.{k}": v for k, v in on_holdout.items()}
-        metrics.update({f"holdout.test_{k}": v for k, v in on_holdout_test.items()})
+        metrics = {f"{names.HOLDOUT_PREFIX}{k}": v for k, v in on_holdout.items()}
+        metrics.update({f"{names.HOLDOUT_TEST_PREFIX}{k}": v for k, v in on_holdout_test.items()})
         for alg, res in cv.items():
             metrics.update({f"cv_round.{alg}.{k}": v for k, v in res["pooled"].items()})
             metrics[f"cv_round.{alg}.mean_spearman"] = res["mean_spearman"]
@@ -187,7 +187,7 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
                     pip_requirements=["xgboost", "transformers", "torch", "numpy", "pandas"])
         version = str(info.registered_model_version)
         client.set_registered_model_alias(model_name(kind), "challenger", version)
-        client.set_model_version_tag(model_name(kind), version, "mlr.reward.holdout_spearman",
+        client.set_model_version_tag(model_name(kind), version, names.REWARD_HOLDOUT_SPEARMAN,
                                      str(on_holdout["spearman"]))
         finish(client, run_id, status_tag="trained")
     except BaseException:
@@ -211,19 +211,19 @@ def _champion_since(client, kind: str, version) -> None:
     """When a version became champion: the champion history the dashboard shows."""
     import time
 
-    client.set_model_version_tag(model_name(kind), version, "mlr.champion.since",
+    client.set_model_version_tag(model_name(kind), version, names.CHAMPION_SINCE,
                                  str(int(time.time() * 1000)))
 
 
 def _holdout_rounds(run) -> set[str]:
     """The challenger's held-out rounds, from its run's tag: a list of round ids, or a refusal."""
     try:
-        rounds = json.loads(run.data.tags.get("mlr.reward.holdout_rounds", ""))
+        rounds = json.loads(run.data.tags.get(names.REWARD_HOLDOUT_ROUNDS, ""))
     except ValueError:
         rounds = None
     if not isinstance(rounds, list) or not all(isinstance(r, str) and len(r) <= 64 for r in rounds):
         raise UsageError(f"the challenger's run {run.info.run_id} records no list of held-out rounds "
-                         "(tag mlr.reward.holdout_rounds); promotion refused")
+                         f"(tag {names.REWARD_HOLDOUT_ROUNDS}); promotion refused")
     return set(rounds)
 
 
@@ -240,7 +240,7 @@ def promote(client, config, kind: str) -> dict:
     champion = _version(client, kind, "champion")
     if champion is None:
         client.set_registered_model_alias(model_name(kind), "champion", challenger.version)
-        client.set_model_version_tag(model_name(kind), challenger.version, "mlr.promotion",
+        client.set_model_version_tag(model_name(kind), challenger.version, names.PROMOTION,
                                      "first champion (no earlier one)")
         _champion_since(client, kind, challenger.version)
         return {"promoted": True, "reason": "first champion: there was none",
@@ -257,7 +257,7 @@ def promote(client, config, kind: str) -> dict:
               f"{len(everything)} in holdout round(s) {', '.join(sorted(rounds))}")
     for version in (challenger, champion):
         client.set_model_version_tag(model_name(kind), version.version,
-                                     f"mlr.promotion.v{challenger.version}_vs_v{champion.version}.sample",
+                                     names.promotion_tag(challenger.version, champion.version) + ".sample",
                                      sample)
     if len(data) < MIN_PROMOTION_SAMPLE:
         return {"promoted": False, "sample": sample, "n_sample": len(data),
@@ -277,7 +277,7 @@ def promote(client, config, kind: str) -> dict:
                + ("" if better else " (the challenger must be strictly better)"))
     for version in (challenger, champion):
         client.set_model_version_tag(model_name(kind), version.version,
-                                     f"mlr.promotion.v{challenger.version}_vs_v{champion.version}",
+                                     names.promotion_tag(challenger.version, champion.version),
                                      summary)
     if better:
         client.set_registered_model_alias(model_name(kind), "champion", challenger.version)

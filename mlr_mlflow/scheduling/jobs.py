@@ -85,30 +85,30 @@ def execute(job_id: str, run: str, kwargs: dict, tracking_uri: str, config_path:
 
 def _execute_one(job_id: str, run: str, kwargs: dict, tracking_uri: str,
                  config_path: str | None = None) -> dict:
-    from ..tracking import connect, experiment_id, finish, log, log_json
+    from ..tracking import connect, experiment_id, finish, log, log_json, names
 
     client = connect(tracking_uri)
     run_id = client.create_run(experiment_id(client, JOBS_EXPERIMENT), run_name=job_id, tags={
-        "mlr.role": "job", "mlr.job.id": job_id, "mlr.job.run": run}).info.run_id
+        names.ROLE: "job", names.JOB_ID: job_id, names.JOB_RUN: run}).info.run_id
     log(client, run_id, params={"kwargs": json.dumps(kwargs, sort_keys=True)})
     start = time.time()
     try:
         result, metrics = _builtin(run, client, config_path, dict(kwargs))
     except BaseException as exc:
         log(client, run_id, metrics={"duration_s": time.time() - start},
-            tags={"mlr.job.error": f"{type(exc).__name__}: {exc}"[:4000]})
-        log_json(client, run_id, {"traceback": traceback.format_exc()[-8000:]}, "error.json")
+            tags={names.JOB_ERROR: f"{type(exc).__name__}: {exc}"[:4000]})
+        log_json(client, run_id, {"traceback": traceback.format_exc()[-8000:]}, names.JOB_ERROR_ARTIFACT)
         finish(client, run_id, failed=True, status_tag="failed", reasons=[f"{type(exc).__name__}: {exc}"])
         if isinstance(exc, KeyboardInterrupt):
             raise
         return {"ok": False, "run_id": run_id, "error": f"{type(exc).__name__}: {exc}"}
     log(client, run_id, metrics={"duration_s": time.time() - start, **metrics})
-    log_json(client, run_id, result, "result.json")
+    log_json(client, run_id, result, names.JOB_RESULT_ARTIFACT)
     failed = metrics.get("pass_rate") is not None and metrics["pass_rate"] < 1.0
     if failed:  # an audit that did not reproduce everything is a failure `scheduler status` shows
         error = f"{result['audited'] - result['reproduced']} of {result['audited']} audited run(s) not reproduced"
         finish(client, run_id, failed=True, status_tag="failed", reasons=[error],
-               tags={"mlr.job.error": error})
+               tags={names.JOB_ERROR: error})
         return {"ok": False, "run_id": run_id, "error": error, "result": result}
     finish(client, run_id, status_tag="succeeded")
     return {"ok": True, "run_id": run_id, "result": result}

@@ -70,13 +70,13 @@ def _missed_recorder(tracking_uri: str):
     """A run past its misfire grace is skipped by APScheduler; it is never silent here: it becomes a
     FAILED job run in MLflow saying by how much it was late."""
     def record(event) -> None:
-        from ..tracking import connect, experiment_id, finish
+        from ..tracking import connect, experiment_id, finish, names
 
         try:
             client = connect(tracking_uri)
             run_id = client.create_run(experiment_id(client, JOBS_EXPERIMENT), run_name=event.job_id,
-                                       tags={"mlr.role": "job", "mlr.job.id": event.job_id,
-                                             "mlr.job.error": f"missed: scheduled for "
+                                       tags={names.ROLE: "job", names.JOB_ID: event.job_id,
+                                             names.JOB_ERROR: f"missed: scheduled for "
                                              f"{event.scheduled_run_time}, past the misfire grace"}
                                        ).info.run_id
             finish(client, run_id, failed=True, status_tag="missed")
@@ -132,7 +132,7 @@ def status(schedule: Schedule, tracking_uri: str) -> dict:
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from ..tracking import connect
+    from ..tracking import connect, names
     from ..tracking.queries import newest_runs
 
     url = schedule.store_url(tracking_uri)
@@ -149,12 +149,12 @@ def status(schedule: Schedule, tracking_uri: str) -> dict:
     last = {}
     if exp is not None:
         for run in newest_runs(client, exp.experiment_id, 500):
-            job_id = run.data.tags.get("mlr.job.id")
+            job_id = run.data.tags.get(names.JOB_ID)
             if job_id and job_id not in last:
                 last[job_id] = {"status": run.info.status, "run_id": run.info.run_id,
                                 "started": datetime.fromtimestamp(run.info.start_time / 1000).isoformat(),
                                 "duration_s": run.data.metrics.get("duration_s"),
-                                "error": run.data.tags.get("mlr.job.error")}
+                                "error": run.data.tags.get(names.JOB_ERROR)}
     jobs = []
     for spec in schedule.jobs:
         job = stored.get(spec.id)

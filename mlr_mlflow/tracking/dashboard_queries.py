@@ -16,17 +16,15 @@ from typing import Callable
 from . import names, queries
 
 PAGE = 5000
-AUDIT_VERDICT = "mlr.audit.verdict"
-CONFIRMED = "mlr.confirmed"
 RUN_KEYS_TAGS = {  # record key -> tag
     "kind": names.KIND, "sha256": names.HYPOTHESIS_SHA256, "generator": names.GENERATOR,
     "round_id": names.ROUND_ID, "role": names.ROLE, "variant": names.VARIANT,
     "status": names.STATUS, "reasons": names.REASONS, "stage": names.STAGE,
-    "parents": names.PARENTS, "prompt_style": "mlr.llm.prompt_style", "llm_model": "mlr.llm.model",
-    "operator": "mlr.symbolic.operator", "audit_verdict": AUDIT_VERDICT, "confirmed": CONFIRMED,
+    "parents": names.PARENTS, "prompt_style": names.LLM_PROMPT_STYLE, "llm_model": names.LLM_MODEL,
+    "operator": names.SYMBOLIC_OPERATOR, "audit_verdict": names.AUDIT_VERDICT, "confirmed": names.CONFIRMED,
     "round_number": names.ROUND_NUMBER, "stop_reason": names.ROUND_STOP_REASON,
-    "name": names.RUN_NAME, "screen_pick": "mlr.screen.pick", "parent_run_id": names.PARENT_RUN_ID,
-    "holdout_rounds": "mlr.reward.holdout_rounds", "audit_of": "mlr.audit.of",
+    "name": names.RUN_NAME, "screen_pick": names.SCREEN_PICK, "parent_run_id": names.PARENT_RUN_ID,
+    "holdout_rounds": names.REWARD_HOLDOUT_ROUNDS, "audit_of": names.AUDIT_OF,
     "instrument_source": names.INSTRUMENT_SOURCE, "transfers": names.TRANSFERS,
 }
 
@@ -109,7 +107,7 @@ def snapshot(client, read_text: Callable[[str, str], str | None] | None = None) 
 
 def _reward_versions(client, snap: Snapshot) -> list[dict]:
     out = []
-    for model in client.search_registered_models(filter_string="name LIKE 'mlr-reward-%'"):
+    for model in client.search_registered_models(filter_string=f"name LIKE '{names.REWARD_MODEL_PREFIX}%'"):
         aliases: dict[str, list[str]] = {}
         for alias, number in (model.aliases or {}).items():
             aliases.setdefault(str(number), []).append(alias)
@@ -118,16 +116,16 @@ def _reward_versions(client, snap: Snapshot) -> list[dict]:
             run = next((r for r in snap.runs if r["run_id"] == version.run_id), None)
             predictions = snap.read_text(version.run_id, names.HOLDOUT_PREDICTIONS_ARTIFACT)
             out.append({
-                "model": model.name, "kind": model.name.removeprefix("mlr-reward-"),
+                "model": model.name, "kind": model.name.removeprefix(names.REWARD_MODEL_PREFIX),
                 "version": int(version.version), "run_id": version.run_id,
                 "experiment_id": run["experiment_id"] if run else None,
                 "created": version.creation_timestamp or 0,
                 "alias": ", ".join(sorted(aliases.get(str(version.version), []))),
-                "champion_since": int(tags["mlr.champion.since"]) if "mlr.champion.since" in tags
+                "champion_since": int(tags[names.CHAMPION_SINCE]) if names.CHAMPION_SINCE in tags
                 else None,
                 "promotion": "\n".join(v for k, v in sorted(tags.items())
-                                       if k.startswith("mlr.promotion")),
-                "holdout_spearman": (run or {}).get("metrics", {}).get("holdout.spearman"),
+                                       if k.startswith(names.PROMOTION)),
+                "holdout_spearman": (run or {}).get("metrics", {}).get(names.HOLDOUT_SPEARMAN),
                 "holdout_rounds": json.loads((run or {}).get("holdout_rounds") or "[]"),
                 "predictions": _table(predictions),
             })

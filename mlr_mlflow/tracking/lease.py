@@ -36,6 +36,7 @@ import time
 import uuid
 
 from ..config import UsageError
+from . import names
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ class TagLeases:
         self.client, self.exp_id, self.settle_s = client, experiment_id, settle_s
 
     def _key(self, name: str) -> str:
-        return f"mlr.lease.{name.rpartition('/')[0] or name}"
+        return names.lease_tag(name.rpartition('/')[0] or name)
 
     def holder(self, name: str) -> tuple[str, int, float] | None:
         value = self.client.get_experiment(self.exp_id).tags.get(self._key(name))

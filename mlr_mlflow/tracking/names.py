@@ -30,6 +30,65 @@ REDISCOVERY_OF = "mlr.rediscovery_of"  # a rediscovery's status: the reference (
 
 PARENTS = "mlr.parents"  # sha256s of the hypotheses a generator built this one from, comma-separated
 ROUND_NUMBER = "mlr.round.number"  # 1 for the kind's first round; the step of its round metrics
+ROUND_HEARTBEAT = "mlr.round.heartbeat"  # a running round's "<time>|<host>|<pid>|<lease token>"
+ROUND_OWNER = "mlr.round.owner"  # the lease's owner string (host, boot id, pid namespace, pid, start)
+ROUND_RESUMED = "mlr.round.resumed"  # when the round was last resumed (epoch seconds)
+SCREEN = "mlr.screen"  # a round's screen: "one-pass" or "reward", recorded before training
+SCREEN_MODEL_RUN_ID = "mlr.screen.model_run_id"  # the reward model run that screened a round
+SCREEN_WAVE = "mlr.screen.wave"  # on a reward-screened run: the wave (0, 1, ...) that picked it
+
+# what a generator adds to its hypotheses' runs (resume keeps every tag under these prefixes)
+LLM_PREFIX = "mlr.llm."
+LLM_MODEL = "mlr.llm.model"
+LLM_PROMPT_STYLE = "mlr.llm.prompt_style"
+LLM_PROMPT_ARTIFACT = "llm/prompt.txt"
+LLM_REPLY_ARTIFACT = "llm/reply.txt"
+SYMBOLIC_PREFIX = "mlr.symbolic."
+SYMBOLIC_OPERATOR = "mlr.symbolic.operator"  # how a symbolic hypothesis was bred (mutation, crossover...)
+
+# confirmation, on a round run
+CONFIRM = "mlr.confirm"  # "on" / "off"
+CONFIRM_FDR = "mlr.confirm.fdr"
+CONFIRM_SEEDS = "mlr.confirm.seeds"  # "<first>..<last>"
+CONFIRM_SPLIT_SEED = "mlr.confirm.split_seed"
+
+# audits
+AUDIT_OF = "mlr.audit.of"  # on an audit and its re-execution: the audited run
+AUDIT_ENV = "mlr.audit.env"  # "local" or "docker"
+AUDIT_VERDICT = "mlr.audit.verdict"  # on an audit and on the audited run
+AUDIT_RERUN = "mlr.audit.rerun"  # on an audit: its re-execution run
+AUDITED_BY = "mlr.audited_by"  # on the audited run: its latest audit
+AUDIT_MAX_ABS_DIFF = "max_abs_diff"  # an audit's metrics
+AUDIT_REPRODUCED = "reproduced"
+AUDIT_DIFFERENCES = "differences"
+AUDIT_COMPARED = "compared"
+AUDIT_ARTIFACT = "audit.json"
+AUDIT_REPORT = "audit.md"
+
+REWARD_MODEL_PREFIX = "mlr-reward-"  # the registered model mlr-reward-<kind>
+
+# the reward model: tags of its training run and of its registered versions
+REWARD_ALGORITHM = "mlr.reward.algorithm"
+REWARD_ENCODER = "mlr.reward.encoder"
+REWARD_HOLDOUT_ROUNDS = "mlr.reward.holdout_rounds"  # JSON list of the round ids held out
+REWARD_TARGET = "mlr.reward.target"
+REWARD_HOLDOUT_SPEARMAN = "mlr.reward.holdout_spearman"  # a version's
+HOLDOUT_PREFIX = "holdout."  # a training run's metrics on held-out rounds: holdout.<statistic>,
+HOLDOUT_TEST_PREFIX = "holdout.test_"  # ... and against the test B-WR (reported only)
+HOLDOUT_SPEARMAN = "holdout.spearman"
+CHAMPION_SINCE = "mlr.champion.since"  # a version's: when it became champion (epoch milliseconds)
+PROMOTION = "mlr.promotion"  # a version's: the promotion verdict; promotion_tag(...) its comparisons
+
+# scheduled jobs (experiment mlr-jobs)
+JOB_ID = "mlr.job.id"
+JOB_RUN = "mlr.job.run"  # what the job runs
+JOB_ERROR = "mlr.job.error"
+JOB_RESULT_ARTIFACT = "result.json"
+JOB_ERROR_ARTIFACT = "error.json"
+
+LEASE_PREFIX = "mlr.lease."  # mlr.lease.<name>: a lease's experiment tag (tracking.lease)
+MLR_PREFIX = "mlr."  # every tag this package writes
+MLFLOW_PREFIX = "mlflow."  # MLflow's own tags
 
 PARENT_RUN_ID = "mlflow.parentRunId"
 RUN_NAME = "mlflow.runName"
@@ -52,6 +111,36 @@ TRANSFERS_METRIC = "transfers"  # a round's count of selected hypotheses that tr
 INSTRUMENT_SOURCE = "mlr.instrument.source"  # a round's: where its suite's noise ceiling comes from
 TRANSFER_TASKS = "mlr.transfer.tasks"  # a round's held-out tasks, comma-separated
 
+# a round's metrics (step: the round number)
+GENERATED = "generated"
+DUPLICATES = "duplicates"
+SEMANTIC_DUPLICATES = "semantic_duplicates"
+REDISCOVERIES = "rediscoveries"
+GENERATION_FAILURES = "generation_failures"
+PROPOSALS = "proposals"  # every proposal: accepted, duplicate or failed
+LLM_PROMPT_TOKENS = "llm.prompt_tokens"  # also on each llm hypothesis run: its share
+LLM_COMPLETION_TOKENS = "llm.completion_tokens"
+LLM_TOTAL_TOKENS = "llm.total_tokens"
+VALID = "valid"
+EVALUATED = "evaluated"
+FULL_EVALUATED = "full_evaluated"
+VALIDATOR_PASS_RATE = "validator_pass_rate"
+BEST_B_WR = "best_b_wr"
+SELECTED = "selected"  # confirmation: hypotheses selected
+CONFIRMED_METRIC = "confirmed"  # ... and confirmed
+EXPLORED = "explored"  # reward screen: picks made to explore
+SCREENED_OUT = "screened_out"  # reward screen: hypotheses not trained
+SCREEN_WAVES = "screen_waves"  # reward screen: waves of picks
+ONE_PASS_TRAINED = "one_pass_trained"  # hypotheses trained at each rung ...
+FULL_TRAINED = "full_trained"
+CONFIRM_TRAINED = "confirm_trained"
+COST_FULL_EQUIVALENTS = "cost_full_equivalents"  # ... and the round's cost in full trainings
+DISCOVERY_BEST_B_WR = "discovery.best_b_wr"  # best B-WR of all the kind's rounds so far
+DISCOVERY_EVALUATIONS = "discovery.evaluations"  # evaluations spent in all the kind's rounds so far
+LLM_COST_USD = "llm.cost_usd"  # what an llm round's calls cost
+INSTRUMENT_PREFIX = "instrument."  # instrument.<full_noise_ceiling|cheap_vs_full|relu_like_ceiling>
+REWARD_SCORE = "reward.score"  # on a reward-screened hypothesis run: the score that picked it
+
 HYPOTHESIS_ARTIFACT = "hypothesis.py"
 RESULTS_ARTIFACT = "results.json"
 CONFIG_ARTIFACT = "config.json"  # the effective configuration
@@ -60,10 +149,22 @@ LEADERBOARD_ARTIFACT = "leaderboard.json"
 GENERATION_ARTIFACT = "generation.json"
 SELECTION_ARTIFACT = "selection.json"  # a reward-screened round's picks, saved before training
 HOLDOUT_PREDICTIONS_ARTIFACT = "holdout_predictions.json"  # a reward version's held-out scores
+B_WR_FIGURE = "figures/b_wr_distribution.png"  # a round's
+DISCOVERY_FIGURE = "figures/discovery_curve.png"  # a round's: the kind's discovery curve so far
 
 
 def dataset_metric(dataset: str, name: str) -> str:
     return f"{dataset}.{name}"
+
+
+def promotion_tag(challenger, champion) -> str:
+    """A challenger version's tag holding its comparison with the champion (…`.sample` its sample)."""
+    return f"{PROMOTION}.v{challenger}_vs_v{champion}"
+
+
+def lease_tag(name: str) -> str:
+    return f"{LEASE_PREFIX}{name}"
+
 
 # `suite check`: one run per check in experiment <experiment_prefix><kind>-instrument
 SUITE_CHECK_ROLE = "suite-check"  # its mlr.role
