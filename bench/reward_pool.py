@@ -38,7 +38,8 @@ def bench_config(spec: PoolSpec):
     suite = {"datasets": spec.datasets} if spec.datasets else {}
     # a pool trains in full in few large calls on a busy machine: backstops must not cut one short
     return with_overrides(Config(), suite=suite, discover={"screen": "one-pass", "parents": 8},
-                          sandbox={"train_timeout_s": 4 * 3600.0, "hypothesis_budget_s": 900.0})
+                          sandbox={"train_timeout_s": 4 * 3600.0, "hypothesis_budget_s": 900.0,
+                                   "probe_timeout_s": 300.0})
 
 
 def _say(text: str) -> None:
