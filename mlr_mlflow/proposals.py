@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextlib import contextmanager
 
 from .generate import GenerationStopped, Known
@@ -76,6 +77,7 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
     records: list[dict] = []
     mine: set[str] = set()
     tokens = {"llm.prompt_tokens": 0.0, "llm.completion_tokens": 0.0}
+    started = time.perf_counter()
     with progress_bar(n, "generate") as bar:
         proposals = iter(generator.propose(context))
         ended = False
@@ -99,7 +101,8 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
     metrics = {"generated": summary.generated, "duplicates": summary.duplicates,
                "semantic_duplicates": summary.semantic_duplicates,
                "rediscoveries": summary.rediscoveries,
-               "generation_failures": summary.generation_failures, "proposals": len(records)}
+               "generation_failures": summary.generation_failures, "proposals": len(records),
+               names.GENERATION_SECONDS: round(time.perf_counter() - started, 3)}
     if any(tokens.values()):
         metrics.update(tokens, **{"llm.total_tokens": sum(tokens.values())})
     return hypotheses, records, metrics

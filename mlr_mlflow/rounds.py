@@ -227,10 +227,13 @@ class Round:
         champion = None if selection else self._champion(run_id)
         lease.check()
         if champion is None and selection is None:
+            started = time.perf_counter()
             with progress_bar(len(hypotheses), "one-pass") as bar:
                 one_pass = self._evaluate_once(evaluator, hypotheses, "one-pass", seeds, run_id,
                                               round_id)
                 bar.update(len(hypotheses))
+            log(self.client, run_id, metrics={names.ONE_PASS_SECONDS: time.perf_counter() - started},
+                step=self.number)
             summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
             how = "by one-pass screen_score"
         else:
