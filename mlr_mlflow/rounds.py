@@ -123,8 +123,8 @@ class Round:
                 seen, known = known_hypotheses(self.client, self.exp_id,
                                                self.config.discover.parents, exclude_round=round_id)
                 with self._traced():
-                    hypotheses, records = self._generate(Context(self.kind, tuple(known), seed), n,
-                                                         seen, summary)
+                    context = Context(self.kind, tuple(known), seed, avoid=frozenset(seen))
+                    hypotheses, records = self._generate(context, n, seen, summary)
                     lease.check()
                     log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)
                     self._link_traces(run_id)
