@@ -26,7 +26,7 @@ from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
-                     round_lease, round_number, round_numbers, saved_selection,
+                     link_reruns, round_lease, round_number, round_numbers, saved_selection,
                      unfinished_round)
 from . import round_report
 from .round_summary import RoundSummary
@@ -296,6 +296,7 @@ class Round:
         if todo:
             fresh = {ev.hypothesis.sha256: ev for ev in evaluator.evaluate(
                 todo, variant, seeds, parent_run_id=run_id, round_id=round_id)}
+            link_reruns(self.client, self.exp_id, round_id, variant)
         return [fresh[h.sha256] if h.sha256 in fresh else Evaluation.from_run(done[h.sha256], h)
                 for h in hypotheses]
 
