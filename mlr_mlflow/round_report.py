@@ -62,6 +62,12 @@ def description(summary, exp_id: str, number: int, where: str | None = None) -> 
              f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures.", ""]
     if where:
         lines += [where, ""]
+    if summary.rejections:
+        top = summary.rejections.most_common(3)
+        more = sum(summary.rejections.values()) - sum(n for _, n in top)
+        lines += [f"Rejected {sum(summary.rejections.values())}: "
+                  + "; ".join(f"{n} × {reason}" for reason, n in top)
+                  + (f"; {more} for other reasons" if more else "") + ".", ""]
     if summary.stop_reason:
         lines += [f"Generation stopped early: {summary.stop_reason}", ""]
     if summary.instrument:

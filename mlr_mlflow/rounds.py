@@ -179,6 +179,9 @@ class Round:
             hypotheses, records, metrics = collect(self.generator, context, self.kind, n, seen,
                                                    n * self.config.discover.max_attempts_factor,
                                                    summary, dedup)
+        for record in records:
+            if record["status"] == "failed":
+                summary.reject([record.get("error") or "generation failed"])
         tags = {names.ROUND_STOP_REASON: summary.stop_reason} if summary.stop_reason else {}
         log(self.client, summary.round_run_id, metrics=metrics, tags=tags, step=self.number)
         if summary.stop_reason:
@@ -235,6 +238,9 @@ class Round:
             log(self.client, run_id, metrics={names.ONE_PASS_SECONDS: time.perf_counter() - started},
                 step=self.number)
             summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
+            for ev in one_pass:
+                if not ev.valid:
+                    summary.reject(ev.reasons)
             how = "by one-pass screen_score"
         else:
             one_pass = self._reward_screened(champion, selection, evaluator, hypotheses, top_k,
@@ -363,10 +369,13 @@ class Round:
             one_pass = self._one_pass_wave(selection, by_sha, evaluator, seeds, run_id, round_id)
         picks, explored = set(selection["picks"]), set(selection["explored"])
         rest = [i for i, h in enumerate(hypotheses) if h.sha256 not in picks]
+        for check in checks:
+            if not check.valid:
+                summary.reject(check.reasons)
         self._record_screened(evaluator, [hypotheses[i] for i in rest], [checks[i] for i in rest],
                               seeds, run_id, round_id)
         log(self.client, run_id, metrics={**selection["metrics"], "explored": len(explored),
-                                          "screened_out": len(rest),
+                                          "screened_out": sum(checks[i].valid for i in rest),
                                           "screen_waves": len(selection.get("waves", [picks]))},
             tags={SCREEN: "reward", "mlr.screen.model_run_id": selection["model_run_id"]}, step=self.number)
         return one_pass
