@@ -173,6 +173,20 @@ class Deduplicator:
                 return "duplicate", label
         return None
 
+    def fingerprint_many(self, sources: list[str]) -> list[np.ndarray | None]:
+        """Fingerprints of `sources` in one sandbox call. A batch that breaks the sandbox (a
+        source kills its worker or hangs past every limit) is retried one source at a time, so
+        only the culprit goes without a fingerprint: validation, which comes next, judges it."""
+        from .sandbox import SandboxError
+
+        try:
+            return compute(self.kind, sources, self.sandbox)
+        except SandboxError as exc:
+            if len(sources) == 1:
+                log.warning("dedup: no fingerprint for a proposal (%s); it goes on to validation", exc)
+                return [None]
+        return [fp for source in sources for fp in self.fingerprint_many([source])]
+
     def check(self, source: str) -> tuple[np.ndarray | None, tuple[str, str] | None]:
         """A source that breaks the sandbox (kills its worker, hangs past every limit) gets no
         fingerprint: validation, which comes next, judges it."""

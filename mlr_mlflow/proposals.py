@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextlib import contextmanager
 
 from .generate import GenerationStopped, Known
@@ -68,64 +69,103 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
             dedup=None):
     """Up to `n` new hypotheses from `generator`, asking at most `limit` proposals ->
     (hypotheses, records, metrics). The counts and the stop reason go on `summary`. `dedup` (a
-    fingerprint.Deduplicator, or None) turns away semantic duplicates and rediscoveries."""
+    fingerprint.Deduplicator, or None) turns away semantic duplicates and rediscoveries.
+
+    Proposals are asked for in batches of as many as are still missing, and a batch's new texts
+    are fingerprinted in one sandbox call: a call per proposal cost more than generating it."""
     hypotheses: list[Hypothesis] = []
     records: list[dict] = []
     mine: set[str] = set()
     tokens = {names.LLM_PROMPT_TOKENS: 0.0, names.LLM_COMPLETION_TOKENS: 0.0}
+    started = time.perf_counter()
     with progress_bar(n, "generate") as bar:
         proposals = iter(generator.propose(context))
-        while len(hypotheses) < n:
+        ended = False
+        while len(hypotheses) < n and not ended:
             if len(records) >= limit:
                 summary.stop_reason = (f"the generator repeated itself: {len(hypotheses)} new of "
                                        f"{len(records)} proposals")
                 break
-            try:
-                proposal = next(proposals)
-            except StopIteration:
-                summary.stop_reason = "the generator had nothing more to propose"
-                break
-            except GenerationStopped as exc:
-                summary.stop_reason = str(exc)
-                break
-            for key in tokens:
-                tokens[key] += (proposal.origin.get("metrics") or {}).get(key, 0.0)
-            record = {"index": len(records), **{k: v for k, v in proposal.origin.items() if k == "tags"}}
-            if proposal.source is None:
-                summary.generation_failures += 1
-                record.update(status="failed", error=proposal.error,
-                              reply=(proposal.origin.get("artifacts") or {}).get("llm/reply.txt"))
-            else:
-                h = Hypothesis(kind, proposal.source, generator.name, proposal.origin)
-                record["sha256"] = h.sha256
-                if h.sha256 in seen or h.sha256 in mine:
-                    summary.duplicates += 1
-                    record.update(status="duplicate", of_run=seen.get(h.sha256, "this round"))
-                elif dedup is not None and _behaviour(dedup, h, record, summary):
-                    mine.add(h.sha256)  # the same text again is a plain duplicate
-                else:
-                    mine.add(h.sha256)
-                    hypotheses.append(h)
-                    record.update(status="accepted", source=h.source, generator=h.generator,
-                                  origin=proposal.origin)
+            batch, ended = _ask(proposals, min(n - len(hypotheses), limit - len(records)), summary)
+            fingerprints = _fingerprints(dedup, kind, batch, seen, mine)
+            for proposal in batch:
+                for key in tokens:
+                    tokens[key] += (proposal.origin.get("metrics") or {}).get(key, 0.0)
+                record = _judge(generator, proposal, kind, seen, mine, dedup, fingerprints, summary,
+                                len(records))
+                if record["status"] == "accepted":
+                    hypotheses.append(record.pop("hypothesis"))
                     bar.update(1)
-            records.append(record)
+                records.append(record)
     summary.generated = len(hypotheses)
     metrics = {names.GENERATED: summary.generated, names.DUPLICATES: summary.duplicates,
                names.SEMANTIC_DUPLICATES: summary.semantic_duplicates,
                names.REDISCOVERIES: summary.rediscoveries,
-               names.GENERATION_FAILURES: summary.generation_failures, names.PROPOSALS: len(records)}
+               names.GENERATION_FAILURES: summary.generation_failures, names.PROPOSALS: len(records),
+               names.GENERATION_SECONDS: round(time.perf_counter() - started, 3)}
     if any(tokens.values()):
         metrics.update(tokens, **{names.LLM_TOTAL_TOKENS: sum(tokens.values())})
     return hypotheses, records, metrics
 
 
-def _behaviour(dedup, h: Hypothesis, record: dict, summary):
-    """Fingerprint `h` and judge it: a verdict (and its record) for a duplicate or rediscovery,
+def _ask(proposals, k: int, summary) -> tuple[list, bool]:
+    """(up to `k` proposals, whether the generator ended or stopped: then the reason is on
+    `summary`)."""
+    batch = []
+    while len(batch) < k:
+        try:
+            batch.append(next(proposals))
+        except StopIteration:
+            summary.stop_reason = "the generator had nothing more to propose"
+            return batch, True
+        except GenerationStopped as exc:
+            summary.stop_reason = str(exc)
+            return batch, True
+    return batch, False
+
+
+def _fingerprints(dedup, kind: str, batch: list, seen, mine) -> dict[str, object]:
+    """The fingerprints of the batch's texts not known by hash (one sandbox call), by source."""
+    if dedup is None:
+        return {}
+    fresh = []
+    for proposal in batch:
+        if proposal.source is not None and proposal.source not in fresh:
+            sha = Hypothesis(kind, proposal.source).sha256
+            if sha not in seen and sha not in mine:
+                fresh.append(proposal.source)
+    return dict(zip(fresh, dedup.fingerprint_many(fresh))) if fresh else {}
+
+
+def _judge(generator, proposal, kind, seen, mine, dedup, fingerprints, summary, index) -> dict:
+    """One proposal's record: failed, duplicate (by hash or behaviour), rediscovery or accepted
+    (then with its Hypothesis under "hypothesis")."""
+    record = {"index": index, **{k: v for k, v in proposal.origin.items() if k == "tags"}}
+    if proposal.source is None:
+        summary.generation_failures += 1
+        record.update(status="failed", error=proposal.error,
+                      reply=(proposal.origin.get("artifacts") or {}).get(names.LLM_REPLY_ARTIFACT))
+        return record
+    h = Hypothesis(kind, proposal.source, generator.name, proposal.origin)
+    record["sha256"] = h.sha256
+    if h.sha256 in seen or h.sha256 in mine:
+        summary.duplicates += 1
+        record.update(status="duplicate", of_run=seen.get(h.sha256, "this round"))
+    elif dedup is not None and _behaviour(dedup, h, fingerprints.get(h.source), record, summary):
+        mine.add(h.sha256)  # the same text again is a plain duplicate
+    else:
+        mine.add(h.sha256)
+        record.update(status="accepted", source=h.source, generator=h.generator,
+                      origin=proposal.origin, hypothesis=h)
+    return record
+
+
+def _behaviour(dedup, h: Hypothesis, fingerprint, record: dict, summary):
+    """Judge `h` by its fingerprint: a verdict (and its record) for a duplicate or rediscovery,
     None for a new behaviour (remembered, so a later proposal in this round can match it)."""
     from .fingerprint import encode
 
-    fingerprint, verdict = dedup.check(h.source)
+    verdict = dedup.verdict(fingerprint)
     if fingerprint is not None:
         h.origin.setdefault("tags", {})[names.FINGERPRINT] = encode(fingerprint)
     if verdict is None:

@@ -107,6 +107,29 @@ def done_and_interrupted(client, exp_id: str, round_id: str, variant: str) -> di
     return done
 
 
+def link_reruns(client, exp_id: str, round_id: str, variant: str) -> int:
+    """Each run a kill interrupted names the run that evaluated its hypothesis again on resume
+    (`mlr.rerun`), and that run names it (`mlr.rerun_of`), so the MLflow UI leads from one to the
+    other. Returns how many were linked."""
+    interrupted, fresh = {}, {}
+    for run in runs_of_round(client, exp_id, round_id):
+        tags = run.data.tags
+        if tags.get(names.VARIANT) != variant or names.RERUN in tags:
+            continue
+        if tags.get(names.STATUS) == "error" and tags.get(names.REASONS, "").startswith("interrupted"):
+            interrupted.setdefault(tags.get(names.HYPOTHESIS_SHA256), []).append(run.info.run_id)
+        elif tags.get(names.STATUS) in DONE_STATUSES:
+            fresh.setdefault(tags.get(names.HYPOTHESIS_SHA256), run.info.run_id)
+    linked = 0
+    for sha, old_runs in interrupted.items():
+        if sha in fresh:
+            for old in old_runs:
+                log(client, old, tags={names.RERUN: fresh[sha]})
+                linked += 1
+            log(client, fresh[sha], tags={names.RERUN_OF: ",".join(old_runs)})
+    return linked
+
+
 def hypotheses_from_records(records: list[dict], kind: str) -> list[Hypothesis]:
     return [Hypothesis(kind, r["source"], r.get("generator", "unknown"), r.get("origin") or {})
             for r in records if r.get("status") == "accepted"]

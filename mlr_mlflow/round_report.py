@@ -38,12 +38,36 @@ def _fmt(value) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def description(summary, exp_id: str, number: int) -> str:
-    """The round's markdown description."""
+def standing(points: list[dict]) -> str | None:
+    """Where this round (the last point) stands against the earlier rounds' best B-WR."""
+    if not points or points[-1]["round_best"] is None:
+        return None
+    now = points[-1]["round_best"]
+    earlier = [(p["round_best"], i) for i, p in enumerate(points[:-1], 1) if p["round_best"] is not None]
+    if not earlier:
+        return f"Best B-WR {now:.3f}: the first round of this kind to report one."
+    best, where = max(earlier, key=lambda e: (e[0], -e[1]))
+    if abs(now - best) < 5e-4:
+        return f"Best B-WR {now:.3f} ties the best so far (round {where}, {best:.3f})."
+    if now > best:
+        return f"Best B-WR {now:.3f} improves on the best so far (round {where}, {best:.3f}) by {now - best:+.3f}."
+    return f"Best B-WR {now:.3f} stays below the best so far (round {where}, {best:.3f})."
+
+
+def description(summary, exp_id: str, number: int, where: str | None = None) -> str:
+    """The round's markdown description; `where` says how it stands against earlier rounds."""
     lines = [f"**Round {number}** — {summary.generated} generated, {summary.valid} valid, "
              f"{summary.evaluated} evaluated in one pass, {summary.full_evaluated} trained fully, "
              f"{summary.confirmed} of {summary.selected} confirmed on fresh seeds and split; "
              f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures.", ""]
+    if where:
+        lines += [where, ""]
+    if summary.rejections:
+        top = summary.rejections.most_common(3)
+        more = sum(summary.rejections.values()) - sum(n for _, n in top)
+        lines += [f"Rejected {sum(summary.rejections.values())}: "
+                  + "; ".join(f"{n} × {reason}" for reason, n in top)
+                  + (f"; {more} for other reasons" if more else "") + ".", ""]
     if summary.stop_reason:
         lines += [f"Generation stopped early: {summary.stop_reason}", ""]
     if summary.instrument:
@@ -117,7 +141,10 @@ def _figures(client, run_id: str, summary, points: list[dict]) -> None:
             ax.scatter(*zip(*mine), label=f"round best ({gen})", zorder=3)
     ax.set_xlabel("round")
     ax.set_ylabel("B-WR")
-    ax.set_title("Discovery curve so far")
+    ax.set_ylim(0, 1.02)  # a win rate: the whole scale, so one round is not a dot on a zoomed axis
+    ax.set_xlim(0.5, max(len(points), 2) + 0.5)
+    ax.set_xticks(xs)
+    ax.set_title("Discovery curve so far" if len(points) > 1 else "Discovery curve: the first round")
     ax.legend()
     fig.tight_layout()
     client.log_figure(run_id, fig, names.DISCOVERY_FIGURE)
@@ -135,7 +162,7 @@ def report(client, exp_id: str, run_id: str, summary, number: int, generator=Non
         if cost:
             metrics[names.LLM_COST_USD] = cost
         log(client, run_id, metrics=metrics, step=number,
-            tags={names.NOTE: description(summary, exp_id, number)})
+            tags={names.NOTE: description(summary, exp_id, number, standing(points))})
         _figures(client, run_id, summary, points)
     except Exception as exc:  # the round itself is recorded; say what is missing
         progress(f"the round's report is incomplete: {type(exc).__name__}: {exc}")

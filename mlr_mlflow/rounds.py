@@ -26,7 +26,7 @@ from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
-                     round_lease, round_number, round_numbers, saved_selection,
+                     link_reruns, round_lease, round_number, round_numbers, saved_selection,
                      unfinished_round)
 from . import round_report
 from .round_summary import RoundSummary
@@ -123,8 +123,8 @@ class Round:
                 seen, known = known_hypotheses(self.client, self.exp_id,
                                                self.config.discover.parents, exclude_round=round_id)
                 with self._traced():
-                    hypotheses, records = self._generate(Context(self.kind, tuple(known), seed), n,
-                                                         seen, summary)
+                    context = Context(self.kind, tuple(known), seed, avoid=frozenset(seen))
+                    hypotheses, records = self._generate(context, n, seen, summary)
                     lease.check()
                     log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)
                     self._link_traces(run_id)
@@ -179,6 +179,9 @@ class Round:
             hypotheses, records, metrics = collect(self.generator, context, self.kind, n, seen,
                                                    n * self.config.discover.max_attempts_factor,
                                                    summary, dedup)
+        for record in records:
+            if record["status"] == "failed":
+                summary.reject([record.get("error") or "generation failed"])
         tags = {names.ROUND_STOP_REASON: summary.stop_reason} if summary.stop_reason else {}
         log(self.client, summary.round_run_id, metrics=metrics, tags=tags, step=self.number)
         if summary.stop_reason:
@@ -227,11 +230,17 @@ class Round:
         champion = None if selection else self._champion(run_id)
         lease.check()
         if champion is None and selection is None:
+            started = time.perf_counter()
             with progress_bar(len(hypotheses), "one-pass") as bar:
                 one_pass = self._evaluate_once(evaluator, hypotheses, "one-pass", seeds, run_id,
                                               round_id)
                 bar.update(len(hypotheses))
+            log(self.client, run_id, metrics={names.ONE_PASS_SECONDS: time.perf_counter() - started},
+                step=self.number)
             summary.valid = sum(1 for ev in one_pass if ev.valid or ev.stage == "training")
+            for ev in one_pass:
+                if not ev.valid:
+                    summary.reject(ev.reasons)
             how = "by one-pass screen_score"
         else:
             one_pass = self._reward_screened(champion, selection, evaluator, hypotheses, top_k,
@@ -293,6 +302,7 @@ class Round:
         if todo:
             fresh = {ev.hypothesis.sha256: ev for ev in evaluator.evaluate(
                 todo, variant, seeds, parent_run_id=run_id, round_id=round_id)}
+            link_reruns(self.client, self.exp_id, round_id, variant)
         return [fresh[h.sha256] if h.sha256 in fresh else Evaluation.from_run(done[h.sha256], h)
                 for h in hypotheses]
 
@@ -359,10 +369,13 @@ class Round:
             one_pass = self._one_pass_wave(selection, by_sha, evaluator, seeds, run_id, round_id)
         picks, explored = set(selection["picks"]), set(selection["explored"])
         rest = [i for i, h in enumerate(hypotheses) if h.sha256 not in picks]
+        for check in checks:
+            if not check.valid:
+                summary.reject(check.reasons)
         self._record_screened(evaluator, [hypotheses[i] for i in rest], [checks[i] for i in rest],
                               seeds, run_id, round_id)
         log(self.client, run_id, metrics={**selection["metrics"], names.EXPLORED: len(explored),
-                                          names.SCREENED_OUT: len(rest),
+                                          names.SCREENED_OUT: sum(checks[i].valid for i in rest),
                                           names.SCREEN_WAVES: len(selection.get("waves", [picks]))},
             tags={SCREEN: "reward", names.SCREEN_MODEL_RUN_ID: selection["model_run_id"]}, step=self.number)
         return one_pass

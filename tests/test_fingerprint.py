@@ -170,3 +170,38 @@ def test_a_round_records_duplicates_and_rediscoveries_without_training_them(shar
     # a later round proposing the same text again: a plain (hash) duplicate of the earlier run
     again = Round(client, config, "activation", generator=Fixed([rewrite])).run(n=1, top_k=0, seeds=1)
     assert again.duplicates == 1 and again.semantic_duplicates == 0 and again.generated == 0
+
+
+class Counted:
+    """A real sandbox that counts the calls made into it."""
+
+    def __init__(self, sandbox):
+        self.sandbox, self.calls = sandbox, []
+
+    def call(self, target, payload, timeout, limit=None):
+        self.calls.append(len(payload.get("sources", ())))
+        return self.sandbox.call(target, payload, timeout, limit)
+
+
+def test_a_batch_of_proposals_is_fingerprinted_in_one_sandbox_call(sandbox):
+    """Generation cost a sandbox call per proposal (5.2 s a hypothesis on a loaded machine); now
+    the texts still missing are asked for together and fingerprinted in one call, and a text the
+    round has already seen by hash is never sent."""
+    from mlr_mlflow.generate.symbolic import SymbolicGenerator
+
+    counted = Counted(sandbox)
+    dedup = Deduplicator("activation", counted, references("activation"))
+    counted.calls.clear()  # the references' own call
+    hypotheses, records, _ = collect(SymbolicGenerator(), Context("activation", seed=5), "activation",
+                                     12, {}, 60, Summary(), dedup)
+    assert len(hypotheses) == 12
+    assert len(counted.calls) < len(records) and counted.calls[0] == 12
+    assert sum(counted.calls) <= len(records)
+
+
+def test_a_source_that_breaks_a_batch_loses_only_its_own_fingerprint(sandbox):
+    hang = "import torch\n\ndef activation(x):\n    while True:\n        x = x + 1\n    return x\n"
+    good = CASES["activation"][0]
+    dedup = Deduplicator("activation", sandbox, {})
+    fps = dedup.fingerprint_many([good, hang, CASES["activation"][2]])
+    assert fps[0] is not None and fps[1] is None and fps[2] is not None

@@ -85,3 +85,20 @@ def test_symbolic_simplifies_trivial_identities_before_proposing():
         for proposal in take(kind, n=200):
             tree = json.loads(proposal.origin["tags"]["mlr.symbolic.genome"])["f"]
             assert simplify_tree(tree) == tree and tree != ["x"], proposal.source
+
+
+def test_the_symbolic_generator_skips_what_the_experiment_already_holds():
+    """A round used to ask 66 proposals for 32 new ones: the generator proposed what the
+    experiment had judged already. Given those hashes, it steps around them."""
+    from mlr_mlflow.generate import Context
+    from mlr_mlflow.generate.symbolic import SymbolicGenerator
+    from mlr_mlflow.hypothesis import normalized_sha256
+
+    def first(n, **context):
+        proposals = SymbolicGenerator().propose(Context("activation", seed=0, **context))
+        return [normalized_sha256(p.source) for p, _ in zip(proposals, range(n))]
+
+    held = first(40)
+    again = first(40, avoid=frozenset(held))
+    assert len(set(held) & set(again)) <= 2 < len(set(held) & set(first(40)))
+    assert len(set(again)) == len(again)  # nor does it repeat itself within a round

@@ -89,6 +89,11 @@ def test_killed_round_is_resumed_without_loss_or_repeat(tmp_path, capsys):
         assert len(shas) == expected == len(set(shas)), variant  # none lost, none twice
     interrupted = [r for r in after if r.data.tags.get(names.STATUS) == "error"]
     assert interrupted and all("interrupted" in r.data.tags[names.REASONS] for r in interrupted)
+    for r in interrupted:  # each leads to the run that evaluated its hypothesis again, and back
+        rerun = client.get_run(r.data.tags[names.RERUN])
+        assert rerun.data.tags[names.HYPOTHESIS_SHA256] == r.data.tags[names.HYPOTHESIS_SHA256]
+        assert rerun.data.tags[names.VARIANT] == r.data.tags[names.VARIANT]
+        assert r.info.run_id in rerun.data.tags[names.RERUN_OF].split(",")
     # nothing left to resume
     assert main(["discover", "--resume", *args, "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["round_run_id"] is None

@@ -94,6 +94,9 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
         assert any(k.startswith("mlr.promotion.v3_vs_v2") for k in tags)
     assert str(client.get_model_version_by_alias("mlr-reward-activation", "champion").version) == "2"
     assert str(client.get_model_version_by_alias("mlr-reward-activation", "challenger").version) == "3"
+    # the reward model's runs sit in an experiment of their own, not among the hypotheses
+    trained = client.get_run(client.get_model_version("mlr-reward-activation", "3").run_id)
+    assert client.get_experiment(trained.info.experiment_id).name == "mlr-activation-reward"
 
     # the champion loads by alias in a fresh process and scores code strings
     script = (

@@ -73,3 +73,27 @@ def test_description_says_why_generation_stopped_and_when_nothing_was_evaluated(
     assert "Generation stopped early: token budget spent" in text
     assert "No hypothesis was evaluated in this round." in text
     assert round_name(3, "llm", 32) == "round 3 · llm · 32"
+
+
+def test_a_round_says_where_it_stands_against_earlier_rounds():
+    from mlr_mlflow.round_report import standing
+
+    def rounds(*bests):
+        return [{"round_best": b} for b in bests]
+
+    assert standing(rounds(0.792)) == "Best B-WR 0.792: the first round of this kind to report one."
+    assert standing(rounds(0.792, 0.75, 0.792)) == "Best B-WR 0.792 ties the best so far (round 1, 0.792)."
+    assert "improves on the best so far (round 2, 0.800) by +0.020" in standing(rounds(0.7, 0.8, 0.82))
+    assert "stays below the best so far (round 1, 0.900)" in standing(rounds(0.9, None, 0.5))
+    assert standing(rounds(0.5, None)) is None
+
+
+def test_the_description_says_why_hypotheses_were_rejected():
+    summary = RoundSummary(round_run_id="r", round_id="x", generated=4)
+    for reasons in (["line 3: import of 'os' is not allowed for activation hypotheses"],
+                    ["line 7: import of 'sys' is not allowed for activation hypotheses"],
+                    ["no usable code in the reply"], []):
+        summary.reject(reasons)
+    text = description(summary, "7", 2)
+    assert ("Rejected 4: 2 × line N: import of … is not allowed for activation hypotheses; "
+            "1 × no usable code in the reply; 1 × no reason recorded.") in text

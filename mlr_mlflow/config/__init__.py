@@ -244,6 +244,11 @@ class Config:
         """Baseline runs are a cache, kept out of the research runs' table."""
         return f"{self.experiment_prefix}{kind}-baselines"
 
+    def reward_experiment_name(self, kind: str) -> str:
+        """The reward model's training runs, kept out of the hypothesis runs' table like the
+        baselines."""
+        return f"{self.experiment_prefix}{kind}-reward"
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -6,10 +6,10 @@ empty list means "none yet", and the page says so in place of the section.
 from __future__ import annotations
 
 import difflib
-import re
 from collections import defaultdict
 from statistics import mean
 
+from ..round_summary import reason_class
 from ..tracking import names
 from ..tracking.dashboard_queries import Snapshot
 
@@ -177,18 +177,11 @@ def llm_usage(snap: Snapshot) -> list[dict]:
     return rows
 
 
-def _reason_class(reason: str) -> str:
-    """A rejection reason without its particulars (numbers, names in quotes), so like groups like."""
-    first = reason.strip().splitlines()[0] if reason.strip() else "no reason recorded"
-    first = re.sub(r"'[^']*'|\"[^\"]*\"", "…", first)
-    return re.sub(r"\d+(\.\d+)?", "N", first)[:90]
-
-
 def rejections(snap: Snapshot) -> list[dict]:
     counts: dict[tuple, int] = defaultdict(int)
     for r in hypotheses(snap):
         if r.get("status") == "invalid":
-            counts[(r["kind"], r.get("stage") or "?", _reason_class(r.get("reasons") or ""))] += 1
+            counts[(r["kind"], r.get("stage") or "?", reason_class(r.get("reasons") or ""))] += 1
     return [{"kind": k, "stage": s, "reason": reason, "count": n}
             for (k, s, reason), n in sorted(counts.items(), key=lambda kv: -kv[1])]
 

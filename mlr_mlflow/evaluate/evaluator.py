@@ -132,8 +132,9 @@ class Evaluator:
             for ev, result in zip(evaluations, validations):
                 if not ev.run_id:
                     continue
-                screened = {names.VARIANT: "screened",
-                            names.RUN_NAME: run_name(ev.hypothesis.sha256, "screened")}
+                # an invalid one was not screened out: it never reached the reward model's choice
+                screened = {names.VARIANT: "screened", names.RUN_NAME: run_name(
+                    ev.hypothesis.sha256, "screened" if result.valid else "invalid")}
                 if result.valid:
                     ends.append(RunEnd(ev.run_id, tags=end_tags("screened", tags=screened)))
                 else:

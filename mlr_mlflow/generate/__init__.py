@@ -29,11 +29,13 @@ class Known:
 
 @dataclass(frozen=True)
 class Context:
-    """What a generator may know: the kind, the best known hypotheses, and a seed."""
+    """What a generator may know: the kind, the best known hypotheses, a seed, and the hashes of
+    everything already judged (a generator that can check them cheaply skips repeats)."""
 
     kind: str
     known: tuple[Known, ...] = ()
     seed: int = 0
+    avoid: frozenset[str] = frozenset()  # normalised hashes the experiment has judged already
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Iterator
 from ..config import LLMConfig, UsageError
 from . import Context, GenerationStopped, Proposal
 from .parse import extract
+from .repair import repair
 from ..tracking import names
 from .prompts import SHOWN, STYLES, render
 
@@ -117,7 +118,9 @@ class LLMGenerator:
             return
         share = {k: v / len(sources) for k, v in used.items()}  # tokens split over candidates
         for source in sources:
-            yield Proposal(source, origin={**origin, "metrics": share})
+            fixed, notes = repair(source, kind)
+            tags = {**origin["tags"], names.LLM_REPAIRED: "; ".join(notes)} if notes else origin["tags"]
+            yield Proposal(fixed, origin={**origin, "tags": tags, "metrics": share})
 
     def _complete(self, prompt: str) -> tuple[str, dict]:
         import openai

@@ -17,8 +17,11 @@ import json
 import random
 from typing import Iterator
 
+from ..hypothesis import normalized_sha256 as normalized_hash
 from ..tracking import names
 from . import Context, Proposal
+
+REPEAT_TRIES = 50  # draws per proposal before a repeat is proposed anyway (the round judges it)
 
 TORCH_UNARY = {
     "neg": "(-{})", "abs": "torch.abs({})", "square": "torch.square({})",
@@ -287,13 +290,20 @@ class SymbolicGenerator:
         rng = random.Random(context.seed)
         known = [k for k in context.known if k.genome]
         parents = [json.loads(k.genome) for k in known]
+        made: set[str] = set()
         for _ in range(self.max_proposals):
-            genome, how, used = self._next(rng, parents, context.kind)
+            for _ in range(REPEAT_TRIES):  # skip what the experiment (or this round) has already
+                genome, how, used = self._next(rng, parents, context.kind)
+                source = render(genome, context.kind)
+                sha = normalized_hash(source)
+                if sha not in context.avoid and sha not in made:
+                    break
+            made.add(sha)
             tags = {names.SYMBOLIC_GENOME: json.dumps(genome, separators=(",", ":")),
                     names.SYMBOLIC_OPERATOR: how}
             if used:  # lineage: which known hypotheses this one was bred from
                 tags[names.PARENTS] = ",".join(known[i].sha256 for i in used)
-            yield Proposal(render(genome, context.kind), origin={"tags": tags})
+            yield Proposal(source, origin={"tags": tags})
 
     def _next(self, rng: random.Random, parents: list[dict], kind: str) -> tuple[dict, str, list]:
         for _ in range(20):

@@ -142,6 +142,7 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
     on_holdout_test = correlations(predicted, holdout.b_wr)  # reported, never used to choose
     by_generator = held_out(X, train_set, "generator", algorithm)
 
+    exp = experiment_id(client, config.reward_experiment_name(kind))  # not among the hypotheses
     run_id = create_run(client, exp, f"reward-{kind}", {
         names.ROLE: "reward", names.KIND: kind, names.REWARD_ALGORITHM: algorithm,
         names.REWARD_ENCODER: encoder_name, names.REWARD_HOLDOUT_ROUNDS: json.dumps(held_rounds),

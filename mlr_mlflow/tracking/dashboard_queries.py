@@ -94,7 +94,7 @@ def snapshot(client, read_text: Callable[[str, str], str | None] | None = None) 
     try:
         runs = queries.search(client, list(snap.experiments)) if snap.experiments else []
         snap.runs = [_record(r) for r in runs if names.ROLE in r.data.tags
-                     or AUDIT_VERDICT in r.data.tags]
+                     or names.AUDIT_VERDICT in r.data.tags]
     except Exception as exc:
         snap.problems["runs"] = f"runs could not be read: {str(exc).splitlines()[0][:200]}"
     try:

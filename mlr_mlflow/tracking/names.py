@@ -29,6 +29,11 @@ DUPLICATE_OF_SHA256 = "mlr.duplicate_of.sha256"  # ... and that hypothesis's nor
 REDISCOVERY_OF = "mlr.rediscovery_of"  # a rediscovery's status: the reference (baseline/SOTA) name
 
 PARENTS = "mlr.parents"  # sha256s of the hypotheses a generator built this one from, comma-separated
+LLM_REPAIRED = "mlr.llm.repaired"  # what generate/repair.py changed in an LLM's code before validation
+RERUN = "mlr.rerun"  # on a run a kill interrupted: the run that evaluated its hypothesis again
+RERUN_OF = "mlr.rerun_of"  # ... and on that run: the interrupted run(s), comma-separated
+GENERATION_SECONDS = "generation_s"  # a round's wall time generating and judging its proposals
+ONE_PASS_SECONDS = "one_pass_s"  # ... and training them one-pass (one-pass screened rounds)
 ROUND_NUMBER = "mlr.round.number"  # 1 for the kind's first round; the step of its round metrics
 ROUND_HEARTBEAT = "mlr.round.heartbeat"  # a running round's "<time>|<host>|<pid>|<lease token>"
 ROUND_OWNER = "mlr.round.owner"  # the lease's owner string (host, boot id, pid namespace, pid, start)
