@@ -110,6 +110,7 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
                                   origin=proposal.origin)
                     bar.update(1)
             records.append(record)
+            generator.observe(proposal, record["status"])
     summary.generated = len(hypotheses)
     metrics = {"generated": summary.generated, "duplicates": summary.duplicates,
                "semantic_duplicates": summary.semantic_duplicates,

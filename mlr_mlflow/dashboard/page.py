@@ -196,7 +196,21 @@ class Page:
                              f'<td class="num">{r["completion_tokens"]:.0f}</td>',
                              f'<td class="num">{_num(r["cost_usd"], 4)}</td>']) for r in rows]
         return self.plot(charts.llm_usage(rows)) + self.table(
-            ["round", "prompt tokens", "completion tokens", "cost (USD)"], body)
+            ["round", "prompt tokens", "completion tokens", "cost (USD)"], body) + self.portfolio()
+
+    def portfolio(self) -> str:
+        """The bandit's arms ([[llm.models]] x prompt style): what each yielded and cost."""
+        rows = data.portfolio(self.snap)
+        if not rows:
+            return ""
+        body = [(r["kind"], [f"<td>{_esc(r['kind'])}</td>", f"<td>{_esc(r['arm'])}</td>",
+                             f'<td class="num">{r["proposals"]:.0f}</td>',
+                             f'<td class="num">{r["accepted"]:.0f}</td>',
+                             f'<td class="num">{_num(r["yield"])}</td>',
+                             f'<td class="num">{_num(r["mean_screen_score"])}</td>',
+                             f'<td class="num">{_num(r["cost_usd"], 4)}</td>']) for r in rows]
+        return self.table(["kind", "model.prompt style", "proposals", "valid and novel", "yield",
+                           "mean screen score", "cost (USD)"], body)
 
     def rejections(self) -> str:
         rows = data.rejections(self.snap)

@@ -27,7 +27,7 @@ RUN_KEYS_TAGS = {  # record key -> tag
     "round_number": names.ROUND_NUMBER, "stop_reason": names.ROUND_STOP_REASON,
     "name": names.RUN_NAME, "screen_pick": "mlr.screen.pick", "parent_run_id": names.PARENT_RUN_ID,
     "holdout_rounds": "mlr.reward.holdout_rounds", "audit_of": "mlr.audit.of",
-    "instrument_source": names.INSTRUMENT_SOURCE, "transfers": names.TRANSFERS,
+    "instrument_source": names.INSTRUMENT_SOURCE, "transfers": names.TRANSFERS, "llm_arm": names.LLM_ARM,
 }
 
 

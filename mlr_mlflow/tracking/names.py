@@ -29,6 +29,9 @@ DUPLICATE_OF_SHA256 = "mlr.duplicate_of.sha256"  # ... and that hypothesis's nor
 REDISCOVERY_OF = "mlr.rediscovery_of"  # a rediscovery's status: the reference (baseline/SOTA) name
 
 PARENTS = "mlr.parents"  # sha256s of the hypotheses a generator built this one from, comma-separated
+LLM_MODEL = "mlr.llm.model"  # the model that wrote an llm hypothesis
+LLM_ARM = "mlr.llm.arm"  # ... and its portfolio arm, "<model label>.<prompt style>" ([[llm.models]])
+LLM_ARM_METRIC_PREFIX = "llm.arm."  # round metrics llm.arm.<arm>.proposals|accepted|cost_usd|share
 ROUND_NUMBER = "mlr.round.number"  # 1 for the kind's first round; the step of its round metrics
 
 PARENT_RUN_ID = "mlflow.parentRunId"
