@@ -97,6 +97,7 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
                     hypotheses.append(record.pop("hypothesis"))
                     bar.update(1)
                 records.append(record)
+                generator.observe(proposal, record["status"])
     summary.generated = len(hypotheses)
     metrics = {names.GENERATED: summary.generated, names.DUPLICATES: summary.duplicates,
                names.SEMANTIC_DUPLICATES: summary.semantic_duplicates,

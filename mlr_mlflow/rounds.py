@@ -22,6 +22,7 @@ from .confirm import confirm, confirmation_config
 from .suite_check.known import stated_reliability
 from .transfer import transfer, transfer_config
 from .generate import Context, make_generator
+from .generate.portfolio import ArmStats, Portfolio
 from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost, wave_sizes
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
@@ -32,7 +33,7 @@ from . import round_report
 from .round_summary import RoundSummary
 from .tracking import create_run, experiment_id, finish, log, log_json, names
 from .tracking.lease import LeaseLost
-from .tracking.queries import round_runs
+from .tracking.queries import arm_history, round_runs
 from .tracking.runs import end_failed
 
 def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: int | None = None,
@@ -174,6 +175,10 @@ class Round:
 
     def _generate(self, context: Context, n: int, seen: dict[str, str], summary: RoundSummary):
         self.progress(f"generating {n} {self.kind} hypotheses with the {self.generator.name} generator")
+        portfolio = isinstance(self.generator, Portfolio)
+        if portfolio:  # earlier rounds' yields start the bandit
+            self.generator.remember({label: ArmStats(**entry) for label, entry in
+                                     arm_history(self.client, self.exp_id).items()})
         with open_dedup(self.client, self.config, self.exp_id, self.kind,
                         exclude_round=summary.round_id) as dedup:
             hypotheses, records, metrics = collect(self.generator, context, self.kind, n, seen,
@@ -182,6 +187,8 @@ class Round:
         for record in records:
             if record["status"] == "failed":
                 summary.reject([record.get("error") or "generation failed"])
+        if portfolio:
+            metrics.update(self.generator.metrics())
         tags = {names.ROUND_STOP_REASON: summary.stop_reason} if summary.stop_reason else {}
         log(self.client, summary.round_run_id, metrics=metrics, tags=tags, step=self.number)
         if summary.stop_reason:

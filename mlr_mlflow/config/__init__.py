@@ -127,8 +127,46 @@ class DiscoverConfig:
 
 
 @dataclass(frozen=True)
+@checked("[[llm.models]]", max_share=above(0), price_prompt_per_1k=at_least(0),
+         price_completion_per_1k=at_least(0))
+class LLMModelConfig:
+    """One model of a portfolio (`[[llm.models]]`): the bandit shares a round's proposals among them.
+
+    Attributes:
+        model: the model name its endpoint serves.
+        base_url: its endpoint; empty means [llm] base_url.
+        name: a label for metrics and the dashboard (letters, digits, `_`, `-`, `.`); empty: `model`.
+        api_key_env: the variable holding its key; empty means [llm] api_key_env.
+        price_prompt_per_1k, price_completion_per_1k: its prices (the bandit's cost).
+        max_share: the largest share of a round's proposals it may get (0 < max_share <= 1).
+        temperature, max_tokens: its own settings; negative (the default) means [llm]'s.
+    """
+
+    model: str
+    base_url: str = ""
+    name: str = ""
+    api_key_env: str = ""
+    price_prompt_per_1k: float = 0.0
+    price_completion_per_1k: float = 0.0
+    max_share: float = 1.0
+    temperature: float = -1.0
+    max_tokens: int = -1
+
+    def __post_init__(self):
+        label = self.label
+        if not label or not all(c.isalnum() or c in "_-." for c in label):
+            raise ConfigError(f"[[llm.models]] name {label!r}: use letters, digits, '_', '-' and '.'")
+        if self.max_share > 1:
+            raise ConfigError(f"[[llm.models]] {label}: max_share must be at most 1, got {self.max_share}")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
+
+
+@dataclass(frozen=True)
 @checked("llm", prompt=one_of("incremental", "novelty", "mixed"), temperature=at_least(0),
-         max_tokens=at_least(1), timeout_s=above(0), max_retries=at_least(0), token_budget=at_least(1),
+         max_tokens=at_least(1), timeout_s=above(0), max_retries=at_least(0), token_budget=at_least(1), bandit_c=at_least(0),
          cost_cap_usd=at_least(0), price_prompt_per_1k=at_least(0), price_completion_per_1k=at_least(0))
 class LLMConfig:
     """The `llm` generator: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp).
@@ -145,6 +183,9 @@ class LLMConfig:
         token_budget: prompt + completion tokens per round; generation stops cleanly when spent.
         cost_cap_usd: stop when the estimated cost reaches it (0: no cap); prices per 1k tokens.
         trace: trace the calls in MLflow with mlflow.openai.autolog.
+        models: a portfolio (`[[llm.models]]`); empty: the one model above. With several, a
+            cost-aware bandit shares each round's proposals among models (and prompt styles under
+            "mixed") by what each yields per unit of cost; `bandit_c` is its exploration weight.
     """
 
     base_url: str = ""
@@ -161,6 +202,8 @@ class LLMConfig:
     price_prompt_per_1k: float = 0.0
     price_completion_per_1k: float = 0.0
     trace: bool = True
+    models: tuple[LLMModelConfig, ...] = ()
+    bandit_c: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -279,6 +322,16 @@ def _tasks(tables) -> tuple[TaskConfig, ...]:
     return tuple(_build(TaskConfig, t, f"[[suite.tasks]] #{i}") for i, t in enumerate(tables, 1))
 
 
+def _models(tables) -> tuple[LLMModelConfig, ...]:
+    if not isinstance(tables, (list, tuple)) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError("llm.models must be a list of tables ([[llm.models]])")
+    models = tuple(_build(LLMModelConfig, t, f"[[llm.models]] #{i}") for i, t in enumerate(tables, 1))
+    labels = [m.label for m in models]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"[[llm.models]]: two models share a name ({', '.join(labels)}): set `name`")
+    return models
+
+
 def config_from_dict(data: dict) -> Config:
     """The Config of a TOML file's or a recorded config.json's tables: unknown keys and bad values
     are ConfigErrors naming the table and key."""
@@ -292,6 +345,8 @@ def config_from_dict(data: dict) -> Config:
     values = {}
     if isinstance(data.get("suite"), dict) and "tasks" in data["suite"]:
         data["suite"] = {**data["suite"], "tasks": _tasks(data["suite"]["tasks"])}
+    if isinstance(data.get("llm"), dict) and "models" in data["llm"]:
+        data["llm"] = {**data["llm"], "models": _models(data["llm"]["models"])}
     if isinstance(data.get("confirm"), dict) and data["confirm"].get("holdout_tasks") is not None:
         data["confirm"] = {**data["confirm"], "holdout_tasks": _tasks(data["confirm"]["holdout_tasks"])}
     for name, cls in sections.items():

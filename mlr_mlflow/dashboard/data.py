@@ -177,6 +177,28 @@ def llm_usage(snap: Snapshot) -> list[dict]:
     return rows
 
 
+def portfolio(snap: Snapshot) -> list[dict]:
+    """Per kind and portfolio arm ([[llm.models]] x prompt style), over all rounds: proposals,
+    accepted (valid and novel), their share, dollars, and the mean screen_score of what it wrote."""
+    prefix = names.LLM_ARM_METRIC_PREFIX
+    totals: dict[tuple, dict] = {}
+    for r in snap.role("round"):
+        for key, v in r["metrics"].items():
+            label, _, part = key[len(prefix):].rpartition(".")
+            if key.startswith(prefix) and part in ("proposals", "accepted", "cost_usd"):
+                entry = totals.setdefault((r.get("kind") or "?", label),
+                                          {"proposals": 0.0, "accepted": 0.0, "cost_usd": 0.0})
+                entry[part] += v
+    scores = defaultdict(list)
+    for r in hypotheses(snap):
+        arm = r.get("llm_arm")
+        if arm and names.SCREEN_SCORE in r["metrics"]:
+            scores[(r["kind"], arm)].append(r["metrics"][names.SCREEN_SCORE])
+    return [{"kind": kind, "arm": arm, **t, "yield": t["accepted"] / t["proposals"] if t["proposals"] else None,
+             "mean_screen_score": mean(scores[(kind, arm)]) if scores[(kind, arm)] else None}
+            for (kind, arm), t in sorted(totals.items())]
+
+
 def rejections(snap: Snapshot) -> list[dict]:
     counts: dict[tuple, int] = defaultdict(int)
     for r in hypotheses(snap):

@@ -97,7 +97,8 @@ class Page:
 
     def llm(self) -> str:
         rows = data.llm_usage(self.snap)
-        return str(_macro("llm")(self.ui, rows, self.plot(charts.llm_usage(rows)) if rows else None))
+        return str(_macro("llm")(self.ui, rows, self.plot(charts.llm_usage(rows)) if rows else None,
+                                 data.portfolio(self.snap)))
 
     def rejections(self) -> str:
         rows = data.rejections(self.snap)

@@ -61,6 +61,10 @@ class Generator(Protocol):
     def propose(self, context: Context) -> Iterator[Proposal]:
         """Proposals, as many as asked for; may raise GenerationStopped."""
 
+    def observe(self, proposal: Proposal, status: str) -> None:
+        """The round's verdict on one of its proposals ("accepted", "duplicate",
+        "semantic_duplicate", "rediscovery", "failed"), as soon as it is known."""
+
 
 GENERATORS = ("symbolic", "llm")
 
@@ -71,6 +75,9 @@ def make_generator(name: str, config):
         from .symbolic import SymbolicGenerator
         return SymbolicGenerator()
     if name == "llm":
+        if config.llm.models:
+            from .portfolio import Portfolio
+            return Portfolio(config.llm)
         from .llm import LLMGenerator
         return LLMGenerator(config.llm)
     raise UsageError(f"unknown generator {name!r} (choose from {', '.join(GENERATORS)})")

@@ -106,6 +106,9 @@ class LLMGenerator:
             parents = [k.sha256 for k in context.known[:SHOWN]] if style == "incremental" else []
             yield from self._proposals(context.kind, style, prompt, reply, used, parents)
 
+    def observe(self, proposal: Proposal, status: str) -> None:
+        """One model learns nothing from verdicts (a portfolio does: generate/portfolio.py)."""
+
     def _proposals(self, kind, style, prompt, reply, used, parents=()) -> Iterator[Proposal]:
         sources = extract(reply, kind)
         origin = {"tags": {names.LLM_MODEL: self.config.model, names.LLM_PROMPT_STYLE: style},

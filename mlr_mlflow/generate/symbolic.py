@@ -286,6 +286,9 @@ class SymbolicGenerator:
     def __init__(self, max_proposals: int = 100_000):
         self.max_proposals = max_proposals
 
+    def observe(self, proposal: Proposal, status: str) -> None:
+        """Verdicts do not steer the expression search."""
+
     def propose(self, context: Context) -> Iterator[Proposal]:
         rng = random.Random(context.seed)
         known = [k for k in context.known if k.genome]

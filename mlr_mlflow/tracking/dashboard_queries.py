@@ -25,7 +25,7 @@ RUN_KEYS_TAGS = {  # record key -> tag
     "round_number": names.ROUND_NUMBER, "stop_reason": names.ROUND_STOP_REASON,
     "name": names.RUN_NAME, "screen_pick": names.SCREEN_PICK, "parent_run_id": names.PARENT_RUN_ID,
     "holdout_rounds": names.REWARD_HOLDOUT_ROUNDS, "audit_of": names.AUDIT_OF,
-    "instrument_source": names.INSTRUMENT_SOURCE, "transfers": names.TRANSFERS,
+    "instrument_source": names.INSTRUMENT_SOURCE, "transfers": names.TRANSFERS, "llm_arm": names.LLM_ARM,
 }
 
 

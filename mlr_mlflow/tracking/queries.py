@@ -5,6 +5,8 @@ guesses a `max_results` large enough.
 """
 from __future__ import annotations
 
+import math
+
 from . import names
 
 PAGE = 1000
@@ -59,3 +61,27 @@ def latest_suite_check(client, exp_id: str, kind: str, digest: str):
                   f"tags.`{names.KIND}` = '{kind}' and tags.`{names.SUITE_DIGEST}` = '{digest}' and "
                   "attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"], limit=1)
     return runs[0] if runs else None
+
+
+def arm_history(client, exp_id: str) -> dict[str, dict]:
+    """Per portfolio arm ([[llm.models]] x prompt style), summed over the experiment's earlier
+    rounds: {"proposals", "accepted", "cost_usd"} from the round runs' `llm.arm.*` metrics, and
+    "screen_score", the mean over the one-pass runs of the hypotheses the arm wrote (None if none)."""
+    prefix = names.LLM_ARM_METRIC_PREFIX
+    out: dict[str, dict] = {}
+    for run in round_runs(client, exp_id):
+        for key, v in run.data.metrics.items():
+            if key.startswith(prefix):
+                label, _, field = key[len(prefix):].rpartition(".")
+                if field in ("proposals", "accepted", "cost_usd"):
+                    entry = out.setdefault(label, {"proposals": 0.0, "accepted": 0.0, "cost_usd": 0.0})
+                    entry[field] += float(v)
+    scores: dict[str, list[float]] = {}
+    for run in hypothesis_runs(client, exp_id, f"tags.`{names.LLM_ARM}` LIKE '%'"):
+        score = run.data.metrics.get(names.SCREEN_SCORE)
+        if score is not None and math.isfinite(score):
+            scores.setdefault(run.data.tags[names.LLM_ARM], []).append(float(score))
+    for label, entry in out.items():
+        found = scores.get(label)
+        entry["screen_score"] = sum(found) / len(found) if found else None
+    return out
