@@ -172,3 +172,16 @@ def test_markup_in_what_runs_record_shows_as_text_never_as_markup():
     assert '<img src=x>' not in html and 'data-kind="act&#34;&gt;&lt;img src=x&gt;"' in html
     assert 'href="http://ui/&#34;&gt;&lt;script&gt;' in html
     assert "<script>/* plotly */</script>" in html  # the bundle itself is inlined as it is
+
+
+def test_win_rate_charts_keep_the_win_rate_scale_and_champion_times_read_both_formats():
+    from mlr_mlflow.dashboard import charts
+    from mlr_mlflow.tracking.dashboard_queries import since_ms
+
+    series = [{"kind": "activation", "generator": "symbolic", "rounds": [1], "round_curve": [0.79],
+               "evaluations": [32], "best": [0.79]}]
+    for fig in charts.discovery(series):
+        assert tuple(fig.layout.yaxis.range) == (0, 1.02)  # one round is not a dot on a zoomed axis
+    assert since_ms("1700000000000") == 1700000000000  # written by earlier versions
+    assert since_ms("2023-11-14T22:13:20.000+00:00") == 1700000000000
+    assert since_ms("not a time") is None and since_ms(None) is None

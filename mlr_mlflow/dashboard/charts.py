@@ -33,6 +33,8 @@ def _figure(name: str, traces: list) -> go.Figure:
     fig = go.Figure(traces)
     fig.update_layout(title=spec["title"], xaxis_title=spec["x"], yaxis_title=spec["y"],
                       **definitions()["layout"])
+    if "y_range" in spec:
+        fig.update_yaxes(range=spec["y_range"])
     return fig
 
 

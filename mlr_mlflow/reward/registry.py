@@ -209,11 +209,12 @@ def _version(client, kind: str, alias: str):
 
 
 def _champion_since(client, kind: str, version) -> None:
-    """When a version became champion: the champion history the dashboard shows."""
-    import time
+    """When a version became champion (ISO 8601, UTC, readable in the registry's page): the
+    champion history the dashboard shows."""
+    import datetime as dt
 
     client.set_model_version_tag(model_name(kind), version, names.CHAMPION_SINCE,
-                                 str(int(time.time() * 1000)))
+                                 dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"))
 
 
 def _holdout_rounds(run) -> set[str]:

@@ -121,8 +121,7 @@ def _reward_versions(client, snap: Snapshot) -> list[dict]:
                 "experiment_id": run["experiment_id"] if run else None,
                 "created": version.creation_timestamp or 0,
                 "alias": ", ".join(sorted(aliases.get(str(version.version), []))),
-                "champion_since": int(tags[names.CHAMPION_SINCE]) if names.CHAMPION_SINCE in tags
-                else None,
+                "champion_since": since_ms(tags.get(names.CHAMPION_SINCE)),
                 "promotion": "\n".join(v for k, v in sorted(tags.items())
                                        if k.startswith(names.PROMOTION)),
                 "holdout_spearman": (run or {}).get("metrics", {}).get(names.HOLDOUT_SPEARMAN),
@@ -138,3 +137,17 @@ def _table(text: str | None) -> list[dict]:
         return []
     table = json.loads(text)
     return [dict(zip(table["columns"], row)) for row in table.get("data", [])]
+
+
+def since_ms(value: str | None) -> int | None:
+    """`mlr.champion.since` as epoch milliseconds: ISO 8601 today, epoch milliseconds before."""
+    import datetime as dt
+
+    if not value:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        return int(dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None

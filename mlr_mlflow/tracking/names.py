@@ -83,7 +83,7 @@ REWARD_HOLDOUT_SPEARMAN = "mlr.reward.holdout_spearman"  # a version's
 HOLDOUT_PREFIX = "holdout."  # a training run's metrics on held-out rounds: holdout.<statistic>,
 HOLDOUT_TEST_PREFIX = "holdout.test_"  # ... and against the test B-WR (reported only)
 HOLDOUT_SPEARMAN = "holdout.spearman"
-CHAMPION_SINCE = "mlr.champion.since"  # a version's: when it became champion (epoch milliseconds)
+CHAMPION_SINCE = "mlr.champion.since"  # a version's: when it became champion (ISO 8601 UTC; epoch ms before)
 PROMOTION = "mlr.promotion"  # a version's: the promotion verdict; promotion_tag(...) its comparisons
 
 # scheduled jobs (experiment mlr-jobs)
