@@ -291,8 +291,10 @@ def _audit(args) -> tuple[int, dict, str]:
 def _dashboard(args) -> tuple[int, dict, str]:
     out = commands.dashboard(args.out, args.tracking_uri, args.ui_url)
     notes = "".join(f"\n  note: {p}" for p in out["problems"].values())
-    return EXIT_OK, out, (f"dashboard of {out['rounds']} rounds and {out['hypotheses']} hypothesis "
-                          f"runs: {out['path']}{notes}")
+    running = f" ({out['rounds_running']} still running)" if out["rounds_running"] else ""
+    return EXIT_OK, out, (f"dashboard of {out['rounds']} rounds{running} and {out['hypotheses']} "
+                          f"hypothesis runs: {out['path']}\n  links open the MLflow UI at "
+                          f"{out['ui_url']} (from {out['ui_url_from']}){notes}")
 
 
 def _finite(value):

@@ -27,6 +27,10 @@ def sections(html: str) -> dict[str, str]:
 def test_empty_store_gives_a_page_that_says_none_yet_in_every_section(tmp_path, tracking_uri, capsys):
     code, out, _ = dashboard(capsys, tracking_uri, tmp_path / "board")
     assert code == 0 and out["rounds"] == 0 and out["hypotheses"] == 0
+    # a local store's links go to `mlflow ui`, and the output says so and how to change it
+    assert out["ui_url"] == "http://127.0.0.1:5000/" and "--ui-url" in out["ui_url_from"]
+    code, out, _ = dashboard(capsys, tracking_uri, tmp_path / "board", "--ui-url", "http://h:8123/")
+    assert out["ui_url"] == "http://h:8123/" and out["ui_url_from"] == "--ui-url"
     html = (tmp_path / "board" / "index.html").read_text()
     found = sections(html)
     assert list(found) == [sid for sid, _ in SECTIONS]

@@ -33,21 +33,27 @@ def ui_url_for(tracking_uri: str) -> str:
 
 
 def write(client, out_dir: str | Path = DEFAULT_OUT, ui_url: str | None = None) -> dict:
-    """Write `index.html` into `out_dir` -> {"path", "hypotheses", "rounds", "problems"}.
+    """Write `index.html` into `out_dir` -> {"path", "hypotheses", "rounds", "problems", "ui_url",
+    "ui_url_from"}: its links open the MLflow UI at `ui_url`, taken from where `ui_url_from` says.
 
     The page is written whole (a temporary file renamed into place), never half."""
     ui = ui_url or ui_url_for(str(client.tracking_uri))
+    source = ("--ui-url" if ui_url else "the tracking server" if ui != DEFAULT_UI
+              else "a local store's `mlflow ui` (pass --ui-url if it runs elsewhere)")
     out = Path(out_dir)
     try:
         snap = snapshot(client)
         text, problems = render(snap, ui), dict(snap.problems)
-        counts = {"hypotheses": len(snap.role("hypothesis")), "rounds": len(snap.role("round"))}
+        rounds = snap.role("round")
+        counts = {"hypotheses": len(snap.role("hypothesis")), "rounds": len(rounds),
+                  "rounds_running": sum(r.get("run_status") == "RUNNING" for r in rounds)}
     except NeedsLogin as exc:
         text, problems = login_page(str(client.tracking_uri), str(exc), ui), {"login": str(exc)}
-        counts = {"hypotheses": 0, "rounds": 0}
+        counts = {"hypotheses": 0, "rounds": 0, "rounds_running": 0}
     out.mkdir(parents=True, exist_ok=True)
     path = out / "index.html"
     tmp = out / ".index.html.tmp"
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-    return {"path": str(path.resolve()), **counts, "problems": problems}
+    return {"path": str(path.resolve()), **counts, "problems": problems, "ui_url": ui,
+            "ui_url_from": source}
