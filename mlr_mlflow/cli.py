@@ -129,7 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _progress(message: str) -> None:
-    print(f"[mlr-mlflow] {message}", file=sys.stderr, flush=True)
+    """A progress line that never splits a progress bar: tqdm lifts any bar above it, prints the
+    line, and draws the bar again below."""
+    from tqdm import tqdm
+
+    tqdm.write(f"[mlr-mlflow] {message}", file=sys.stderr)
 
 
 def _validate(args) -> tuple[int, dict, str]:
