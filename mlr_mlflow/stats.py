@@ -99,7 +99,7 @@ def _pairs(a, b) -> tuple[np.ndarray, np.ndarray] | None:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.size < 2 or np.all(a == a.flat[0]) or np.all(b == b.flat[0]):
         return None
-    return a, b
+    return a.ravel(), b.ravel()
 
 
 def spearman(a, b) -> float:
