@@ -293,7 +293,7 @@ def _audit(args) -> tuple[int, dict, str]:
 
 
 def _dashboard(args) -> tuple[int, dict, str]:
-    out = commands.dashboard(args.out, args.tracking_uri, args.ui_url)
+    out = commands.dashboard(args.out, args.tracking_uri, args.ui_url, args.config)
     notes = "".join(f"\n  note: {p}" for p in out["problems"].values())
     running = f" ({out['rounds_running']} still running)" if out["rounds_running"] else ""
     return EXIT_OK, out, (f"dashboard of {out['rounds']} rounds{running} and {out['hypotheses']} "

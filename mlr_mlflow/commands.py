@@ -233,6 +233,7 @@ def scheduler(action: str, schedule_file: str | None = None, job: str | None = N
 
     if action == "init":
         return scheduler_init()
+    _config(config_path)  # the jobs read it later: a bad one is a usage error now, before any write
     schedule = load_schedule(schedule_path(schedule_file, progress))
     uri = tracking_uri or default_tracking_uri()
     connect(uri)  # fail fast on an unreachable tracking store
@@ -257,15 +258,17 @@ def _scheduler(sched, schedule, action, job, uri, config_path, progress) -> dict
 
 
 def dashboard(out_dir: str = "mlr-dashboard", tracking_uri: str | None = None,
-              ui_url: str | None = None) -> dict:
+              ui_url: str | None = None, config_path: str | None = None) -> dict:
     """`dashboard`: the store's HTML dashboard -> {"path", "hypotheses", "rounds", "problems"}.
-    An unreachable store is a TrackingError; a server that needs a login gets a page saying so."""
+    An unreachable store is a TrackingError; a server that needs a login gets a page saying so.
+    It uses no config value, but a --config given is checked, as every verb checks it."""
     from mlflow import MlflowClient
 
     from . import dashboard as board
     from .tracking import TrackingError, connect, default_tracking_uri
     from .tracking.dashboard_queries import needs_login
 
+    _config(config_path)
     uri = tracking_uri or default_tracking_uri()
     try:
         client = connect(uri)

@@ -13,6 +13,7 @@ import itertools
 import math
 
 import numpy as np
+from scipy import stats
 
 EXACT_UP_TO = 16  # units: up to 2**16 sign patterns are enumerated, beyond that they are sampled
 
@@ -77,7 +78,8 @@ def sign_flip_pvalue(units, null: float = 0.5, n_perm: int = 20000, seed: int = 
 
 
 def benjamini_hochberg(pvalues, fdr: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """(rejected, adjusted p-values) of the Benjamini-Hochberg step-up procedure at level `fdr`.
+    """(rejected, adjusted p-values) of the Benjamini-Hochberg step-up procedure at level `fdr`
+    (`scipy.stats.false_discovery_control`, method "bh").
 
     Controls the expected share of false discoveries among the rejected at `fdr` for independent
     (or positively dependent) p-values.
@@ -85,41 +87,26 @@ def benjamini_hochberg(pvalues, fdr: float = 0.1) -> tuple[np.ndarray, np.ndarra
     if not 0.0 < fdr < 1.0:
         raise ValueError(f"false discovery rate must be in (0, 1), got {fdr}")
     p = np.asarray(pvalues, dtype=float)
-    m = p.size
-    if m == 0:
+    if p.size == 0:
         return np.zeros(0, dtype=bool), np.zeros(0)
-    order = np.argsort(p, kind="stable")
-    scaled = p[order] * m / np.arange(1, m + 1)
-    adjusted_sorted = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
-    adjusted = np.empty(m)
-    adjusted[order] = adjusted_sorted
+    adjusted = np.asarray(stats.false_discovery_control(p, method="bh"), dtype=float).reshape(p.shape)
     return adjusted <= fdr, adjusted
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks from 1, ties sharing their average rank."""
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    sorted_x = x[order]
-    i = 0
-    while i < len(x):
-        j = i
-        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
+def _pairs(a, b) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both sides as float arrays, or None when the correlation is undefined (NaN): shapes differ,
+    fewer than 2 pairs, or either side constant."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.size < 2 or np.all(a == a.flat[0]) or np.all(b == b.flat[0]):
+        return None
+    return a.ravel(), b.ravel()
 
 
 def spearman(a, b) -> float:
-    """Spearman's rank correlation (NaN when either side is constant or there are < 2 pairs)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.size < 2:
-        return math.nan
-    ra, rb = _ranks(a), _ranks(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return math.nan
-    return float(np.corrcoef(ra, rb)[0, 1])
+    """Spearman's rank correlation, ties sharing their average rank (NaN when either side is
+    constant or there are < 2 pairs)."""
+    pairs = _pairs(a, b)
+    return math.nan if pairs is None else float(stats.spearmanr(*pairs).statistic)
 
 
 def noise_ceiling(units_per_hypothesis, seeds_a, seeds_b) -> float:
@@ -141,15 +128,8 @@ def noise_ceiling(units_per_hypothesis, seeds_a, seeds_b) -> float:
 
 def kendall(a, b) -> float:
     """Kendall's tau-b (NaN when either side is constant or there are < 2 pairs)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.size < 2:
-        return math.nan
-    i, j = np.triu_indices(a.size, k=1)
-    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
-    n_a, n_b = np.count_nonzero(da), np.count_nonzero(db)
-    if n_a == 0 or n_b == 0:
-        return math.nan
-    return float(np.sum(da * db) / math.sqrt(n_a * n_b))
+    pairs = _pairs(a, b)
+    return math.nan if pairs is None else float(stats.kendalltau(*pairs).statistic)
 
 
 def _order(pred) -> np.ndarray:

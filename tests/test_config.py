@@ -134,3 +134,67 @@ def test_a_config_file_every_user_may_write_is_refused(tmp_path):
         load_config(path)
     path.chmod(0o644)
     assert load_config(path).model.lr == 0.1
+
+
+BAD_CONFIGS = {  # what a user gets wrong, and the key the one-line error must name
+    "a string for a number": ('[model]\nlr = "fast"\n', "lr"),
+    "out of range": ("[discover]\ntop_k = -4\n", "top_k"),
+    "an unknown key": ("[model]\nwidht = 3\n", "widht"),
+    "a wrong type in a nested table": ('[kinds.activation]\nsota = "gelu"\n', "sota"),
+}
+VERBS = {  # every verb that takes --config, with what it needs besides
+    "validate": ["validate", "h.py", "--kind", "activation"],
+    "evaluate": ["evaluate", "h.py", "--kind", "activation"],
+    "discover": ["discover", "--kind", "activation", "--n", "1"],
+    "reward": ["reward", "train", "--kind", "activation"],
+    "suite check": ["suite", "check", "--kind", "activation"],
+    "sandbox check": ["sandbox", "check"],
+    "audit": ["audit", "--sample", "1"],
+    "scheduler": ["scheduler", "run-now", "nightly-activation"],
+    "dashboard": ["dashboard"],
+}
+MATRIX = """
+import contextlib, io, json, os, sys
+from mlr_mlflow.cli import main
+cases, verbs, root = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+out = {}
+for case, (text, _) in cases.items():
+    for verb, argv in verbs.items():
+        here = os.path.join(root, f"{len(out)}")
+        os.makedirs(here)
+        os.chdir(here)
+        open("h.py", "w").write("import torch\\ndef activation(x):\\n    return torch.relu(x)\\n")
+        open("bad.toml", "w").write(text)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main([*argv, "--config", "bad.toml"])
+        out[f"{case} | {verb}"] = [code, err.getvalue(), sorted(set(os.listdir(".")) - {"h.py", "bad.toml"})]
+print(json.dumps(out))
+"""
+
+
+def test_a_bad_config_stops_every_verb_with_one_line_before_anything_is_written_or_probed(tmp_path):
+    """Through the CLI, in a fresh process (the sandbox announces its backend once per process, on
+    its first probe): exit 2, one line naming the key, no store created (no mlflow.db, no runs), and
+    no sandbox probed (its announcement never shows)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", MATRIX, json.dumps(BAD_CONFIGS), json.dumps(VERBS),
+                           str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    wrong = []
+    for name, (code, err, created) in results.items():
+        key = BAD_CONFIGS[name.split(" | ")[0]][1]
+        lines = err.strip().splitlines()
+        probed = any(line.startswith("sandbox: ") for line in lines)  # describe_backend's line
+        if code != 2 or len(lines) != 1 or key not in lines[0] or created or probed:
+            wrong.append(f"{name}: exit {code}, created {created}, said {err.strip()!r}")
+    assert not wrong, "\n".join(wrong)

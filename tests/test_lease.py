@@ -16,6 +16,18 @@ from .conftest import POSTGRES, postgres_available
 from mlr_mlflow.tracking.lease import Lease, LeaseBusy, LeaseLost, SqlLeases, alive_here, owner_id
 
 
+class Clock:
+    """A wall clock the test advances: heartbeats go stale without sleeping."""
+
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def url(request, tmp_path):
@@ -54,10 +66,11 @@ def test_one_holder_at_a_time_and_tokens_only_grow(url):
 def test_a_dead_holder_on_this_host_is_taken_over_at_once_a_live_stale_one_never(url):
     name = f"rounds/{uuid.uuid4().hex}"
     proc = holder_process(url, name, every_s=3600)  # alive, but its heartbeat goes stale
+    clock = Clock()
+    clock.advance(120)  # two minutes later, by the taker's clock
     try:
-        time.sleep(1.2)
         with pytest.raises(LeaseBusy, match=f"pid {proc.pid}"):
-            Lease(SqlLeases(url), name, stale_s=1).acquire()
+            Lease(SqlLeases(url, clock=clock), name, stale_s=1).acquire()
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -72,14 +85,17 @@ def test_holders_elsewhere_are_judged_by_heartbeat_not_by_a_pid(url):
     other_namespace = "|".join([here[0], here[1], "pid:[1]", *here[3:]])  # same hostname, own pids
     assert alive_here(other_host) is None and alive_here(other_namespace) is None
     assert alive_here(owner_id()) is True
-    leases = SqlLeases(url)
+    clock = Clock()
+    leases = SqlLeases(url, clock=clock)
     for owner in (other_host, other_namespace):
         name = f"rounds/{uuid.uuid4().hex}"
         assert leases.try_acquire(name, owner, stale_s=60) == 1
         with pytest.raises(LeaseBusy):  # our pid is alive here, but means nothing there
             Lease(leases, name, stale_s=60).acquire()
-        time.sleep(1.1)
-        taken = Lease(leases, name, stale_s=1).acquire()
+        clock.advance(61)
+        with pytest.raises(LeaseBusy):  # its heartbeat is 61 s old: not stale under 120 s
+            Lease(leases, name, stale_s=120).acquire()
+        taken = Lease(leases, name, stale_s=60).acquire()
         assert taken.token == 2
         taken.release()
 
@@ -163,8 +179,9 @@ def test_heartbeat_failures_are_logged_not_swallowed(tmp_path, caplog):
 
     from sqlalchemy import text
 
-    leases = SqlLeases(f"sqlite:///{tmp_path}/leases.db")
-    holder = Lease(leases, f"rounds/{uuid.uuid4().hex}", every_s=0.05, stale_s=0.5)
+    clock = Clock()
+    leases = SqlLeases(f"sqlite:///{tmp_path}/leases.db", clock=clock)
+    holder = Lease(leases, f"rounds/{uuid.uuid4().hex}", every_s=0.05, stale_s=60)
 
     def failing(_):
         raise RuntimeError("callback broke")
@@ -177,10 +194,40 @@ def test_heartbeat_failures_are_logged_not_swallowed(tmp_path, caplog):
             time.sleep(0.05)
         with leases.engine.begin() as conn:  # the store now refuses every renewal
             conn.execute(text(f"DROP TABLE {leases.table.name}"))
+        while "heartbeat failed" not in caplog.text and time.time() < deadline + 10:
+            time.sleep(0.05)
+        assert not holder.lost.is_set()  # a hiccup within stale_s: it retries
+        clock.advance(61)
         assert holder.lost.wait(10)  # past stale_s without a renewal: the lease is given up
         holder.release()
     assert "heartbeat callback failed" in caplog.text and "callback broke" in caplog.text
     assert "heartbeat failed" in caplog.text
+    with pytest.raises(LeaseLost, match="a heartbeat callback failed .RuntimeError: callback broke"):
+        holder.check()  # and the loss reports it
+
+
+def test_a_failing_callback_on_losing_the_lease_is_logged_and_reported(url, caplog):
+    """The callbacks run when a lease is lost (pause the scheduler, say) must not fail silently:
+    the others still run, the failure is logged, and the loss's error names it."""
+    from sqlalchemy import update
+
+    name = f"rounds/{uuid.uuid4().hex}"
+    leases = SqlLeases(url)
+    holder = Lease(leases, name, every_s=3600).acquire()
+    ran = []
+
+    def broken():
+        raise RuntimeError("could not pause")
+
+    holder.on_lost.extend([broken, lambda: ran.append(True)])
+    t = leases.table
+    with leases.engine.begin() as conn:  # another host's compare-and-set
+        conn.execute(update(t).where(t.c.name == name).values(owner=ELSEWHERE, token=holder.token + 1))
+    with pytest.raises(LeaseLost, match="a callback on losing the lease failed .RuntimeError: could not pause"):
+        holder.check()
+    assert ran == [True]
+    assert "a callback on losing it failed" in caplog.text
+    holder.release()
 
 
 # --- issue 26, item 10: the windows a heartbeat starved by load opened, interleaved step by step --

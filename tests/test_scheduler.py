@@ -16,6 +16,7 @@ from mlr_mlflow.scheduling.schedule import load_schedule
 from mlr_mlflow.scheduling.scheduler import build
 
 from .conftest import POSTGRES, postgres_available, write
+from .test_lease import ELSEWHERE, Clock
 
 
 
@@ -95,16 +96,15 @@ def test_missed_runs_run_once_and_past_grace_is_recorded(store, tmp_path, tracki
     assert missed.info.status == "FAILED" and "misfire grace" in missed.data.tags["mlr.job.error"]
 
 
-def test_a_second_scheduler_is_refused_and_a_dead_one_times_out(store):
-    table = f"lock_{uuid.uuid4().hex[:8]}"
-    first = SchedulerLock(store, table=table, stale_s=5)
+def test_a_second_scheduler_is_refused_and_a_dead_one_elsewhere_times_out(store):
+    name, clock = f"scheduler/{uuid.uuid4().hex[:8]}", Clock()
+    first = SchedulerLock(store, name=name, stale_s=5, every_s=3600, clock=clock)
+    first.owner = ELSEWHERE  # a scheduler on another host: judged by its heartbeat
     first.acquire()
-    second = SchedulerLock(store, table=table, stale_s=5)
-    with pytest.raises(SchedulerBusy, match="another scheduler holds this job store"):
+    second = SchedulerLock(store, name=name, stale_s=5, clock=clock)
+    with pytest.raises(SchedulerBusy, match="another scheduler holds this job store .pid 1 on elsewhere"):
         second.acquire()
-    first._stop.set()  # the first one "crashes": no more heartbeats
-    first._thread.join()
-    time.sleep(5.5)
+    clock.advance(6)  # the first one "crashed": no heartbeat for longer than stale_s
     second.acquire()  # stale: taken over
     assert second.holder()[0] == second.owner
     second.release()
@@ -180,11 +180,12 @@ def test_scheduler_start_refuses_a_second_and_stops_on_sigterm(tmp_path, trackin
 def test_a_scheduler_whose_lock_was_taken_over_runs_no_more_jobs(store, tmp_path, tracking_uri):
     from apscheduler.schedulers.base import STATE_PAUSED
 
-    table, marker = f"lock_{uuid.uuid4().hex[:8]}", tmp_path / "ticks.txt"
+    name, marker = f"scheduler/{uuid.uuid4().hex[:8]}", tmp_path / "ticks.txt"
     schedule = load_schedule(schedule_file(tmp_path, store, []))
     scheduler = build(schedule, tracking_uri, jobstore_table=f"jobs_{uuid.uuid4().hex[:8]}",
                       resume_first=False)
-    lock = SchedulerLock(store, table=table, every_s=0.2, on_lost=[scheduler.pause])
+    lock = SchedulerLock(store, name=name, every_s=0.2, on_lost=[scheduler.pause])
+    lock.owner = ELSEWHERE  # on another host (one here is never taken over while it lives)
     lock.acquire()
     scheduler.add_job("tests.sched_jobs:append", "interval", seconds=0.3, id="tick",
                       kwargs={"path": str(marker)})
@@ -194,7 +195,7 @@ def test_a_scheduler_whose_lock_was_taken_over_runs_no_more_jobs(store, tmp_path
         while time.time() < deadline and not marker.exists():
             time.sleep(0.1)
         assert marker.exists()  # it runs jobs while it holds the lock
-        usurper = SchedulerLock(store, table=table, stale_s=0)  # judged this one stale
+        usurper = SchedulerLock(store, name=name, stale_s=0)  # judged this one stale
         for attempt in range(20):  # its compare-and-set may lose to a heartbeat: try again
             try:
                 usurper.acquire()
@@ -227,18 +228,24 @@ def test_scheduler_start_stops_when_its_lock_is_taken_over(tmp_path, tracking_ur
                              str(path), "--tracking-uri", tracking_uri],
                             cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+    from sqlalchemy import update
+
     try:
-        usurper = SchedulerLock(store_url, stale_s=0)
+        usurper = SchedulerLock(store_url)
         deadline = time.time() + 60
         while usurper.holder() is None and time.time() < deadline:
             time.sleep(0.2)
-        usurper.acquire()
+        with pytest.raises(SchedulerBusy):  # a live scheduler on this host is never taken over
+            usurper.acquire()
+        t = usurper.backend.table  # a scheduler on another host judged it stale: its compare-and-set
+        with usurper.backend.engine.begin() as conn:
+            assert conn.execute(update(t).where(t.c.name == usurper.name).values(
+                owner=ELSEWHERE, token=t.c.token + 1, heartbeat=time.time())).rowcount == 1
         output = proc.communicate(timeout=90)[0]  # its next heartbeat (every 15 s) finds out
     finally:
         proc.kill()
     assert proc.returncode == 2, output
-    assert "taken over" in output and usurper.holder()[0] == usurper.owner
-    usurper.release()
+    assert "taken over" in output and usurper.holder()[0] == ELSEWHERE
 
 
 def test_reward_jobs_run_after_their_round_and_schedules_with_after_are_checked(tmp_path):

@@ -10,12 +10,14 @@ MLflow fails closed on routes it does not know (only admins may open `/mlr/`) un
 MLFLOW_BASIC_AUTH_FAIL_CLOSED=false; then a user who is not an admin sees only the experiments and
 reward models they may read.
 
-This module is the one place that touches MLflow's server internals.
+MLflow's server internals are reached only through tracking/mlflow_internals.py.
 """
 from __future__ import annotations
 
 import os
 from urllib.parse import urlparse
+
+from ..tracking import mlflow_internals as internals
 
 ROUTE = "/mlr/"
 # MLflow 3.17's UI keeps its page settings in the browser's localStorage. It chooses between its
@@ -46,7 +48,7 @@ def _seed_script() -> str:
     seed = {}
     try:
         client = _store_client()
-        may_read = _read_filter()
+        may_read = internals.read_filter()
         for exp in client.search_experiments(
                 filter_string=f"tags.`{names.EXPERIMENT_KIND}` = '{names.MODEL_DEVELOPMENT}'"):
             if may_read and not may_read.experiment(exp.experiment_id):
@@ -60,17 +62,13 @@ def _seed_script() -> str:
 
 def _store_client():
     from mlflow import MlflowClient
-    from mlflow.server.constants import BACKEND_STORE_URI_ENV_VAR, REGISTRY_STORE_URI_ENV_VAR
 
-    uri = os.environ[BACKEND_STORE_URI_ENV_VAR]
-    return MlflowClient(tracking_uri=uri,
-                        registry_uri=os.environ.get(REGISTRY_STORE_URI_ENV_VAR) or uri)
+    uri, registry_uri = internals.server_store_uris()
+    return MlflowClient(tracking_uri=uri, registry_uri=registry_uri)
 
 
 def _reader(client):
     """Artifacts as the server itself reads them (`mlflow-artifacts:` URIs name its destination)."""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
     def read(run_id: str, path: str) -> str | None:
         import tempfile
         from pathlib import Path
@@ -78,12 +76,10 @@ def _reader(client):
         try:
             uri = client.get_run(run_id).info.artifact_uri
             if uri.startswith("mlflow-artifacts:"):
-                from mlflow.server.handlers import _get_artifact_repo_mlflow_artifacts
-
-                repo, rel = _get_artifact_repo_mlflow_artifacts(), urlparse(uri).path.lstrip("/")
+                repo, rel = internals.served_artifact_repository(), urlparse(uri).path.lstrip("/")
                 path = f"{rel}/{path}"
             else:
-                repo = get_artifact_repository(uri)
+                repo = internals.artifact_repository(uri)
             with tempfile.TemporaryDirectory() as tmp:
                 return Path(repo.download_artifacts(path, tmp)).read_text()
         except Exception:  # the page says the code is not readable
@@ -91,33 +87,9 @@ def _reader(client):
     return read
 
 
-class _ReadFilter:
-    """What the logged-in user may read, asked of MLflow's auth store."""
-
-    def __init__(self, auth, user: str):
-        self.auth, self.user = auth, user
-
-    def experiment(self, experiment_id: str) -> bool:
-        return self.auth._graphql_can_read_experiment(experiment_id, self.user)
-
-    def model(self, name: str) -> bool:
-        return self.auth._graphql_can_read_model(name, self.user)
-
-
-def _read_filter() -> _ReadFilter | None:
-    """Under basic auth, the logged-in user's read permissions; None where everything is readable
-    (no basic auth, or an admin)."""
-    import sys
-
-    auth = sys.modules.get("mlflow.server.auth")  # imported only by the basic-auth factory
-    if auth is None or not auth.is_auth_enabled() or auth.sender_is_admin():
-        return None
-    return _ReadFilter(auth, auth.authenticate_request().username)
-
-
 def _visible_to_user(snap) -> None:
     """Under basic auth: keep what the logged-in user may read (admins read everything)."""
-    may_read = _read_filter()
+    may_read = internals.read_filter()
     if may_read is None:
         return
     readable = {e for e in snap.experiments if may_read.experiment(e)}
@@ -151,40 +123,26 @@ def index_view():
 
 def _add_routes(flask_app) -> None:
     from flask import redirect
-    from mlflow.server.handlers import _add_static_prefix
 
     if "mlr_dashboard" in flask_app.view_functions:  # a second factory call in one process
         return
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    route = _add_static_prefix(ROUTE)
+    route = internals.with_static_prefix(ROUTE)
     flask_app.add_url_rule(route, "mlr_dashboard", dashboard_view)
     flask_app.add_url_rule(route.rstrip("/"), "mlr_dashboard_slash", lambda: redirect(route))
     if "serve" in flask_app.view_functions:
         flask_app.view_functions["serve"] = index_view
 
 
-def _served(flask_app):
-    from mlflow.environment_variables import _MLFLOW_SGI_NAME
-
-    if _MLFLOW_SGI_NAME.get() == "uvicorn":
-        from mlflow.server.fastapi_app import create_fastapi_app
-
-        return create_fastapi_app(flask_app)
-    return flask_app
-
-
 def create_app():
     """`mlflow server --app-name mlr`: the MLflow UI plus the dashboard under /mlr/."""
-    from mlflow.server import app as flask_app
-
+    flask_app = internals.server_flask_app()
     _add_routes(flask_app)
-    return _served(flask_app)
+    return internals.served(flask_app)
 
 
 def create_basic_auth_app():
     """`mlflow server --app-name mlr-basic-auth`: the same, behind MLflow's basic auth."""
-    from mlflow.server import app as flask_app
-    from mlflow.server.auth import create_app as basic_auth
-
+    flask_app = internals.server_flask_app()
     _add_routes(flask_app)
-    return basic_auth(flask_app)
+    return internals.basic_auth_app(flask_app)

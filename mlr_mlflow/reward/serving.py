@@ -1,11 +1,12 @@
-"""The one adapter to MLflow's scoring server internals (`mlflow models serve` of a reward model).
+"""A 400, not a 500, for JSON too deep to decode (`mlflow models serve` of a reward model).
 
 MLflow decodes a request's JSON before the model sees it, and its decoder lets a RecursionError
 (JSON nested deeper than Python's recursion limit) escape as an internal error, a 500. A request
 is the client's input: `guard_json_decoding` makes that a 400 with a clear message, as MLflow does
 for malformed JSON. It wraps `mlflow.pyfunc.scoring_server._decode_json_input` once per process
 (the reward model calls it when it loads, which in a scoring server is before any request), and
-changes nothing for well-formed input; where that function does not exist it does nothing.
+changes nothing for well-formed input; where that function does not exist it does nothing. The
+private function is reached only through tracking/mlflow_internals.py.
 """
 from __future__ import annotations
 
@@ -14,16 +15,12 @@ import functools
 
 def guard_json_decoding() -> bool:
     """Wrap the scoring server's JSON decoding (idempotent); True when it is wrapped."""
-    try:
-        from mlflow.pyfunc import scoring_server
-    except Exception:  # serving extras missing: nothing serves here
-        return False
-    decode = getattr(scoring_server, "_decode_json_input", None)
-    if decode is None:
-        return False
-    if getattr(decode, "_mlr_guarded", False):
-        return True
+    from ..tracking.mlflow_internals import wrap_scoring_json_decoder
 
+    return wrap_scoring_json_decoder(_guarded)
+
+
+def _guarded(decode):
     @functools.wraps(decode)
     def guarded(json_input):
         try:
@@ -34,7 +31,4 @@ def guard_json_decoding() -> bool:
 
             raise MlflowException(f"the request's JSON cannot be decoded: {type(exc).__name__} "
                                   "(nested too deeply or too large)", error_code=BAD_REQUEST) from None
-
-    guarded._mlr_guarded = True
-    scoring_server._decode_json_input = guarded
-    return True
+    return guarded

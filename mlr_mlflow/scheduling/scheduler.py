@@ -11,7 +11,8 @@ are not scheduled by time: they travel with their trigger and run when it succee
 unfinished round of each scheduled kind is resumed first; rounds of one kind never overlap (the
 kind's lease: a job waits for it). SIGTERM and SIGINT stop the scheduler after the running job ends;
 if it is killed anyway, the next start resumes its round. A scheduler whose lock was taken over
-(lock.py) pauses at once, lets the running job end and stops.
+(lock.py: the tracking lease) pauses at once, lets the running job end and stops; a failure of
+that callback is logged and named in the error it stops with.
 """
 from __future__ import annotations
 
@@ -115,12 +116,13 @@ def start(schedule: Schedule, tracking_uri: str, config_path: str | None = None,
             progress(f"job {job.id}: next run {job.next_run_time}")
         if not lock.lost.is_set():
             scheduler.resume()
-        while not stopping.wait(1.0):
+        while not stopping.wait(1.0) and not lock.lost.is_set():  # lost: even if `lost()` failed
             pass
         scheduler.shutdown(wait=True)  # a running round finishes; if killed, the next start resumes it
         if lock.lost.is_set():
             raise SchedulerBusy("stopped: another scheduler took this job store's lock over "
-                                "(this one was unresponsive for longer than the lock's timeout)")
+                                "(this one was unresponsive for longer than the lock's timeout)"
+                                + lock.failures())
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -6,7 +6,8 @@ run on sqlite, a fifth of a one-pass batch's wall time once training got fast (d
 Starting one costs as much again (create, params, dataset inputs: 36 ms), on a thread beside the
 training processes, for the same two cores.
 On a database store (sqlite, PostgreSQL: MLflow's `SqlAlchemyStore`) `start_runs` and `end_runs` write the same
-rows through MLflow's own SQLAlchemy models and session, for a whole batch in one transaction: the
+rows through MLflow's own SQLAlchemy models and session (private API, reached only through
+mlflow_internals.py), for a whole batch in one transaction: the
 same validation of keys and values, the same run rows, tags, params and dataset inputs (a dataset
 row shared per experiment, name and digest), the same metric history and latest-metric rules, the
 same run name, status and end time. tests/test_bulk.py checks that they leave exactly the runs the
@@ -24,6 +25,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from . import mlflow_internals as internals
 from . import names
 from .runs import log, log_artifact_files
 
@@ -59,7 +61,7 @@ class RunEnd:
 def start_runs(client, experiment_id: str, starts: list[RunStart]) -> None:
     """Create and describe one run per `starts` in `experiment_id`. On a database store the runs
     are created in one transaction, then their artifacts written where it put them."""
-    store = _database_store(client)
+    store = internals.database_store(client)
     done = 0
     if store is not None:
         try:
@@ -82,7 +84,7 @@ def start_runs(client, experiment_id: str, starts: list[RunStart]) -> None:
 
 def end_runs(client, ends: list[RunEnd]) -> str:
     """End every run of `ends`; returns how: "one transaction" or "run by run"."""
-    store = _database_store(client)
+    store = internals.database_store(client)
     done = 0
     if store is not None and len({e.run_id for e in ends}) == len(ends):
         try:
@@ -99,23 +101,13 @@ def end_runs(client, ends: list[RunEnd]) -> str:
     return "run by run"
 
 
-def _database_store(client):
-    """The client's MLflow SqlAlchemyStore, or None (a server, a plugin store, another MLflow)."""
-    try:
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-        store = client._tracking_client.store
-    except (ImportError, AttributeError):
-        return None
-    return store if isinstance(store, SqlAlchemyStore) else None
-
-
 def _end_in_one_transaction(store, ends: list[RunEnd]) -> None:
     from mlflow.entities import LifecycleStage
     from mlflow.exceptions import MlflowException
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlRun, SqlTag
-    from mlflow.utils.validation import _validate_metric, _validate_tag
     from sqlalchemy import insert
+
+    db = internals.models()
+    SqlLatestMetric, SqlMetric, SqlRun, SqlTag = db.SqlLatestMetric, db.SqlMetric, db.SqlRun, db.SqlTag
 
     now = int(time.time() * 1000)
     metrics, tags = [], []
@@ -123,14 +115,14 @@ def _end_in_one_transaction(store, ends: list[RunEnd]) -> None:
         for key, value in e.metrics.items():
             if value is None or not math.isfinite(value):
                 continue
-            _validate_metric(key, float(value), now, 0)
+            internals.validate_metric(key, float(value), now, 0)
             metrics.append({"run_uuid": e.run_id, "key": key, "value": float(value),
                             "timestamp": now, "step": 0, "is_nan": False})
         for key, value in e.tags.items():
-            tag = _validate_tag(key, str(value)[:8000])  # truncated as runs.log truncates
+            tag = internals.validate_tag(key, str(value)[:8000])  # truncated as runs.log truncates
             tags.append((e.run_id, tag.key, tag.value))
     ids = [e.run_id for e in ends]
-    with store.ManagedSessionMaker(read_only=False) as session:
+    with internals.write_session(store) as session:
         runs = {r.run_uuid: r for r in session.query(SqlRun).filter(SqlRun.run_uuid.in_(ids))}
         for run_id in ids:
             if run_id not in runs or runs[run_id].lifecycle_stage != LifecycleStage.ACTIVE:
@@ -146,7 +138,7 @@ def _end_in_one_transaction(store, ends: list[RunEnd]) -> None:
                 old = latest.get((m["run_uuid"], m["key"]))
                 if old is None:
                     fresh.append(m)
-                elif (m["step"], m["timestamp"], m["value"]) > (old.step, old.timestamp, old.value):
+                elif internals.replaces_latest(m["step"], m["timestamp"], m["value"], old):
                     old.value, old.step, old.timestamp, old.is_nan = (
                         m["value"], m["step"], m["timestamp"], m["is_nan"])
             if fresh:
@@ -174,12 +166,12 @@ def _start_in_one_transaction(store, experiment_id: str, starts: list[RunStart])
 
     from mlflow.entities import LifecycleStage
     from mlflow.exceptions import MlflowException
-    from mlflow.store.tracking.dbmodels.models import (SqlDataset, SqlInput, SqlInputTag, SqlParam, SqlRun,
-                                                       SqlTag)
-    from mlflow.utils.mlflow_tags import MLFLOW_USER
-    from mlflow.utils.uri import append_to_uri_path
-    from mlflow.utils.validation import _validate_param, _validate_tag
     from sqlalchemy import insert
+
+    db = internals.models()
+    SqlDataset, SqlInput, SqlInputTag, SqlParam, SqlRun, SqlTag = (
+        db.SqlDataset, db.SqlInput, db.SqlInputTag, db.SqlParam, db.SqlRun, db.SqlTag)
+    user_tag = internals.user_tag()
 
     experiment = store.get_experiment(experiment_id)
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
@@ -188,7 +180,7 @@ def _start_in_one_transaction(store, experiment_id: str, starts: list[RunStart])
     runs, tags, params, created = [], [], [], []
     for i, start in enumerate(starts):
         run_id = uuid.uuid4().hex
-        uri = append_to_uri_path(experiment.artifact_location, run_id, "artifacts")
+        uri = internals.run_artifact_uri(experiment.artifact_location, run_id)
         created.append((run_id, uri))
         run_tags = {names.RUN_NAME: start.name, **{k: str(v)[:8000] for k, v in start.tags.items()}}
         if run_tags[names.RUN_NAME] != start.name:
@@ -197,18 +189,18 @@ def _start_in_one_transaction(store, experiment_id: str, starts: list[RunStart])
         # order by start time (MLflow's default, "newest first") keeps the order they were opened in
         runs.append({"run_uuid": run_id, "name": start.name, "artifact_uri": uri, "experiment_id": experiment_id,
                      "source_type": "UNKNOWN", "source_name": "", "entry_point_name": "",
-                     "user_id": start.tags.get(MLFLOW_USER, "unknown"), "status": "RUNNING",
+                     "user_id": start.tags.get(user_tag, "unknown"), "status": "RUNNING",
                      "start_time": now + i, "end_time": None, "deleted_time": None, "source_version": "",
                      "lifecycle_stage": LifecycleStage.ACTIVE})
         for key, value in run_tags.items():
-            tag = _validate_tag(key, value)
+            tag = internals.validate_tag(key, value)
             tags.append({"run_uuid": run_id, "key": tag.key, "value": tag.value})
         for key, value in start.params.items():
             value = str(value)[:6000]  # as runs.log cuts it
-            _validate_param(key, value)
+            internals.validate_param(key, value)
             params.append({"run_uuid": run_id, "key": key, "value": value})
     wanted = {(i.dataset.name, i.dataset.digest): i.dataset for s in starts for i in s.datasets}
-    with store.ManagedSessionMaker(read_only=False) as session:
+    with internals.write_session(store) as session:
         uuids = {}
         if wanted:
             uuids = {(d.name, d.digest): d.dataset_uuid for d in session.query(SqlDataset).filter(

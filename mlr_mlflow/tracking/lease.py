@@ -106,13 +106,13 @@ def alive_here(owner: str) -> bool | None:
     return not started or now == started
 
 
-def _can_take(owner: str, heartbeat: float, stale_s: float) -> bool:
+def _can_take(owner: str, heartbeat: float, stale_s: float, now: float) -> bool:
     if not owner:
         return True  # released
     alive = alive_here(owner)
     if alive is not None:
         return not alive
-    return time.time() - heartbeat > stale_s
+    return now - heartbeat > stale_s
 
 
 @functools.lru_cache(maxsize=8)
@@ -124,13 +124,16 @@ def _engine(url: str):
 
 
 class SqlLeases:
-    """The `mlr_leases` table in a SQL database (the tracking store's own, normally)."""
+    """The `mlr_leases` table in a SQL database (the tracking store's own, normally).
 
-    def __init__(self, url: str):
+    `clock` gives the heartbeats written and the time they are judged against: wall-clock seconds,
+    since holders on other hosts compare them (a test passes a clock it advances instead of sleeping)."""
+
+    def __init__(self, url: str, clock=time.time):
         from sqlalchemy import Column, Float, Integer, MetaData, String, Table
         from sqlalchemy.exc import SQLAlchemyError
 
-        self.url = url
+        self.url, self.clock = url, clock
         self.engine = _engine(url)
         meta = MetaData()
         self.table = Table("mlr_leases", meta, Column("name", String(250), primary_key=True),
@@ -159,19 +162,19 @@ class SqlLeases:
         with self.engine.begin() as conn:
             if current is None:
                 try:
-                    conn.execute(insert(t).values(name=name, owner=owner, token=1, heartbeat=time.time()))
+                    conn.execute(insert(t).values(name=name, owner=owner, token=1, heartbeat=self.clock()))
                     return 1
                 except IntegrityError:
                     return None
             held_by, token, beat = current
-            if not _can_take(held_by, beat, stale_s):
+            if not _can_take(held_by, beat, stale_s, self.clock()):
                 return None
             # The compare covers what the judgement read, not the token alone: a holder whose late
             # heartbeat lands between that read and this write keeps its lease (renewing does not
             # change the token, so a token-only compare took a lease over from a live holder).
             won = conn.execute(update(t).where(t.c.name == name, t.c.token == token,
                                                t.c.owner == held_by, t.c.heartbeat == beat)
-                               .values(owner=owner, token=token + 1, heartbeat=time.time())).rowcount
+                               .values(owner=owner, token=token + 1, heartbeat=self.clock())).rowcount
         return token + 1 if won == 1 else None
 
     def renew(self, name: str, owner: str, token: int) -> bool:
@@ -180,7 +183,7 @@ class SqlLeases:
         t = self.table
         with self.engine.begin() as conn:
             return conn.execute(update(t).where(t.c.name == name, t.c.owner == owner, t.c.token == token)
-                                .values(heartbeat=time.time())).rowcount == 1
+                                .values(heartbeat=self.clock())).rowcount == 1
 
     def release(self, name: str, owner: str, token: int) -> None:
         from sqlalchemy import update
@@ -195,8 +198,8 @@ class TagLeases:
     """Fallback for stores reached only over HTTP: the lease is an experiment tag
     `token|heartbeat|owner`, written then read back after `settle_s`. Not a compare-and-set."""
 
-    def __init__(self, client, experiment_id: str, settle_s: float = 2.0):
-        self.client, self.exp_id, self.settle_s = client, experiment_id, settle_s
+    def __init__(self, client, experiment_id: str, settle_s: float = 2.0, clock=time.time):
+        self.client, self.exp_id, self.settle_s, self.clock = client, experiment_id, settle_s, clock
 
     def _key(self, name: str) -> str:
         return names.lease_tag(name.rpartition('/')[0] or name)
@@ -213,10 +216,10 @@ class TagLeases:
 
     def try_acquire(self, name: str, owner: str, stale_s: float) -> int | None:
         current = self.holder(name)
-        if current is not None and not _can_take(current[0], current[2], stale_s):
+        if current is not None and not _can_take(current[0], current[2], stale_s, self.clock()):
             return None
         token = (current[1] if current else 0) + 1
-        self._write(name, owner, token, time.time())
+        self._write(name, owner, token, self.clock())
         time.sleep(self.settle_s)
         after = self.holder(name)
         return token if after and after[0] == owner and after[1] == token else None
@@ -225,7 +228,7 @@ class TagLeases:
         current = self.holder(name)
         if not current or current[0] != owner or current[1] != token:
             return False
-        self._write(name, owner, token, time.time())
+        self._write(name, owner, token, self.clock())
         return True
 
     def release(self, name: str, owner: str, token: int) -> None:
@@ -234,23 +237,29 @@ class TagLeases:
             self._write(name, "", token, 0.0)
 
 
-def backend_for(client, experiment_id: str):
+def backend_for(client, experiment_id: str, clock=time.time):
     """SqlLeases on $MLR_MLFLOW_LEASE_URL or on the tracking store's database; else TagLeases."""
     url = os.environ.get(LEASE_URL_ENV) or client.tracking_uri
     if url.startswith(SQL_SCHEMES):
-        return SqlLeases(url)
-    return TagLeases(client, experiment_id)
+        return SqlLeases(url, clock=clock)
+    return TagLeases(client, experiment_id, clock=clock)
 
 
 class Lease:
     """One holder of one named lease. `acquire()`, then a daemon thread renews it every `every_s`;
     when a renewal finds the lease taken over (or cannot renew it for `stale_s`), `lost` is set,
-    `on_lost` callbacks run and `check()` raises LeaseLost. A context manager that releases."""
+    `on_lost` callbacks run and `check()` raises LeaseLost. A context manager that releases.
+
+    A callback that fails is logged and kept in `errors` (one line each), which LeaseLost repeats:
+    the failure is never swallowed. `clock` (default: the backend's, wall-clock seconds) is what
+    heartbeat ages are measured with; waiting and the heartbeat interval stay in real time."""
 
     def __init__(self, backend, name: str, *, what: str = "", stale_s: float = STALE_S,
-                 every_s: float = EVERY_S):
+                 every_s: float = EVERY_S, clock=None):
         self.backend, self.name, self.what = backend, name, what or name
         self.stale_s, self.every_s = stale_s, every_s
+        self.clock = clock or getattr(backend, "clock", time.time)
+        self.errors: list[str] = []
         self.owner = owner_id()
         self.token: int | None = None
         self.lost = threading.Event()
@@ -261,20 +270,24 @@ class Lease:
         self._thread: threading.Thread | None = None
 
     def acquire(self, wait_s: float = 0.0, poll_s: float = 5.0) -> "Lease":
-        deadline = time.time() + wait_s
+        deadline = time.monotonic() + wait_s
         while True:
             self.token = self.backend.try_acquire(self.name, self.owner, self.stale_s)
             if self.token is not None:
                 break
-            if time.time() >= deadline:
-                held = self.backend.holder(self.name)
-                who = (f"{describe(held[0])}, heartbeat {time.time() - held[2]:.0f} s ago"
-                       if held and held[0] else "just taken")
-                raise LeaseBusy(f"{self.what} is still running ({who}); only one at a time")
-            time.sleep(min(poll_s, max(deadline - time.time(), 0.05)))
+            if time.monotonic() >= deadline:
+                raise LeaseBusy(f"{self.what} is still running ({self.busy_holder()}); only one at a time")
+            time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.05)))
         self._thread = threading.Thread(target=self._beat, name=f"mlr-lease-{self.name}", daemon=True)
         self._thread.start()
         return self
+
+    def busy_holder(self) -> str:
+        """Who holds the lease, and how old their heartbeat is, for a refusal."""
+        held = self.backend.holder(self.name)
+        if not held or not held[0]:
+            return "just taken"
+        return f"{describe(held[0])}, heartbeat {self.clock() - held[2]:.0f} s ago"
 
     def check(self) -> None:
         """Raise LeaseLost if another process took the lease over: call before writing results.
@@ -295,7 +308,11 @@ class Lease:
         if self.lost.is_set():
             raise LeaseLost(f"{self.what}: lease {self.name} (token {self.token}) was taken over by "
                             f"another process ({self._holder_now()}); this one stops and writes "
-                            "nothing more")
+                            "nothing more" + self.failures())
+
+    def failures(self) -> str:
+        """'' or '; then: <each callback failure>', for the message that reports the loss."""
+        return "; then: " + "; ".join(self.errors) if self.errors else ""
 
     def _holder_now(self) -> str:
         try:
@@ -306,6 +323,11 @@ class Lease:
             return "now released"
         return f"now held by {describe(held[0])} with token {held[1]}"
 
+    def _failed(self, what: str, exc: Exception) -> None:
+        line = f"{what} failed ({type(exc).__name__}: {str(exc)[:200]})"
+        if line not in self.errors:  # a callback failing at every beat is said once
+            self.errors.append(line)
+
     def _lose(self) -> None:
         with self._losing:  # the heartbeat thread and `check` may both find it: callbacks run once
             if self.lost.is_set():
@@ -314,29 +336,31 @@ class Lease:
         for callback in self.on_lost:
             try:
                 callback()
-            except Exception:  # a callback must not keep the others from running
+            except Exception as exc:  # a callback must not keep the others from running
                 log.exception("lease %s: a callback on losing it failed", self.name)
+                self._failed("a callback on losing the lease", exc)
 
     def _beat(self) -> None:
-        last_ok = time.time()
+        last_ok = self.clock()
         while not self._stop.wait(self.every_s):
             try:
                 if not self.backend.renew(self.name, self.owner, self.token):
                     self._lose()
                     return
-                last_ok = time.time()
+                last_ok = self.clock()
             except Exception as exc:  # a store hiccup; past stale_s another process may take it over
                 log.warning("lease %s: heartbeat failed (%s: %s); retrying", self.name,
                             type(exc).__name__, str(exc)[:300])
-                if time.time() - last_ok > self.stale_s:
+                if self.clock() - last_ok > self.stale_s:
                     self._lose()
                     return
                 continue
             for callback in self.on_beat:
                 try:
                     callback(self)
-                except Exception:
+                except Exception as exc:
                     log.exception("lease %s: a heartbeat callback failed", self.name)
+                    self._failed("a heartbeat callback", exc)
 
     def release(self) -> None:
         self._stop.set()
@@ -357,6 +381,7 @@ class Lease:
         self.release()
 
 
-def rounds_lease(client, experiment_id: str, what: str, **kwargs) -> Lease:
+def rounds_lease(client, experiment_id: str, what: str, clock=time.time, **kwargs) -> Lease:
     """The lease on the rounds of one experiment (one kind): one round at a time, in any process."""
-    return Lease(backend_for(client, experiment_id), f"rounds/{experiment_id}", what=what, **kwargs)
+    return Lease(backend_for(client, experiment_id, clock), f"rounds/{experiment_id}", what=what,
+                 clock=clock, **kwargs)

@@ -58,11 +58,11 @@ def log_artifact_files(client, run_id: str, files: dict[str, str], artifact_uri:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         if artifact_uri:
-            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+            from .mlflow_internals import artifact_repository
 
             # resolved against this client's tracking URI, as MLflow's own client does (a proxied
             # mlflow-artifacts: URI belongs to the client's server, not to the process's default)
-            get_artifact_repository(artifact_uri, tracking_uri=client.tracking_uri).log_artifacts(tmp)
+            artifact_repository(artifact_uri, tracking_uri=client.tracking_uri).log_artifacts(tmp)
         else:
             client.log_artifacts(run_id, tmp)
 
