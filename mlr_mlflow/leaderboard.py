@@ -68,6 +68,14 @@ def best_of(rows: list[dict]) -> dict | None:
     return None
 
 
+# what a person reads first in leaderboard.json (MLflow's table view shows columns in this order)
+FIRST = ("rank", "expression", "confirmed", "transfers", "confirm_b_wr", "full_b_wr", "one_pass_b_wr",
+         "one_pass_screen_score", "suite_noise_ceiling", "sha256")
+
+
 def columns(rows: list[dict]) -> dict[str, list]:
-    keys = list(rows[0])
-    return {k: [r[k] for r in rows] for k in keys}
+    """The rows as a table: the columns a person reads first, then the rest; a column empty in
+    every row is left out (run ids stay, so a row always names its runs)."""
+    keys = [k for k in FIRST if k in rows[0]] + [k for k in rows[0] if k not in FIRST]
+    return {k: [r[k] for r in rows] for k in keys
+            if k.endswith("_run_id") or any(r[k] is not None for r in rows)}
