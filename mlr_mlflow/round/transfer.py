@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config, ConfigError, with_overrides
+from ..config import Config, ConfigError, with_overrides
 from .confirm import verdicts
-from .tracking import log, names
+from ..tracking import log, names
 
 VARIANT = "transfer"
 
@@ -55,7 +55,7 @@ def transfer(client, config: Config, selected: list, round_run_id: str, evaluate
              progress: Callable[[str], None] = lambda _: None, step: int = 0) -> Transfer:
     """Test the round's selected hypotheses (`selected`: their valid full evaluations) on the
     held-out tasks. `evaluate_once(evaluator, hypotheses, variant, seeds)` as in confirm.confirm."""
-    from .evaluate.evaluator import Evaluator
+    from ..evaluate.evaluator import Evaluator
 
     result = Transfer(selected=[ev.hypothesis.sha256 for ev in selected])
     held_out = transfer_config(config) if config.confirm.enabled else None

@@ -17,23 +17,23 @@ import uuid
 
 from typing import Callable
 
-from .config import Config, UsageError, for_kind
+from ..config import Config, UsageError, for_kind
 from .confirm import confirm, confirmation_config
-from .suite_check.known import stated_reliability
+from ..suite_check.known import stated_reliability
 from .transfer import transfer, transfer_config
-from .generate import Context, make_generator
+from ..generate import Context, make_generator
 from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost, wave_sizes
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
                      round_lease, round_number, round_numbers, saved_selection,
                      unfinished_round)
-from . import round_report
-from .round_summary import RoundSummary
-from .tracking import create_run, experiment_id, finish, log, log_json, names
-from .tracking.lease import LeaseLost
-from .tracking.queries import round_runs
-from .tracking.runs import end_failed
+from . import report as round_report
+from .summary import RoundSummary
+from ..tracking import create_run, experiment_id, finish, log, log_json, names
+from ..tracking.lease import LeaseLost
+from ..tracking.queries import round_runs
+from ..tracking.runs import end_failed
 
 def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: int | None = None,
              seeds: int | None = None, seed: int | None = None, resume: bool = False,
@@ -42,7 +42,7 @@ def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: 
     """One round of `kind` (unset numbers from the config's [discover]), or with `resume` the latest
     unfinished one (None when there is none). While another round of the kind runs anywhere, waits
     up to `wait_s` for it, then raises RoundBusy."""
-    from .evaluate.datasets import check_suite
+    from ..evaluate.datasets import check_suite
 
     config = for_kind(config, kind)
     check_suite(config.suite, kind)  # a bad task is a usage error before the store is touched
@@ -96,7 +96,7 @@ class Round:
             round_id = run.data.tags[names.ROUND_ID]
             self.number = round_number(run_id, run.data.tags)
             if run.data.tags.get(names.GENERATOR, self.generator.name) != self.generator.name:
-                from .generate import make_generator
+                from ..generate import make_generator
 
                 self.generator = make_generator(run.data.tags[names.GENERATOR], self.config)
             self.progress(f"resuming round {run_id} ({round_id})")
@@ -161,7 +161,7 @@ class Round:
         lock (tracking/fluent.py), so traces of two rounds in one process never cross."""
         from contextlib import nullcontext
 
-        from .tracking.fluent import fluent_store
+        from ..tracking.fluent import fluent_store
 
         if not hasattr(self.generator, "enable_tracing"):
             return nullcontext()
@@ -203,7 +203,7 @@ class Round:
         if recorded == "one-pass" or (recorded is None and mode == "one-pass"):
             log(self.client, run_id, tags={SCREEN: "one-pass"})
             return None
-        from .reward.screen import load_champion
+        from ..reward.screen import load_champion
 
         champion = load_champion(self.client, self.kind)
         if champion is None and mode == "reward":
@@ -217,7 +217,7 @@ class Round:
 
     def _evaluate(self, hypotheses, top_k, seeds, run_id, round_id, summary: RoundSummary,
                   lease) -> None:
-        from .executors import make_executor
+        from ..executors import make_executor
 
         if not hypotheses:
             return
@@ -283,7 +283,7 @@ class Round:
     def _evaluate_once(self, evaluator, hypotheses, variant, seeds, run_id, round_id):
         """Evaluate what this round has not evaluated yet; finished runs (from before a kill) are
         kept as they are, leftovers of a dead process are marked interrupted and done again."""
-        from .evaluate.evaluation import Evaluation
+        from ..evaluate.evaluation import Evaluation
 
         done = done_and_interrupted(self.client, self.exp_id, round_id, variant)
         todo = [h for h in hypotheses if h.sha256 not in done]
@@ -311,8 +311,8 @@ class Round:
         champion refitted on the round's evaluations before each later wave. Each decision is saved
         (selection.json) before what it picks is trained; a resumed round passes the saved one in
         `selection` and acts on it, whatever the champion (or eta) is by then."""
-        from .sandbox import warm_sandbox
-        from .validate import validate_many
+        from ..sandbox import warm_sandbox
+        from ..validate import validate_many
 
         self.progress(f"validating {len(hypotheses)} hypotheses before screening")
         with warm_sandbox(self.config.sandbox) as sandbox:
@@ -341,7 +341,7 @@ class Round:
         learned: set[str] = set()  # what the champion in memory has been refitted on
         while len(selection.get("waves", [])) < len(sizes):
             if champion is None:  # a resumed round: the champion of now, if there is one
-                from .reward.screen import load_champion
+                from ..reward.screen import load_champion
 
                 champion = load_champion(self.client, self.kind)
             if champion is None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .tracking import log, names
-from .tracking.dashboard_queries import round_records
-from .tracking.queries import round_runs
+from ..tracking import log, names
+from ..tracking.dashboard_queries import round_records
+from ..tracking.queries import round_runs
 
 SHOWN = 5  # best hypotheses listed in the description
 
@@ -47,7 +47,7 @@ def description(summary, exp_id: str, number: int) -> str:
     if summary.stop_reason:
         lines += [f"Generation stopped early: {summary.stop_reason}", ""]
     if summary.instrument:
-        from .suite_check.known import sentence
+        from ..suite_check.known import sentence
 
         lines += [sentence(summary.instrument), ""]
     if summary.transfers or any(r.get("transfer_b_wr") is not None for r in summary.leaderboard):

@@ -21,9 +21,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config, ConfigError, UsageError, with_overrides
-from .stats import benjamini_hochberg
-from .tracking import log, names
+from ..config import Config, ConfigError, UsageError, with_overrides
+from ..stats import benjamini_hochberg
+from ..tracking import log, names
 
 VARIANT = "confirm"
 
@@ -61,7 +61,7 @@ def confirm(client, config: Config, one_pass: list, full: list, seeds: int, roun
     `evaluate_once(evaluator, hypotheses, variant, seeds)` evaluates what the round has not
     evaluated yet in that variant and returns one Evaluation per hypothesis, in order.
     """
-    from .evaluate.evaluator import Evaluator
+    from ..evaluate.evaluator import Evaluator
 
     selected = [ev for ev in full if ev.valid]
     result = Confirmation(selected=[ev.hypothesis.sha256 for ev in selected])

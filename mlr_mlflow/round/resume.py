@@ -37,12 +37,12 @@ import re
 import socket
 import time
 
-from .config import UsageError
-from .hypothesis import Hypothesis
-from .tracking import finish, log, names
-from .tracking.lease import Lease, LeaseBusy, rounds_lease
-from .tracking.queries import round_runs, runs_of_round
-from .tracking.runs import read_json
+from ..config import UsageError
+from ..hypothesis import Hypothesis
+from ..tracking import finish, log, names
+from ..tracking.lease import Lease, LeaseBusy, rounds_lease
+from ..tracking.queries import round_runs, runs_of_round
+from ..tracking.runs import read_json
 
 HEARTBEAT = "mlr.round.heartbeat"
 OWNER = "mlr.round.owner"

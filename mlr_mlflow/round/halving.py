@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config
+from ..config import Config
 
 COST_METRIC = "cost_full_equivalents"
 
@@ -59,7 +59,7 @@ def promote(evaluations: list, top_k: int) -> list:
 def reward_rung(champion, valid: list, share: int, config: Config, seed: int) -> dict:
     """The reward screen's decision (selection.json): the one place a round asks the reward model
     which `share` of the valid proposals to train, so another acquisition rule plugs in here."""
-    from .reward.screen import decide
+    from ..reward.screen import decide
 
     d = config.discover
     return decide(champion, valid, share, d.explore, d.mmr_lambda, seed=seed)
@@ -74,8 +74,8 @@ def wave_sizes(share: int, waves: int) -> list[int]:
 
 def learned_target(ev) -> float | None:
     """What a wave teaches the reward model about an evaluation: its validation target."""
-    from .reward.ranker import selection_target
-    from .tracking import names
+    from ..reward.ranker import selection_target
+    from ..tracking import names
 
     if not ev.valid:
         return None
@@ -90,7 +90,7 @@ def next_wave(champion, selection: dict, valid: list, learn: list, size: int, co
     not picked yet. Adds to selection.json's "waves", "picks", "explored", "rescores" (the latest
     score of every proposal still open) and "refits" (how many evaluations each refit learned, and
     the registered version it started from: a resumed round may refit a newer champion)."""
-    from .reward.screen import rescore
+    from ..reward.screen import rescore
 
     taught = [(ev.hypothesis, t) for ev in learn if (t := learned_target(ev)) is not None]
     picked = set(selection["picks"])

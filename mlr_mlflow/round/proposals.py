@@ -12,10 +12,10 @@ import logging
 import sys
 from contextlib import contextmanager
 
-from .generate import GenerationStopped, Known
-from .hypothesis import Hypothesis
-from .tracking import create_run, finish, log_artifact_files, names
-from .tracking.queries import hypothesis_runs, runs_of_round
+from ..generate import GenerationStopped, Known
+from ..hypothesis import Hypothesis
+from ..tracking import create_run, finish, log_artifact_files, names
+from ..tracking.queries import hypothesis_runs, runs_of_round
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
 def _behaviour(dedup, h: Hypothesis, record: dict, summary):
     """Fingerprint `h` and judge it: a verdict (and its record) for a duplicate or rediscovery,
     None for a new behaviour (remembered, so a later proposal in this round can match it)."""
-    from .fingerprint import encode
+    from ..fingerprint import encode
 
     fingerprint, verdict = dedup.check(h.source)
     if fingerprint is not None:
@@ -157,9 +157,9 @@ def open_dedup(client, config, exp_id: str, kind: str, exclude_round: str | None
     if not config.discover.dedup:
         yield None
         return
-    from .fingerprint import Deduplicator
-    from .kinds import get_kind
-    from .sandbox import open_sandbox
+    from ..fingerprint import Deduplicator
+    from ..kinds import get_kind
+    from ..sandbox import open_sandbox
 
     sets, component = config.kinds[kind], get_kind(kind).component
     references = {n: component(n) for n in (*sets.baselines, *sets.sota)}
@@ -177,8 +177,8 @@ def _earlier_fingerprints(client, exp_id: str, kind: str, sandbox, exclude_round
     import tempfile
     from pathlib import Path
 
-    from .fingerprint import compute, decode, encode
-    from .sandbox import SandboxError
+    from ..fingerprint import compute, decode, encode
+    from ..sandbox import SandboxError
 
     first: dict[str, object] = {}
     tagged: dict[str, object] = {}
