@@ -18,7 +18,7 @@ import random
 from typing import Iterator
 
 from ..tracking import names
-from . import Context, Proposal
+from . import Context, Generator, Proposal
 
 TORCH_UNARY = {
     "neg": "(-{})", "abs": "torch.abs({})", "square": "torch.square({})",
@@ -275,7 +275,7 @@ def _fits(genome: dict) -> bool:
     return _size(genome["f"]) <= MAX_NODES and _depth(genome["f"]) <= MAX_DEPTH
 
 
-class SymbolicGenerator:
+class SymbolicGenerator(Generator):
     """Random trees at first; once symbolic parents exist, mostly their mutations and crossovers."""
 
     name = "symbolic"

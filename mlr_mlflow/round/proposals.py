@@ -101,13 +101,18 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
                 if h.sha256 in seen or h.sha256 in mine:
                     summary.duplicates += 1
                     record.update(status="duplicate", of_run=seen.get(h.sha256, "this round"))
-                elif dedup is not None and _behaviour(dedup, h, record, summary):
-                    mine.add(h.sha256)  # the same text again is a plain duplicate
-                else:
-                    mine.add(h.sha256)
+                    records.append(record)
+                    continue
+                verdict = None
+                if dedup is not None:
+                    h, verdict = _behaviour(dedup, h, record, summary)
+                    if "tags" in record:  # a record's tags are its hypothesis's, fingerprint included
+                        record["tags"] = h.origin["tags"]
+                mine.add(h.sha256)  # the same text again is a plain duplicate
+                if verdict is None:
                     hypotheses.append(h)
                     record.update(status="accepted", source=h.source, generator=h.generator,
-                                  origin=proposal.origin)
+                                  origin=h.origin)
                     bar.update(1)
             records.append(record)
     summary.generated = len(hypotheses)
@@ -120,17 +125,18 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
     return hypotheses, records, metrics
 
 
-def _behaviour(dedup, h: Hypothesis, record: dict, summary):
-    """Fingerprint `h` and judge it: a verdict (and its record) for a duplicate or rediscovery,
-    None for a new behaviour (remembered, so a later proposal in this round can match it)."""
+def _behaviour(dedup, h: Hypothesis, record: dict, summary) -> tuple[Hypothesis, tuple | None]:
+    """Fingerprint `h` and judge it -> (`h` tagged with its fingerprint, the verdict): a verdict
+    (and its record) for a duplicate or rediscovery, None for a new behaviour (remembered, so a
+    later proposal in this round can match it)."""
     from ..fingerprint import encode
 
     fingerprint, verdict = dedup.check(h.source)
     if fingerprint is not None:
-        h.origin.setdefault("tags", {})[names.FINGERPRINT] = encode(fingerprint)
+        h = h.annotated(tags={names.FINGERPRINT: encode(fingerprint)})
     if verdict is None:
         dedup.remember(f"sha256:{h.sha256}", fingerprint)
-        return None
+        return h, None
     status, of = verdict
     record.update(status=status, source=h.source, generator=h.generator,
                   fingerprint=encode(fingerprint), origin=h.origin)
@@ -145,7 +151,7 @@ def _behaviour(dedup, h: Hypothesis, record: dict, summary):
             record.update(of_run=value, of_sha256=dedup.sha_of.get(value))
         else:
             record.update(of_run="this round", of_sha256=value)
-    return verdict
+    return h, verdict
 
 
 @contextmanager

@@ -124,16 +124,16 @@ def _figures(client, run_id: str, summary, points: list[dict]) -> None:
     plt.close(fig)
 
 
-def report(client, exp_id: str, run_id: str, summary, number: int, generator=None,
+def report(client, exp_id: str, run_id: str, summary, number: int, cost_usd: float = 0.0,
            progress: Callable[[str], None] = lambda _: None) -> None:
-    """Describe a finished round in MLflow (never raises: see the module docstring)."""
+    """Describe a finished round in MLflow (never raises: see the module docstring); `cost_usd`:
+    what the round's generator spent (logged as `llm.cost_usd` when not 0)."""
     try:
         points, best, spent = _curve(client, exp_id, run_id,
                                      summary.best["b_wr"] if summary.best else None)
         metrics = {"discovery.best_b_wr": best, "discovery.evaluations": spent}
-        cost = getattr(generator, "cost_usd", 0.0)
-        if cost:
-            metrics["llm.cost_usd"] = cost
+        if cost_usd:
+            metrics["llm.cost_usd"] = cost_usd
         log(client, run_id, metrics=metrics, step=number,
             tags={names.NOTE: description(summary, exp_id, number)})
         _figures(client, run_id, summary, points)
