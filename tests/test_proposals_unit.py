@@ -41,7 +41,7 @@ def test_new_sources_are_accepted_and_repeats_within_the_round_are_duplicates():
 
 def test_what_the_experiment_judged_before_is_a_duplicate_naming_its_run():
     first, *_ = run([Proposal(RELU)])[1]
-    summary, hypotheses, records, _ = run([Proposal(RELU), Proposal(TANH)], seen={first.sha256: "run-1"})
+    _, hypotheses, records, _ = run([Proposal(RELU), Proposal(TANH)], seen={first.sha256: "run-1"})
     assert [h.source for h in hypotheses] == [TANH]
     assert records[0]["status"] == "duplicate" and records[0]["of_run"] == "run-1"
 
