@@ -32,7 +32,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     from mlr_mlflow.config import Config
-    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.round import Round
     from mlr_mlflow.tracking import connect, names
 
     rows = []

@@ -76,7 +76,7 @@ class Fixed:
 
 def one_round(client, r: int, args, progress) -> dict:
     from mlr_mlflow.config import Config, with_overrides
-    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.round import Round
     from mlr_mlflow.tracking import names
 
     config = with_overrides(

@@ -16,7 +16,7 @@ predictions (reward/measure.py):
   the true top 10 (and 9, 8) as a fraction of a random order's; the same against one-pass B-WR;
 - the Spearman of one-pass against full B-WR, and the noise ceiling (one-pass B-WR on two disjoint
   seed sets of the same hypotheses);
-- a quarter of the cost of training everything in full, spent three ways (halving.py's costs):
+- a quarter of the cost of training everything in full, spent three ways (round/halving.py's costs):
   reward screen -> one-pass -> full on the best 1/eta; one-pass on all -> full; reward -> full.
   How many of the true top 10 (by full B-WR) got a full training;
 - `[discover] waves` simulated on the pool (`waves_simulation`): per round, 1, 2 or 3 waves of

@@ -52,7 +52,7 @@ def build(uri: str, spec: PoolSpec) -> None:
 
     from mlr_mlflow.evaluate.evaluator import Evaluator
     from mlr_mlflow.hypothesis import Hypothesis
-    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.round import Round
     from mlr_mlflow.tracking import connect
 
     client = connect(uri)

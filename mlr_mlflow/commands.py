@@ -104,7 +104,7 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
     Unset arguments come from the config's [discover] (and [executor])."""
     from .config import for_discovery
     from .executors import check_executor, with_executor
-    from .rounds import discover as run_round
+    from .round import discover as run_round
     from .tracking import connect
 
     get_kind(kind)

@@ -13,7 +13,7 @@ import importlib
 import os
 import stat
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .kinds import Kind, get_kind
@@ -124,6 +124,16 @@ class Hypothesis:
     @property
     def sha256(self) -> str:
         return normalized_sha256(self.source)
+
+    def annotated(self, tags: dict | None = None, metrics: dict | None = None) -> "Hypothesis":
+        """The same hypothesis with `tags` and `metrics` added to what its runs record (its
+        `origin`); this one and its origin are left as they are."""
+        origin = dict(self.origin)
+        if tags:
+            origin["tags"] = {**(origin.get("tags") or {}), **tags}
+        if metrics:
+            origin["metrics"] = {**(origin.get("metrics") or {}), **metrics}
+        return replace(self, origin=origin)
 
 
 class _Canonical(ast.NodeTransformer):

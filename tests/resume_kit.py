@@ -5,7 +5,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from mlr_mlflow.config import Config, with_overrides
-from mlr_mlflow.rounds import Round
+from mlr_mlflow.round import Round
 from mlr_mlflow.tracking import connect, names
 
 from .faults import Flaky, refused

@@ -48,7 +48,7 @@ def test_our_own_errors_are_usage_errors_not_internal(tmp_path):
     assert missing.returncode == 2 and "internal error" not in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and "Traceback" not in missing.stderr
     from mlr_mlflow.config import UsageError
-    from mlr_mlflow.resume import RoundBusy
+    from mlr_mlflow.round.resume import RoundBusy
     from mlr_mlflow.scheduling.lock import SchedulerBusy
     from mlr_mlflow.tracking import TrackingError
 

@@ -11,9 +11,9 @@ from mlflow import MlflowClient
 
 from mlr_mlflow.cli import main
 from mlr_mlflow.config import config_from_dict
-from mlr_mlflow.confirm import confirmation_config
+from mlr_mlflow.round.confirm import confirmation_config
 from mlr_mlflow.generate import Proposal
-from mlr_mlflow.rounds import Round
+from mlr_mlflow.round import Round
 from mlr_mlflow.tracking import connect, names
 
 from .conftest import SWISH, write
@@ -166,7 +166,7 @@ def test_p_values_read_back_from_kept_confirmation_runs_are_checked(tracking_uri
     """A confirmation run kept from before a kill is read back from the store, where anyone who may
     write can change its metrics: a p-value or B-WR that no test gives refuses the round."""
     from mlr_mlflow.config import Config, UsageError
-    from mlr_mlflow.confirm import confirm
+    from mlr_mlflow.round.confirm import confirm
     from mlr_mlflow.evaluate.evaluation import Evaluation
     from mlr_mlflow.hypothesis import Hypothesis
 

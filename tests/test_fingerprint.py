@@ -11,7 +11,7 @@ from mlr_mlflow.config import Config, with_overrides
 from mlr_mlflow.fingerprint import Deduplicator, compute, decode, encode, matches
 from mlr_mlflow.generate import Context, Proposal
 from mlr_mlflow.kinds import get_kind
-from mlr_mlflow.proposals import collect, open_dedup
+from mlr_mlflow.round.proposals import collect, open_dedup
 from mlr_mlflow.tracking import connect, names
 
 # per kind: a known hypothesis, an identity rewrite of it, and a genuinely different one
@@ -130,7 +130,7 @@ def test_a_round_records_duplicates_and_rediscoveries_without_training_them(shar
     import uuid
 
     from mlr_mlflow.hypothesis import Hypothesis
-    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.round import Round
     from mlr_mlflow.tracking import create_run, experiment_id, finish, log_artifact_files
 
     config = with_overrides(Config(), suite={"datasets": ("iris",)},

@@ -102,3 +102,25 @@ def test_the_symbolic_generator_skips_what_the_experiment_already_holds():
     again = first(40, avoid=frozenset(held))
     assert len(set(held) & set(again)) <= 2 < len(set(held) & set(first(40)))
     assert len(set(again)) == len(again)  # nor does it repeat itself within a round
+
+
+def test_every_generator_has_the_protocols_abilities_with_no_op_defaults():
+    """A round calls tracing, trace ids and cost on any generator: the bundled ones inherit the
+    defaults, one that only has `name` and `propose` gets them from `with_defaults`."""
+    from mlr_mlflow.generate import Generator, Proposal, with_defaults
+    from mlr_mlflow.generate.symbolic import SymbolicGenerator
+
+    class Bare:
+        name = "bare"
+
+        def propose(self, context):
+            yield Proposal("def activation(x):\n    return x\n")
+
+    symbolic = SymbolicGenerator()
+    assert with_defaults(symbolic) is symbolic
+    bare = with_defaults(Bare())
+    for g in (symbolic, bare):
+        assert isinstance(g, Generator)
+        assert g.enable_tracing("sqlite:///unused.db", "0") is None and g.tracing is False
+        assert list(g.trace_ids) == [] and g.cost_usd == 0.0
+    assert bare.name == "bare" and [p.source for p in bare.propose(None)] == ["def activation(x):\n    return x\n"]

@@ -100,7 +100,7 @@ def test_held_out_tasks_that_the_suite_holds_are_refused_before_any_work(tmp_pat
 
 @pytest.mark.slow
 def test_selected_hypotheses_are_tested_on_held_out_tasks_for_a_separate_verdict(tracking_uri):
-    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.round import Round
     from mlr_mlflow.tracking import connect
 
     from .test_confirm import Fixed, runs_of

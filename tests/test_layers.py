@@ -8,8 +8,7 @@ LAYERS = {  # the first matching prefix decides a module's layer
     1: ("tracking", "sandbox", "kinds", "config", "resources", "provenance", "stats"),
     2: ("hypothesis", "fingerprint", "validate", "generate", "reward"),
     3: ("evaluate", "executors"),
-    4: ("rounds", "resume", "leaderboard", "audit", "confirm", "transfer", "round_report", "round_summary", "proposals",
-        "halving", "suite_check"),
+    4: ("round", "audit", "suite_check"),
     5: ("cli", "commands", "scheduling", "dashboard", "plugins", "__main__", "__init__"),
 }
 

@@ -1,5 +1,5 @@
 """leaderboard.json as a person opens it: what matters first, nothing empty."""
-from mlr_mlflow.leaderboard import columns
+from mlr_mlflow.round.leaderboard import columns
 
 
 def test_the_table_leads_with_rank_and_verdicts_and_leaves_out_empty_columns():

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from mlr_mlflow.config import Config, LLMConfig, with_overrides
 from mlr_mlflow.generate import Context, GenerationStopped
 from mlr_mlflow.generate.llm import LLMGenerator
-from mlr_mlflow.rounds import Round
+from mlr_mlflow.round import Round
 from mlr_mlflow.tracking import connect, names
 
 from .openai_servers import API_KEY, MODEL, ScriptedServer, chat_body, llama_server

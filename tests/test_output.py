@@ -9,7 +9,7 @@ import termios
 
 SCRIPT = """
 from mlr_mlflow.cli import _progress
-from mlr_mlflow.proposals import progress_bar
+from mlr_mlflow.round.proposals import progress_bar
 with progress_bar(4, "one-pass") as bar:
     bar.update(2)
     _progress("hello from the round")

@@ -7,8 +7,8 @@ import pytest
 from mlr_mlflow.config import ConfigError, LLMConfig, LLMModelConfig, config_from_dict
 from mlr_mlflow.generate import Context, make_generator
 from mlr_mlflow.generate.portfolio import ArmStats, Portfolio, value
-from mlr_mlflow.proposals import collect
-from mlr_mlflow.round_summary import RoundSummary
+from mlr_mlflow.round.proposals import collect
+from mlr_mlflow.round.summary import RoundSummary
 from mlr_mlflow.tracking import connect, create_run, experiment_id, log, names
 from mlr_mlflow.tracking.queries import arm_history
 

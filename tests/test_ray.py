@@ -152,7 +152,7 @@ def test_a_driver_with_a_wrong_ray_token_is_refused_before_any_round(server, clu
 
 
 def test_the_local_executor_is_the_default_and_never_imports_ray(tmp_path):
-    code = ("import sys\nfrom mlr_mlflow import cli, rounds\nfrom mlr_mlflow.config import Config\n"
+    code = ("import sys\nfrom mlr_mlflow import cli, round\nfrom mlr_mlflow.config import Config\n"
             "from mlr_mlflow.executors import make_executor\n"
             "from mlr_mlflow.evaluate.evaluator import Evaluator\n"
             "assert isinstance(make_executor(None, Config()), Evaluator)\n"

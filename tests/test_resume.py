@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlr_mlflow.cli import main
-from mlr_mlflow.rounds import Round
+from mlr_mlflow.round import Round
 from mlr_mlflow.tracking import TrackingError, connect, names
 
 from .conftest import write
@@ -215,7 +215,7 @@ def test_a_round_whose_lease_was_taken_over_stops_and_leaves_the_run_to_the_new_
         tracking_uri, monkeypatch):
     from sqlalchemy import update
 
-    from mlr_mlflow import resume
+    from mlr_mlflow.round import resume
     from mlr_mlflow.tracking.lease import LeaseLost, SqlLeases
 
     monkeypatch.setattr(resume, "HEARTBEAT_EVERY_S", 0.1)
@@ -267,7 +267,7 @@ def test_a_starved_resumer_taken_over_never_reports_the_round_finished(tracking_
     summary (exit 0 with a round_run_id) as if it had finished the round: LeaseLost (exit 2)
     names who holds it now. (It used to trust its starved heartbeat: it trained on and reported
     the round finished while another process held it.)"""
-    from mlr_mlflow import resume
+    from mlr_mlflow.round import resume
     from mlr_mlflow.tracking.lease import LeaseLost, SqlLeases
 
     monkeypatch.setattr(resume, "HEARTBEAT_EVERY_S", 3600.0)

@@ -6,7 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlr_mlflow.config import with_overrides
-from mlr_mlflow.rounds import Round
+from mlr_mlflow.round import Round
 from mlr_mlflow.tracking import connect, names
 
 from .faults import Flaky, refused

@@ -6,9 +6,9 @@ import pytest
 from mlflow import MlflowClient
 
 from mlr_mlflow.cli import main
-from mlr_mlflow.resume import (RecordRefused, check_generation, check_selection, round_number,
+from mlr_mlflow.round.resume import (RecordRefused, check_generation, check_selection, round_number,
                                round_numbers)
-from mlr_mlflow.rounds import Round
+from mlr_mlflow.round import Round
 from mlr_mlflow.tracking import connect, names
 from mlr_mlflow.tracking.runs import log_json
 

@@ -250,7 +250,7 @@ def test_promotion_sample_leaves_out_what_a_reward_model_picked():
 
 def test_parents_are_ranked_by_validation_not_test_win_rate(tracking_uri, tmp_path):
     from mlr_mlflow.hypothesis import normalized_sha256
-    from mlr_mlflow.proposals import known_hypotheses
+    from mlr_mlflow.round.proposals import known_hypotheses
 
     client = MlflowClient(tracking_uri)
     exp_id = client.create_experiment("mlr-activation")

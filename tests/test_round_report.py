@@ -3,8 +3,8 @@ import re
 
 from mlflow import MlflowClient
 
-from mlr_mlflow.round_report import description, round_name
-from mlr_mlflow.rounds import RoundSummary
+from mlr_mlflow.round.report import description, round_name
+from mlr_mlflow.round import RoundSummary
 from mlr_mlflow.tracking import names
 
 

@@ -109,7 +109,7 @@ def test_a_store_refusing_writes_mid_round_leaves_no_run_running(tmp_path, track
     from mlflow.exceptions import MlflowException
 
     from mlr_mlflow.config import Config, with_overrides
-    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.round import Round
     from mlr_mlflow.tracking import connect
 
     from .faults import Flaky, refused
@@ -142,8 +142,8 @@ def test_a_reward_screened_round_halves_eta_times_top_k_one_pass_then_top_k_full
     the rest are recorded as screened out. The round states its cost in full-training equivalents
     (confirmation off here, to keep the test short: test_resume_decisions's halving test counts it)."""
     from mlr_mlflow.config import Config, with_overrides
-    from mlr_mlflow.halving import COST_METRIC
-    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.round.halving import COST_METRIC
+    from mlr_mlflow.round import Round
     from mlr_mlflow.tracking import connect
 
     from .faults import register_champion
@@ -182,7 +182,7 @@ def test_waves_refit_the_champion_on_what_the_round_evaluated(tracking_uri):
     picks the second half among the rest. Both decisions are in selection.json, each run says its
     wave, and the rung still trains exactly eta * top_k."""
     from mlr_mlflow.config import Config, with_overrides
-    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.round import Round
     from mlr_mlflow.tracking import connect
     from mlr_mlflow.tracking.runs import read_json
 

@@ -273,7 +273,7 @@ def test_the_nightly_round_and_a_resume_of_the_same_kind_never_overlap(tmp_path,
     from mlflow.exceptions import MlflowException
 
     from mlr_mlflow.config import Config, with_overrides
-    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.round import Round
     from mlr_mlflow.tracking import connect, names
 
     from .faults import Flaky, refused

@@ -9,7 +9,7 @@ import difflib
 from collections import defaultdict
 from statistics import mean
 
-from ..round_summary import reason_class
+from ..round.summary import reason_class
 from ..tracking import names
 from ..tracking.dashboard_queries import Snapshot
 

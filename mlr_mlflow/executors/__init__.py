@@ -6,12 +6,25 @@ Ray is imported only then. Both answer `evaluate(...)` and `record_unevaluated(.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Protocol
 
 from ..config import Config, with_overrides
 
 
-def make_executor(client, config: Config, progress: Callable[[str], None] = lambda _: None):
+class Executor(Protocol):
+    """What a round asks of the place its evaluations run (the local Evaluator, RayExecutor)."""
+
+    def evaluate(self, hypotheses: list, variant: str = "one-pass", seeds: int = 3, *,
+                 parent_run_id: str | None = None, round_id: str | None = None) -> list:
+        """One Evaluation per hypothesis, in order, each recorded as a run (nested under
+        `parent_run_id`, tagged with `round_id`); each hypothesis's `origin` goes on its run."""
+
+    def record_unevaluated(self, hypotheses: list, validations: list, seeds: int, *,
+                           parent_run_id: str | None = None, round_id: str | None = None) -> list[str]:
+        """Runs for hypotheses validated but not trained (screened out); their run ids."""
+
+
+def make_executor(client, config: Config, progress: Callable[[str], None] = lambda _: None) -> Executor:
     """The executor that `config.executor.kind` names."""
     if config.executor.kind == "ray":
         from .ray_executor import RayExecutor

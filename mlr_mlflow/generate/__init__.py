@@ -6,7 +6,7 @@ endpoint). A generator never validates, evaluates or writes to MLflow; the round
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Iterator, Protocol, Sequence, runtime_checkable
 
 from ..config import UsageError
 
@@ -55,15 +55,46 @@ class GenerationStopped(Exception):
     keeps what it has and records the reason."""
 
 
+@runtime_checkable
 class Generator(Protocol):
+    """What a round asks of a generator. `name` and `propose` are the seam; the rest are abilities
+    a generator may have, here with the defaults of one that has none (nothing to trace, nothing
+    spent). Generators subclass this to inherit the defaults; one that only has `name` and
+    `propose` (a plug-in's, a test's) gets them from `with_defaults`."""
+
     name: str
+    trace_ids: Sequence[str] = ()  # the MLflow traces of the calls made so far (to link to the round)
+    tracing: bool = False  # whether its calls are being traced in MLflow (after enable_tracing)
+    cost_usd: float = 0.0  # what its calls have cost so far, in US dollars
 
     def propose(self, context: Context) -> Iterator[Proposal]:
         """Proposals, as many as asked for; may raise GenerationStopped."""
+        raise NotImplementedError
+
+    def enable_tracing(self, tracking_uri: str, experiment_id: str) -> str | None:
+        """Start tracing its calls in MLflow; None when that works or there is nothing to trace,
+        else why not (the round goes on untraced)."""
+        return None
 
     def observe(self, proposal: Proposal, status: str) -> None:
         """The round's verdict on one of its proposals ("accepted", "duplicate",
-        "semantic_duplicate", "rediscovery", "failed"), as soon as it is known."""
+        "semantic_duplicate", "rediscovery", "failed"), as soon as it is known; a generator that
+        learns from verdicts (generate/portfolio.py) overrides it."""
+
+
+class _WithDefaults(Generator):
+    """A generator that has only `name` and `propose`, with the Protocol's default abilities."""
+
+    def __init__(self, inner):
+        self.inner, self.name = inner, inner.name
+
+    def propose(self, context: Context) -> Iterator[Proposal]:
+        return self.inner.propose(context)
+
+
+def with_defaults(generator) -> Generator:
+    """`generator` with every ability of the Generator protocol: itself when it has them all."""
+    return generator if isinstance(generator, Generator) else _WithDefaults(generator)
 
 
 GENERATORS = ("symbolic", "llm")
@@ -84,4 +115,4 @@ def make_generator(name: str, config):
 
 
 __all__ = ["Known", "Context", "Proposal", "Generator", "GenerationStopped", "GENERATORS",
-           "make_generator"]
+           "make_generator", "with_defaults"]

@@ -15,7 +15,7 @@ import random
 from typing import Iterator
 
 from ..config import LLMConfig, UsageError
-from . import Context, GenerationStopped, Proposal
+from . import Context, GenerationStopped, Generator, Proposal
 from .parse import extract
 from .repair import repair
 from ..tracking import names
@@ -25,7 +25,7 @@ OPENAI_URL = "https://api.openai.com/v1"
 MAX_BAD_REQUESTS = 3
 
 
-class LLMGenerator:
+class LLMGenerator(Generator):
     name = "llm"
 
     def __init__(self, config: LLMConfig, client=None):
@@ -36,7 +36,7 @@ class LLMGenerator:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.trace_ids: list[str] = []
-        self._tracing = False
+        self.tracing = False
 
     def enable_tracing(self, tracking_uri: str, experiment_id: str) -> str | None:
         """Trace every call in MLflow (mlflow.openai.autolog); None when it works, else why not (the
@@ -50,7 +50,7 @@ class LLMGenerator:
             mlflow.openai.autolog(log_traces=True, silent=True)
         except Exception as exc:  # an openai version MLflow does not support, say
             return f"{type(exc).__name__}: {exc}"
-        self._tracing = True
+        self.tracing = True
         return None
 
     @property
@@ -106,9 +106,6 @@ class LLMGenerator:
             parents = [k.sha256 for k in context.known[:SHOWN]] if style == "incremental" else []
             yield from self._proposals(context.kind, style, prompt, reply, used, parents)
 
-    def observe(self, proposal: Proposal, status: str) -> None:
-        """One model learns nothing from verdicts (a portfolio does: generate/portfolio.py)."""
-
     def _proposals(self, kind, style, prompt, reply, used, parents=()) -> Iterator[Proposal]:
         sources = extract(reply, kind)
         origin = {"tags": {names.LLM_MODEL: self.config.model, names.LLM_PROMPT_STYLE: style},
@@ -156,7 +153,7 @@ class LLMGenerator:
                                     f"{self.config.max_retries} retries: {_message(exc)}") from None
         except (openai.APIError, ValueError) as exc:  # a malformed body (JSON that does not parse)
             raise _BadRequest(f"unusable response: {type(exc).__name__}: {exc}") from None
-        if self._tracing:
+        if self.tracing:
             import mlflow
 
             trace_id = mlflow.get_last_active_trace_id(thread_local=True)

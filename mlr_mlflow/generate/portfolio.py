@@ -26,7 +26,7 @@ from typing import Iterator
 
 from ..config import LLMConfig, LLMModelConfig
 from ..tracking.names import LLM_ARM as ARM_TAG, LLM_ARM_METRIC_PREFIX as ARM_METRIC_PREFIX
-from . import Context, GenerationStopped, Proposal
+from . import Context, GenerationStopped, Generator, Proposal
 from .llm import LLMGenerator
 from .prompts import STYLES
 
@@ -80,7 +80,7 @@ class Arm:
         return next(self._proposals)
 
 
-class Portfolio:
+class Portfolio(Generator):
     """The `llm` generator over several models: `propose` like any generator, `observe` the
     verdict of each proposal (the round's collection calls it)."""
 
@@ -113,8 +113,8 @@ class Portfolio:
         return [t for a in self.arms for t in a.generator.trace_ids]
 
     @property
-    def _tracing(self) -> bool:
-        return any(a.generator._tracing for a in self.arms)
+    def tracing(self) -> bool:
+        return any(a.generator.tracing for a in self.arms)
 
     def enable_tracing(self, tracking_uri: str, experiment_id: str) -> str | None:
         problems = {a.generator.enable_tracing(tracking_uri, experiment_id) for a in self.arms}

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from ..hypothesis import normalized_sha256 as normalized_hash
 from ..tracking import names
-from . import Context, Proposal
+from . import Context, Generator, Proposal
 
 REPEAT_TRIES = 50  # draws per proposal before a repeat is proposed anyway (the round judges it)
 
@@ -278,16 +278,13 @@ def _fits(genome: dict) -> bool:
     return _size(genome["f"]) <= MAX_NODES and _depth(genome["f"]) <= MAX_DEPTH
 
 
-class SymbolicGenerator:
+class SymbolicGenerator(Generator):
     """Random trees at first; once symbolic parents exist, mostly their mutations and crossovers."""
 
     name = "symbolic"
 
     def __init__(self, max_proposals: int = 100_000):
         self.max_proposals = max_proposals
-
-    def observe(self, proposal: Proposal, status: str) -> None:
-        """Verdicts do not steer the expression search."""
 
     def propose(self, context: Context) -> Iterator[Proposal]:
         rng = random.Random(context.seed)

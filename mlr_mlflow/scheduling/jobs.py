@@ -4,7 +4,7 @@ the job id, its status, duration and error, so failures are visible in MLflow an
 Jobs call the layers below the command line (rounds, the reward registry, audits) directly.
 
 A `discover` or `resume` job waits (up to `wait_hours`, default 12) while another round of its kind
-runs anywhere (the kind's lease, resume.py), so the nightly round and a resume never overlap and
+runs anywhere (the kind's lease, round/resume.py), so the nightly round and a resume never overlap and
 neither is lost. A `discover` job's `executor = "ray"` (and `ray_address`) runs its evaluations
 on a Ray cluster, as `discover --executor ray` does. When a job succeeds, the jobs that run
 `after` it (`then`) run next, in order.
@@ -26,7 +26,7 @@ def _discover(client, config, kwargs: dict, resume: bool) -> dict:
     from ..config import for_discovery
     from ..executors import check_executor, with_executor
     from ..kinds import get_kind
-    from ..rounds import discover
+    from ..round import discover
 
     kind = kwargs.pop("kind", "activation")
     get_kind(kind)

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config
-from mlr_mlflow.tracking import names
+from ..config import Config
+from ..tracking import names
+from .selection import Selection
 
 COST_METRIC = names.COST_FULL_EQUIVALENTS
 
@@ -57,13 +58,14 @@ def promote(evaluations: list, top_k: int) -> list:
     return valid[:max(top_k, 0)]
 
 
-def reward_rung(champion, valid: list, share: int, config: Config, seed: int) -> dict:
-    """The reward screen's decision (selection.json): the one place a round asks the reward model
-    which `share` of the valid proposals to train, so another acquisition rule plugs in here."""
-    from .reward.screen import decide
+def reward_rung(champion, valid: list, sizes: list[int], config: Config, seed: int) -> Selection:
+    """The reward screen's first decision (selection.json): the one place a round asks the reward
+    model which of the valid proposals to train, `sizes[0]` of them in the first of the waves
+    `sizes`, so another acquisition rule plugs in here."""
+    from ..reward.screen import decide
 
     d = config.discover
-    return decide(champion, valid, share, d.explore, d.mmr_lambda, seed=seed)
+    return Selection.first(decide(champion, valid, sizes[0], d.explore, d.mmr_lambda, seed=seed), sizes)
 
 
 def wave_sizes(share: int, waves: int) -> list[int]:
@@ -75,8 +77,8 @@ def wave_sizes(share: int, waves: int) -> list[int]:
 
 def learned_target(ev) -> float | None:
     """What a wave teaches the reward model about an evaluation: its validation target."""
-    from .reward.ranker import selection_target
-    from .tracking import names
+    from ..reward.ranker import selection_target
+    from ..tracking import names
 
     if not ev.valid:
         return None
@@ -84,28 +86,23 @@ def learned_target(ev) -> float | None:
                              names.SCREEN_SCORE: ev.screen_score})
 
 
-def next_wave(champion, selection: dict, valid: list, learn: list, size: int, config: Config,
-              seed: int) -> dict:
+def next_wave(champion, selection: Selection, valid: list, learn: list, config: Config,
+              seed: int) -> Selection:
     """The selection with one more wave: the champion refitted on `learn` (evaluations it has not
-    learned from yet, by their validation targets), then `size` picks among the `valid` proposals
-    not picked yet. Adds to selection.json's "waves", "picks", "explored", "rescores" (the latest
-    score of every proposal still open) and "refits" (how many evaluations each refit learned, and
-    the registered version it started from: a resumed round may refit a newer champion)."""
-    from .reward.screen import rescore
+    learned from yet, by their validation targets), then the next wave's size of picks among the
+    `valid` proposals not picked yet. The new selection adds to "waves", "picks", "explored",
+    "rescores" (the latest score of every proposal still open) and "refits" (how many evaluations
+    each refit learned, and the registered version it started from: a resumed round may refit a
+    newer champion)."""
+    from ..reward.screen import rescore
 
     taught = [(ev.hypothesis, t) for ev in learn if (t := learned_target(ev)) is not None]
-    picked = set(selection["picks"])
+    picked = set(selection.picks)
     pending = [h for h in valid if h.sha256 not in picked]
     d = config.discover
-    wave = len(selection["waves"])
-    decision = rescore(champion, [h for h, _ in taught], [t for _, t in taught], pending, size,
-                       d.explore, d.mmr_lambda, seed=seed + wave)
-    return {**selection, "waves": selection["waves"] + [decision["picks"]],
-            "picks": selection["picks"] + decision["picks"],
-            "explored": selection["explored"] + decision["explored"],
-            "rescores": {**selection.get("rescores", {}), **decision["scores"]},
-            "refits": selection.get("refits", []) + [{"wave": wave, "learned": len(taught),
-                                                       "model_run_id": decision["model_run_id"]}]}
+    decision = rescore(champion, [h for h, _ in taught], [t for _, t in taught], pending,
+                       selection.next_size, d.explore, d.mmr_lambda, seed=seed + len(selection.waves))
+    return selection.with_wave(decision, learned=len(taught))
 
 
 @dataclass(frozen=True)

@@ -17,24 +17,26 @@ import uuid
 
 from typing import Callable
 
-from .config import Config, UsageError, for_kind
+from ..config import Config, UsageError, for_kind
 from .confirm import confirm, confirmation_config
-from .suite_check.known import stated_reliability
+from ..suite_check.known import stated_reliability
 from .transfer import transfer, transfer_config
-from .generate import Context, make_generator
-from .generate.portfolio import ArmStats, Portfolio
+from ..executors import Executor, make_executor
+from ..generate import Context, make_generator, with_defaults
+from ..generate.portfolio import ArmStats, Portfolio
 from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost, wave_sizes
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
 from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hypotheses_from_records,
                      link_reruns, round_lease, round_number, round_numbers, saved_selection,
                      unfinished_round)
-from . import round_report
-from .round_summary import RoundSummary
-from .tracking import create_run, experiment_id, finish, log, log_json, names
-from .tracking.lease import LeaseLost
-from .tracking.queries import arm_history, round_runs
-from .tracking.runs import end_failed
+from . import report as round_report
+from .selection import Selection
+from .summary import RoundSummary
+from ..tracking import create_run, experiment_id, finish, log, log_json, names
+from ..tracking.lease import LeaseLost
+from ..tracking.queries import arm_history, round_runs
+from ..tracking.runs import end_failed
 
 def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: int | None = None,
              seeds: int | None = None, seed: int | None = None, resume: bool = False,
@@ -43,7 +45,7 @@ def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: 
     """One round of `kind` (unset numbers from the config's [discover]), or with `resume` the latest
     unfinished one (None when there is none). While another round of the kind runs anywhere, waits
     up to `wait_s` for it, then raises RoundBusy."""
-    from .evaluate.datasets import check_suite
+    from ..evaluate.datasets import check_suite
 
     config = for_kind(config, kind)
     check_suite(config.suite, kind)  # a bad task is a usage error before the store is touched
@@ -62,7 +64,7 @@ class Round:
                  progress: Callable[[str], None] = lambda _: None):
         config = for_kind(config, kind)  # the default suite's image and sequence tasks fit activations only
         self.client, self.config, self.kind, self.progress = client, config, kind, progress
-        self.generator = generator or make_generator(config.discover.generator, config)
+        self.generator = with_defaults(generator or make_generator(config.discover.generator, config))
         self.exp_id = experiment_id(client, config.experiment_name(kind))
         self.number = 0  # the round's number in its experiment: the step of its metrics
 
@@ -97,9 +99,7 @@ class Round:
             round_id = run.data.tags[names.ROUND_ID]
             self.number = round_number(run_id, run.data.tags)
             if run.data.tags.get(names.GENERATOR, self.generator.name) != self.generator.name:
-                from .generate import make_generator
-
-                self.generator = make_generator(run.data.tags[names.GENERATOR], self.config)
+                self.generator = with_defaults(make_generator(run.data.tags[names.GENERATOR], self.config))
             self.progress(f"resuming round {run_id} ({round_id})")
             return self._drive(lease, run_id, round_id, *round_numbers(run_id, params), resumed=True)
 
@@ -142,7 +142,7 @@ class Round:
             # after evaluation, so a duplicate of this round's own hypothesis names its run
             record_unevaluated(self.client, self.exp_id, run_id, round_id, self.kind, records)
             round_report.report(self.client, self.exp_id, run_id, summary, self.number,
-                                self.generator, self.progress)
+                                self.generator.cost_usd, self.progress)
             lease.check()
             if summary.generated == 0:
                 finish(self.client, run_id, failed=True, status_tag="no-hypotheses",
@@ -162,14 +162,12 @@ class Round:
         lock (tracking/fluent.py), so traces of two rounds in one process never cross."""
         from contextlib import nullcontext
 
-        from .tracking.fluent import fluent_store
+        from ..tracking.fluent import fluent_store
 
-        if not hasattr(self.generator, "enable_tracing"):
-            return nullcontext()
         problem = self.generator.enable_tracing(self.client.tracking_uri, self.exp_id)
         if problem:
             self.progress(f"LLM calls are not traced in MLflow: {problem}")
-        if problem or not getattr(self.generator, "_tracing", False):
+        if problem or not self.generator.tracing:
             return nullcontext()
         return fluent_store(self.client.tracking_uri, self.exp_id)
 
@@ -196,7 +194,7 @@ class Round:
         return hypotheses, records
 
     def _link_traces(self, run_id: str) -> None:
-        ids = list(getattr(self.generator, "trace_ids", []))
+        ids = list(self.generator.trace_ids)
         if not ids:
             return
         import mlflow
@@ -213,7 +211,7 @@ class Round:
         if recorded == "one-pass" or (recorded is None and mode == "one-pass"):
             log(self.client, run_id, tags={SCREEN: "one-pass"})
             return None
-        from .reward.screen import load_champion
+        from ..reward.screen import load_champion
 
         champion = load_champion(self.client, self.kind)
         if champion is None and mode == "reward":
@@ -227,8 +225,6 @@ class Round:
 
     def _evaluate(self, hypotheses, top_k, seeds, run_id, round_id, summary: RoundSummary,
                   lease) -> None:
-        from .executors import make_executor
-
         if not hypotheses:
             return
         evaluator = make_executor(self.client, self.config, self.progress)  # [executor]: local or ray
@@ -264,16 +260,18 @@ class Round:
                                           round_id)
                 bar.update(len(chosen))
         summary.full_evaluated = sum(1 for ev in full if ev.valid)
+
+        def evaluate_under(config, hypotheses, variant, n_seeds):
+            """Confirmation's and transfer's evaluations: under their own config (fresh seeds and
+            split, held-out tasks), on the executor that config names."""
+            return self._evaluate_once(make_executor(self.client, config, self.progress), hypotheses,
+                                       variant, n_seeds, run_id, round_id)
+
         confirmation = confirm(self.client, self.config, one_pass, full, seeds, run_id,
-                               lambda local, *a: self._evaluate_once(
-                                   make_executor(self.client, local.config, self.progress), *a,
-                                   run_id, round_id), self.progress,
-                               step=self.number)
+                               evaluate_under, self.progress, step=self.number)
         summary.selected, summary.confirmed = len(confirmation.selected), len(confirmation.confirmed)
         held_out = transfer(self.client, self.config, [ev for ev in full if ev.valid], run_id,
-                            lambda local, *a: self._evaluate_once(
-                                make_executor(self.client, local.config, self.progress), *a,
-                                run_id, round_id), self.progress, step=self.number)
+                            evaluate_under, self.progress, step=self.number)
         summary.transfers = len(held_out.transfers)
         summary.instrument = stated_reliability(self.client, self.config, self.kind)
         summary.leaderboard = leaderboard(one_pass, full, confirmation, held_out,
@@ -296,10 +294,10 @@ class Round:
             self.client.log_table(run_id, data=columns(summary.leaderboard),
                                   artifact_file=names.LEADERBOARD_ARTIFACT)
 
-    def _evaluate_once(self, evaluator, hypotheses, variant, seeds, run_id, round_id):
+    def _evaluate_once(self, evaluator: Executor, hypotheses, variant, seeds, run_id, round_id):
         """Evaluate what this round has not evaluated yet; finished runs (from before a kill) are
         kept as they are, leftovers of a dead process are marked interrupted and done again."""
-        from .evaluate.evaluation import Evaluation
+        from ..evaluate.evaluation import Evaluation
 
         done = done_and_interrupted(self.client, self.exp_id, round_id, variant)
         todo = [h for h in hypotheses if h.sha256 not in done]
@@ -313,23 +311,23 @@ class Round:
         return [fresh[h.sha256] if h.sha256 in fresh else Evaluation.from_run(done[h.sha256], h)
                 for h in hypotheses]
 
-    def _record_screened(self, evaluator, hypotheses, checks, seeds, run_id, round_id) -> None:
+    def _record_screened(self, evaluator: Executor, hypotheses, checks, seeds, run_id, round_id) -> None:
         done = done_and_interrupted(self.client, self.exp_id, round_id, "screened")
         keep = [i for i, h in enumerate(hypotheses) if h.sha256 not in done]
         if keep:
             evaluator.record_unevaluated([hypotheses[i] for i in keep], [checks[i] for i in keep],
                                          seeds, parent_run_id=run_id, round_id=round_id)
 
-    def _reward_screened(self, champion, selection, evaluator, hypotheses, top_k, seeds, run_id,
-                         round_id, summary: RoundSummary, lease):
+    def _reward_screened(self, champion, selection: Selection | None, evaluator, hypotheses, top_k,
+                         seeds, run_id, round_id, summary: RoundSummary, lease):
         """The seed paper's screening, the bottom rung of the halving: validate all, score the valid
         ones with the champion before any training, evaluate one-pass only the selection
         (eta * top_k by MMR plus random exploration picks), in `[discover] waves` waves, the
         champion refitted on the round's evaluations before each later wave. Each decision is saved
         (selection.json) before what it picks is trained; a resumed round passes the saved one in
         `selection` and acts on it, whatever the champion (or eta) is by then."""
-        from .sandbox import warm_sandbox
-        from .validate import validate_many
+        from ..sandbox import warm_sandbox
+        from ..validate import validate_many
 
         self.progress(f"validating {len(hypotheses)} hypotheses before screening")
         with warm_sandbox(self.config.sandbox) as sandbox:
@@ -341,24 +339,19 @@ class Round:
                                self.config.discover.waves)
             self.progress(f"scoring {len(valid)} valid hypotheses with the reward model's champion; "
                           f"{sum(sizes)} go on to one-pass training in {len(sizes)} wave(s)")
-            selection = reward_rung(champion, valid, sizes[0], self.config, seed=seed)
-            selection.update(wave_sizes=sizes, waves=[list(selection["picks"])])
+            selection = reward_rung(champion, valid, sizes, self.config, seed=seed)
             lease.check()
-            log_json(self.client, run_id, selection, names.SELECTION_ARTIFACT)
+            log_json(self.client, run_id, selection.to_json(), names.SELECTION_ARTIFACT)
         else:
             self.progress("screening: the selection saved before the interruption stands")
-            # saved by a version before waves: its picks are its one wave
-            selection.setdefault("waves", [list(selection["picks"])])
-            selection.setdefault("wave_sizes", [len(selection["picks"])])
         by_sha = {h.sha256: h for h in hypotheses}
-        valid = [by_sha[sha] for sha in selection["scores"]]
+        valid = [by_sha[sha] for sha in selection.scores]
         summary.valid = len(valid)
         one_pass = self._one_pass_wave(selection, by_sha, evaluator, seeds, run_id, round_id)
-        sizes = selection.get("wave_sizes", [len(selection["picks"])])
         learned: set[str] = set()  # what the champion in memory has been refitted on
-        while len(selection.get("waves", [])) < len(sizes):
+        while selection.more_waves:
             if champion is None:  # a resumed round: the champion of now, if there is one
-                from .reward.screen import load_champion
+                from ..reward.screen import load_champion
 
                 champion = load_champion(self.client, self.kind)
             if champion is None:
@@ -366,41 +359,38 @@ class Round:
                 break
             lease.check()
             learn = [ev for ev in one_pass if ev.hypothesis.sha256 not in learned]
-            selection = next_wave(champion, selection, valid, learn, sizes[len(selection["waves"])],
-                                  self.config, seed)
+            selection = next_wave(champion, selection, valid, learn, self.config, seed)
             learned |= {ev.hypothesis.sha256 for ev in learn}
-            self.progress(f"wave {len(selection['waves'])}: the champion refitted on "
-                          f"{selection['refits'][-1]['learned']} evaluation(s) picks "
-                          f"{len(selection['waves'][-1])} more")
-            log_json(self.client, run_id, selection, names.SELECTION_ARTIFACT)
+            self.progress(f"wave {len(selection.waves)}: the champion refitted on "
+                          f"{selection.refits[-1]['learned']} evaluation(s) picks "
+                          f"{len(selection.waves[-1])} more")
+            log_json(self.client, run_id, selection.to_json(), names.SELECTION_ARTIFACT)
             one_pass = self._one_pass_wave(selection, by_sha, evaluator, seeds, run_id, round_id)
-        picks, explored = set(selection["picks"]), set(selection["explored"])
+        picks = set(selection.picks)
+        screened = screened_hypotheses(selection, by_sha)
         rest = [i for i, h in enumerate(hypotheses) if h.sha256 not in picks]
         for check in checks:
             if not check.valid:
                 summary.reject(check.reasons)
-        self._record_screened(evaluator, [hypotheses[i] for i in rest], [checks[i] for i in rest],
-                              seeds, run_id, round_id)
-        log(self.client, run_id, metrics={**selection["metrics"], names.EXPLORED: len(explored),
+        self._record_screened(evaluator, [screened.get(hypotheses[i].sha256, hypotheses[i]) for i in rest],
+                              [checks[i] for i in rest], seeds, run_id, round_id)
+        log(self.client, run_id, metrics={**(selection.metrics or {}), names.EXPLORED: len(selection.explored),
                                           names.SCREENED_OUT: sum(checks[i].valid for i in rest),
-                                          names.SCREEN_WAVES: len(selection.get("waves", [picks]))},
-            tags={SCREEN: "reward", names.SCREEN_MODEL_RUN_ID: selection["model_run_id"]}, step=self.number)
+                                          names.SCREEN_WAVES: len(selection.waves)},
+            tags={SCREEN: "reward", names.SCREEN_MODEL_RUN_ID: selection.model_run_id}, step=self.number)
         return one_pass
 
-    def _one_pass_wave(self, selection, by_sha, evaluator, seeds, run_id, round_id):
+    def _one_pass_wave(self, selection: Selection, by_sha, evaluator, seeds, run_id, round_id):
         """One-pass evaluations of every pick so far (those from earlier waves are kept as they
         are), each run carrying the score that picked it, how it was picked and its wave."""
-        scores = {**selection["scores"], **selection.get("rescores", {})}
-        waves = {sha: i for i, wave in enumerate(selection.get("waves", [selection["picks"]]))
-                 for sha in wave}
-        picks, explored = set(selection["picks"]), set(selection["explored"])
-        for sha, score in scores.items():
-            origin = by_sha[sha].origin
-            origin.setdefault("metrics", {})[names.REWARD_SCORE] = float(score)
-            origin.setdefault("tags", {})[names.SCREEN_PICK] = (
-                "explore" if sha in explored else "reward" if sha in picks else "screened-out")
-            if sha in waves:
-                origin["tags"][names.SCREEN_WAVE] = str(waves[sha])
-        chosen = [by_sha[sha] for sha in selection["picks"]]
+        screened = screened_hypotheses(selection, by_sha)
+        chosen = [screened[sha] for sha in selection.picks]
         return self._evaluate_once(evaluator, chosen, "one-pass", seeds, run_id,
                                    round_id) if chosen else []
+
+
+def screened_hypotheses(selection: Selection, by_sha: dict) -> dict:
+    """sha256 -> the scored hypothesis, annotated with what its runs record of the screen (its
+    score, how it was picked, its wave): new values, the round's hypotheses are left as they are."""
+    return {sha: by_sha[sha].annotated(tags=tags, metrics=metrics)
+            for sha, (metrics, tags) in selection.screening().items()}

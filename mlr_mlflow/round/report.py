@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .tracking import log, names
-from .tracking.dashboard_queries import round_records
-from .tracking.queries import round_runs
+from ..tracking import log, names
+from ..tracking.dashboard_queries import round_records
+from ..tracking.queries import round_runs
 
 SHOWN = 5  # best hypotheses listed in the description
 
@@ -71,7 +71,7 @@ def description(summary, exp_id: str, number: int, where: str | None = None) -> 
     if summary.stop_reason:
         lines += [f"Generation stopped early: {summary.stop_reason}", ""]
     if summary.instrument:
-        from .suite_check.known import sentence
+        from ..suite_check.known import sentence
 
         lines += [sentence(summary.instrument), ""]
     if summary.transfers or any(r.get("transfer_b_wr") is not None for r in summary.leaderboard):
@@ -151,16 +151,16 @@ def _figures(client, run_id: str, summary, points: list[dict]) -> None:
     plt.close(fig)
 
 
-def report(client, exp_id: str, run_id: str, summary, number: int, generator=None,
+def report(client, exp_id: str, run_id: str, summary, number: int, cost_usd: float = 0.0,
            progress: Callable[[str], None] = lambda _: None) -> None:
-    """Describe a finished round in MLflow (never raises: see the module docstring)."""
+    """Describe a finished round in MLflow (never raises: see the module docstring); `cost_usd`:
+    what the round's generator spent (logged as `llm.cost_usd` when not 0)."""
     try:
         points, best, spent = _curve(client, exp_id, run_id,
                                      summary.best["b_wr"] if summary.best else None)
         metrics = {names.DISCOVERY_BEST_B_WR: best, names.DISCOVERY_EVALUATIONS: spent}
-        cost = getattr(generator, "cost_usd", 0.0)
-        if cost:
-            metrics[names.LLM_COST_USD] = cost
+        if cost_usd:
+            metrics[names.LLM_COST_USD] = cost_usd
         log(client, run_id, metrics=metrics, step=number,
             tags={names.NOTE: description(summary, exp_id, number, standing(points))})
         _figures(client, run_id, summary, points)

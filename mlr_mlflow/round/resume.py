@@ -37,12 +37,13 @@ import re
 import socket
 import time
 
-from .config import UsageError
-from .hypothesis import Hypothesis
-from .tracking import finish, log, names
-from .tracking.lease import Lease, LeaseBusy, rounds_lease
-from .tracking.queries import round_runs, runs_of_round
-from .tracking.runs import read_json
+from ..config import UsageError
+from ..hypothesis import Hypothesis
+from ..tracking import finish, log, names
+from ..tracking.lease import Lease, LeaseBusy, rounds_lease
+from ..tracking.queries import round_runs, runs_of_round
+from ..tracking.runs import read_json
+from .selection import Selection
 
 HEARTBEAT = names.ROUND_HEARTBEAT
 OWNER = names.ROUND_OWNER
@@ -85,11 +86,12 @@ def generation_records(client, run_id: str) -> list[dict] | None:
     return check_generation(run_id, read_json(client, run_id, names.GENERATION_ARTIFACT))
 
 
-def saved_selection(client, run_id: str, round_hashes: set[str] | None = None) -> dict | None:
+def saved_selection(client, run_id: str, round_hashes: set[str] | None = None) -> Selection | None:
     """The round's selection.json, checked against the round's own hypotheses (`round_hashes`:
-    the accepted ones of its generation.json) when given."""
+    the accepted ones of its generation.json) when given; None when it was never logged."""
     sized(client, run_id, names.SELECTION_ARTIFACT)
-    return check_selection(run_id, read_json(client, run_id, names.SELECTION_ARTIFACT), round_hashes)
+    checked = check_selection(run_id, read_json(client, run_id, names.SELECTION_ARTIFACT), round_hashes)
+    return None if checked is None else Selection.from_json(checked)
 
 
 def done_and_interrupted(client, exp_id: str, round_id: str, variant: str) -> dict:

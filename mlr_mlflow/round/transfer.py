@@ -18,21 +18,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config, ConfigError, with_overrides
+from ..config import Config, ConfigError, with_overrides
 from .confirm import verdicts
-from .tracking import log, names
+from ..tracking import log, names
 
 VARIANT = "transfer"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Transfer:
     """The selected hypotheses (sha256s), their held-out evaluations and verdicts."""
 
-    selected: list[str] = field(default_factory=list)
+    selected: tuple[str, ...] = ()
     evaluations: dict = field(default_factory=dict)  # sha256 -> the transfer Evaluation
     q_values: dict[str, float] = field(default_factory=dict)
-    transfers: set[str] = field(default_factory=set)
+    transfers: frozenset[str] = frozenset()
 
 
 def transfer_config(config: Config) -> Config | None:
@@ -54,20 +54,19 @@ def transfer_config(config: Config) -> Config | None:
 def transfer(client, config: Config, selected: list, round_run_id: str, evaluate_once: Callable,
              progress: Callable[[str], None] = lambda _: None, step: int = 0) -> Transfer:
     """Test the round's selected hypotheses (`selected`: their valid full evaluations) on the
-    held-out tasks. `evaluate_once(evaluator, hypotheses, variant, seeds)` as in confirm.confirm."""
-    from .evaluate.evaluator import Evaluator
-
-    result = Transfer(selected=[ev.hypothesis.sha256 for ev in selected])
+    held-out tasks. `evaluate_once(config, hypotheses, variant, seeds)` as in confirm.confirm, here
+    under the held-out tasks' config."""
+    shas = tuple(ev.hypothesis.sha256 for ev in selected)
     held_out = transfer_config(config) if config.confirm.enabled else None
     if held_out is None or not selected:
-        return result
+        return Transfer(selected=shas)
     c = config.confirm
     tasks = ", ".join(t.name for t in held_out.suite.tasks)
     progress(f"testing {len(selected)} selected hypothesis(es) on held-out task(s) {tasks} "
              f"({c.seeds} fresh seed(s), split seed {c.split_seed})")
-    evaluations = evaluate_once(Evaluator(client, held_out, progress), [ev.hypothesis for ev in selected],
-                                VARIANT, c.seeds)
-    result.evaluations, result.q_values, result.transfers = verdicts(evaluations, c.fdr)
+    evaluations = evaluate_once(held_out, [ev.hypothesis for ev in selected], VARIANT, c.seeds)
+    by_sha, q_values, passing = verdicts(evaluations, c.fdr)
+    result = Transfer(selected=shas, evaluations=by_sha, q_values=q_values, transfers=frozenset(passing))
     _record(client, result, selected, round_run_id, tasks, step)
     progress(f"{len(result.transfers)} of {len(selected)} selected hypothesis(es) transfer to the "
              f"held-out task(s) (Benjamini-Hochberg at {c.fdr:g})")

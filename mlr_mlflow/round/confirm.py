@@ -18,24 +18,14 @@ back from such runs must be numbers in [0, 1], or the round is refused (`_p_valu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Callable
 
-from .config import Config, ConfigError, UsageError, with_overrides
-from .stats import benjamini_hochberg
-from .tracking import log, names
+from ..config import Config, ConfigError, UsageError, with_overrides
+from ..stats import benjamini_hochberg
+from ..tracking import log, names
+from .selection import Confirmation
 
 VARIANT = "confirm"
-
-
-@dataclass
-class Confirmation:
-    """A round's selected hypotheses (sha256s), their confirmation evaluations and verdicts."""
-
-    selected: list[str] = field(default_factory=list)
-    evaluations: dict = field(default_factory=dict)  # sha256 -> the confirm Evaluation
-    q_values: dict[str, float] = field(default_factory=dict)
-    confirmed: set[str] = field(default_factory=set)
 
 
 def confirmation_config(config: Config, seeds: int) -> Config:
@@ -58,24 +48,24 @@ def confirm(client, config: Config, one_pass: list, full: list, seeds: int, roun
             step: int = 0) -> Confirmation:
     """Confirm the round's selected hypotheses (its valid full evaluations).
 
-    `evaluate_once(evaluator, hypotheses, variant, seeds)` evaluates what the round has not
-    evaluated yet in that variant and returns one Evaluation per hypothesis, in order.
+    `evaluate_once(config, hypotheses, variant, seeds)` evaluates, under `config` (here the
+    confirmation's: fresh seeds and split), what the round has not evaluated yet in that variant
+    and returns one Evaluation per hypothesis, in order.
     """
-    from .evaluate.evaluator import Evaluator
-
     selected = [ev for ev in full if ev.valid]
-    result = Confirmation(selected=[ev.hypothesis.sha256 for ev in selected])
+    shas = tuple(ev.hypothesis.sha256 for ev in selected)
     c = config.confirm
     if not c.enabled or not selected:
         log(client, round_run_id, metrics={names.SELECTED: len(selected), names.CONFIRMED_METRIC: 0},
             tags={names.CONFIRM: "on" if c.enabled else "off"}, step=step)
-        return result
+        return Confirmation(selected=shas)
     fresh = confirmation_config(config, seeds)
     progress(f"confirming {len(selected)} selected hypothesis(es) on {c.seeds} fresh seed(s) "
              f"({c.first_seed}..) and a fresh split (split seed {c.split_seed})")
-    evaluations = evaluate_once(Evaluator(client, fresh, progress), [ev.hypothesis for ev in selected],
-                                VARIANT, c.seeds)
-    result.evaluations, result.q_values, result.confirmed = verdicts(evaluations, c.fdr)
+    evaluations = evaluate_once(fresh, [ev.hypothesis for ev in selected], VARIANT, c.seeds)
+    by_sha, q_values, passing = verdicts(evaluations, c.fdr)
+    result = Confirmation(selected=shas, evaluations=by_sha, q_values=q_values,
+                          confirmed=frozenset(passing))
     _record(client, result, one_pass + full, round_run_id, c, step)
     progress(f"{len(result.confirmed)} of {len(selected)} selected hypothesis(es) confirmed "
              f"(Benjamini-Hochberg at {c.fdr:g})")

@@ -13,10 +13,10 @@ import sys
 import time
 from contextlib import contextmanager
 
-from .generate import GenerationStopped, Known
-from .hypothesis import Hypothesis
-from .tracking import create_run, finish, log_artifact_files, names
-from .tracking.queries import hypothesis_runs, runs_of_round
+from ..generate import GenerationStopped, Known, with_defaults
+from ..hypothesis import Hypothesis
+from ..tracking import create_run, finish, log_artifact_files, names
+from ..tracking.queries import hypothesis_runs, runs_of_round
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
 
     Proposals are asked for in batches of as many as are still missing, and a batch's new texts
     are fingerprinted in one sandbox call: a call per proposal cost more than generating it."""
+    generator = with_defaults(generator)  # a plug-in's generator may lack `observe`
     hypotheses: list[Hypothesis] = []
     records: list[dict] = []
     mine: set[str] = set()
@@ -152,26 +153,32 @@ def _judge(generator, proposal, kind, seen, mine, dedup, fingerprints, summary, 
     if h.sha256 in seen or h.sha256 in mine:
         summary.duplicates += 1
         record.update(status="duplicate", of_run=seen.get(h.sha256, "this round"))
-    elif dedup is not None and _behaviour(dedup, h, fingerprints.get(h.source), record, summary):
-        mine.add(h.sha256)  # the same text again is a plain duplicate
-    else:
-        mine.add(h.sha256)
-        record.update(status="accepted", source=h.source, generator=h.generator,
-                      origin=proposal.origin, hypothesis=h)
+        return record
+    verdict = None
+    if dedup is not None:
+        h, verdict = _behaviour(dedup, h, fingerprints.get(h.source), record, summary)
+        if "tags" in record:  # a record's tags are its hypothesis's, fingerprint included
+            record["tags"] = h.origin["tags"]
+    mine.add(h.sha256)  # the same text again is a plain duplicate
+    if verdict is None:
+        record.update(status="accepted", source=h.source, generator=h.generator, origin=h.origin,
+                      hypothesis=h)
     return record
 
 
-def _behaviour(dedup, h: Hypothesis, fingerprint, record: dict, summary):
-    """Judge `h` by its fingerprint: a verdict (and its record) for a duplicate or rediscovery,
-    None for a new behaviour (remembered, so a later proposal in this round can match it)."""
-    from .fingerprint import encode
+def _behaviour(dedup, h: Hypothesis, fingerprint, record: dict,
+               summary) -> tuple[Hypothesis, tuple | None]:
+    """Judge `h` by its fingerprint -> (`h` tagged with its fingerprint, the verdict): a verdict
+    (and its record) for a duplicate or rediscovery, None for a new behaviour (remembered, so a
+    later proposal in this round can match it)."""
+    from ..fingerprint import encode
 
     verdict = dedup.verdict(fingerprint)
     if fingerprint is not None:
-        h.origin.setdefault("tags", {})[names.FINGERPRINT] = encode(fingerprint)
+        h = h.annotated(tags={names.FINGERPRINT: encode(fingerprint)})
     if verdict is None:
         dedup.remember(f"sha256:{h.sha256}", fingerprint)
-        return None
+        return h, None
     status, of = verdict
     record.update(status=status, source=h.source, generator=h.generator,
                   fingerprint=encode(fingerprint), origin=h.origin)
@@ -186,7 +193,7 @@ def _behaviour(dedup, h: Hypothesis, fingerprint, record: dict, summary):
             record.update(of_run=value, of_sha256=dedup.sha_of.get(value))
         else:
             record.update(of_run="this round", of_sha256=value)
-    return verdict
+    return h, verdict
 
 
 @contextmanager
@@ -198,9 +205,9 @@ def open_dedup(client, config, exp_id: str, kind: str, exclude_round: str | None
     if not config.discover.dedup:
         yield None
         return
-    from .fingerprint import Deduplicator
-    from .kinds import get_kind
-    from .sandbox import open_sandbox
+    from ..fingerprint import Deduplicator
+    from ..kinds import get_kind
+    from ..sandbox import open_sandbox
 
     sets, component = config.kinds[kind], get_kind(kind).component
     references = {n: component(n) for n in (*sets.baselines, *sets.sota)}
@@ -218,8 +225,8 @@ def _earlier_fingerprints(client, exp_id: str, kind: str, sandbox, exclude_round
     import tempfile
     from pathlib import Path
 
-    from .fingerprint import compute, decode, encode
-    from .sandbox import SandboxError
+    from ..fingerprint import compute, decode, encode
+    from ..sandbox import SandboxError
 
     first: dict[str, object] = {}
     tagged: dict[str, object] = {}
