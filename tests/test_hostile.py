@@ -144,7 +144,7 @@ def test_preprocessing_that_hangs_in_training_fails_alone_within_its_budget():
     from mlr_mlflow.config import ModelConfig, SuiteConfig
     from mlr_mlflow.evaluate.baselines import components_for
     from mlr_mlflow.evaluate.datasets import load_suite
-    from mlr_mlflow.evaluate.job import TRAIN_TARGET
+    from mlr_mlflow.evaluate.training.job import TRAIN_TARGET
 
     suite = load_suite(SuiteConfig(datasets=("iris",)))
     models = [{"key": "hang:0", "seed": 0,
