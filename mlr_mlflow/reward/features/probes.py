@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 
-from ..validate.loader import load_checked  # here, so the warm sandbox server imports it once
+from ...validate.loader import load_checked  # here, so the warm sandbox server imports it once
 
-PROBE_TARGET = "mlr_mlflow.reward.probes:measure"
+PROBE_TARGET = "mlr_mlflow.reward.features.probes:measure"
 SANDBOX_PRELOAD = ("torch",)  # imported once in the warm sandbox server (sandbox/worker.py)
 SANDBOX_WARM_UP = "warm"  # run once in the server, on a built-in function (sandbox/worker.py)
 NAMES = ("normal.mean", "normal.std", "normal.dmean", "normal.dstd", "normal.dsq", "normal.dead",
@@ -140,7 +140,7 @@ def measure(payload: dict) -> dict:
     None], "status": ["ok" | "failed" | "overtime"]}."""
     import torch
 
-    from ..sandbox.alarm import Overtime, time_limit
+    from ...sandbox.alarm import Overtime, time_limit
 
     torch.set_num_threads(1)
     out, status = [], []
@@ -167,9 +167,9 @@ def probe_rows(kind: str, sources: list[str], sandbox_config=None, limits=None,
     the static checks; `unmeasured[i]` the reason row i could not be measured, else None."""
     import numpy as np
 
-    from ..kinds import get_kind
-    from ..validate import check_static
-    from .rows import ScoringLimits, measure_each
+    from ...kinds import get_kind
+    from ...validate import check_static
+    from ..rows import ScoringLimits, measure_each
 
     width = WIDTH.get(kind, 0)
     result = np.full((len(sources), width), np.nan, dtype=np.float32)

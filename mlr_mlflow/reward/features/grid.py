@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 
-from ..validate.loader import load_checked  # here, so the warm sandbox server imports it once
-from .rows import BehaviourError  # noqa: F401  (raised by `behaviour_rows`, imported from here)
+from ...validate.loader import load_checked  # here, so the warm sandbox server imports it once
+from ..rows import BehaviourError  # noqa: F401  (raised by `behaviour_rows`, imported from here)
 
-GRID_TARGET = "mlr_mlflow.reward.grid:behaviour"
+GRID_TARGET = "mlr_mlflow.reward.features.grid:behaviour"
 SANDBOX_PRELOAD = ("torch",)  # imported once in the warm sandbox server (sandbox/worker.py)
 SANDBOX_WARM_UP = "warm"  # run once in the server, on the built-in defaults (sandbox/worker.py)
 SIZES = {"activation": 17 * 2 + 5, "preprocessing": 16, "regularizer": 6}
@@ -89,7 +89,7 @@ def warm() -> None:
     runs: what torch initialises on first use is not charged to a hypothesis."""
     import torch
 
-    from ..kinds import get_kind
+    from ...kinds import get_kind
 
     torch.set_num_threads(1)  # before any pool exists: the server forks
     for kind, measure in (("activation", _activation), ("preprocessing", _preprocessing),
@@ -103,7 +103,7 @@ def behaviour(payload: dict) -> dict:
     "status": ["ok" | "failed" | "overtime"]} (None features: the code failed or ran out of time)."""
     import torch
 
-    from ..sandbox.alarm import Overtime, time_limit
+    from ...sandbox.alarm import Overtime, time_limit
 
     torch.set_num_threads(1)
     measure = {"activation": _activation, "preprocessing": _preprocessing,
@@ -130,9 +130,9 @@ def behaviour_rows(kind: str, sources: list[str], sandbox_config=None, limits=No
     (never run); `unmeasured[i]` is the reason row i could not be measured (`rows`), else None."""
     import numpy as np
 
-    from ..kinds import get_kind
-    from ..validate import check_static
-    from .rows import ScoringLimits, measure_each
+    from ...kinds import get_kind
+    from ...validate import check_static
+    from ..rows import ScoringLimits, measure_each
 
     kind_ = get_kind(kind)
     width = SIZES[kind]
