@@ -76,6 +76,9 @@ def _regularizer(fn) -> list[float]:
     return out
 
 
+MEASURES = {"activation": _activation, "preprocessing": _preprocessing, "regularizer": _regularizer}
+
+
 def warm() -> None:
     """Each kind's measurement once on its built-in default, in the warm server before any clock
     runs: what torch initialises on first use is not charged to a hypothesis."""
@@ -87,9 +90,6 @@ def warm() -> None:
     for kind, measure in MEASURES.items():
         kind_ = get_kind(kind)
         measure(load_checked(kind_.component(kind_.default), kind))
-
-
-MEASURES = {"activation": _activation, "preprocessing": _preprocessing, "regularizer": _regularizer}
 
 
 def behaviour(payload: dict) -> dict:
