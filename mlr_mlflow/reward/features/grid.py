@@ -76,7 +76,9 @@ def _regularizer(fn) -> list[float]:
     return out
 
 
-MEASURES = {"activation": _activation, "preprocessing": _preprocessing, "regularizer": _regularizer}
+def measures() -> dict:
+    """Each kind's measuring function, looked up when it runs."""
+    return {"activation": _activation, "preprocessing": _preprocessing, "regularizer": _regularizer}
 
 
 def warm() -> None:
@@ -87,7 +89,7 @@ def warm() -> None:
     from ...kinds import get_kind
 
     torch.set_num_threads(1)  # before any pool exists: the server forks
-    for kind, measure in MEASURES.items():
+    for kind, measure in measures().items():
         kind_ = get_kind(kind)
         measure(load_checked(kind_.component(kind_.default), kind))
 
@@ -95,7 +97,7 @@ def warm() -> None:
 def behaviour(payload: dict) -> dict:
     """Sandbox target: {"kind", "sources", "timeout_s", "reason"} -> {"features": [[float] | None],
     "status": ["ok" | "failed" | "overtime"]} (None features: the code failed or ran out of time)."""
-    return measure_sources(payload, MEASURES[payload["kind"]])
+    return measure_sources(payload, measures()[payload["kind"]])
 
 
 def behaviour_rows(kind: str, sources: list[str], sandbox_config=None, limits=None,
