@@ -122,7 +122,7 @@ def waves_simulation(X, data, full, algorithm: str, top_k: int, eta: int,
 
 
 def measure(client, config, algorithms, families) -> dict:
-    from mlr_mlflow.reward.embed import Encoder
+    from mlr_mlflow.reward.features.embed import Encoder
     from mlr_mlflow.reward.measure import by_round, by_source, discovery, out_of_sample
     from mlr_mlflow.reward.ranker import Features, load_dataset
     from mlr_mlflow.stats import spearman

@@ -70,7 +70,7 @@ def hypotheses(n: int) -> list[str]:
 
 
 def run_mlr(sources, seeds, config, suite, store: str):
-    from mlr_mlflow.evaluate.baselines import prewarm_training
+    from mlr_mlflow.evaluate.training.dispatch import prewarm_training
     from mlr_mlflow.evaluate.evaluator import Evaluator
     from mlr_mlflow.hypothesis import Hypothesis
     from mlr_mlflow.tracking import connect
@@ -120,8 +120,8 @@ def run_bare(sources, seeds, config, suite):
     import torch
 
     from mlr_mlflow.evaluate.baselines import components_for
-    from mlr_mlflow.evaluate.job import _build_groups
-    from mlr_mlflow.evaluate.model import Group, Guard
+    from mlr_mlflow.evaluate.training.job import _build_groups
+    from mlr_mlflow.evaluate.training.model import Group, Guard
     from mlr_mlflow.hypothesis import load_function
 
     torch.set_num_threads(1)
@@ -183,7 +183,7 @@ def time_worker_start(config) -> float:
     close_idle()
     start = time.perf_counter()
     with warm_sandbox(config.sandbox) as sandbox:  # an empty job: imports, then nothing to train
-        sandbox.call("mlr_mlflow.evaluate.job:train",
+        sandbox.call("mlr_mlflow.evaluate.training.job:train",
                      {"datasets": [], "models": [], "model": {}, "variant": "one-pass"}, 600)
     return time.perf_counter() - start
 
@@ -193,8 +193,8 @@ def run_grouped_floor(sources, seeds, config, suite):
     import torch
 
     from mlr_mlflow.evaluate.baselines import components_for
-    from mlr_mlflow.evaluate.job import _build_groups
-    from mlr_mlflow.evaluate.model import EnsembleModule, Guard
+    from mlr_mlflow.evaluate.training.job import _build_groups
+    from mlr_mlflow.evaluate.training.model import EnsembleModule, Guard
     from mlr_mlflow.hypothesis import load_function
 
     torch.set_num_threads(1)

@@ -141,7 +141,7 @@ def reward(action: str, kind: str, tracking_uri: str | None = None, config_path:
            progress: Callable[[str], None] = lambda _: None) -> dict:
     """`reward train|evaluate|promote` -> a JSON-able dict."""
     from .reward import registry
-    from .reward.embed import DEFAULT_ENCODER
+    from .reward.features.embed import DEFAULT_ENCODER
     from .tracking import connect
 
     get_kind(kind)

@@ -12,18 +12,24 @@ Two fingerprints match when they have the same length and every entry agrees wit
 relative to its own magnitude, plus a floor of `tolerance` x 1 % of the fingerprints' largest
 magnitude (so a regularizer's tiny gradients are compared at their own scale, and a large value at
 one point does not hide a difference at another). A hypothesis that fails its kind's probe has no
-fingerprint: it is never a duplicate.
+fingerprint: it is never a duplicate, and neither is one that cannot be measured in time: each
+source is measured alone in the sandbox, within its own limit (`reward.features.harness`).
 """
 from __future__ import annotations
 
 import base64
 import logging
 import math
+import sys
 
 import numpy as np
 
+from .reward.features.harness import measure_rows, measure_sources, mixed_matrix
+
 log = logging.getLogger(__name__)
 FINGERPRINT_TARGET = "mlr_mlflow.fingerprint:fingerprints"
+SANDBOX_PRELOAD = ("torch",)  # imported once in the warm sandbox server (sandbox/worker.py)
+SANDBOX_WARM_UP = "warm"  # run once in the server, on the built-in defaults (sandbox/worker.py)
 MAX_VALUES = 256  # wider fingerprints are projected (fixed seed) so one fits in a run tag
 DEFAULT_TOLERANCE = 1e-3
 _PREFIX = "f32:"
@@ -44,13 +50,7 @@ def _activation(fn) -> list[float]:
 
 def _preprocessing(fn) -> list[float]:
     rng = np.random.default_rng(0)
-
-    def matrix(rows: int):
-        bounded = rng.uniform(0, 1, rows)
-        bounded[0] = 25.0  # an outlier
-        return np.stack([rng.normal(3, 2, rows), rng.lognormal(0, 1, rows), bounded], axis=1)
-
-    A, B = (np.asarray(m, dtype=np.float64) for m in fn(matrix(16), matrix(8)))
+    A, B = (np.asarray(m, dtype=np.float64) for m in fn(mixed_matrix(rng, 16), mixed_matrix(rng, 8)))
     values = np.concatenate([A.ravel(), B.ravel()])
     if len(values) > MAX_VALUES - 4:
         # a fixed Gaussian projection keeps distances (Johnson-Lindenstrauss) at a bounded size
@@ -78,44 +78,59 @@ def _regularizer(fn) -> list[float]:
 MEASURES = {"activation": _activation, "preprocessing": _preprocessing, "regularizer": _regularizer}
 
 
-def fingerprints(payload: dict) -> dict:
-    """Sandbox target: {"kind", "sources", "timeout_s"} -> {"fingerprints": [[float] | None]}."""
+class Unfit(ValueError):
+    """The hypothesis fails its kind's probe: it has no fingerprint."""
+
+
+def _fingerprint(kind):
+    def measure(fn) -> list[float]:
+        if kind.probe(fn):
+            raise Unfit(kind.name)
+        return MEASURES[kind.name](fn)
+
+    return measure
+
+
+def warm() -> None:
+    """Each kind's fingerprint once on its built-in default, in the warm server before any clock
+    runs: what torch initialises on first use is not charged to a hypothesis's time limit."""
     import torch
 
-    from .kinds import get_kind
-    from .sandbox.alarm import Overtime, time_limit
+    from .kinds import KINDS
     from .validate.loader import load_checked
 
-    torch.set_num_threads(1)
-    kind = get_kind(payload["kind"])
-    out = []
-    for source in payload["sources"]:
-        try:
-            with time_limit(payload.get("timeout_s", 5.0)):
-                fn = load_checked(source, kind.name)
-                values = None if kind.probe(fn) else MEASURES[kind.name](fn)
-        except (Overtime, Exception):
-            values = None
-        out.append(values if values is not None and all(math.isfinite(v) for v in values) else None)
-    return {"fingerprints": out}
+    torch.set_num_threads(1)  # before any pool exists: the server forks
+    for kind in KINDS.values():
+        _fingerprint(kind)(load_checked(kind.component(kind.default), kind.name))
+
+
+def fingerprints(payload: dict) -> dict:
+    """Sandbox target: {"kind", "sources", "timeout_s"} -> {"features": [[float | None] | None],
+    "status": ["ok" | "failed" | "overtime"]} (`reward.features.harness.measure_sources`)."""
+    from .kinds import get_kind
+
+    return measure_sources(payload, _fingerprint(get_kind(payload["kind"])))
 
 
 def compute(kind: str, sources: list[str], sandbox, timeout_s: float = 5.0) -> list[np.ndarray | None]:
-    """Fingerprints of `sources` (None where a source fails), computed in `sandbox`. Statically
-    unclean sources are never sent there. Raises SandboxError when the sandbox itself fails."""
+    """Fingerprints of `sources` (None where a source fails, fails the static checks, which are
+    never sent to the sandbox, or cannot be measured within `timeout_s`), each measured alone in
+    `sandbox`. Raises SandboxError when the sandbox itself fails (on the kind's built-in default
+    too)."""
     from .kinds import get_kind
-    from .validate import check_static
+    from .reward.rows import BehaviourError, ScoringLimits
+    from .sandbox import SandboxError
 
-    clean = [i for i, s in enumerate(sources) if not check_static(s, get_kind(kind))]
-    result: list[np.ndarray | None] = [None] * len(sources)
-    if not clean:
-        return result
-    answer = sandbox.call(FINGERPRINT_TARGET, {"kind": kind, "sources": [sources[i] for i in clean],
-                                               "timeout_s": timeout_s},
-                          timeout=10.0 + timeout_s * len(clean))
-    for i, values in zip(clean, answer["fingerprints"]):
-        result[i] = None if values is None else np.asarray(values, dtype=np.float64)
-    return result
+    kind_ = get_kind(kind)
+    limits = ScoringLimits(row_s=timeout_s, request_s=math.inf, max_rows=len(sources),
+                           max_code_chars=sys.maxsize)
+    try:
+        rows, _ = measure_rows(FINGERPRINT_TARGET, kind, sources, limits, sandbox=sandbox,
+                               canary=kind_.component(kind_.default), limit="fingerprint timeout_s")
+    except BehaviourError as exc:
+        raise SandboxError(str(exc)) from None
+    return [None if values is None or None in values else np.asarray(values, dtype=np.float64)
+            for values in rows]
 
 
 def matches(a: np.ndarray, b: np.ndarray, tolerance: float = DEFAULT_TOLERANCE) -> bool:
@@ -174,8 +189,8 @@ class Deduplicator:
         return None
 
     def fingerprint_many(self, sources: list[str]) -> list[np.ndarray | None]:
-        """Fingerprints of `sources` in one sandbox call. A batch that breaks the sandbox (a
-        source kills its worker or hangs past every limit) is retried one source at a time, so
+        """Fingerprints of a batch of `sources` (the harness measures each in its own call on a
+        warm server). A batch the sandbox fails as a whole is retried one source at a time, so
         only the culprit goes without a fingerprint: validation, which comes next, judges it."""
         from .sandbox import SandboxError
 

@@ -326,7 +326,7 @@ def test_code_that_passes_the_probe_and_cheats_or_breaks_in_training_is_invalid(
 def test_builtin_preprocessings_pass_the_real_split_check_on_every_dataset():
     from mlr_mlflow.config import SuiteConfig
     from mlr_mlflow.evaluate.datasets import load_suite
-    from mlr_mlflow.evaluate.job import _preprocess
+    from mlr_mlflow.evaluate.training.job import _preprocess
     from mlr_mlflow.hypothesis import load_function
     from mlr_mlflow.kinds import get_kind
 
@@ -347,7 +347,7 @@ def test_a_function_that_changes_between_calls_fails_the_recheck_after_training(
     to keep state; this is the net below them)."""
     import torch
 
-    from mlr_mlflow.evaluate.calls import Recorded
+    from mlr_mlflow.evaluate.training.calls import Recorded
 
     calls = []
 

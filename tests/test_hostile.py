@@ -107,7 +107,7 @@ def test_reward_grid_never_runs_code_that_fails_validation(tmp_path):
     builtins gets NaN features and its side effect never happens, even on the subprocess backend."""
     import math
 
-    from mlr_mlflow.reward.grid import behaviour_matrix
+    from mlr_mlflow.reward.features.grid import behaviour_matrix
 
     canary = tmp_path / "grid-canary"
     sources = [ESCAPE.format(canary=canary), "def activation(x):\n    return x\n"]
@@ -123,7 +123,7 @@ def test_reward_features_treat_state_keeping_code_as_invalid():
     import math
 
     from mlr_mlflow.kinds import get_kind
-    from mlr_mlflow.reward.grid import behaviour_matrix
+    from mlr_mlflow.reward.features.grid import behaviour_matrix
     from mlr_mlflow.validate import check_static
 
     cases = [c for c in CORPUS if c[0].startswith("decorator_")]
@@ -144,7 +144,7 @@ def test_preprocessing_that_hangs_in_training_fails_alone_within_its_budget():
     from mlr_mlflow.config import ModelConfig, SuiteConfig
     from mlr_mlflow.evaluate.baselines import components_for
     from mlr_mlflow.evaluate.datasets import load_suite
-    from mlr_mlflow.evaluate.job import TRAIN_TARGET
+    from mlr_mlflow.evaluate.training.job import TRAIN_TARGET
 
     suite = load_suite(SuiteConfig(datasets=("iris",)))
     models = [{"key": "hang:0", "seed": 0,

@@ -8,7 +8,8 @@ from mlflow import MlflowClient
 from mlr_mlflow.cli import main
 from mlr_mlflow.config import Config, config_from_dict, with_overrides
 from mlr_mlflow.config.evaluation import CLASSIC_DATASETS, SUITES
-from mlr_mlflow.evaluate.baselines import components_for, regroup, train_models
+from mlr_mlflow.evaluate.baselines import components_for
+from mlr_mlflow.evaluate.training.dispatch import regroup, train_models
 from mlr_mlflow.evaluate.datasets import load_suite
 from mlr_mlflow.evaluate.reliability import statistic
 from mlr_mlflow.evaluate.screen import SCREEN_STATISTIC, screen_score

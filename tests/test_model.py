@@ -6,7 +6,7 @@ import pytest
 from mlr_mlflow.config import ModelConfig, SuiteConfig
 from mlr_mlflow.evaluate.baselines import components_for
 from mlr_mlflow.evaluate.datasets import load_suite
-from mlr_mlflow.evaluate.job import train
+from mlr_mlflow.evaluate.training.job import train
 from mlr_mlflow.kinds import get_kind
 
 from .conftest import SWISH
@@ -47,7 +47,7 @@ def test_batched_equals_alone(variant):
 def test_full_training_equals_alone_exactly_in_any_batch():
     """Every number a model gets in full training is the one it gets alone, bit for bit: batched
     with other hypotheses, on all datasets or on a share of them, while its groups stop at different
-    epochs (Adam's flat buffers keep every element in a vector lane, `evaluate.optim`)."""
+    epochs (Adam's flat buffers keep every element in a vector lane, `evaluate.training.optim`)."""
     settings = {"max_epochs": 12, "patience": 2}
     datasets = ("iris", "wine", "xor")
     together = train(payload(MODELS, "full", datasets, **settings))
@@ -74,8 +74,8 @@ def test_a_group_whose_models_all_stopped_takes_no_more_steps():
     step (its step count is its own epochs' minibatches), while another group trains on."""
     import lightning.pytorch as pl
 
-    from mlr_mlflow.evaluate.job import _build_groups, _fit
-    from mlr_mlflow.evaluate.model import EnsembleModule, Guard
+    from mlr_mlflow.evaluate.training.job import _build_groups, _fit
+    from mlr_mlflow.evaluate.training.model import EnsembleModule, Guard
     from mlr_mlflow.hypothesis import load_function
 
     data = payload(MODELS[:1], "full", ("iris", "xor"))
@@ -187,7 +187,7 @@ def test_grouped_calls_equal_per_model_calls_exactly():
 
 
 def test_row_independent_functions_are_called_once_per_layer_and_step(monkeypatch):
-    from mlr_mlflow.evaluate.calls import PROBE_CHUNKS
+    from mlr_mlflow.evaluate.training.calls import PROBE_CHUNKS
 
     calls = {}
     _counting_loader(monkeypatch, calls)

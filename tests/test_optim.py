@@ -1,7 +1,7 @@
 """FlatAdam: torch's fused Adam on one padded buffer per group, exact wherever a model sits."""
 import torch
 
-from mlr_mlflow.evaluate.optim import ALIGN, FlatAdam
+from mlr_mlflow.evaluate.training.optim import ALIGN, FlatAdam
 
 
 def _loss(params, x, with_second=True):

@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlr_mlflow.cli import main
-from mlr_mlflow.reward.features import NAMES, structural
+from mlr_mlflow.reward.features.structural import NAMES, structural
 from mlr_mlflow.reward.screen import mean_pairwise_similarity, mmr, select
 from mlr_mlflow.tracking import names
 
@@ -191,7 +191,7 @@ def test_too_few_runs_and_unknown_encoder_are_clear_errors(tmp_path, tracking_ur
     assert "at least 20" in out["error"]
     code, out = cli(capsys, "reward", "promote", "--kind", "regularizer", "--tracking-uri", tracking_uri)
     assert code == 2 and "no challenger" in out["error"]
-    from mlr_mlflow.reward.embed import Encoder, EncoderError
+    from mlr_mlflow.reward.features.embed import Encoder, EncoderError
 
     with pytest.raises(EncoderError, match="cannot be loaded offline"):
         Encoder("microsoft/codebert-base").embed(["def activation(x):\n    return x\n"])

@@ -73,7 +73,7 @@ def test_a_slow_row_is_flagged_and_a_benign_row_beside_it_scores_as_it_does_alon
 
 
 def test_grid_features_of_a_row_do_not_depend_on_the_rows_beside_it():
-    from mlr_mlflow.reward.grid import behaviour_rows
+    from mlr_mlflow.reward.features.grid import behaviour_rows
     from mlr_mlflow.reward.rows import ScoringLimits
 
     limits = ScoringLimits(row_s=1.0)

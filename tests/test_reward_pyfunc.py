@@ -11,8 +11,8 @@ import pytest
 
 import mlr_mlflow
 from mlr_mlflow.config import SandboxConfig
-from mlr_mlflow.reward.features import structural_matrix
-from mlr_mlflow.reward.grid import BehaviourError, behaviour_matrix
+from mlr_mlflow.reward.features.structural import structural_matrix
+from mlr_mlflow.reward.features.grid import BehaviourError, behaviour_matrix
 from mlr_mlflow.reward.pyfunc import RewardModel, code_digest
 
 from .conftest import SWISH
@@ -37,9 +37,9 @@ def old_package(tmp_path) -> Path:
     old = tmp_path / "old" / "mlr_mlflow"
     shutil.copytree(Path(mlr_mlflow.__file__).parent, old,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    with open(old / "reward" / "features.py", "a") as fh:
+    with open(old / "reward" / "features" / "structural.py", "a") as fh:
         fh.write(OLD_FEATURES)
-    with open(old / "reward" / "grid.py", "a") as fh:
+    with open(old / "reward" / "features" / "grid.py", "a") as fh:
         fh.write(OLD_GRID)
     return old
 

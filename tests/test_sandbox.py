@@ -36,7 +36,7 @@ def test_timeout_kills_the_worker_and_the_next_call_gets_a_fresh_one():
         call_source(sb, "def activation(x):\n    return x\n")
         first = sb._proc.pid
         with pytest.raises(SandboxTimeout, match="timed out"):
-            sb.call("mlr_mlflow.evaluate.job:train", _empty_job(), 0.01)
+            sb.call("mlr_mlflow.evaluate.training.job:train", _empty_job(), 0.01)
         assert call_source(sb, "def activation(x):\n    return x\n") == {"reasons": []}
         assert sb._proc.pid != first
 
@@ -48,7 +48,7 @@ def _empty_job():
 def test_errors_in_the_target_come_back_as_call_errors():
     with SubprocessSandbox() as sb:
         with pytest.raises(SandboxCallError, match="KeyError"):
-            sb.call("mlr_mlflow.evaluate.job:train", {"variant": "one-pass"}, 60)
+            sb.call("mlr_mlflow.evaluate.training.job:train", {"variant": "one-pass"}, 60)
 
 
 def test_targets_outside_the_package_are_refused():

@@ -53,7 +53,7 @@ def test_training_kills_a_call_in_c_on_the_hypothesis_budget_and_names_it():
     """Before, the guard's tick could not reach inside `sum(range(10 ** 12))`: the job ran until the
     training job's wall clock (here 100 s) killed the whole server, naming no hypothesis."""
     from mlr_mlflow.evaluate.baselines import components_for
-    from mlr_mlflow.evaluate.job import TRAIN_TARGET
+    from mlr_mlflow.evaluate.training.job import TRAIN_TARGET
 
     models = [{"key": "0:0", "seed": 0, "components": components_for("activation", IDENTITY)},
               {"key": "1:0", "seed": 0,

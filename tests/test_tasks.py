@@ -10,7 +10,7 @@ import pytest
 from mlr_mlflow.config import Config, KindConfig, ModelConfig, SuiteConfig, TaskConfig, with_overrides
 from mlr_mlflow.evaluate.baselines import components_for
 from mlr_mlflow.evaluate.datasets import load_suite
-from mlr_mlflow.evaluate.job import train
+from mlr_mlflow.evaluate.training.job import train
 from mlr_mlflow.kinds import get_kind
 
 from .conftest import SWISH, ZERO

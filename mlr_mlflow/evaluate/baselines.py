@@ -4,42 +4,29 @@ Each reference component is one run in the kind's experiment, tagged `mlr.role=b
 `mlr.baseline.key`: a hash of everything its numbers depend on (the component sources, dataset
 digests, model config, variant, seeds, library versions). A key already present is reused, so no
 hypothesis evaluation retrains a baseline. Missing ones are trained together in a fresh sandboxed
-process that never loads a hypothesis.
+process that never loads a hypothesis (`training.dispatch`).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-from pathlib import Path
 from typing import Callable
 
 from ..config import Config
 from .. import resources
 from ..provenance import environment, library_versions
 from ..kinds import KINDS, get_kind
-from ..sandbox import prewarm_sandboxes, warm_sandbox
 from ..tracking import create_run, finish, log, log_artifact_files, log_datasets, names
 from ..tracking.runs import read_artifact_json
 from ..tracking.queries import latest_finished
 from .datasets import Dataset
-from .job import TRAIN_TARGET
+from .training.dispatch import regroup, train_models, trainer_digest
 from .winrate import Results
 
 # confirm and transfer: full training
 ENTRY_POINTS = {"one-pass": "one_pass", "full": "full", "confirm": "full", "transfer": "full"}
 VERSIONED = ("torch", "lightning", "numpy", "scikit-learn", "mlr-mlflow")  # in the baseline key
-
-
-def trainer_digest(families: bool = False) -> str:
-    """Digest of the training code itself, so a changed trainer never reuses older baselines; with
-    `families`, the image and sequence families' code too (a task suite's keys only)."""
-    here = Path(__file__).resolve().parent
-    files = [here / name for name in ("model.py", "job.py")]
-    if families:
-        files += sorted((here / "families").glob("*.py"))
-    data = b"".join(f.read_bytes() for f in files)
-    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def project_tags(variant: str, kind: str, seeds: int, datasets: list[str]) -> dict[str, str]:
@@ -102,38 +89,6 @@ def _cached(client, experiment_id: str, key: str) -> Results | None:
         return None
     _READ[memo] = results_from_json(read_artifact_json(client, run, names.RESULTS_ARTIFACT))
     return _READ[memo]
-
-
-def train_models(models: list[dict], datasets: list[Dataset], variant: str, config: Config,
-                 sandbox=None) -> dict:
-    """Run the training job on `models` (each {"key", "seed", "components"}) in a sandbox."""
-    payload = {"datasets": [d.payload() for d in datasets], "models": models,
-               "model": dataclasses.asdict(config.model), "variant": variant,
-               "budget_s": config.sandbox.hypothesis_budget_s}
-    own = sandbox is None
-    sandbox = sandbox or warm_sandbox(config.sandbox)
-    try:
-        return sandbox.call(TRAIN_TARGET, payload, timeout=config.sandbox.train_timeout_s,
-                            limit="[sandbox] train_timeout_s")
-    finally:
-        if own:
-            sandbox.close()
-
-
-def prewarm_training(config: Config, count: int) -> list:
-    """Start `count` warm sandbox servers for training jobs in the background (each imports torch
-    and lightning through an empty job), for a call about to train on several side by side."""
-    return prewarm_sandboxes(config.sandbox, count, TRAIN_TARGET,
-                             {"datasets": [], "models": [], "model": {}, "variant": "one-pass"})
-
-
-def regroup(raw: dict, prefix: str, seeds: list[int]) -> Results:
-    """Job results keyed "prefix:seed" -> {dataset: {seed: result}}."""
-    out: Results = {}
-    for seed in seeds:
-        for ds, result in raw[f"{prefix}:{seed}"].items():
-            out.setdefault(ds, {})[seed] = result
-    return out
 
 
 def get_references(client, experiment_id: str, kind: str, variant: str, seeds: list[int],

@@ -21,12 +21,12 @@ from ..tracking import (RunEnd, RunStart, create_run, end_runs, end_tags, experi
                         log_artifact_files, log_datasets, names, start_runs)
 from ..tracking.runs import dataset_inputs
 from ..validate import validate_many
-from .baselines import (components_for, environment_json, get_references, prewarm_training, project_tags,
-                        regroup, train_models)
+from .baselines import components_for, environment_json, get_references, project_tags
 from .datasets import Dataset, check_kind_fits, load_suite
 from .evaluation import UNCERTAINTY, Evaluation, run_name
 from .screen import screen_score
 from .shares import culprits, shares
+from .training.dispatch import prewarm_training, regroup, train_models
 from .winrate import summarize
 
 VARIANTS = ("one-pass", "full", "confirm", "transfer")

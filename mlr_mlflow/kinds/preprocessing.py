@@ -104,7 +104,7 @@ def check_test_rows(fn, X_train, X_test, X_other, A, B, seed: int, where: str = 
     """Statistics come from X_train only. fn(X_train, X_mixed), where X_mixed holds half of the
     test rows (drawn from `seed`) at other places and rows of X_other elsewhere, must give the
     same train output (A) and, for each kept test row, the same output row (B). Run by the probe
-    and, on the real split, by every training job (`evaluate/job.py`)."""
+    and, on the real split, by every training job (`evaluate/training/job.py`)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)

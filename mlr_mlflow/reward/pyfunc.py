@@ -97,6 +97,24 @@ def feature_package(model_dir: Path, meta: dict) -> str:
     return name
 
 
+# a feature module's place in a package copy, then its place before `reward/features/` (older versions)
+FEATURE_MODULES = {"structural": ("reward.features.structural", "reward.features"),
+                   "grid": ("reward.features.grid", "reward.grid"),
+                   "embed": ("reward.features.embed", "reward.embed")}
+
+
+def feature_module(package: str, name: str):
+    """A feature module of `package` (this one or a model version's own copy), where it lives in
+    that copy: versions saved before `reward/features/` keep theirs in `reward/`."""
+    new, old = FEATURE_MODULES[name]
+    try:
+        return importlib.import_module(f"{package}.{new}")
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not f"{package}.{new}".startswith(exc.name):
+            raise
+        return importlib.import_module(f"{package}.{old}")
+
+
 def invalid_input(message: str) -> Exception:
     """An error `mlflow models serve` answers with 400 (bad request), not 500."""
     from mlflow.exceptions import MlflowException
@@ -118,7 +136,7 @@ class RewardModel(mlflow.pyfunc.PythonModel):
         model_dir = Path(context.artifacts["meta"]).resolve().parents[1]  # <model>/artifacts/meta.json
         self.package = feature_package(model_dir, self.meta)
         ranker = importlib.import_module(f"{self.package}.reward.ranker")
-        embed = importlib.import_module(f"{self.package}.reward.embed")
+        embed = feature_module(self.package, "embed")
         algorithm = self.meta["algorithm"]
         self.model = xgb.XGBRanker() if algorithm == "ranker" else xgb.XGBRegressor()
         self.model.load_model(context.artifacts["xgb"])
@@ -141,8 +159,8 @@ class RewardModel(mlflow.pyfunc.PythonModel):
         kinds = importlib.import_module(f"{self.package}.kinds")
         invalid = np.array([bool(validate.check_static(s, kinds.get_kind(kind))) for s in sources])
         if self.features.grid:
-            grid = importlib.import_module(f"{self.package}.reward.grid")
-            features = importlib.import_module(f"{self.package}.reward.features")
+            grid = feature_module(self.package, "grid")
+            features = feature_module(self.package, "structural")
             start = len(features.NAMES) if self.features.structural else 0
             block = X[:, start:start + grid.SIZES[kind]]
             invalid |= np.isnan(block).all(axis=1)

@@ -20,7 +20,7 @@ import numpy as np
 from ..hypothesis import normalized_sha256
 from ..tracking import names
 from ..tracking.queries import hypothesis_runs
-from .features import structural_matrix
+from .features.structural import structural_matrix
 from ..config import UsageError
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class Features:
                 sandbox_config=None, limits=None, budget=None):
         """(feature matrix, unmeasured): `unmeasured[i]` is why row i's behaviour could not be
         measured (time: `rows`), else None. Such a row must not be scored or learned from."""
-        from .grid import behaviour_rows
+        from .features.grid import behaviour_rows
 
         parts, unmeasured = [], [None] * len(sources)
 
@@ -165,7 +165,7 @@ class Features:
             parts.append(block)
             note(found)
         if self.probes:
-            from .probes import probe_rows
+            from .features.probes import probe_rows
 
             block, found = probe_rows(kind, sources, sandbox_config, limits, budget)
             parts.append(block)

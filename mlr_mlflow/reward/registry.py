@@ -27,7 +27,7 @@ import numpy as np
 
 from ..tracking import create_run, experiment_id, finish, log, names
 from ..tracking.fluent import fluent_store
-from .embed import DEFAULT_ENCODER, Encoder
+from .features.embed import DEFAULT_ENCODER, Encoder
 from .ensemble import fit_ensemble
 from .ranker import (TARGET, Features, RewardDataError, check_enough, correlations, fit, held_out,
                      load_dataset)

@@ -57,7 +57,7 @@ def _builtin(run: str, client, config_path: str | None, kwargs: dict) -> tuple[d
         kind = kwargs.pop("kind", "activation")
         if run == "reward-promote":
             return registry.promote(client, config, kind), {}
-        from ..reward.embed import DEFAULT_ENCODER
+        from ..reward.features.embed import DEFAULT_ENCODER
 
         result = registry.train(client, config, kind, kwargs.get("encoder") or DEFAULT_ENCODER,
                                 features=registry.parse_features(kwargs.get("features")))

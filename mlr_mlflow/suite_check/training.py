@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from ..config import Config
-from ..evaluate.baselines import components_for, references, regroup, train_models
+from ..evaluate.baselines import components_for, references
 from ..evaluate.datasets import Dataset
 from ..evaluate.shares import AUTO_WORKERS_MAX, usable_cpus
+from ..evaluate.training.dispatch import regroup, train_models
 from ..kinds.panels import member_source
 
 CHUNKS_PER_PROCESS = 4  # progress lines per process; each chunk is one training call of batched models

@@ -2,7 +2,7 @@
 calls, losses and metrics. A subclass says only how one model's parameters start (`init_params`),
 how the stacked models run (`forward`) and which weight matrices a regularizer sees.
 
-Per-model independence holds as in `evaluate.model`: initialisation and data order are seeded by
+Per-model independence holds as in `evaluate.training.model`: initialisation and data order are seeded by
 (seed, task), each hypothesis call sees one model's tensor, Adam is element-wise, and the batched
 operations (grouped convolutions, einsums over the model axis) never mix models.
 """

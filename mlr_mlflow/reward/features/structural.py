@@ -1,8 +1,8 @@
 """Cheap structural features of hypothesis code, read from the AST (nothing is executed).
 
 Counts of node types, depth, size, which primitives are called, and the constants used. They are
-the same for every process and need no model download; `embed.py` adds text embeddings, and
-`grid.py` adds behaviour on a probe grid (computed in the sandbox).
+the same for every process and need no model download; `embed` adds text embeddings, and
+`grid` adds behaviour on a probe grid (computed in the sandbox).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model families beyond the MLP (which is `evaluate.model.Group`), each batched on a model axis.
+"""Model families beyond the MLP (which is `evaluate.training.model.Group`), each batched on a model axis.
 
 A family is a `StackedGroup` subclass: its parameters stacked per model, its forward pass over
 [models, batch, ...], its activation slots and the weight matrices its regularizer sees.

@@ -1,5 +1,5 @@
 """All family groups (CNN, attention) of a job in one Lightning module, the counterpart of
-`evaluate.model.EnsembleModule` for the MLP. Each family group runs its own forward pass and calls
+`evaluate.training.model.EnsembleModule` for the MLP. Each family group runs its own forward pass and calls
 hypothesis code once per model; a model that has stopped early (full variant) calls nothing more:
 its activation slots give the stand-in and its regularizer is not called (as the MLP's)."""
 from __future__ import annotations

@@ -16,7 +16,7 @@ import logging
 import math
 import warnings
 
-TRAIN_TARGET = "mlr_mlflow.evaluate.job:train"
+TRAIN_TARGET = "mlr_mlflow.evaluate.training.job:train"
 SANDBOX_PRELOAD = ("torch", "lightning.pytorch")  # imported once in the warm sandbox server
 
 
@@ -41,7 +41,7 @@ def _preprocess(fn, ds: dict):
 
     import numpy as np
 
-    from ..kinds.preprocessing import check_test_rows
+    from ...kinds.preprocessing import check_test_rows
 
     rest = np.vstack([ds["X_val"], ds["X_test"]])
     out = fn(ds["X_train"].copy(), rest.copy())
@@ -115,7 +115,7 @@ def _family_groups(ds: dict, models: list[dict], load, guard):
     a model that brings a preprocessing anyway fails alone)."""
     import torch
 
-    from ..kinds import get_kind
+    from ...kinds import get_kind
     from .model import GroupSpec
 
     pre = get_kind("preprocessing")
@@ -149,9 +149,9 @@ def train(payload: dict) -> dict:
     import lightning.pytorch as pl
     import torch
 
-    from ..kinds import get_kind
-    from ..validate.dynamic import probe_seed
-    from ..validate.loader import load_checked
+    from ...kinds import get_kind
+    from ...validate.dynamic import probe_seed
+    from ...validate.loader import load_checked
     from .calls import Recorded
     from .model import EnsembleModule, Guard
 

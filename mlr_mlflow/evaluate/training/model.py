@@ -54,7 +54,7 @@ class GroupSpec:
     seeds: list[int]
     activations: list[Callable]
     regularizers: list[Callable]
-    family: str = "mlp"  # "cnn" and "attention" are built by evaluate.families
+    family: str = "mlp"  # "cnn" and "attention" are built by evaluate.training.families
     input_shape: tuple[int, ...] = ()  # a row's shape for those families
 
 

@@ -4,21 +4,22 @@ activation:    values and slopes on x in [-4, 4], value at 0, monotonicity, satu
 preprocessing: per-column statistics of the transformed train and test rows of a fixed mixed
                matrix (normal, skewed, bounded-with-outlier columns).
 regularizer:   log-magnitude of the penalty and of its gradient at three weight scales.
-Each hypothesis is measured alone, in its own sandbox call and time limit (`rows`). One that fails
+Each hypothesis is measured alone, in its own sandbox call and time limit (`harness`). One that fails
 gets NaN features (the ranker handles missing values), and so does one that fails the static
 checks: it is never run (the reward model scores any code it is sent, from a served model's HTTP
 clients too, so it validates like every other path). One that runs out of time is *unmeasured*
-(`rows`): the reward model gives it no score. A sandbox that fails on the built-in default too
+(`harness`): the reward model gives it no score. A sandbox that fails on the built-in default too
 raises `BehaviourError`.
 """
 from __future__ import annotations
 
 import math
 
-from ..validate.loader import load_checked  # here, so the warm sandbox server imports it once
-from .rows import BehaviourError  # noqa: F401  (raised by `behaviour_rows`, imported from here)
+from ...validate.loader import load_checked  # here, so the warm sandbox server imports it once
+from ..rows import BehaviourError  # noqa: F401  (raised by `behaviour_rows`, imported from here)
+from .harness import as_matrix, measure_rows, measure_sources, mixed_matrix
 
-GRID_TARGET = "mlr_mlflow.reward.grid:behaviour"
+GRID_TARGET = "mlr_mlflow.reward.features.grid:behaviour"
 SANDBOX_PRELOAD = ("torch",)  # imported once in the warm sandbox server (sandbox/worker.py)
 SANDBOX_WARM_UP = "warm"  # run once in the server, on the built-in defaults (sandbox/worker.py)
 SIZES = {"activation": 17 * 2 + 5, "preprocessing": 16, "regularizer": 6}
@@ -45,19 +46,10 @@ def _activation(fn) -> list[float]:
                float(min(ys) >= -1e-6)])
 
 
-def _matrix(seed: int, rows: int):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    bounded = rng.uniform(0, 1, rows)
-    bounded[0] = 25.0  # an outlier
-    return np.stack([rng.normal(3, 2, rows), rng.lognormal(0, 1, rows), bounded], axis=1)
-
-
 def _preprocessing(fn) -> list[float]:
     import numpy as np
 
-    A, B = fn(_matrix(0, 64), _matrix(1, 32))
+    A, B = fn(mixed_matrix(np.random.default_rng(0), 64), mixed_matrix(np.random.default_rng(1), 32))
     A, B = np.asarray(A, dtype=float), np.asarray(B, dtype=float)
     out = []
     for M in (A, B):
@@ -84,16 +76,20 @@ def _regularizer(fn) -> list[float]:
     return out
 
 
+def measures() -> dict:
+    """Each kind's measuring function, looked up when it runs."""
+    return {"activation": _activation, "preprocessing": _preprocessing, "regularizer": _regularizer}
+
+
 def warm() -> None:
     """Each kind's measurement once on its built-in default, in the warm server before any clock
     runs: what torch initialises on first use is not charged to a hypothesis."""
     import torch
 
-    from ..kinds import get_kind
+    from ...kinds import get_kind
 
     torch.set_num_threads(1)  # before any pool exists: the server forks
-    for kind, measure in (("activation", _activation), ("preprocessing", _preprocessing),
-                          ("regularizer", _regularizer)):
+    for kind, measure in measures().items():
         kind_ = get_kind(kind)
         measure(load_checked(kind_.component(kind_.default), kind))
 
@@ -101,49 +97,19 @@ def warm() -> None:
 def behaviour(payload: dict) -> dict:
     """Sandbox target: {"kind", "sources", "timeout_s", "reason"} -> {"features": [[float] | None],
     "status": ["ok" | "failed" | "overtime"]} (None features: the code failed or ran out of time)."""
-    import torch
-
-    from ..sandbox.alarm import Overtime, time_limit
-
-    torch.set_num_threads(1)
-    measure = {"activation": _activation, "preprocessing": _preprocessing,
-               "regularizer": _regularizer}[payload["kind"]]
-    out, status = [], []
-    for source in payload["sources"]:
-        try:
-            with time_limit(payload.get("timeout_s", 5.0), reason=payload.get("reason")):
-                values = measure(load_checked(source, payload["kind"]))
-            out.append([v if math.isfinite(v) else None for v in values])
-            status.append("ok")
-        except Overtime:
-            out.append(None)
-            status.append("overtime")
-        except Exception:
-            out.append(None)
-            status.append("failed")
-    return {"features": out, "status": status}
+    return measure_sources(payload, measures()[payload["kind"]])
 
 
 def behaviour_rows(kind: str, sources: list[str], sandbox_config=None, limits=None,
                    budget=None):
     """(grid features, unmeasured): NaN rows where a hypothesis failed or fails the static checks
-    (never run); `unmeasured[i]` is the reason row i could not be measured (`rows`), else None."""
-    import numpy as np
-
-    from ..kinds import get_kind
-    from ..validate import check_static
-    from .rows import ScoringLimits, measure_each
+    (never run); `unmeasured[i]` is the reason row i could not be measured (`harness`), else None."""
+    from ...kinds import get_kind
 
     kind_ = get_kind(kind)
-    width = SIZES[kind]
-    result = np.full((len(sources), width), np.nan, dtype=np.float32)
-    clean = [s if not check_static(s, kind_) else None for s in sources]
-    rows, unmeasured = measure_each(GRID_TARGET, kind, clean, limits or ScoringLimits(),
-                                    sandbox_config, budget, canary=kind_.component(kind_.default))
-    for i, values in enumerate(rows):
-        if values is not None:
-            result[i] = [np.nan if v is None else v for v in values][:width]
-    return result, unmeasured
+    rows, unmeasured = measure_rows(GRID_TARGET, kind, sources, limits, sandbox_config, budget,
+                                    canary=kind_.component(kind_.default))
+    return as_matrix(rows, SIZES[kind]), unmeasured
 
 
 def behaviour_matrix(kind: str, sources: list[str], sandbox_config=None):

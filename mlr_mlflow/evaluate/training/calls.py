@@ -17,8 +17,8 @@ from typing import Callable
 
 import torch
 
-from ..kinds.base import not_deterministic, same_output
-from ..sandbox.alarm import Alarm, Overtime
+from ...kinds.base import not_deterministic, same_output
+from ...sandbox.alarm import Alarm, Overtime
 
 # Row counts of the independence probe: the small batch sizes (a last, short batch included), so a
 # function that branches on its row count meets the counts a per-model call would give it.

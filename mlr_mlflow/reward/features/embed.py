@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from ..config import UsageError
+from ...config import UsageError
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 POOLING = {"all-MiniLM-L6-v2": "mean", "sentence-transformers/all-MiniLM-L6-v2": "mean",

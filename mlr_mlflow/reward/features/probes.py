@@ -11,15 +11,15 @@ Measured in the sandbox (never here), for activations only (other kinds get no c
   first and last layers, and the Fisher statistic of zero-cost NAS (the sum over units of
   (activation * d loss / d activation)^2); `train.*`: the relative loss drop after 20 Adam steps.
 Each is NaN when the hypothesis fails there (the ranker handles missing values); a hypothesis that
-runs out of time is unmeasured (`rows`) and gets no score.
+runs out of time is unmeasured (`harness`) and gets no score.
 """
 from __future__ import annotations
 
 import math
 
-from ..validate.loader import load_checked  # here, so the warm sandbox server imports it once
+from .harness import as_matrix, measure_rows, measure_sources
 
-PROBE_TARGET = "mlr_mlflow.reward.probes:measure"
+PROBE_TARGET = "mlr_mlflow.reward.features.probes:measure"
 SANDBOX_PRELOAD = ("torch",)  # imported once in the warm sandbox server (sandbox/worker.py)
 SANDBOX_WARM_UP = "warm"  # run once in the server, on a built-in function (sandbox/worker.py)
 NAMES = ("normal.mean", "normal.std", "normal.dmean", "normal.dstd", "normal.dsq", "normal.dead",
@@ -138,51 +138,21 @@ def warm() -> None:
 def measure(payload: dict) -> dict:
     """Sandbox target: {"kind", "sources", "timeout_s", "reason"} -> {"features": [[float | None] |
     None], "status": ["ok" | "failed" | "overtime"]}."""
-    import torch
-
-    from ..sandbox.alarm import Overtime, time_limit
-
-    torch.set_num_threads(1)
-    out, status = [], []
-    for source in payload["sources"]:
-        try:
-            with time_limit(payload.get("timeout_s", 5.0), reason=payload.get("reason")):
-                fn = load_checked(source, payload["kind"])
-                values = _signals(fn)
-            out.append([v if math.isfinite(v) else None for v in values])
-            status.append("ok")
-        except Overtime:
-            out.append(None)
-            status.append("overtime")
-        except Exception:
-            out.append(None)
-            status.append("failed")
-    return {"features": out, "status": status}
+    return measure_sources(payload, _signals)
 
 
 def probe_rows(kind: str, sources: list[str], sandbox_config=None, limits=None,
                budget=None):
     """([len(sources), WIDTH[kind]] probe features, unmeasured), each source measured on its own
-    (`rows`); no columns for kinds other than activation; NaN where a hypothesis failed or fails
+    (`harness`); no columns for kinds other than activation; NaN where a hypothesis failed or fails
     the static checks; `unmeasured[i]` the reason row i could not be measured, else None."""
     import numpy as np
 
-    from ..kinds import get_kind
-    from ..validate import check_static
-    from .rows import ScoringLimits, measure_each
-
     width = WIDTH.get(kind, 0)
-    result = np.full((len(sources), width), np.nan, dtype=np.float32)
     if not width:
-        return result, [None] * len(sources)
-    kind_ = get_kind(kind)
-    clean = [s if not check_static(s, kind_) else None for s in sources]
-    rows, unmeasured = measure_each(PROBE_TARGET, kind, clean, limits or ScoringLimits(),
-                                    sandbox_config, budget)
-    for i, values in enumerate(rows):
-        if values is not None:
-            result[i] = [np.nan if v is None else v for v in values][:width]
-    return result, unmeasured
+        return np.full((len(sources), 0), np.nan, dtype=np.float32), [None] * len(sources)
+    rows, unmeasured = measure_rows(PROBE_TARGET, kind, sources, limits, sandbox_config, budget)
+    return as_matrix(rows, width), unmeasured
 
 
 def probe_matrix(kind: str, sources: list[str], sandbox_config=None):
