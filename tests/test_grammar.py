@@ -122,3 +122,51 @@ def test_detection_says_off_for_a_server_that_is_not_llama_cpp():
     finally:
         server.close()
     assert grammar.detect("http://127.0.0.1:9/v1", timeout_s=0.5) == "off"  # nothing listens
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    from tests.openai_servers import llama_server
+
+    proc, url = llama_server(str(tmp_path_factory.mktemp("llama")))
+    if proc is None:
+        pytest.skip(url)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_auto_detects_the_real_llama_cpp_server(llama):
+    from tests.openai_servers import API_KEY
+
+    assert grammar.detect(llama, API_KEY) == "gbnf"
+
+
+@pytest.mark.slow
+def test_a_grammar_constrained_round_beats_the_same_round_without_it(llama, tmp_path, monkeypatch):
+    """The real Gemma 3 270M: the same round (prompts, seed, budget) with and without the grammar;
+    the share of proposals that validate is higher with it."""
+    import dataclasses
+
+    from mlr_mlflow.config import Config, LLMConfig, with_overrides
+    from mlr_mlflow.generate.llm import LLMGenerator
+    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.tracking import connect
+    from tests.openai_servers import API_KEY, MODEL
+
+    monkeypatch.setenv("MLR_TEST_KEY", API_KEY)
+    shares = {}
+    for mode in ("off", "gbnf"):
+        llm = LLMConfig(base_url=llama, model=MODEL, api_key_env="MLR_TEST_KEY", max_tokens=128,
+                        temperature=0.8, trace=False, grammar=mode, token_budget=40_000)
+        config = dataclasses.replace(
+            with_overrides(Config(), suite={"datasets": ("iris",)}, discover={"parents": 2},
+                           confirm={"enabled": False}), llm=llm)
+        client = connect(f"sqlite:///{tmp_path}/{mode}.db")
+        summary = Round(client, config, "activation", generator=LLMGenerator(llm)).run(
+            n=4, top_k=1, seeds=1, seed=0)
+        proposals = summary.generated + summary.duplicates + summary.rediscoveries + \
+            summary.generation_failures
+        shares[mode] = summary.valid / max(proposals, 1)
+    assert shares["gbnf"] > shares["off"], shares

@@ -46,7 +46,7 @@ def test_shipped_templates_are_registered_on_first_use_with_the_production_alias
     assert client.get_prompt_version_by_alias("mlr-activation-novelty", names.PROMPT_ALIAS).version == 1
     # used again: not registered twice
     round_templates(LLMConfig(prompt="mixed"), "activation", tracking_uri)
-    assert len(client.search_prompt_versions("mlr-activation-novelty").prompt_versions) == 1
+    assert len(list(client.search_prompt_versions("mlr-activation-novelty"))) == 1
 
 
 def test_the_registered_template_renders_exactly_like_the_shipped_file(tracking_uri):
