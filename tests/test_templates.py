@@ -106,3 +106,13 @@ def test_prompt_dir_files_bypass_the_registry_and_are_versioned_by_content(tmp_p
     edited = dataclasses.replace(LLMConfig(prompt="incremental"), prompt_dir=str(tmp_path))
     (tmp_path / "incremental.txt").write_text("Write $signature now.\n$examples\n")
     assert round_templates(edited, "activation", tracking_uri)[0].version != template.version
+
+
+def test_the_config_takes_a_registered_prompt_and_refuses_anything_else():
+    from mlr_mlflow.config import ConfigError
+
+    assert LLMConfig(prompt="my-prompt@production").prompt == "my-prompt@production"
+    with pytest.raises(ConfigError, match=r"\[llm\] prompt"):
+        LLMConfig(prompt="my prompt")
+    with pytest.raises(ConfigError, match=r"\[llm\] grammar"):
+        LLMConfig(grammar="regex")
