@@ -126,7 +126,7 @@ def measure(base_url: str, model: str, kind: str, n: int, max_tokens: int, tempe
         for mode in modes:
             config = LLMConfig(base_url=base_url, model=model, api_key_env=KEY_ENV, trace=False,
                                grammar=mode, max_tokens=max_tokens, temperature=temperature,
-                               token_budget=10_000_000)
+                               token_budget=10_000_000, timeout_s=900.0, max_retries=1)
             started = time.perf_counter()
             rows = replies(LLMGenerator(config), kind, n)
             seconds = time.perf_counter() - started
