@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="llm: model name served by the endpoint")
     p.add_argument("--base-url", default=None,
                    help="llm: OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI)")
-    p.add_argument("--prompt", default=None, choices=("incremental", "novelty", "mixed"),
-                   help="llm: prompt style")
+    p.add_argument("--prompt", default=None,
+                   help="llm: incremental, novelty, mixed or NAME@ALIAS (a registered prompt)")
     p.add_argument("--resume", action="store_true",
                    help="finish the latest unfinished round of the kind instead of starting one")
     p.add_argument("--executor", default=None, choices=("local", "ray"),
@@ -69,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ray: the cluster's HOST:PORT (default: [executor] address, $RAY_ADDRESS, auto)")
     _common(p)
     p.set_defaults(handler=_discover)
+
+    p = verbs.add_parser("prompt", help="show: the prompt the next LLM round of a kind would send")
+    p.add_argument("action", choices=("show",))
+    p.add_argument("--kind", default="activation", choices=KIND_CHOICES)
+    p.add_argument("--model", default=None, help="llm: model name served by the endpoint")
+    p.add_argument("--base-url", default=None, help="llm: OpenAI-compatible endpoint")
+    p.add_argument("--prompt", default=None,
+                   help="llm: incremental, novelty, mixed or NAME@ALIAS (a registered prompt)")
+    _common(p)
+    p.set_defaults(handler=_prompt)
 
     p = verbs.add_parser("reward", help="the reward model: train, evaluate, promote")
     p.add_argument("action", choices=("train", "evaluate", "promote"))
@@ -205,6 +215,20 @@ def _discover(args) -> tuple[int, dict, str]:
     if summary.generated == 0:
         return EXIT_ERROR, {**summary.to_dict(), "error": lines[-1]}, "\n".join(lines)
     return EXIT_OK, summary.to_dict(), "\n".join(lines)
+
+
+def _prompt(args) -> tuple[int, dict, str]:
+    out = commands.prompt_show(args.kind, args.tracking_uri, args.config,
+                               llm={"model": args.model, "base_url": args.base_url,
+                                    "prompt": args.prompt})
+    parts = []
+    for p in out["prompts"]:
+        parts.append(f"=== request {p['request']} of the next {out['kind']} round: prompt "
+                     f"{p['prompt_name']} version {p['prompt_version']} ({p['style']}), "
+                     f"{out['examples_known']} known hypotheses, seed {out['seed']}, "
+                     f"grammar {out['grammar']} ===")
+        parts.append(p["prompt"])
+    return EXIT_OK, out, "\n".join(parts)
 
 
 def _reward(args) -> tuple[int, dict, str]:

@@ -277,3 +277,33 @@ def dashboard(out_dir: str = "mlr-dashboard", tracking_uri: str | None = None,
             raise
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     return board.write(client, out_dir, ui_url)
+
+
+def prompt_show(kind: str = "activation", tracking_uri: str | None = None,
+                config_path: str | None = None, llm: dict | None = None) -> dict:
+    """The prompts the next LLM round of `kind` would send first, one per template it alternates
+    between, built as the round builds them: the same examples (the experiment's best known
+    hypotheses), the same seed, the registry versions the aliases name now."""
+    import random
+
+    from .config import for_discovery
+    from .generate import Context
+    from .generate.llm import LLMGenerator
+    from .round.proposals import known_hypotheses
+    from .tracking import connect, experiment_id
+    from .tracking.queries import round_runs
+
+    get_kind(kind)
+    config = for_kind(for_discovery(_config(config_path), "llm", llm), kind)
+    client = connect(tracking_uri)
+    exp_id = experiment_id(client, config.experiment_name(kind))
+    seed = len(round_runs(client, exp_id))  # as Round.run: the number of rounds before it
+    _, known = known_hypotheses(client, exp_id, config.discover.parents)
+    generator = LLMGenerator(config.llm)
+    generator.tracking_uri = client.tracking_uri
+    context, rng = Context(kind, tuple(known), seed), random.Random(seed)
+    prompts = [{"request": i + 1, "prompt_name": t.name, "prompt_version": t.version,
+                "style": t.style, "prompt": generator.prompt(t, context, rng)}
+               for i, t in enumerate(generator.templates(kind))]
+    return {"kind": kind, "seed": seed, "examples_known": len(known), "model": config.llm.model,
+            "grammar": generator.grammar_mode(), "prompts": prompts}

@@ -5,6 +5,7 @@ import pytest
 from mlr_mlflow.generate.llm import LLMGenerator
 from mlr_mlflow.config import LLMConfig
 from mlr_mlflow.generate.repair import repair
+from mlr_mlflow.generate.templates import PromptTemplate
 from mlr_mlflow.kinds import get_kind
 from mlr_mlflow.tracking import names
 from mlr_mlflow.validate.static import check_static
@@ -63,6 +64,7 @@ def test_repair_never_turns_refused_code_into_accepted_code(case):
 
 def test_an_llm_reply_is_repaired_and_the_repair_recorded():
     reply = "```python\nimport torch.nn.functional as F\n\ndef activation(x):\n    return torch.tanh(x) * F.silu(x)\n```"
-    (proposal,) = LLMGenerator(LLMConfig())._proposals("activation", "novelty", "p", reply, {})
+    template = PromptTemplate("mlr-activation-novelty", "1", "novelty", "p")
+    (proposal,) = LLMGenerator(LLMConfig(grammar="off"))._proposals("activation", template, "p", reply, {})
     assert proposal.origin["tags"][names.LLM_REPAIRED] == "added import torch"
     assert valid(proposal.source)

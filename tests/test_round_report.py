@@ -76,7 +76,7 @@ def test_description_says_why_generation_stopped_and_when_nothing_was_evaluated(
 
 
 def test_a_round_says_where_it_stands_against_earlier_rounds():
-    from mlr_mlflow.round_report import standing
+    from mlr_mlflow.round.report import standing
 
     def rounds(*bests):
         return [{"round_best": b} for b in bests]

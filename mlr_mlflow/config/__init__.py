@@ -15,6 +15,8 @@ A TOML file mirrors the dataclasses, one table each::
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import stat
 import sys
 from dataclasses import dataclass, field
@@ -165,8 +167,9 @@ class LLMModelConfig:
 
 
 @dataclass(frozen=True)
-@checked("llm", prompt=one_of("incremental", "novelty", "mixed"), temperature=at_least(0),
-         max_tokens=at_least(1), timeout_s=above(0), max_retries=at_least(0), token_budget=at_least(1), bandit_c=at_least(0),
+@checked("llm", grammar=one_of("auto", "gbnf", "json_schema", "off"), temperature=at_least(0),
+         max_tokens=at_least(1), timeout_s=above(0), max_retries=at_least(0), token_budget=at_least(1),
+         bandit_c=at_least(0),
          cost_cap_usd=at_least(0), price_prompt_per_1k=at_least(0), price_completion_per_1k=at_least(0))
 class LLMConfig:
     """The `llm` generator: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp).
@@ -175,8 +178,14 @@ class LLMConfig:
         base_url: the endpoint; empty means $OPENAI_BASE_URL, else OpenAI's.
         model: the model name the endpoint serves.
         api_key_env: the environment variable holding the key (never stored in config or runs).
-        prompt: "incremental" (improve the best known), "novelty" (unlike the known) or "mixed".
-        prompt_dir: a directory with your own incremental.txt / novelty.txt templates.
+        prompt: "incremental" (improve the best known), "novelty" (unlike the known) or "mixed"
+            (the shipped templates, kept in MLflow's Prompt Registry as mlr-<kind>-<style>), or
+            "NAME@ALIAS": a prompt registered in the Prompt Registry, at the version its alias names
+            when each round starts.
+        prompt_dir: a directory with your own incremental.txt / novelty.txt templates (used instead
+            of the registry).
+        grammar: constrained decoding: "gbnf" (llama.cpp's `grammar` field), "json_schema", "off",
+            or "auto" (gbnf when the endpoint is a llama.cpp server, else off).
         temperature, max_tokens: per request.
         timeout_s, max_retries: per request; retries back off exponentially (rate limits, timeouts,
             5xx, connection errors).
@@ -204,6 +213,13 @@ class LLMConfig:
     trace: bool = True
     models: tuple[LLMModelConfig, ...] = ()
     bandit_c: float = 0.5
+    grammar: str = "auto"
+
+    def __post_init__(self):
+        if self.prompt not in ("incremental", "novelty", "mixed") and \
+                not re.fullmatch(r"[\w.-]+@[\w.-]+", self.prompt):
+            raise FieldError("llm", "prompt", 'expected one of "incremental", "novelty", "mixed" '
+                             f'or "NAME@ALIAS" (a registered prompt), got {json.dumps(self.prompt)}')
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,14 @@ import os
 import random
 from typing import Iterator
 
-from ..config import LLMConfig, UsageError
+from ..config import LLMConfig
 from . import Context, GenerationStopped, Generator, Proposal
+from . import grammar
 from .parse import extract
 from .repair import repair
 from ..tracking import names
-from .prompts import SHOWN, STYLES, render
+from .prompts import SHOWN, fill, values
+from .templates import PromptTemplate, round_templates
 
 OPENAI_URL = "https://api.openai.com/v1"
 MAX_BAD_REQUESTS = 3
@@ -29,10 +31,10 @@ class LLMGenerator(Generator):
     name = "llm"
 
     def __init__(self, config: LLMConfig, client=None):
-        if config.prompt not in (*STYLES, "mixed"):
-            raise UsageError(f"unknown prompt style {config.prompt!r} (incremental, novelty or mixed)")
         self.config = config
         self._client = client
+        self.tracking_uri: str | None = None  # the store whose Prompt Registry holds the templates
+        self._grammar: str | None = None  # the constrained decoding in use, once resolved
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.trace_ids: list[str] = []
@@ -41,7 +43,9 @@ class LLMGenerator(Generator):
     def enable_tracing(self, tracking_uri: str, experiment_id: str) -> str | None:
         """Trace every call in MLflow (mlflow.openai.autolog); None when it works, else why not (the
         round goes on untraced). Traces go to MLflow's fluent tracking URI and experiment: the
-        caller generates inside `tracking.fluent.fluent_store(tracking_uri, experiment_id)`."""
+        caller generates inside `tracking.fluent.fluent_store(tracking_uri, experiment_id)`.
+        The round calls this before generating: the store's Prompt Registry then holds the prompts."""
+        self.tracking_uri = tracking_uri
         if not self.config.trace:
             return None
         try:
@@ -85,17 +89,39 @@ class LLMGenerator(Generator):
             raise GenerationStopped(f"cost cap reached: ${self.cost_usd:.4f} of "
                                     f"${self.config.cost_cap_usd:.4f}")
 
+    def templates(self, kind: str) -> list[PromptTemplate]:
+        """The templates this round alternates between, at their current registry versions."""
+        return round_templates(self.config, kind, self.tracking_uri)
+
+    @staticmethod
+    def prompt(template: PromptTemplate, context: Context, rng: random.Random) -> str:
+        """The text one request sends (`prompt show` prints the first one)."""
+        return fill(template.text, values(template.style, context, rng=rng),
+                    f"{template.name} version {template.version}")
+
+    def grammar_mode(self) -> str:
+        """The constrained decoding this endpoint gets: [llm] grammar, with "auto" resolved."""
+        if self._grammar is None:
+            mode = self.config.grammar
+            if mode == "auto":
+                mode = "off" if self.base_url == OPENAI_URL else grammar.detect(
+                    self.base_url, os.environ.get(self.config.api_key_env, ""))
+            self._grammar = mode
+        return self._grammar
+
     def propose(self, context: Context) -> Iterator[Proposal]:
         rng = random.Random(context.seed)
+        templates = self.templates(context.kind)  # once per round: a moved alias counts next round
         bad_requests = 0
         request = 0
         while True:
             self._check_budget()
-            style = self.config.prompt if self.config.prompt != "mixed" else STYLES[request % 2]
+            template = templates[request % len(templates)]
+            style = template.style
             request += 1
-            prompt = render(style, context, self.config.prompt_dir, rng=rng)
+            prompt = self.prompt(template, context, rng)
             try:
-                reply, used = self._complete(prompt)
+                reply, used = self._complete(prompt, context.kind)
             except _BadRequest as exc:
                 bad_requests += 1
                 if bad_requests >= MAX_BAD_REQUESTS:
@@ -104,11 +130,14 @@ class LLMGenerator(Generator):
                                origin={"artifacts": {names.LLM_PROMPT_ARTIFACT: prompt}})
                 continue
             parents = [k.sha256 for k in context.known[:SHOWN]] if style == "incremental" else []
-            yield from self._proposals(context.kind, style, prompt, reply, used, parents)
+            yield from self._proposals(context.kind, template, prompt, reply, used, parents)
 
-    def _proposals(self, kind, style, prompt, reply, used, parents=()) -> Iterator[Proposal]:
-        sources = extract(reply, kind)
-        origin = {"tags": {names.LLM_MODEL: self.config.model, names.LLM_PROMPT_STYLE: style},
+    def _proposals(self, kind, template, prompt, reply, used, parents=()) -> Iterator[Proposal]:
+        mode = self.grammar_mode()
+        sources = extract(grammar.unwrap(reply, mode), kind)
+        origin = {"tags": {names.LLM_MODEL: self.config.model, names.LLM_PROMPT_STYLE: template.style,
+                           names.PROMPT_NAME: template.name, names.PROMPT_VERSION: template.version,
+                           names.LLM_GRAMMAR: mode},
                   "artifacts": {names.LLM_PROMPT_ARTIFACT: prompt, names.LLM_REPLY_ARTIFACT: reply}}
         if parents:  # lineage: an incremental prompt builds on the hypotheses it shows
             origin["tags"][names.PARENTS] = ",".join(parents)
@@ -122,13 +151,14 @@ class LLMGenerator(Generator):
             tags = {**origin["tags"], names.LLM_REPAIRED: "; ".join(notes)} if notes else origin["tags"]
             yield Proposal(fixed, origin={**origin, "tags": tags, "metrics": share})
 
-    def _complete(self, prompt: str) -> tuple[str, dict]:
+    def _complete(self, prompt: str, kind: str) -> tuple[str, dict]:
         import openai
 
         try:
             response = self.client().chat.completions.create(
                 model=self.config.model, messages=[{"role": "user", "content": prompt}],
-                temperature=self.config.temperature, max_tokens=self.config.max_tokens)
+                temperature=self.config.temperature, max_tokens=self.config.max_tokens,
+                **grammar.request_fields(self.grammar_mode(), kind))
         except openai.AuthenticationError as exc:
             raise GenerationStopped(f"the endpoint {self.base_url} refused the API key "
                                     f"(${self.config.api_key_env}): {_message(exc)}") from None

@@ -50,7 +50,8 @@ class ArmStats:
 
 
 def arm_label(model: LLMModelConfig, style: str) -> str:
-    return f"{model.label}.{style}"
+    """`<model>.<style>`; a registered prompt `NAME@ALIAS` reads `NAME-ALIAS` (metric keys take no @)."""
+    return f"{model.label}.{style.replace('@', '-')}"
 
 
 def model_config(base: LLMConfig, model: LLMModelConfig, style: str) -> LLMConfig:

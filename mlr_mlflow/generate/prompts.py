@@ -8,6 +8,7 @@ $examples); `LLMConfig.prompt_dir` points at a directory with your own increment
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 from string import Template
 
@@ -50,9 +51,25 @@ def _format(examples: list[tuple[str, str]]) -> str:
     return "\n\n".join(f"# {label}\n```python\n{source.strip()}\n```" for label, source in examples)
 
 
-def render(style: str, context: Context, prompt_dir: str = "", shown: int = SHOWN,
-           rng: random.Random | None = None) -> str:
-    """The prompt text for one request."""
+def registry_text(file_text: str) -> str:
+    """A `string.Template` file ($var) in the Prompt Registry's syntax ({{var}})."""
+    return re.sub(r"\$(\w+)", r"{{\1}}", file_text.replace("$$", "\0")).replace("\0", "$")
+
+
+def fill(text: str, values: dict, label: str) -> str:
+    """`text` with each {{name}} replaced; an unknown name is a PromptError naming `label`."""
+    def one(match):
+        if match.group(1) not in values:
+            raise PromptError(f"prompt template {label}: bad placeholder {match.group(1)!r} "
+                              f"(known: {', '.join(sorted(values))})")
+        return str(values[match.group(1)])
+
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", one, text)
+
+
+def values(style: str, context: Context, shown: int = SHOWN,
+           rng: random.Random | None = None) -> dict:
+    """What fills a template of `style` for one request: the kind's description and examples."""
     from ..config import DEFAULT_KINDS
 
     kind = get_kind(context.kind)
@@ -68,9 +85,13 @@ def render(style: str, context: Context, prompt_dir: str = "", shown: int = SHOW
         rng = rng or random.Random(context.seed)
         pool = [(f"known (B-WR {k.b_wr:.3f})", k.source) for k in known]
         examples = builtins + rng.sample(pool, min(shown, len(pool)))
-    try:
-        return load_template(style, prompt_dir).substitute(
-            component=component, signature=signature, contract=contract, modules=modules,
-            baselines=", ".join(sets.baselines), examples=_format(examples))
-    except (KeyError, ValueError) as exc:
-        raise PromptError(f"prompt template {style}.txt: bad placeholder {exc}") from None
+    return dict(component=component, signature=signature, contract=contract, modules=modules,
+                baselines=", ".join(sets.baselines), examples=_format(examples))
+
+
+def render(style: str, context: Context, prompt_dir: str = "", shown: int = SHOWN,
+           rng: random.Random | None = None) -> str:
+    """The prompt text for one request, from the template file of `style`."""
+    load_template(style, prompt_dir)  # a missing file or unknown style is a PromptError
+    path = Path(prompt_dir or BUILTIN_DIR) / f"{style}.txt"
+    return fill(registry_text(path.read_text()), values(style, context, shown, rng), f"{style}.txt")

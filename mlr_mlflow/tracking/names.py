@@ -194,3 +194,16 @@ def ceiling_metric(rung: str, statistic: str, group: str) -> str:
 
 def agreement_metric(target: str, statistic: str, group: str) -> str:
     return f"agreement.{target}.{statistic}.{group}"
+
+# Prompts in MLflow's Prompt Registry (generate/templates.py): the shipped templates are registered
+# on first use as mlr-<kind>-<style>, with PROMPT_ALIAS naming the version rounds use.
+PROMPT_ALIAS = "production"
+PROMPT_STYLE_TAG = "mlr.prompt.style"  # on a registered prompt: which examples fill {{examples}}
+PROMPT_NAME = "mlr.prompt.name"  # on a hypothesis run: the prompt it was generated from ...
+PROMPT_VERSION = "mlr.prompt.version"  # ... and its version ("builtin" when no registry was at hand)
+LLM_GRAMMAR = "mlr.llm.grammar"  # on a hypothesis run: the constrained decoding used (gbnf, json_schema, off)
+
+
+def prompt_name(kind: str, style: str) -> str:
+    """The registered name of a shipped prompt template."""
+    return f"mlr-{kind}-{style}"
