@@ -198,6 +198,8 @@ def _discover(args) -> tuple[int, dict, str]:
                      f"{row[stage + '_b_wr']:.3f} {ci}{'  CONFIRMED' if row['confirmed'] else ''}"
                      f"{'  TRANSFERS' if row.get('transfers') else ''}  "
                      f"run {row[stage + '_run_id']}")
+        if row.get("expression"):
+            lines.append(f"       {row['expression']}")
     if summary.generated == 0:
         return EXIT_ERROR, {**summary.to_dict(), "error": lines[-1]}, "\n".join(lines)
     return EXIT_OK, summary.to_dict(), "\n".join(lines)

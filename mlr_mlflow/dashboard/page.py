@@ -47,6 +47,11 @@ def _num(value, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _expression(row: dict) -> str:
+    """What a hypothesis computes, beside its hash (runs from before the expression tag: nothing)."""
+    return f' <code class="expr">{_esc(row["expression"])}</code>' if row.get("expression") else ""
+
+
 class Page:
     def __init__(self, snap: Snapshot, ui_url: str):
         self.snap, self.ui = snap, ui_url
@@ -80,7 +85,8 @@ class Page:
                              "hypothesis so far was invalid; see Rejections).")
         td = lambda v, cls="": f'<td class="{cls}">{v}</td>'  # noqa: E731
         body = [(r["kind"], [td(i, "num"), td(_esc(r["kind"])),
-                             td(self.run_link(r["experiment_id"], r["run_id"], r["sha256"][:8])),
+                             td(self.run_link(r["experiment_id"], r["run_id"], r["sha256"][:8])
+                                + _expression(r)),
                              td(_esc(r["generator"])), td(_esc(r["prompt_style"])),
                              td(_esc(r["model"])), td(_esc(r["round"]), "num"), td(_esc(r["variant"])),
                              td(_num(r["b_wr"]), "num"), td(_num(r["one_pass_b_wr"]), "num"),
@@ -224,7 +230,8 @@ class Page:
         else:
             parts.append(self.none("No win-rate intervals recorded yet (b_wr_ci_low / b_wr_ci_high)."))
         if a["confirmed"]:
-            body = [(r["kind"], [f"<td>{self.run_link(r['experiment_id'], r['run_id'], r['sha256'][:8])}</td>",
+            body = [(r["kind"], [f"<td>{self.run_link(r['experiment_id'], r['run_id'], r['sha256'][:8])}"
+                                 f"{_expression(r)}</td>",
                                  f'<td class="num">{_num(r["b_wr"])}</td>'])
                     for r in a["confirmed"]]
             parts.append("<h3>Confirmed discoveries</h3>" + self.table(["hypothesis", "B-WR"], body))

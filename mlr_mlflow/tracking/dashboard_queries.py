@@ -20,6 +20,7 @@ AUDIT_VERDICT = "mlr.audit.verdict"
 CONFIRMED = "mlr.confirmed"
 RUN_KEYS_TAGS = {  # record key -> tag
     "kind": names.KIND, "sha256": names.HYPOTHESIS_SHA256, "generator": names.GENERATOR,
+    "expression": names.EXPRESSION,
     "round_id": names.ROUND_ID, "role": names.ROLE, "variant": names.VARIANT,
     "status": names.STATUS, "reasons": names.REASONS, "stage": names.STAGE,
     "parents": names.PARENTS, "prompt_style": "mlr.llm.prompt_style", "llm_model": "mlr.llm.model",
