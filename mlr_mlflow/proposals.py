@@ -116,6 +116,7 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
                "rediscoveries": summary.rediscoveries,
                "generation_failures": summary.generation_failures, "proposals": len(records)}
     if any(tokens.values()):
+        tokens = {k: round(v) for k, v in tokens.items()}  # counts: whole tokens
         metrics.update(tokens, **{"llm.total_tokens": sum(tokens.values())})
     return hypotheses, records, metrics
 

@@ -115,8 +115,8 @@ class LLMGenerator:
             yield Proposal(None, error="no usable code in the reply",
                            origin={**origin, "metrics": used})
             return
-        share = {k: v / len(sources) for k, v in used.items()}  # tokens split over candidates
-        for source in sources:
+        for i, source in enumerate(sources):  # tokens split over candidates, whole ones summing to the reply's
+            share = {k: float(int(v) // len(sources) + (i < int(v) % len(sources))) for k, v in used.items()}
             yield Proposal(source, origin={**origin, "metrics": share})
 
     def _complete(self, prompt: str) -> tuple[str, dict]:
