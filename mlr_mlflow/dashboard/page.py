@@ -188,7 +188,7 @@ class Page:
                     else self.none("code not readable from here"))
             out.append(f'<details data-kind="{_esc(e["kind"])}"><summary>'
                        f'{self.run_link(p["experiment_id"], p["run_id"], p["sha256"][:8])} → '
-                       f'{self.run_link(c["experiment_id"], c["run_id"], c["sha256"][:8])} '
+                       f'{self.run_link(c["experiment_id"], c["run_id"], c["sha256"][:8])}{_expression(c)} '
                        f'({_esc(e["how"])}; B-WR {_num(p["metrics"].get("b_wr"))} → '
                        f'{_num(c["metrics"].get("b_wr"))})</summary>{diff}</details>')
         return "".join(out)
