@@ -1,4 +1,5 @@
-"""`mlr-mlflow`: parse arguments, call a function of `commands`, print, exit per CONTRACT.md.
+"""`mlr-mlflow`: parse arguments, call a function of `commands`, print, exit per CONTRACT.md (the
+user-facing words are DESCRIPTION and EPILOG: `--help` speaks to users, not to maintainers).
 
 With --json the last line of standard output is one JSON object. Progress goes to standard error.
 Nothing heavy is imported here: torch and lightning load only in sandboxed workers.
@@ -7,15 +8,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import sys
+import textwrap
 import traceback
+import warnings
 
 from . import commands
 
 KIND_CHOICES = ("activation", "preprocessing", "regularizer")
 EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
+LINE_CHARS = 199  # an error line is under 200 characters; more of it goes on indented lines below
+DESCRIPTION = ("Discover new ML components (activations, preprocessing steps, regularizers)\n"
+               "automatically, with every hypothesis tried recorded in MLflow.")
+EPILOG = """first steps:
+  mlr-mlflow discover --kind activation        one round: propose, check, train, rank
+  mlr-mlflow evaluate my_idea.py --kind activation
+  mlflow ui --app-name mlr                     browse the results (or: mlr-mlflow dashboard)
+
+exit status: 0 done, 1 a hypothesis or check failed, 2 an error (one line; --verbose shows more)"""
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -24,19 +37,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="end standard output with one JSON object")
     parser.add_argument("--config", default=None, help="TOML file overriding the defaults")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the warnings and log lines of the libraries underneath (MLflow...)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlr-mlflow", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mlr-mlflow", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    p = verbs.add_parser("validate", help="static and sandboxed dynamic checks of a hypothesis file")
+    p = verbs.add_parser("validate", help="check a hypothesis file without training it")
     p.add_argument("file")
     p.add_argument("--kind", required=True, choices=KIND_CHOICES)
     _common(p)
     p.set_defaults(handler=_validate)
 
-    p = verbs.add_parser("evaluate", help="validate, then evaluate against the baselines, one run per file")
+    p = verbs.add_parser("evaluate", help="train hypothesis files against the baselines, one MLflow run each")
     p.add_argument("file", nargs="+", help="hypothesis files, or directories of *.py, evaluated in one batch")
     p.add_argument("--kind", required=True, choices=KIND_CHOICES)
     p.add_argument("--variant", default="one-pass", choices=("one-pass", "full"))
@@ -46,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_evaluate)
 
-    p = verbs.add_parser("discover", help="one discovery round: generate, validate, evaluate, screen")
+    p = verbs.add_parser("discover", help="one round: propose hypotheses, check them, train the promising ones, rank")
     p.add_argument("--kind", default="activation", choices=KIND_CHOICES)
     p.add_argument("--generator", default=None, choices=("symbolic", "llm"),
                    help="default: [discover] generator of the config (symbolic)")
@@ -80,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_prompt)
 
-    p = verbs.add_parser("reward", help="the reward model: train, evaluate, promote")
+    p = verbs.add_parser("reward", help="the model that predicts which hypotheses are worth training")
     p.add_argument("action", choices=("train", "evaluate", "promote"))
     p.add_argument("--kind", default="activation", choices=KIND_CHOICES)
     p.add_argument("--encoder", default=None,
@@ -91,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_reward)
 
-    p = verbs.add_parser("suite", help="check: measure how reliable the suite is as an instrument")
+    p = verbs.add_parser("suite", help="check: measure how repeatable the benchmark's verdicts are")
     p.add_argument("action", choices=("check",))
     p.add_argument("--kind", default="activation", choices=KIND_CHOICES)
     p.add_argument("--seeds", type=int, default=3,
@@ -99,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_suite)
 
-    p = verbs.add_parser("sandbox", help="check: prove what the sandbox isolates on this machine")
+    p = verbs.add_parser("sandbox", help="check: show what the sandbox isolates on this machine")
     p.add_argument("action", choices=("check",))
     p.add_argument("--backend", default=None,
                    choices=("auto", "bwrap", "namespace", "docker", "subprocess"),
@@ -111,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_sandbox)
 
-    p = verbs.add_parser("scheduler", help="scheduled jobs: start, status, run-now JOB")
+    p = verbs.add_parser("scheduler", help="run rounds and other jobs on a schedule: init, start, status, run-now JOB")
     p.add_argument("action", choices=("init", "start", "status", "run-now"))
     p.add_argument("job", nargs="?", default=None, help="run-now: the job id")
     p.add_argument("--schedule", default=None,
@@ -119,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_scheduler)
 
-    p = verbs.add_parser("audit", help="re-execute runs from their MLflow Project and compare")
+    p = verbs.add_parser("audit", help="re-run recorded runs and compare with what was recorded")
     p.add_argument("run_id", nargs="?", default=None, help="a hypothesis or baseline run")
     p.add_argument("--round", dest="round_id", default=None, help="audit a round's leaderboard")
     p.add_argument("--sample", type=int, default=None,
@@ -129,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_audit)
 
-    p = verbs.add_parser("dashboard", help="write the HTML dashboard of the tracking store")
+    p = verbs.add_parser("dashboard", help="write an HTML page summarising the tracking store")
     p.add_argument("--out", default="mlr-dashboard", help="directory of index.html")
     p.add_argument("--ui-url", default=None, help="the MLflow UI its links open (default: the "
                    "tracking server itself, else http://127.0.0.1:5000/ as `mlflow ui` serves it)")
@@ -212,6 +228,8 @@ def _discover(args) -> tuple[int, dict, str]:
                      f"{row[stage + '_b_wr']:.3f} {ci}{'  CONFIRMED' if row['confirmed'] else ''}"
                      f"{'  TRANSFERS' if row.get('transfers') else ''}  "
                      f"run {row[stage + '_run_id']}")
+        if row.get("expression"):
+            lines.append(f"       {row['expression']}")
     if summary.generated == 0:
         return EXIT_ERROR, {**summary.to_dict(), "error": lines[-1]}, "\n".join(lines)
     return EXIT_OK, summary.to_dict(), "\n".join(lines)
@@ -344,8 +362,32 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
     return (UsageError,)
 
 
+def _quiet_libraries() -> None:
+    """Without --verbose, what the libraries underneath say is not ours to show: MLflow's coloured
+    log lines (its tables being created, say), alembic's, and Python warnings from outside this
+    package (CloudPickle's, deprecations). Errors still show. Child processes inherit the quiet."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    for name in ("mlflow", "alembic", "urllib3", "git", "httpx", "openai"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module="mlr_mlflow")
+
+
+def _short_lines(text: str) -> str:
+    """Every line under 200 characters: a longer one goes on over indented lines (nothing is cut)."""
+    out = []
+    for line in text.splitlines():
+        if len(line) > LINE_CHARS:
+            out += textwrap.wrap(line, LINE_CHARS, subsequent_indent="  ", break_on_hyphens=False)
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        _quiet_libraries()
     try:
         code, payload, text = args.handler(args)
     except _usage_errors() as exc:
@@ -359,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         code, payload = EXIT_ERROR, {"error": f"internal error: {what}"}
         text = f"mlr-mlflow {args.verb}: internal error: {what} (MLR_MLFLOW_DEBUG=1 shows the traceback)"
     stream = sys.stderr if code == EXIT_ERROR else sys.stdout
-    print(text, file=stream)
+    print(_short_lines(text) if code == EXIT_ERROR else text, file=stream)
     if args.json:
         print(json.dumps(_finite(payload), sort_keys=True))
     return code

@@ -8,7 +8,7 @@ from typing import Callable
 from .config import Config, for_kind, load_config, with_overrides, UsageError
 from .hypothesis import Hypothesis
 from .kinds import get_kind
-from .sandbox import announce_backend
+from .sandbox import announce_when_used
 
 
 def _config(config_path: str | None, datasets: list[str] | None = None) -> Config:
@@ -81,7 +81,6 @@ def evaluate_files(paths: list[str | Path], kind: str, variant: str = "one-pass"
     """Validate then evaluate files (a directory: its `*.py`) in one batch, one MLflow run each
     -> [Evaluation] in file order. Every file is read before anything is written."""
     from .evaluate.datasets import check_suite
-    from .evaluate.evaluator import Evaluator
     from .tracking import connect
 
     get_kind(kind)
@@ -89,8 +88,11 @@ def evaluate_files(paths: list[str | Path], kind: str, variant: str = "one-pass"
     _check_flags("discover", config, seeds=seeds)
     hypotheses = [Hypothesis.from_file(path, kind) for path in hypothesis_files(paths)]
     suite = check_suite(config.suite, kind)  # a bad dataset or task is a usage error before anything is written
-    announce_backend(config.sandbox, progress)
-    evaluator = Evaluator(connect(tracking_uri), config, progress, suite=suite)
+    client = connect(tracking_uri)
+    announce_when_used(progress)  # said when a sandbox first starts: nothing is probed before
+    from .evaluate.evaluator import Evaluator
+
+    evaluator = Evaluator(client, config, progress, suite=suite)
     adopted = (os.environ.get("MLFLOW_RUN_ID") or None) if len(hypotheses) == 1 else None
     return evaluator.evaluate(hypotheses, variant, seeds, run_id=adopted)
 
@@ -111,8 +113,9 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
     config = with_executor(for_discovery(_config(config_path), generator, llm), executor, ray_address)
     _check_flags("discover", config, n=n, top_k=top_k, seeds=seeds)
     check_executor(config)
-    announce_backend(config.sandbox, progress)
-    return run_round(connect(tracking_uri), config, kind, n=n, top_k=top_k, seeds=seeds, seed=seed,
+    client = connect(tracking_uri)
+    announce_when_used(progress)  # said when a sandbox first starts: nothing is probed before
+    return run_round(client, config, kind, n=n, top_k=top_k, seeds=seeds, seed=seed,
                      resume=resume, progress=progress)
 
 
@@ -132,7 +135,7 @@ def suite_check(kind: str = "activation", seeds: int = 3, tracking_uri: str | No
     chosen = check.panel_members(kind, members)
     suite = check_suite(config.suite, kind)  # a bad suite is a usage error before anything is written
     client = connect(tracking_uri)
-    announce_backend(config.sandbox, progress)
+    announce_when_used(progress)  # said when a sandbox first starts: nothing is probed before
     return check.run(client, config, kind, suite, seeds, chosen, progress)
 
 

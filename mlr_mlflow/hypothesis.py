@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import hashlib
 import importlib
 import os
@@ -134,6 +135,63 @@ class Hypothesis:
         if metrics:
             origin["metrics"] = {**(origin.get("metrics") or {}), **metrics}
         return replace(self, origin=origin)
+
+    @property
+    def expression(self) -> str:
+        """What it computes, in one readable line (see `expression`)."""
+        return expression(self.source, get_kind(self.kind).function)
+
+
+EXPRESSION_CHARS = 80
+
+
+def expression(source: str, function: str | None = None, limit: int = EXPRESSION_CHARS) -> str:
+    """One readable line for a hypothesis beside its hash, e.g. `torch.tanh(x / (1 + torch.abs(x)))`:
+    the return expression of `function` (else the last function defined) with the simple assignments
+    before it substituted in; where the body does more (branches, loops, several returns), its
+    first meaningful line. At most `limit` characters (cut with "…"); never raises."""
+    try:
+        line = _return_expression(ast.parse(source), function)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        line = None
+    if line is None:
+        line = next((text.strip() for text in source.splitlines()
+                     if text.strip() and not text.strip().startswith(("#", "import ", "from ", "def ", '"""', "'''", "@"))),
+                    source.strip().splitlines()[0] if source.strip() else "")
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+class _Substitute(ast.NodeTransformer):
+    def __init__(self, values: dict[str, ast.expr]):
+        self.values = values
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if isinstance(node.ctx, ast.Load) and node.id in self.values:
+            return copy.deepcopy(self.values[node.id])  # a copy per use: unparse marks nodes
+        return node
+
+
+def _return_expression(tree: ast.Module, function: str | None) -> str | None:
+    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    chosen = [d for d in defs if d.name == function] or defs[-1:]
+    if not chosen:
+        return None
+    body = chosen[0].body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    values: dict[str, ast.expr] = {}
+    for stmt in body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            values[stmt.targets[0].id] = _Substitute(values).visit(stmt.value)
+        elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+            current = ast.Name(stmt.target.id, ast.Load())
+            values[stmt.target.id] = _Substitute(values).visit(ast.BinOp(current, stmt.op, stmt.value))
+        elif isinstance(stmt, ast.Return) and stmt.value is not None and stmt is body[-1]:
+            return ast.unparse(_Substitute(values).visit(stmt.value))
+        else:
+            return None
+    return None
 
 
 class _Canonical(ast.NodeTransformer):

@@ -69,3 +69,15 @@ def test_reward_benchmark_quick_measures_a_held_out_source_and_states_contract_k
     assert waves["possible"] > 0 and set(waves["by_waves"]) == {"1", "2", "3"}
     assert all(0 <= w["true_top_in_full"] <= waves["possible"] for w in waves["by_waves"].values())
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_answers_benchmark_runs_once_and_no_command_it_times_probes_a_sandbox(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "answers.py"), "--repeat", "1", "--json"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result["commands"]) == {"an error", "scheduler status", "--resume, nothing to resume"}
+    assert all(r["wall_s"] > 0 and r["goal_s"] > 0 for r in result["commands"].values())
+    assert result["probes"] == 0
+    assert not list(tmp_path.iterdir())

@@ -149,3 +149,13 @@ def test_an_llm_that_repeats_itself_ends_the_round(scripted, tracking_uri, monke
     assert "repeated itself" in summary.stop_reason
     run = MlflowClient(tracking_uri).get_run(summary.round_run_id)
     assert run.info.status == "FINISHED" and "repeated itself" in run.data.tags[names.ROUND_STOP_REASON]
+
+
+def test_a_replys_tokens_are_split_over_its_candidates_in_whole_tokens(scripted, monkeypatch):
+    """Issue 31: 1061.9999999999998 tokens came of thirds summed back; whole shares sum exactly."""
+    three = "\n".join(f"```python\ndef activation(x):\n    return x * {i}\n```" for i in (2, 3, 4))
+    server = scripted([(200, chat_body(three, 61, 31))])
+    proposals = [p for _, p in zip(range(3), generator(server.url, monkeypatch).propose(Context("activation")))]
+    shares = [p.origin["metrics"] for p in proposals]
+    assert all(float(v).is_integer() for s in shares for v in s.values())
+    assert sum(s["llm.prompt_tokens"] for s in shares) == 61 and sum(s["llm.completion_tokens"] for s in shares) == 31

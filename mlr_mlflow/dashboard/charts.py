@@ -101,7 +101,8 @@ def lineage(graph: dict) -> go.Figure:
         fig.add_trace(go.Scatter(x=[_when(n["start_time"]) for n in nodes],
                                  y=[n["metrics"].get("b_wr") for n in nodes], mode="markers",
                                  name=f"{kind} hypotheses", meta=kind,
-                                 text=[f"{n['sha256'][:8]} ({n.get('generator')})" for n in nodes]))
+                                 text=[f"{n['sha256'][:8]} {n.get('expression') or ''} ({n.get('generator')})"
+                                       for n in nodes]))
     fig.update_xaxes(type="date")
     return fig
 
@@ -137,7 +138,7 @@ def intervals(rows: list[dict]) -> go.Figure:
         mine = [r for r in rows if r["kind"] == kind]
         traces.append(go.Scatter(
             x=[r["sha256"][:8] for r in mine], y=[r["b_wr"] for r in mine], mode="markers",
-            name=kind, meta=kind,
+            name=kind, meta=kind, text=[r.get("expression") or "" for r in mine],
             error_y=dict(type="data", symmetric=False,
                          array=[r["ci_high"] - r["b_wr"] for r in mine],
                          arrayminus=[r["b_wr"] - r["ci_low"] for r in mine])))

@@ -56,7 +56,8 @@ def leaderboard(snap: Snapshot) -> list[dict]:
     rows = []
     for (kind, sha), (_, r) in best.items():
         m = r["metrics"]
-        rows.append({"kind": kind, "sha256": sha, "generator": r.get("generator") or "?",
+        rows.append({"kind": kind, "sha256": sha, "expression": r.get("expression") or "",
+                     "generator": r.get("generator") or "?",
                      "prompt_style": r.get("prompt_style") or "", "model": r.get("llm_model") or "",
                      "variant": r.get("variant"), "round": numbers.get(r.get("round_id")),
                      "b_wr": m["b_wr"], "bsota_wr": m.get("bsota_wr"),

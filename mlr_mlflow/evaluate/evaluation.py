@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from ..hypothesis import Hypothesis
 from ..tracking import RunEnd, end_tags, log_json, names
+from .description import note_of
 from .screen import SCREEN_STATISTIC
 
 UNCERTAINTY = ("b_wr_ci_low", "b_wr_ci_high", "bsota_wr_ci_low", "bsota_wr_ci_high", "b_wr_p_value")
@@ -58,7 +59,8 @@ class Evaluation:
                 "screen_score": self.screen_score,
                 **{k: self.uncertainty.get(k) for k in UNCERTAINTY},
                 "variant": self.variant, "datasets": self.datasets,
-                "sha256": self.hypothesis.sha256, "kind": self.hypothesis.kind}
+                "sha256": self.hypothesis.sha256, "expression": self.hypothesis.expression,
+                "kind": self.hypothesis.kind}
 
     def write_results(self, client) -> None:
         """results.json (per dataset and seed), written before the run ends, so a FINISHED run
@@ -71,12 +73,13 @@ class Evaluation:
     def ending(self) -> RunEnd:
         """Metrics and status tags of an evaluated run, or the reasons of a rejected one."""
         if not self.valid:
-            return RunEnd(self.run_id, failed=True, tags=end_tags("invalid", self.reasons, {names.STAGE: self.stage}))
+            return RunEnd(self.run_id, failed=True, tags=end_tags("invalid", self.reasons, {
+                names.STAGE: self.stage, names.NOTE: note_of(self)}))
         metrics = {names.B_WR: self.b_wr, names.BSOTA_WR: self.bsota_wr, names.VAL_B_WR: self.val_b_wr,
                    names.VAL_BSOTA_WR: self.val_bsota_wr, names.SCREEN_SCORE: self.screen_score,
                    **self.uncertainty}
         for ds, m in self.datasets.items():
             for key in ("test_acc", "test_loss", "b_wr", "bsota_wr", "val_b_wr"):
                 metrics[names.dataset_metric(ds, key)] = m[key]
-        return RunEnd(self.run_id, metrics, {names.STATUS: "evaluated",
+        return RunEnd(self.run_id, metrics, {names.STATUS: "evaluated", names.NOTE: note_of(self),
                                              names.SCREEN_STATISTIC: SCREEN_STATISTIC})

@@ -20,9 +20,10 @@ from ..sandbox import SandboxError, resolve_backend, warm_sandbox
 from ..tracking import (RunEnd, RunStart, create_run, end_runs, end_tags, experiment_id, finish, log,
                         log_artifact_files, log_datasets, names, start_runs)
 from ..tracking.runs import dataset_inputs
-from ..validate import validate_many
+from ..validate import runs_any_code, validate_many
 from .baselines import components_for, environment_json, get_references, project_tags
 from .datasets import Dataset, check_kind_fits, load_suite
+from .description import note_of
 from .evaluation import UNCERTAINTY, Evaluation, run_name
 from .screen import screen_score
 from .shares import culprits, shares
@@ -81,7 +82,8 @@ class Evaluator:
         suite = self.suite
         for kind in dict.fromkeys(h.kind for h in hypotheses):
             check_kind_fits(kind, suite)  # before any run is opened
-        backend = resolve_backend(self.config.sandbox.backend)
+        # no backend is probed for a batch that runs no code (every file fails its static checks)
+        backend = resolve_backend(self.config.sandbox.backend) if runs_any_code(hypotheses) else "none"
         evaluations = [Evaluation(hypothesis=h, run_id="", variant=variant) for h in hypotheses]
         pool = ThreadPoolExecutor(1, thread_name_prefix="mlr-tracking")
         opening = pool.submit(self._timed_call, "tracking_background", self._open_runs, evaluations, variant, seeds, parent_run_id, round_id,
@@ -133,8 +135,9 @@ class Evaluator:
                 if not ev.run_id:
                     continue
                 # an invalid one was not screened out: it never reached the reward model's choice
-                screened = {names.VARIANT: "screened", names.RUN_NAME: run_name(
-                    ev.hypothesis.sha256, "screened" if result.valid else "invalid")}
+                screened = {names.VARIANT: "screened", names.NOTE: note_of(ev if result.valid else dataclasses.replace(
+                                ev, valid=False, reasons=result.reasons)),
+                            names.RUN_NAME: run_name(ev.hypothesis.sha256, "screened" if result.valid else "invalid")}
                 if result.valid:
                     ends.append(RunEnd(ev.run_id, tags=end_tags("screened", tags=screened)))
                 else:
@@ -163,6 +166,7 @@ class Evaluator:
         for ev in evaluations:
             h = ev.hypothesis
             tags = {names.ROLE: "hypothesis", names.KIND: h.kind, names.HYPOTHESIS_SHA256: h.sha256,
+                    names.EXPRESSION: h.expression,
                     names.GENERATOR: h.generator, names.VARIANT: variant, names.SANDBOX: backend,
                     names.TASKS: ",".join(ds.name for ds in suite),
                     **{names.TASK_PREFIX + ds.name: f"{ds.source or ds.name} on {ds.family}" for ds in suite},
@@ -205,6 +209,8 @@ class Evaluator:
 
     def _run(self, evaluations: list[Evaluation], variant: str, seeds: list[int], suite) -> None:
         extra = len(self._shares(len(evaluations), variant, seeds, suite)) - 1
+        if not runs_any_code([ev.hypothesis for ev in evaluations]):
+            extra = 0  # no server to start early: every hypothesis fails its static checks
         with warm_sandbox(self.config.sandbox) as sandbox:
             if extra:  # their servers start while the probes run and the references are looked up
                 sandbox.bind()  # this call's own server first, so only the others are started

@@ -145,8 +145,8 @@ class LLMGenerator(Generator):
             yield Proposal(None, error="no usable code in the reply",
                            origin={**origin, "metrics": used})
             return
-        share = {k: v / len(sources) for k, v in used.items()}  # tokens split over candidates
-        for source in sources:
+        for i, source in enumerate(sources):  # tokens split over candidates, whole ones summing to the reply's
+            share = {k: float(int(v) // len(sources) + (i < int(v) % len(sources))) for k, v in used.items()}
             fixed, notes = repair(source, kind)
             tags = {**origin["tags"], names.LLM_REPAIRED: "; ".join(notes)} if notes else origin["tags"]
             yield Proposal(fixed, origin={**origin, "tags": tags, "metrics": share})

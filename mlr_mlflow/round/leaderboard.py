@@ -35,7 +35,7 @@ def leaderboard(one_pass: list, full: list, confirmation=None, held_out=None,
             continue
         sha = ev.hypothesis.sha256
         c = confirms.get(sha)
-        rows.append({"sha256": sha, "generator": ev.hypothesis.generator,
+        rows.append({"sha256": sha, "expression": ev.hypothesis.expression, "generator": ev.hypothesis.generator,
                      "reward_score": (ev.hypothesis.origin.get("metrics") or {}).get(names.REWARD_SCORE),
                      **_stage("one_pass", ev), **_stage("full", fulls.get(sha)),
                      **_stage("confirm", c),
@@ -64,7 +64,8 @@ def best_of(rows: list[dict]) -> dict | None:
             return {"run_id": top[f"{prefix}_run_id"], "b_wr": top[f"{prefix}_b_wr"],
                     "b_wr_ci_low": top[f"{prefix}_b_wr_ci_low"],
                     "b_wr_ci_high": top[f"{prefix}_b_wr_ci_high"], "variant": variant,
-                    "sha256": top["sha256"], "confirmed": top["confirmed"]}
+                    "sha256": top["sha256"], "expression": top.get("expression"),
+                    "confirmed": top["confirmed"]}
     return None
 
 

@@ -76,6 +76,7 @@ class Round:
             confirmation_config(self.config, seeds)  # bad [confirm] seeds: refused before any work
             transfer_config(self.config)  # held-out tasks that the suite holds: likewise
         with round_lease(self.client, self.exp_id, self.kind).acquire(wait_s) as lease:
+            self._sandbox_usable()
             if seed is None:  # the number of rounds before this one: under the lease, no two share it
                 seed = len(round_runs(self.client, self.exp_id))
             round_id = uuid.uuid4().hex[:12]
@@ -89,12 +90,20 @@ class Round:
                       "waves": self.config.discover.waves}
             return self._drive(lease, run_id, round_id, n, top_k, seeds, seed, params=params)
 
+    def _sandbox_usable(self) -> None:
+        """The backend is probed (a usage error if unusable) once the round is sure to run code:
+        after the lease and the search for a round to resume, before anything is written."""
+        from .sandbox import resolve_backend
+
+        resolve_backend(self.config.sandbox.backend)
+
     def resume(self, wait_s: float = 0.0) -> RoundSummary | None:
         """Finish the latest unfinished round of the kind (None when there is none)."""
         with round_lease(self.client, self.exp_id, self.kind).acquire(wait_s) as lease:
             run = unfinished_round(self.client, self.exp_id)
             if run is None:
                 return None
+            self._sandbox_usable()
             run_id, params = run.info.run_id, run.data.params
             round_id = run.data.tags[names.ROUND_ID]
             self.number = round_number(run_id, run.data.tags)

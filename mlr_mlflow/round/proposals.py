@@ -106,6 +106,7 @@ def collect(generator, context, kind: str, n: int, seen: dict[str, str], limit: 
                names.GENERATION_FAILURES: summary.generation_failures, names.PROPOSALS: len(records),
                names.GENERATION_SECONDS: round(time.perf_counter() - started, 3)}
     if any(tokens.values()):
+        tokens = {k: round(v) for k, v in tokens.items()}  # counts: whole tokens
         metrics.update(tokens, **{names.LLM_TOTAL_TOKENS: sum(tokens.values())})
     return hypotheses, records, metrics
 

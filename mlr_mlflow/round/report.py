@@ -34,6 +34,11 @@ def _link(exp_id: str, run_id: str) -> str:
     return f"#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
 
 
+def _cell(text: str) -> str:
+    """Text inside a markdown table cell: a pipe would end the cell, a backtick the code span."""
+    return text.replace("|", "\\|").replace("`", "'")
+
+
 def _fmt(value) -> str:
     return "–" if value is None else f"{value:.3f}"
 
@@ -79,11 +84,12 @@ def description(summary, exp_id: str, number: int, where: str | None = None) -> 
                   "(trained on tasks selection never saw).", ""]
     rows = summary.leaderboard[:SHOWN]
     if rows:
-        lines += ["| # | hypothesis | confirmed | transfers | confirmation B-WR | held-out B-WR | full B-WR | one-pass B-WR |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["| # | hypothesis | expression | confirmed | transfers | confirmation B-WR | held-out B-WR | full B-WR | one-pass B-WR |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for row in rows:  # each links its most trustworthy run: confirmation, else full, else one-pass
             run_id = row["confirm_run_id"] or row["full_run_id"] or row["one_pass_run_id"]
             lines.append(f"| {row['rank']} | [{row['sha256'][:8]}]({_link(exp_id, run_id)}) | "
+                         f"`{_cell(row.get('expression') or '')}` | "
                          f"{'yes' if row['confirmed'] else 'no'} | "
                          f"{'yes' if row.get('transfers') else 'no'} | {_fmt(row['confirm_b_wr'])} | "
                          f"{_fmt(row.get('transfer_b_wr'))} | "
@@ -92,6 +98,27 @@ def description(summary, exp_id: str, number: int, where: str | None = None) -> 
         lines.append("No hypothesis was evaluated in this round.")
     lines += ["", "Figures: `figures/` in the artifacts; all rounds: `mlr-mlflow dashboard`."]
     return "\n".join(lines)
+
+
+STAGES = (("one_pass", "one-pass"), ("full", "full"), ("confirm", "confirm"))
+
+
+def describe_hypotheses(client, summary) -> None:
+    """Each evaluated run of the leaderboard's hypotheses described with what the round knows of its
+    suite's reliability (the evaluator described it without: it does not know the suite's check)."""
+    from .evaluate.description import hypothesis_note
+    from .suite_check.known import sentence
+
+    instrument = sentence(summary.instrument) if summary.instrument else None
+    for row in summary.leaderboard:
+        for prefix, variant in STAGES:
+            if row.get(f"{prefix}_run_id") and row.get(f"{prefix}_b_wr") is not None:
+                note = hypothesis_note(
+                    row.get("expression") or "", row["sha256"], "", variant, b_wr=row[f"{prefix}_b_wr"],
+                    b_wr_ci=(row[f"{prefix}_b_wr_ci_low"], row[f"{prefix}_b_wr_ci_high"]),
+                    bsota_wr=row[f"{prefix}_bsota_wr"], val_b_wr=row[f"{prefix}_val_b_wr"],
+                    instrument=instrument)
+                client.set_tag(row[f"{prefix}_run_id"], names.NOTE, note)
 
 
 def _curve(client, exp_id: str, run_id: str, best_now) -> tuple[list[dict], float | None, float]:
@@ -164,5 +191,6 @@ def report(client, exp_id: str, run_id: str, summary, number: int, cost_usd: flo
         log(client, run_id, metrics=metrics, step=number,
             tags={names.NOTE: description(summary, exp_id, number, standing(points))})
         _figures(client, run_id, summary, points)
+        describe_hypotheses(client, summary)
     except Exception as exc:  # the round itself is recorded; say what is missing
         progress(f"the round's report is incomplete: {type(exc).__name__}: {exc}")

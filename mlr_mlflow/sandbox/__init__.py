@@ -32,6 +32,7 @@ ISOLATION = {
                    "read your files; run `mlr-mlflow sandbox check` and see the README"),
 }
 _announced = False  # the backend line is printed once per process
+_announce_to = None  # where it goes when the first sandbox starts (see announce_when_used)
 
 
 def _docker():
@@ -101,15 +102,25 @@ def announce_backend(config: SandboxConfig, emit=None) -> str:
     return name
 
 
+def announce_when_used(emit) -> None:
+    """Say which backend runs hypothesis code (through `emit`) when the first sandbox starts, not
+    before: a command that ends before running any code (an error, nothing to resume, a round
+    already running) probes no backend and says nothing of one."""
+    global _announce_to
+    _announce_to = emit
+
+
 def warm_sandbox(config: SandboxConfig) -> Sandbox:
     """`open_sandbox`, but its worker server is borrowed from (and given back to) this process's
-    pool of warm servers: torch and lightning are imported once per process (see `pool`)."""
+    pool of warm servers: torch and lightning are imported once per process (see `pool`). The
+    backend is resolved (and probed) only when the first call needs a server."""
     from .pool import WarmSandbox
 
-    name = resolve_backend(config.backend)
-    if name == "subprocess":
-        announce_backend(config)
-    return WarmSandbox(f"{name}:{config!r}", name, lambda: open_sandbox(config))
+    def create() -> Sandbox:
+        announce_backend(config, _announce_to)
+        return open_sandbox(config)
+
+    return WarmSandbox(repr(config), config.backend, create)
 
 
 def prewarm_sandboxes(config: SandboxConfig, count: int, target: str, payload) -> list:
@@ -117,8 +128,7 @@ def prewarm_sandboxes(config: SandboxConfig, count: int, target: str, payload) -
     so that a call that trains on several side by side does not wait for their start-up."""
     from .pool import prewarm
 
-    name = resolve_backend(config.backend)
-    return prewarm(f"{name}:{config!r}", lambda: open_sandbox(config), count, target, payload)
+    return prewarm(repr(config), lambda: open_sandbox(config), count, target, payload)
 
 
 def open_sandbox(config: SandboxConfig) -> Sandbox:
@@ -132,12 +142,12 @@ def open_sandbox(config: SandboxConfig) -> Sandbox:
         return _docker()[0](config)
     # The plain subprocess must never go unnoticed: said once per process, through one channel only
     # (a logging warning beside the print showed it twice where logging has no handler).
-    announce_backend(config)
+    announce_backend(config, _announce_to)
     return SubprocessSandbox(config)
 
 
 __all__ = ["Sandbox", "SandboxError", "SandboxTimeout", "SandboxOvertime", "SandboxCrash", "SandboxCallError",
            "SubprocessSandbox", "BwrapSandbox", "NamespaceSandbox", "open_sandbox", "warm_sandbox",
            "prewarm_sandboxes",
-           "describe_backend", "announce_backend", "available_backends",
+           "describe_backend", "announce_backend", "announce_when_used", "available_backends",
            "resolve_backend", "BACKENDS"]

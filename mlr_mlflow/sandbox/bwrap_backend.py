@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .identity import MAX_TASKS, fresh_uid
+from .probe_cache import kept
 from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def bwrap_installed() -> bool:
 
 
 @lru_cache(maxsize=1)
+@kept("bwrap_selftest")
 def bwrap_selftest() -> str | None:
     """None when the worker starts inside bwrap here, else why not (not installed; a container
     that forbids its namespaces; an interpreter the sandbox's user cannot reach)."""
@@ -121,6 +123,8 @@ def bwrap_available() -> bool:
     return bwrap_selftest() is None
 
 
+@lru_cache(maxsize=1)
+@kept("bwrap_namespaces_allowed")
 def bwrap_namespaces_allowed() -> bool:
     """The kernel lets bwrap create its namespaces here (no Python involved: a bare `true`)."""
     if not bwrap_installed():

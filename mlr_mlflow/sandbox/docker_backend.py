@@ -21,6 +21,7 @@ from pathlib import Path
 from ..resources import dockerfile
 from .bwrap_backend import INNER_PACKAGE_PARENT, NOBODY, SYSTEM_DIRS, TMP_BYTES, python_prefixes
 from .identity import MAX_TASKS
+from .probe_cache import kept
 from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox, scrubbed_env
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def ensure_image(client=None) -> str:
 
 
 @lru_cache(maxsize=1)
+@kept("docker_available", keep=bool)  # a daemon may be started within the day
 def docker_available() -> bool:
     """A Docker daemon answers, the CLI is installed and the sandbox image exists or builds."""
     if shutil.which("docker") is None:

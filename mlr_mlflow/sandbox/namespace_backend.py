@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .bwrap_backend import INNER_PACKAGE_PARENT, SYSTEM_DIRS, TMP_BYTES, python_prefixes
 from .identity import MAX_TASKS, fresh_uid
+from .probe_cache import kept
 from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def _tools_present() -> bool:
 
 
 @lru_cache(maxsize=1)
+@kept("namespace_selftest")
 def namespace_selftest() -> str | None:
     """None when the worker starts in the namespaces here, else why not."""
     if not _tools_present():
@@ -151,6 +153,7 @@ def namespace_available() -> bool:
 
 
 @lru_cache(maxsize=1)
+@kept("namespaces_allowed")
 def namespaces_allowed() -> bool:
     """The kernel lets this user create the namespaces (no Python involved: a bare `true`)."""
     if not _tools_present():

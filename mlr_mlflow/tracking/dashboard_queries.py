@@ -18,6 +18,7 @@ from . import names, queries
 PAGE = 5000
 RUN_KEYS_TAGS = {  # record key -> tag
     "kind": names.KIND, "sha256": names.HYPOTHESIS_SHA256, "generator": names.GENERATOR,
+    "expression": names.EXPRESSION,
     "round_id": names.ROUND_ID, "role": names.ROLE, "variant": names.VARIANT,
     "status": names.STATUS, "reasons": names.REASONS, "stage": names.STAGE,
     "parents": names.PARENTS, "prompt_style": names.LLM_PROMPT_STYLE, "llm_model": names.LLM_MODEL,

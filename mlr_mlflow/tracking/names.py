@@ -2,6 +2,7 @@
 
 KIND = "mlr.kind"
 HYPOTHESIS_SHA256 = "mlr.hypothesis.sha256"
+EXPRESSION = "mlr.hypothesis.expression"  # what it computes, one readable line (hypothesis.expression)
 GENERATOR = "mlr.generator"
 ROUND_ID = "mlr.round_id"
 

@@ -33,6 +33,22 @@ def _check_local(uri: str) -> None:
             raise TrackingError(f"tracking store {uri!r}: directory {path.parent} does not exist")
 
 
+def _check_listening(uri: str, timeout_s: float = 5.0) -> None:
+    """A server that is down answers in a moment, not after MLflow's import and its client's
+    retries with backoff: one plain TCP connection first."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname or "localhost", port), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        raise TrackingError(f"cannot reach tracking store {uri!r}: {unreachable_reason(exc)}") from None
+
+
 @contextmanager
 def _creating(uri: str):
     """Held while this process opens a sqlite store for the first time. MLflow creates and migrates
@@ -61,9 +77,10 @@ def connect(uri: str | None = None):
     For HTTP stores, retries are kept short unless the user configured them, so that a server that is
     down is reported in seconds rather than after minutes of backoff.
     """
+    uri = absolute(uri or default_tracking_uri())
+    _check_listening(uri)
     from mlflow import MlflowClient
 
-    uri = absolute(uri or default_tracking_uri())
     # MLflow draws a progress bar per downloaded artifact; ours are tiny and many
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if uri.startswith(("http://", "https://")):
@@ -77,9 +94,33 @@ def connect(uri: str | None = None):
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             client.search_experiments(max_results=1)
     except Exception as exc:
-        raise TrackingError(f"cannot reach tracking store {uri!r}: {type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise TrackingError(f"cannot reach tracking store {uri!r}: {unreachable_reason(exc)}") from None
     return client
+
+
+# what an HTTP client's long message means, in a few words (urllib3's pool and retry internals are no help)
+_REASONS = (("connection refused", "connection refused (is the server running?)"),
+            ("name or service not known", "host name not found"),
+            ("temporary failure in name resolution", "host name not found"),
+            ("nodename nor servname", "host name not found"),
+            ("no route to host", "no route to host"),
+            ("timed out", "timed out"), ("timeout", "timed out"),
+            ("certificate verify failed", "its TLS certificate was refused"),
+            ("unauthorized", "the server asks for a login (MLFLOW_TRACKING_USERNAME/PASSWORD)"),
+            ("status code 401", "the server asks for a login (MLFLOW_TRACKING_USERNAME/PASSWORD)"),
+            ("status code 403", "the server refused these credentials"))
+
+
+def unreachable_reason(exc: BaseException, limit: int = 120) -> str:
+    """Why a store did not answer, in one short line (the first line of the message otherwise)."""
+    text = str(exc)
+    lowered = text.lower()
+    for needle, reason in _REASONS:
+        if needle in lowered:
+            return reason
+    first = (text.splitlines() or [""])[0]
+    first = f"{type(exc).__name__}: {first}"
+    return first if len(first) <= limit else first[:limit - 1] + "…"
 
 
 def _beside_default(client, name: str) -> str | None:

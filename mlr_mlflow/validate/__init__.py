@@ -75,5 +75,11 @@ def validate_many(hypotheses: list[Hypothesis], sandbox: Sandbox,
     return results
 
 
-__all__ = ["ValidationResult", "validate", "validate_many", "check_static", "load_checked",
+def runs_any_code(hypotheses: list[Hypothesis]) -> bool:
+    """Whether validating these would start a sandbox: some hypothesis passes the static checks
+    (a file with a syntax error, say, is answered without one)."""
+    return any(not check_static(h.source, get_kind(h.kind)) for h in hypotheses)
+
+
+__all__ = ["ValidationResult", "validate", "validate_many", "runs_any_code", "check_static", "load_checked",
            "StaticCheckError"]
