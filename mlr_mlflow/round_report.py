@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .tracking import log, names
+from .tracking import log, names, reviews
 from .tracking.dashboard_queries import round_records
 from .tracking.queries import round_runs
 
@@ -38,8 +38,8 @@ def _fmt(value) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def description(summary, exp_id: str, number: int) -> str:
-    """The round's markdown description."""
+def description(summary, exp_id: str, number: int, awaiting: int = 0) -> str:
+    """The round's markdown description (`awaiting`: the kind's hypotheses waiting for review)."""
     lines = [f"**Round {number}** — {summary.generated} generated, {summary.valid} valid, "
              f"{summary.evaluated} evaluated in one pass, {summary.full_evaluated} trained fully, "
              f"{summary.confirmed} of {summary.selected} confirmed on fresh seeds and split; "
@@ -66,6 +66,10 @@ def description(summary, exp_id: str, number: int) -> str:
                          f"{_fmt(row['full_b_wr'])} | {_fmt(row['one_pass_b_wr'])} |")
     else:
         lines.append("No hypothesis was evaluated in this round.")
+    if awaiting:
+        lines += ["", f"{awaiting} hypotheses of this kind await review (confirmed or trained in full, "
+                  "neither approved nor rejected): the review queue is `/mlr/review` on a server "
+                  "started with `mlflow server --app-name mlr`."]
     lines += ["", "Figures: `figures/` in the artifacts; all rounds: `mlr-mlflow dashboard`."]
     return "\n".join(lines)
 
@@ -134,8 +138,9 @@ def report(client, exp_id: str, run_id: str, summary, number: int, generator=Non
         cost = getattr(generator, "cost_usd", 0.0)
         if cost:
             metrics["llm.cost_usd"] = cost
+        awaiting = len(reviews.awaiting(client, exp_id))
         log(client, run_id, metrics=metrics, step=number,
-            tags={names.NOTE: description(summary, exp_id, number)})
+            tags={names.NOTE: description(summary, exp_id, number, awaiting)})
         _figures(client, run_id, summary, points)
     except Exception as exc:  # the round itself is recorded; say what is missing
         progress(f"the round's report is incomplete: {type(exc).__name__}: {exc}")

@@ -30,7 +30,7 @@ from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hyp
                      unfinished_round)
 from . import round_report
 from .round_summary import RoundSummary
-from .tracking import create_run, experiment_id, finish, log, log_json, names
+from .tracking import create_run, experiment_id, finish, log, log_json, names, reviews
 from .tracking.lease import LeaseLost
 from .tracking.queries import round_runs
 from .tracking.runs import end_failed
@@ -123,8 +123,9 @@ class Round:
                 seen, known = known_hypotheses(self.client, self.exp_id,
                                                self.config.discover.parents, exclude_round=round_id)
                 with self._traced():
-                    hypotheses, records = self._generate(Context(self.kind, tuple(known), seed), n,
-                                                         seen, summary)
+                    context = Context(self.kind, tuple(known), seed,
+                                      feedback=tuple(reviews.feedback(self.client, self.exp_id)))
+                    hypotheses, records = self._generate(context, n, seen, summary)
                     lease.check()
                     log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)
                     self._link_traces(run_id)

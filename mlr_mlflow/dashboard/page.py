@@ -89,9 +89,19 @@ class Page:
                                 if r["ci_low"] is not None else "–"),
                              td("yes" if r["confirmed"] else ""), td(_esc(r["audit"]))])
                 for i, r in enumerate(rows[:200], start=1)]
-        return self.instrument() + self.table(["#", "kind", "hypothesis", "generator", "prompt", "model", "round",
+        return self.awaiting() + self.instrument() + self.table(["#", "kind", "hypothesis", "generator", "prompt", "model", "round",
                                                "variant", "B-WR", "one-pass B-WR", "BSOTA-WR", "B-WR 95 %",
                                                "confirmed", "audit"], body)
+
+    def awaiting(self) -> str:
+        """How many hypotheses wait for a person's review (served: /mlr/review)."""
+        waiting = data.awaiting_review(self.snap)
+        if not waiting:
+            return ""
+        kinds = ", ".join(f"{k} {sum(r['kind'] == k for r in waiting)}"
+                          for k in sorted({r["kind"] for r in waiting}))
+        return (f'<p class="awaiting-review">{len(waiting)} hypotheses await review ({_esc(kinds)}): '
+                f'<a href="review">the review queue</a> (served under /mlr/review).</p>')
 
     def instrument(self) -> str:
         """What the B-WR below can be trusted to: each kind's suite noise ceiling, stated first."""

@@ -29,11 +29,13 @@ class Known:
 
 @dataclass(frozen=True)
 class Context:
-    """What a generator may know: the kind, the best known hypotheses, and a seed."""
+    """What a generator may know: the kind, the best known hypotheses, a seed, and what reviewers
+    said about earlier hypotheses of the kind (`feedback`: lines, newest first; tracking.reviews)."""
 
     kind: str
     known: tuple[Known, ...] = ()
     seed: int = 0
+    feedback: tuple[str, ...] = ()
 
 
 @dataclass

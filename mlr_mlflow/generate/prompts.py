@@ -69,8 +69,18 @@ def render(style: str, context: Context, prompt_dir: str = "", shown: int = SHOW
         pool = [(f"known (B-WR {k.b_wr:.3f})", k.source) for k in known]
         examples = builtins + rng.sample(pool, min(shown, len(pool)))
     try:
-        return load_template(style, prompt_dir).substitute(
+        text = load_template(style, prompt_dir).substitute(
             component=component, signature=signature, contract=contract, modules=modules,
             baselines=", ".join(sets.baselines), examples=_format(examples))
     except (KeyError, ValueError) as exc:
         raise PromptError(f"prompt template {style}.txt: bad placeholder {exc}") from None
+    return text + feedback_section(context.feedback)
+
+
+def feedback_section(lines: tuple[str, ...]) -> str:
+    """What people who reviewed earlier hypotheses said, after any template (empty when nothing)."""
+    if not lines:
+        return ""
+    return ("\n\nFeedback from the people who reviewed earlier hypotheses of this kind; do not propose "
+            "again what they rejected, nor something that fails for the same reason:\n"
+            + "\n".join(f"- {line}" for line in lines) + "\n")

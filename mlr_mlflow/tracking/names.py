@@ -86,3 +86,13 @@ def ceiling_metric(rung: str, statistic: str, group: str) -> str:
 
 def agreement_metric(target: str, statistic: str, group: str) -> str:
     return f"agreement.{target}.{statistic}.{group}"
+
+# Reviews (issue 30): tags a reviewer sets on a hypothesis's runs, in /mlr/review or the MLflow UI
+REVIEW_VERDICT = "mlr.review.verdict"  # "approve" or "reject"
+REVIEW_REASON = "mlr.review.reason"  # a rejection's reason: one of REVIEW_REASONS
+REVIEW_NOTE = "mlr.review.note"  # the reviewer's free text
+REVIEW_BY = "mlr.review.by"  # who reviewed (the logged-in user, or "anonymous")
+REVIEW_AT = "mlr.review.at"  # when, in seconds since the epoch
+REVIEW_VERDICTS = ("approve", "reject")
+REVIEW_REASONS = ("shortcut", "duplicate", "not-novel", "invalid", "other")
+REFERENCES = "mlr.references"  # an experiment's added references: JSON [{"name", "run_id", "sha256"}]
