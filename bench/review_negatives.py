@@ -30,9 +30,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from reward_pool import PoolSpec, aligned, bench_config, build, metric_by_sha  # noqa: E402
+import reward_pool  # noqa: E402
+from reward_pool import PoolSpec, aligned, build, metric_by_sha  # noqa: E402
 
-SPEC = PoolSpec(rounds=4, round_size=12, handwritten=12, literature=8, datasets=("iris", "moons"),
+
+def bench_config(spec: PoolSpec):
+    """reward_pool's, without semantic dedup (its fingerprinting calls time out on a busy machine;
+    the pool only needs evaluated hypotheses)."""
+    from mlr_mlflow.config import with_overrides
+
+    return with_overrides(_POOL_CONFIG(spec), discover={"dedup": False})
+
+
+_POOL_CONFIG, reward_pool.bench_config = reward_pool.bench_config, bench_config
+
+SPEC = PoolSpec(rounds=4, round_size=10, handwritten=10, literature=6, datasets=("iris", "moons"),
                 seeds=2, full=True, ceiling=False)
 SEEDS = 5
 

@@ -372,12 +372,16 @@ class Round:
         """One-pass evaluations of every pick so far (those from earlier waves are kept as they
         are), each run carrying the score that picked it, how it was picked and its wave."""
         scores = {**selection["scores"], **selection.get("rescores", {})}
+        rescored = selection.get("rescores", {})  # later waves' scores: their spreads are not kept
+        spreads = {sha: x for sha, x in selection.get("spreads", {}).items() if sha not in rescored}
         waves = {sha: i for i, wave in enumerate(selection.get("waves", [selection["picks"]]))
                  for sha in wave}
         picks, explored = set(selection["picks"]), set(selection["explored"])
         for sha, score in scores.items():
             origin = by_sha[sha].origin
             origin.setdefault("metrics", {})["reward.score"] = float(score)
+            if sha in spreads:  # the ensemble's disagreement: the review queue flags a wide one
+                origin["metrics"][names.REWARD_SPREAD] = float(spreads[sha])
             origin.setdefault("tags", {})["mlr.screen.pick"] = (
                 "explore" if sha in explored else "reward" if sha in picks else "screened-out")
             if sha in waves:

@@ -96,3 +96,5 @@ REVIEW_AT = "mlr.review.at"  # when, in seconds since the epoch
 REVIEW_VERDICTS = ("approve", "reject")
 REVIEW_REASONS = ("shortcut", "duplicate", "not-novel", "invalid", "other")
 REFERENCES = "mlr.references"  # an experiment's added references: JSON [{"name", "run_id", "sha256"}]
+REWARD_SCORE = "reward.score"  # a reward-screened hypothesis's score from the champion that picked it
+REWARD_SPREAD = "reward.spread"  # ... and the spread of its bootstrap ensemble (same units)
