@@ -116,6 +116,21 @@ def test_what_awaits_review_is_in_the_round_description_and_on_the_dashboard(sto
     assert [r["sha256"] for r in data.awaiting_review(snapshot(client))] == [normalized_sha256(SWISH)]
 
 
+def test_scheduler_status_says_what_awaits_review(store, tmp_path, capsys):
+    from .test_scheduler import schedule_file
+
+    client, exp_id = store
+    hypothesis_run(client, exp_id, SWISH, variant="full")
+    path = schedule_file(tmp_path, f"sqlite:///{tmp_path}/jobs.db",
+                         [("touch", "tests.sched_jobs:append", "0 3 * * *", {"path": "x"})])
+    args = ["scheduler", "status", "--schedule", str(path), "--tracking-uri", client.tracking_uri]
+    assert main(args) == 0
+    assert "awaiting review: 1 in mlr-activation (/mlr/review)" in capsys.readouterr().out
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["awaiting_review"] == {
+        "mlr-activation": 1}
+
+
 def test_references_add_refuses_what_is_not_approved_and_confirmed(store, capsys):
     client, exp_id = store
     uri = client.tracking_uri
@@ -180,3 +195,64 @@ def test_hard_negatives_and_dropping_treat_only_the_rejected(store):
     assert negative.target.tolist() == pytest.approx([0.3, 0.3, 0.5])
     assert data.target.tolist() == pytest.approx([0.3, 0.9, 0.5])  # the caller's data is untouched
     assert reviewed.apply(data, {"sb"}, "drop").shas == ["sa", "sc"]
+
+
+@pytest.mark.slow
+def test_references_add_changes_the_next_evaluations_bsota_references(tracking_uri, small_config):
+    """After `references add`, an evaluation trains the added reference once (a baseline run of its
+    own, cached under its source's key) and counts it in BSOTA-WR; the baselines stay as they were."""
+    from mlr_mlflow.config import with_overrides
+    from mlr_mlflow.evaluate.baselines import get_references
+    from mlr_mlflow.evaluate.datasets import load_suite
+    from mlr_mlflow.evaluate.evaluator import Evaluator
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.tracking import connect, experiment_id
+    from mlr_mlflow.tracking.queries import search
+
+    config = with_overrides(small_config, suite={"datasets": ("iris",)})
+    client = connect(tracking_uri)
+    exp_id = experiment_id(client, config.experiment_name("activation"))
+    source = "import torch\n\ndef activation(x):\n    return x * torch.sigmoid(1.5 * x)\n"
+    run_id = hypothesis_run(client, exp_id, source, variant="confirm", tags={names.CONFIRMED: "true"})
+    reviews.write(client, [run_id], "approve")
+    suite = load_suite(config.suite)
+    base_exp = experiment_id(client, config.baselines_experiment_name("activation"))
+    _, before = get_references(client, base_exp, "activation", "one-pass", [0], suite, config)
+    assert main(["references", "add", run_id, "--tracking-uri", tracking_uri]) == 0
+    _, after = get_references(client, base_exp, "activation", "one-pass", [0], suite, config)
+    added = "reviewed-" + normalized_sha256(source)[:8]
+    assert set(after) == set(before) | {added}
+    runs = search(client, [base_exp], f"tags.`{names.BASELINE_COMPONENT}` = '{added}'")
+    assert len(runs) == 1 and runs[0].data.tags[names.BASELINE_KEY] not in {
+        r.data.tags[names.BASELINE_KEY] for r in search(client, [base_exp], "")
+        if r.data.tags.get(names.BASELINE_COMPONENT) != added}
+    [ev] = Evaluator(client, config).evaluate([Hypothesis("activation", SWISH, "user")], "one-pass", 1)
+    assert ev.valid and 0.0 <= ev.bsota_wr <= 1.0
+    # the evaluation found the added reference's results in the cache, or trained them for its seeds
+    assert search(client, [base_exp], f"tags.`{names.BASELINE_COMPONENT}` = '{added}'")
+
+
+@pytest.mark.slow
+def test_the_next_llm_prompt_holds_the_reviewers_note(tracking_uri, monkeypatch):
+    """A real round with the llm generator, against a scripted OpenAI-compatible HTTP server: the
+    prompt it sends carries what the reviewer wrote."""
+    from mlr_mlflow.rounds import Round
+    from mlr_mlflow.tracking import connect, experiment_id
+
+    from .openai_servers import ScriptedServer, chat_body
+    from .test_llm import generator, small_round_config
+
+    server = ScriptedServer([(200, chat_body("```python\nimport os\n\ndef activation(x):\n"
+                                             "    return x\n```"))])
+    try:
+        gen = generator(server.url, monkeypatch)
+        config = small_round_config(gen.config)
+        client = connect(tracking_uri)
+        exp_id = experiment_id(client, config.experiment_name("activation"))
+        run_id = hypothesis_run(client, exp_id, SWISH)
+        reviews.write(client, [run_id], "reject", "not-novel", "SiLU again: try something new")
+        Round(client, config, "activation", generator=gen).run(n=1, top_k=0, seeds=1)
+        prompt = server.requests[0]["messages"][0]["content"]
+        assert "reviewers rejected `return x * torch.sigmoid(x)` (not-novel) because: SiLU again" in prompt
+    finally:
+        server.close()
