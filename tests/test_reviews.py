@@ -256,3 +256,21 @@ def test_the_next_llm_prompt_holds_the_reviewers_note(tracking_uri, monkeypatch)
         assert "reviewers rejected `return x * torch.sigmoid(x)` (not-novel) because: SiLU again" in prompt
     finally:
         server.close()
+
+
+def test_the_queue_flags_near_duplicates_of_a_reference_and_an_unsure_reward_model(store):
+    from mlr_mlflow.fingerprint import encode
+    from mlr_mlflow.plugins.review_queue import queue, reference_fingerprints
+    from mlr_mlflow.tracking.dashboard_queries import artifact_reader
+
+    client, exp_id = store
+    relu = dict(reference_fingerprints("activation"))["relu"]
+    near = "import torch\n\ndef activation(x):\n    return torch.relu(x) * 1.01\n"
+    hypothesis_run(client, exp_id, near, tags={names.FINGERPRINT: encode(relu * 1.01)})
+    hypothesis_run(client, exp_id, SWISH, metrics={names.REWARD_SCORE: 0.3, names.REWARD_SPREAD: 0.9})
+    hypothesis_run(client, exp_id, "def activation(x):\n    return x * 0.5\n")  # nothing to see
+    entries = {e["sha256"]: e for e in queue(client, {exp_id: "mlr-activation"}, artifact_reader(client))}
+    assert set(entries) == {normalized_sha256(near), normalized_sha256(SWISH)}
+    assert "near-duplicate of the reference relu" in entries[normalized_sha256(near)]["flags"][0]
+    assert entries[normalized_sha256(SWISH)]["flags"] == ["reward model unsure: spread 0.90"]
+    assert entries[normalized_sha256(SWISH)]["code"] == SWISH
