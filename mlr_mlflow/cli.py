@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_audit)
 
+    p = verbs.add_parser("references", help="add RUN_ID: an approved, confirmed hypothesis becomes "
+                         "a reference of its kind (counted in BSOTA-WR from then on)")
+    p.add_argument("action", choices=("add",))
+    p.add_argument("run_id", help="a run of the hypothesis")
+    _common(p)
+    p.set_defaults(handler=_references)
+
     p = verbs.add_parser("dashboard", help="write an HTML page summarising the tracking store")
     p.add_argument("--out", default="mlr-dashboard", help="directory of index.html")
     p.add_argument("--ui-url", default=None, help="the MLflow UI its links open (default: the "
@@ -310,6 +317,9 @@ def _scheduler(args) -> tuple[int, dict, str]:
                                                                   last["error"] else "") if last else "never ran"
             when = job["cron"] or f"after {job['after']}"
             lines.append(f"  {job['id']:<28} {when:<12} next {job['next_run'] or '-'}  last {outcome}")
+        waiting = out.get("awaiting_review") or {}
+        lines.append("awaiting review: " + (", ".join(f"{n} in {e}" for e, n in sorted(waiting.items()))
+                                            + " (/mlr/review)" if waiting else "none"))
         return EXIT_OK, out, "\n".join(lines)
     if args.action == "init":
         return EXIT_OK, out, f"wrote {out['written']}: edit it, then `mlr-mlflow scheduler start`"
@@ -332,6 +342,12 @@ def _audit(args) -> tuple[int, dict, str]:
         lines = ["nothing to audit: no evaluated hypothesis run in the store"]
     ok = all(a["reproduced"] for a in audits)
     return (EXIT_OK if ok else EXIT_INVALID), out, "\n".join(lines)
+
+
+def _references(args) -> tuple[int, dict, str]:
+    out = commands.references_add(args.run_id, args.tracking_uri)
+    return EXIT_OK, out, (f"{out['name']} (run {out['run_id']}) is a {out['kind']} reference from the "
+                          "next evaluation on")
 
 
 def _dashboard(args) -> tuple[int, dict, str]:

@@ -260,6 +260,21 @@ def _scheduler(sched, schedule, action, job, uri, config_path, progress) -> dict
     raise UsageError(f"unknown scheduler action {action!r}")
 
 
+def references_add(run_id: str, tracking_uri: str | None = None) -> dict:
+    """`references add RUN_ID`: the entry recorded on the experiment ({"name", "run_id", "sha256",
+    "kind", "by", "at"}). A run that is not approved and confirmed is a usage error (exit 2)."""
+    import getpass
+
+    from .tracking import connect, default_tracking_uri
+    from .tracking.references import ReferenceRefused, add
+
+    client = connect(tracking_uri or default_tracking_uri())
+    try:
+        return add(client, run_id, by=os.environ.get("MLFLOW_TRACKING_USERNAME") or getpass.getuser())
+    except ReferenceRefused as exc:
+        raise UsageError(str(exc)) from None
+
+
 def dashboard(out_dir: str = "mlr-dashboard", tracking_uri: str | None = None,
               ui_url: str | None = None, config_path: str | None = None) -> dict:
     """`dashboard`: the store's HTML dashboard -> {"path", "hypotheses", "rounds", "problems"}.

@@ -142,6 +142,17 @@ def matches(a: np.ndarray, b: np.ndarray, tolerance: float = DEFAULT_TOLERANCE) 
     return bool((np.abs(a - b) <= bound).all())
 
 
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest entry-wise difference relative to the bound `matches` uses, per unit of
+    tolerance: `matches(a, b, t)` holds (to within 1e-12) when `distance(a, b) <= t`; inf for
+    fingerprints of other lengths."""
+    if a.shape != b.shape:
+        return float("inf")
+    scale = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
+    bound = np.maximum(np.abs(a), np.abs(b)) + 0.01 * scale + 1e-12
+    return float((np.abs(a - b) / bound).max(initial=0.0))
+
+
 def encode(fingerprint: np.ndarray) -> str:
     """A run tag's value (base64 of float32): at most ~1.4k characters."""
     return _PREFIX + base64.b64encode(np.asarray(fingerprint, "<f4").tobytes()).decode()

@@ -12,6 +12,7 @@ from statistics import mean
 from ..round.summary import reason_class
 from ..tracking import names
 from ..tracking.dashboard_queries import Snapshot
+from ..tracking.reviews import review_of
 
 LINEAGE_DIFFS = 20  # newest parent -> child edges shown with their code diff
 
@@ -33,8 +34,35 @@ def round_numbers(snap: Snapshot) -> dict[str, int]:
 STAGES = {"confirm": 2, "full": 1}  # how far a hypothesis got; one pass is 0
 
 
+def _reviews(snap: Snapshot) -> dict[tuple, object]:
+    """(kind, sha256) -> its newest review (tracking.reviews), over all its runs."""
+    out: dict[tuple, object] = {}
+    for r in hypotheses(snap):
+        review = review_of({names.REVIEW_VERDICT: r.get("review_verdict"),
+                            names.REVIEW_REASON: r.get("review_reason"), names.REVIEW_AT: r.get("review_at")})
+        key = (r["kind"], r["sha256"])
+        if review and (key not in out or review.at > out[key].at):
+            out[key] = review
+    return out
+
+
 def _evaluated(snap: Snapshot) -> list[dict]:
-    return [r for r in hypotheses(snap) if r.get("status") == "evaluated" and "b_wr" in r["metrics"]]
+    """Evaluated hypothesis runs; those reviewers rejected as a shortcut or invalid are no discovery."""
+    demoted = {key for key, review in _reviews(snap).items() if review.demotes}
+    return [r for r in hypotheses(snap) if r.get("status") == "evaluated" and "b_wr" in r["metrics"]
+            and (r["kind"], r["sha256"]) not in demoted]
+
+
+def awaiting_review(snap: Snapshot) -> list[dict]:
+    """Confirmed or selected (trained in full) hypotheses nobody approved or rejected yet."""
+    reviewed = _reviews(snap)
+    out: dict[tuple, dict] = {}
+    for r in hypotheses(snap):
+        key = (r["kind"], r["sha256"])
+        if r.get("status") == "evaluated" and key not in reviewed and (
+                (r.get("confirmed") or "").lower() == "true" or r.get("variant") in ("full", "confirm")):
+            out.setdefault(key, r)
+    return list(out.values())
 
 
 def leaderboard(snap: Snapshot) -> list[dict]:

@@ -68,8 +68,20 @@ class Page:
 
     # sections: each returns its HTML -----------------------------------------------------
     def leaderboard(self) -> str:
-        return str(_macro("leaderboard")(self.ui, data.leaderboard(self.snap)[:200],
-                                         data.instrument(self.snap)))
+        return self.awaiting() + str(_macro("leaderboard")(self.ui, data.leaderboard(self.snap)[:200],
+                                                           data.instrument(self.snap)))
+
+    def awaiting(self) -> str:
+        """How many hypotheses wait for a person's review (served: /mlr/review)."""
+        from markupsafe import escape
+
+        waiting = data.awaiting_review(self.snap)
+        if not waiting:
+            return ""
+        kinds = ", ".join(f"{k} {sum(r['kind'] == k for r in waiting)}"
+                          for k in sorted({r["kind"] for r in waiting}))
+        return (f'<p class="awaiting-review">{len(waiting)} hypotheses await review ({escape(kinds)}): '
+                f'<a href="review">the review queue</a> (served under /mlr/review).</p>')
 
     def discovery(self) -> str:
         series = data.discovery(self.snap)

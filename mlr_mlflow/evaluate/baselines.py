@@ -20,6 +20,7 @@ from ..kinds import KINDS, get_kind
 from ..tracking import create_run, finish, log, log_artifact_files, log_datasets, names
 from ..tracking.runs import read_artifact_json
 from ..tracking.queries import latest_finished
+from ..tracking.references import sources as added_references
 from .datasets import Dataset
 from .training.dispatch import regroup, train_models, trainer_digest
 from .winrate import Results
@@ -95,10 +96,15 @@ def get_references(client, experiment_id: str, kind: str, variant: str, seeds: l
                    datasets: list[Dataset], config: Config,
                    progress: Callable[[str], None] = lambda _: None) -> tuple[dict, dict]:
     """(baselines, sota) as name -> Results, from MLflow where cached, else trained and logged.
+    The SOTA set is the config's plus the references added to the experiment (tracking.references):
+    each is cached under its own key (the key hashes its source), so adding one trains only it.
 
     The default suite caches a component over all its datasets in one run (keys as they always
     were); a task suite caches each (component, task) apart, so a new task trains only itself."""
     baselines, sota = references(kind, config)
+    research = client.get_experiment_by_name(config.experiment_name(kind))  # where people add them
+    if research is not None:
+        sota.update(added_references(client, research.experiment_id, kind))
     wanted = {**baselines, **sota}
     found: dict[str, Results] = {n: {} for n in wanted}
     missing: list[tuple[str, list[Dataset], str]] = []  # (component, its unit of datasets, key)

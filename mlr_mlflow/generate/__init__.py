@@ -29,13 +29,16 @@ class Known:
 
 @dataclass(frozen=True)
 class Context:
-    """What a generator may know: the kind, the best known hypotheses, a seed, and the hashes of
-    everything already judged (a generator that can check them cheaply skips repeats)."""
+    """What a generator may know: the kind, the best known hypotheses, a seed, the hashes of
+    everything already judged (a generator that can check them cheaply skips repeats), and what
+    reviewers said about earlier hypotheses of the kind (`feedback`: lines, newest first;
+    tracking.reviews)."""
 
     kind: str
     known: tuple[Known, ...] = ()
     seed: int = 0
     avoid: frozenset[str] = frozenset()  # normalised hashes the experiment has judged already
+    feedback: tuple[str, ...] = ()
 
 
 @dataclass

@@ -20,7 +20,7 @@ from . import grammar
 from .parse import extract
 from .repair import repair
 from ..tracking import names
-from .prompts import SHOWN, fill, values
+from .prompts import SHOWN, feedback_section, fill, values
 from .templates import PromptTemplate, round_templates
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -96,8 +96,9 @@ class LLMGenerator(Generator):
     @staticmethod
     def prompt(template: PromptTemplate, context: Context, rng: random.Random) -> str:
         """The text one request sends (`prompt show` prints the first one)."""
-        return fill(template.text, values(template.style, context, rng=rng),
-                    f"{template.name} version {template.version}")
+        return (fill(template.text, values(template.style, context, rng=rng),
+                     f"{template.name} version {template.version}")
+                + feedback_section(context.feedback))  # what reviewers said (issue 30)
 
     def grammar_mode(self) -> str:
         """The constrained decoding this endpoint gets: [llm] grammar, with "auto" resolved."""

@@ -94,4 +94,14 @@ def render(style: str, context: Context, prompt_dir: str = "", shown: int = SHOW
     """The prompt text for one request, from the template file of `style`."""
     load_template(style, prompt_dir)  # a missing file or unknown style is a PromptError
     path = Path(prompt_dir or BUILTIN_DIR) / f"{style}.txt"
-    return fill(registry_text(path.read_text()), values(style, context, shown, rng), f"{style}.txt")
+    return (fill(registry_text(path.read_text()), values(style, context, shown, rng), f"{style}.txt")
+            + feedback_section(context.feedback))
+
+
+def feedback_section(lines: tuple[str, ...]) -> str:
+    """What people who reviewed earlier hypotheses said, after any template (empty when nothing)."""
+    if not lines:
+        return ""
+    return ("\n\nFeedback from the people who reviewed earlier hypotheses of this kind; do not propose "
+            "again what they rejected, nor something that fails for the same reason:\n"
+            + "\n".join(f"- {line}" for line in lines) + "\n")

@@ -130,6 +130,9 @@ def _add_routes(flask_app) -> None:
     route = internals.with_static_prefix(ROUTE)
     flask_app.add_url_rule(route, "mlr_dashboard", dashboard_view)
     flask_app.add_url_rule(route.rstrip("/"), "mlr_dashboard_slash", lambda: redirect(route))
+    from .review import register as review_queue
+
+    review_queue(flask_app, route + "review", _store_client, _reader, internals.ReviewAccess)
     if "serve" in flask_app.view_functions:
         flask_app.view_functions["serve"] = index_view
 

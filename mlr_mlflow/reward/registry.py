@@ -27,6 +27,8 @@ import numpy as np
 
 from ..tracking import create_run, experiment_id, finish, log, names
 from ..tracking.fluent import fluent_store
+from ..tracking.reviews import demoted
+from . import reviewed
 from .features.embed import DEFAULT_ENCODER, Encoder
 from .ensemble import fit_ensemble
 from .ranker import (TARGET, Features, RewardDataError, check_enough, correlations, fit, held_out,
@@ -121,7 +123,10 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
     from .pyfunc import RewardModel, code_identity
 
     exp = experiment_id(client, config.experiment_name(kind))
+    rejected = demoted(client, exp)  # reviewers: a shortcut or invalid, never a good example
     data = load_dataset(client, exp, kind)
+    n_rejected = sum(sha in rejected for sha in data.shas)
+    data = reviewed.apply(data, rejected)
     check_enough(data)
     train_set, holdout, held_rounds = _split(data, holdout_rounds)
     check_enough(train_set)
@@ -155,6 +160,8 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
             metrics[f"cv_round.{alg}.mean_spearman"] = res["mean_spearman"]
         metrics.update({f"cv_generator.{k}": v for k, v in by_generator["pooled"].items()})
         log(client, run_id, params={"n_train": len(train_set), "n_holdout": len(holdout),
+                                    "reviewed_rejected": n_rejected,
+                                    "reviewed_treatment": reviewed.TREATMENT,
                                     "features": ",".join(f for f in FEATURES if flags[f]),
                                     "algorithm": algorithm},
             metrics=metrics)

@@ -33,7 +33,7 @@ from .resume import (SCREEN, beat, done_and_interrupted, generation_records, hyp
 from . import report as round_report
 from .selection import Selection
 from .summary import RoundSummary
-from ..tracking import create_run, experiment_id, finish, log, log_json, names
+from ..tracking import create_run, experiment_id, finish, log, log_json, names, reviews
 from ..tracking.lease import LeaseLost
 from ..tracking.queries import arm_history, round_runs
 from ..tracking.runs import end_failed
@@ -133,7 +133,8 @@ class Round:
                 seen, known = known_hypotheses(self.client, self.exp_id,
                                                self.config.discover.parents, exclude_round=round_id)
                 with self._traced():
-                    context = Context(self.kind, tuple(known), seed, avoid=frozenset(seen))
+                    context = Context(self.kind, tuple(known), seed, avoid=frozenset(seen),
+                                      feedback=tuple(reviews.feedback(self.client, self.exp_id)))
                     hypotheses, records = self._generate(context, n, seen, summary)
                     lease.check()
                     log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)

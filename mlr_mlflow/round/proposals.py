@@ -17,6 +17,7 @@ from ..generate import GenerationStopped, Known, with_defaults
 from ..hypothesis import Hypothesis
 from ..tracking import create_run, finish, log_artifact_files, names
 from ..tracking.queries import hypothesis_runs, runs_of_round
+from ..tracking.reviews import reviews_by_sha
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +34,17 @@ def known_hypotheses(client, exp_id: str, limit: int,
 
     seen: dict[str, str] = {}
     best: dict[str, tuple[float, object]] = {}
-    for run in hypothesis_runs(client, exp_id):
+    runs = hypothesis_runs(client, exp_id)
+    demoted = {sha for sha, r in reviews_by_sha(runs).items() if r.demotes}
+    for run in runs:
         tags = run.data.tags
         sha = tags.get(names.HYPOTHESIS_SHA256)
         if not sha or tags.get(names.STATUS) not in SEEN_STATUSES or \
                 (exclude_round and tags.get(names.ROUND_ID) == exclude_round):
             continue
         seen.setdefault(sha, tags.get(names.DUPLICATE_OF) or run.info.run_id)
-        if tags.get(names.VARIANT) == "confirm":  # confirmation data never steers generation
+        # confirmation data never steers generation; a shortcut reviewers caught is no parent
+        if tags.get(names.VARIANT) == "confirm" or sha in demoted:
             continue
         # parents are ranked by the screening statistic (validation B-WR for runs from before it):
         # generation is selection, so it never sees test numbers (runs from before validation

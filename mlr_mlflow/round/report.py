@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..tracking import log, names
+from ..tracking import log, names, reviews
 from ..tracking.dashboard_queries import round_records
 from ..tracking.queries import round_runs
 
@@ -59,8 +59,9 @@ def standing(points: list[dict]) -> str | None:
     return f"Best B-WR {now:.3f} stays below the best so far (round {where}, {best:.3f})."
 
 
-def description(summary, exp_id: str, number: int, where: str | None = None) -> str:
-    """The round's markdown description; `where` says how it stands against earlier rounds."""
+def description(summary, exp_id: str, number: int, where: str | None = None, awaiting: int = 0) -> str:
+    """The round's markdown description; `where` says how it stands against earlier rounds,
+    `awaiting` counts the kind's hypotheses waiting for review."""
     lines = [f"**Round {number}** — {summary.generated} generated, {summary.valid} valid, "
              f"{summary.evaluated} evaluated in one pass, {summary.full_evaluated} trained fully, "
              f"{summary.confirmed} of {summary.selected} confirmed on fresh seeds and split; "
@@ -96,6 +97,10 @@ def description(summary, exp_id: str, number: int, where: str | None = None) -> 
                          f"{_fmt(row['full_b_wr'])} | {_fmt(row['one_pass_b_wr'])} |")
     else:
         lines.append("No hypothesis was evaluated in this round.")
+    if awaiting:
+        lines += ["", f"{awaiting} hypotheses of this kind await review (confirmed or trained in full, "
+                  "neither approved nor rejected): the review queue is `/mlr/review` on a server "
+                  "started with `mlflow server --app-name mlr`."]
     lines += ["", "Figures: `figures/` in the artifacts; all rounds: `mlr-mlflow dashboard`."]
     return "\n".join(lines)
 
@@ -188,8 +193,9 @@ def report(client, exp_id: str, run_id: str, summary, number: int, cost_usd: flo
         metrics = {names.DISCOVERY_BEST_B_WR: best, names.DISCOVERY_EVALUATIONS: spent}
         if cost_usd:
             metrics[names.LLM_COST_USD] = cost_usd
+        awaiting = len(reviews.awaiting(client, exp_id))
         log(client, run_id, metrics=metrics, step=number,
-            tags={names.NOTE: description(summary, exp_id, number, standing(points))})
+            tags={names.NOTE: description(summary, exp_id, number, standing(points), awaiting)})
         _figures(client, run_id, summary, points)
         describe_hypotheses(client, summary)
     except Exception as exc:  # the round itself is recorded; say what is missing

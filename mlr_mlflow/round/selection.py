@@ -120,7 +120,11 @@ class Selection:
                     "reward" if sha in picks else "screened-out"}
             if sha in waves:
                 tags[names.SCREEN_WAVE] = str(waves[sha])
-            out[sha] = ({names.REWARD_SCORE: float(score)}, tags)
+            metrics = {names.REWARD_SCORE: float(score)}
+            rescored = self.rescores or {}
+            if sha in (self.spreads or {}) and sha not in rescored:  # later waves' spreads are not kept
+                metrics[names.REWARD_SPREAD] = float(self.spreads[sha])  # the review queue flags wide ones
+            out[sha] = (metrics, tags)
         return out
 
 

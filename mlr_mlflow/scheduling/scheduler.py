@@ -136,6 +136,7 @@ def status(schedule: Schedule, tracking_uri: str) -> dict:
 
     from ..tracking import connect, names
     from ..tracking.queries import newest_runs
+    from ..tracking.reviews import awaiting_by_experiment
 
     url = schedule.store_url(tracking_uri)
     scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=url)},
@@ -164,6 +165,7 @@ def status(schedule: Schedule, tracking_uri: str) -> dict:
                      "next_run": job.next_run_time.isoformat() if job and job.next_run_time else None,
                      "in_store": job is not None, "last": last.get(spec.id)})
     return {"store": url, "timezone": schedule.timezone, "jobs": jobs,
+            "awaiting_review": awaiting_by_experiment(client),
             "scheduler": {"holder": holder[0], "heartbeat_age_s": round(
                 datetime.now().timestamp() - holder[1], 1)} if holder else None}
 

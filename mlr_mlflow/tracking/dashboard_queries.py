@@ -27,6 +27,8 @@ RUN_KEYS_TAGS = {  # record key -> tag
     "name": names.RUN_NAME, "screen_pick": names.SCREEN_PICK, "parent_run_id": names.PARENT_RUN_ID,
     "holdout_rounds": names.REWARD_HOLDOUT_ROUNDS, "audit_of": names.AUDIT_OF,
     "instrument_source": names.INSTRUMENT_SOURCE, "transfers": names.TRANSFERS, "llm_arm": names.LLM_ARM,
+    "review_verdict": names.REVIEW_VERDICT, "review_reason": names.REVIEW_REASON,
+    "review_at": names.REVIEW_AT,
 }
 
 

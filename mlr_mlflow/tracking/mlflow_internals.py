@@ -178,6 +178,26 @@ class ReadFilter:
         return self.auth._graphql_can_read_model(name, self.user)
 
 
+class ReviewAccess:
+    """What the logged-in user may do in the review queue (plugins/review.py): read and edit an
+    experiment, asked of MLflow's auth store (EDIT or MANAGE edits); everything without basic auth."""
+
+    def __init__(self):
+        auth = sys.modules.get("mlflow.server.auth")  # imported only by the basic-auth factory
+        self.auth = auth if auth is not None and auth.is_auth_enabled() else None
+        self.user = self.auth.authenticate_request().username if self.auth else "anonymous"
+        self.admin = bool(self.auth) and self.auth.sender_is_admin()
+
+    def _permission(self, experiment_id: str):
+        return self.auth._graphql_get_permission_for_experiment(experiment_id, self.user)
+
+    def readable(self, experiment_id: str) -> bool:
+        return not self.auth or self.admin or self._permission(experiment_id).can_read
+
+    def editable(self, experiment_id: str) -> bool:
+        return not self.auth or self.admin or self._permission(experiment_id).can_update
+
+
 def read_filter() -> ReadFilter | None:
     """Under basic auth, the logged-in user's read permissions; None where everything is readable
     (no basic auth, or an admin)."""

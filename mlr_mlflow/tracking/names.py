@@ -208,3 +208,14 @@ LLM_GRAMMAR = "mlr.llm.grammar"  # on a hypothesis run: the constrained decoding
 def prompt_name(kind: str, style: str) -> str:
     """The registered name of a shipped prompt template."""
     return f"mlr-{kind}-{style}"
+
+# Reviews (issue 30): tags a reviewer sets on a hypothesis's runs, in /mlr/review or the MLflow UI
+REVIEW_VERDICT = "mlr.review.verdict"  # "approve" or "reject"
+REVIEW_REASON = "mlr.review.reason"  # a rejection's reason: one of REVIEW_REASONS
+REVIEW_NOTE = "mlr.review.note"  # the reviewer's free text
+REVIEW_BY = "mlr.review.by"  # who reviewed (the logged-in user, or "anonymous")
+REVIEW_AT = "mlr.review.at"  # when, in seconds since the epoch
+REVIEW_VERDICTS = ("approve", "reject")
+REVIEW_REASONS = ("shortcut", "duplicate", "not-novel", "invalid", "other")
+REFERENCES = "mlr.references"  # an experiment's added references: JSON [{"name", "run_id", "sha256"}]
+REWARD_SPREAD = "reward.spread"  # ... and the spread of its bootstrap ensemble (same units)
