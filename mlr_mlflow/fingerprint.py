@@ -42,7 +42,9 @@ def _activation(fn) -> list[float]:
     return y.detach().double().flatten().tolist() + grad.double().flatten().tolist()
 
 
-def _preprocessing(fn) -> list[float]:
+def probe_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """The fixed (X_train, X_test) a preprocessing is fingerprinted on: normal, skewed, and
+    bounded columns, the bounded one with an outlier."""
     rng = np.random.default_rng(0)
 
     def matrix(rows: int):
@@ -50,7 +52,19 @@ def _preprocessing(fn) -> list[float]:
         bounded[0] = 25.0  # an outlier
         return np.stack([rng.normal(3, 2, rows), rng.lognormal(0, 1, rows), bounded], axis=1)
 
-    A, B = (np.asarray(m, dtype=np.float64) for m in fn(matrix(16), matrix(8)))
+    return matrix(16), matrix(8)
+
+
+def probe_weights() -> list[np.ndarray]:
+    """The fixed weight matrices (at scale 1) a regularizer is fingerprinted on."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    return [torch.randn(s, generator=gen).double().numpy() for s in [(5, 3), (4, 5), (2, 4)]]
+
+
+def _preprocessing(fn) -> list[float]:
+    A, B = (np.asarray(m, dtype=np.float64) for m in fn(*probe_matrices()))
     values = np.concatenate([A.ravel(), B.ravel()])
     if len(values) > MAX_VALUES - 4:
         # a fixed Gaussian projection keeps distances (Johnson-Lindenstrauss) at a bounded size
@@ -62,8 +76,7 @@ def _preprocessing(fn) -> list[float]:
 def _regularizer(fn) -> list[float]:
     import torch
 
-    gen = torch.Generator().manual_seed(0)
-    base = [torch.randn(s, generator=gen) for s in [(5, 3), (4, 5), (2, 4)]]
+    base = [torch.from_numpy(w).float() for w in probe_weights()]
     out: list[float] = []
     for scale in (0.1, 1.0):
         params = [(b * scale).requires_grad_(True) for b in base]

@@ -22,6 +22,7 @@ from .confirm import confirm, confirmation_config
 from .suite_check.known import stated_reliability
 from .transfer import transfer, transfer_config
 from .generate import Context, make_generator
+from .generate.context import round_context
 from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost, wave_sizes
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
@@ -122,9 +123,12 @@ class Round:
             if records is None:
                 seen, known = known_hypotheses(self.client, self.exp_id,
                                                self.config.discover.parents, exclude_round=round_id)
+                context, archive_metrics = round_context(
+                    self.client, self.config, self.exp_id, self.kind, seed, known,
+                    exclude_round=round_id, prompts=self.generator.name == "llm")
+                log(self.client, run_id, metrics=archive_metrics, step=self.number)
                 with self._traced():
-                    hypotheses, records = self._generate(Context(self.kind, tuple(known), seed), n,
-                                                         seen, summary)
+                    hypotheses, records = self._generate(context, n, seen, summary)
                     lease.check()
                     log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)
                     self._link_traces(run_id)

@@ -81,6 +81,7 @@ class KindConfig:
 @dataclass(frozen=True)
 @checked("discover", n=at_least(1), top_k=at_least(0), seeds=at_least(1),
          generator=one_of("symbolic", "llm"), parents=at_least(0), max_attempts_factor=at_least(1),
+         parents_from=one_of("archive", "top"),
          screen=one_of("auto", "reward", "one-pass"), explore=between(0, 1), mmr_lambda=between(0, 1),
          dedup_tolerance=at_least(0), eta=at_least(1), waves=at_least(1))
 class DiscoverConfig:
@@ -93,6 +94,8 @@ class DiscoverConfig:
         seeds: training seeds per evaluation.
         generator: "symbolic" (offline) or "llm".
         parents: how many of the best known hypotheses a generator is shown.
+        parents_from: "archive" (the elites of the behaviour archive, generate/archive.py: the best
+            of each behaviour cell, against reward collapse) or "top" (the best by screen_score).
         max_attempts_factor: a round stops asking after n * this many proposals (a generator that
             repeats itself cannot loop forever).
         screen: "auto" (the reward model's champion once one exists, else one-pass B-WR), "reward"
@@ -116,6 +119,7 @@ class DiscoverConfig:
     seeds: int = 3
     generator: str = "symbolic"
     parents: int = 8
+    parents_from: str = "archive"
     max_attempts_factor: int = 5
     screen: str = "auto"
     explore: float = 0.25
@@ -145,6 +149,8 @@ class LLMConfig:
         token_budget: prompt + completion tokens per round; generation stops cleanly when spent.
         cost_cap_usd: stop when the estimated cost reaches it (0: no cap); prices per 1k tokens.
         trace: trace the calls in MLflow with mlflow.openai.autolog.
+        context: a directory of papers (.txt, .md, .pdf) whose most relevant passages go into the
+            prompt (`discover --context DIR`); empty: none.
     """
 
     base_url: str = ""
@@ -161,6 +167,7 @@ class LLMConfig:
     price_prompt_per_1k: float = 0.0
     price_completion_per_1k: float = 0.0
     trace: bool = True
+    context: str = ""
 
 
 @dataclass(frozen=True)

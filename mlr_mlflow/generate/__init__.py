@@ -28,12 +28,26 @@ class Known:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """A passage of a paper in `--context DIR`: `id` is "file#n" (its n-th chunk), `score` the
+    cosine similarity to the kind's query."""
+
+    id: str
+    file: str
+    text: str
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
 class Context:
-    """What a generator may know: the kind, the best known hypotheses, and a seed."""
+    """What a generator may know: the kind, the best known hypotheses (or the archive's elites), a
+    seed, why recent hypotheses were rejected (`feedback`), and passages of papers."""
 
     kind: str
     known: tuple[Known, ...] = ()
     seed: int = 0
+    feedback: tuple[str, ...] = ()
+    passages: tuple[Passage, ...] = ()
 
 
 @dataclass
@@ -74,5 +88,5 @@ def make_generator(name: str, config):
     raise UsageError(f"unknown generator {name!r} (choose from {', '.join(GENERATORS)})")
 
 
-__all__ = ["Known", "Context", "Proposal", "Generator", "GenerationStopped", "GENERATORS",
+__all__ = ["Known", "Passage", "Context", "Proposal", "Generator", "GenerationStopped", "GENERATORS",
            "make_generator"]

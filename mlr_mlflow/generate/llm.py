@@ -17,6 +17,7 @@ from typing import Iterator
 from ..config import LLMConfig, UsageError
 from . import Context, GenerationStopped, Proposal
 from .parse import extract
+from .passages import inspiration
 from ..tracking import names
 from .prompts import SHOWN, STYLES, render
 
@@ -103,12 +104,16 @@ class LLMGenerator:
                                origin={"artifacts": {"llm/prompt.txt": prompt}})
                 continue
             parents = [k.sha256 for k in context.known[:SHOWN]] if style == "incremental" else []
-            yield from self._proposals(context.kind, style, prompt, reply, used, parents)
+            yield from self._proposals(context.kind, style, prompt, reply, used, parents,
+                                       context.passages)
 
-    def _proposals(self, kind, style, prompt, reply, used, parents=()) -> Iterator[Proposal]:
+    def _proposals(self, kind, style, prompt, reply, used, parents=(), passages=()) -> Iterator[Proposal]:
         sources = extract(reply, kind)
-        origin = {"tags": {"mlr.llm.model": self.config.model, "mlr.llm.prompt_style": style},
-                  "artifacts": {"llm/prompt.txt": prompt, "llm/reply.txt": reply}}
+        inspired = inspiration(passages)  # the papers' passages the prompt showed
+        origin = {"tags": {"mlr.llm.model": self.config.model, "mlr.llm.prompt_style": style,
+                           **inspired.get("tags", {})},
+                  "artifacts": {"llm/prompt.txt": prompt, "llm/reply.txt": reply,
+                                **inspired.get("artifacts", {})}}
         if parents:  # lineage: an incremental prompt builds on the hypotheses it shows
             origin["tags"][names.PARENTS] = ",".join(parents)
         if not sources:

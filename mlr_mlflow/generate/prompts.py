@@ -3,7 +3,8 @@
 Two styles from the seed paper: *incremental* (improve on the best known hypotheses, shown with
 their scores) and *novelty* (propose something unlike the known ones, built-in components included).
 Templates are `string.Template` text ($component, $signature, $contract, $modules, $baselines,
-$examples); `LLMConfig.prompt_dir` points at a directory with your own incremental.txt/novelty.txt.
+$examples, $extras: rejections' reasons and papers' passages, prompt_extras.py);
+`LLMConfig.prompt_dir` points at a directory with your own incremental.txt/novelty.txt.
 """
 from __future__ import annotations
 
@@ -68,9 +69,12 @@ def render(style: str, context: Context, prompt_dir: str = "", shown: int = SHOW
         rng = rng or random.Random(context.seed)
         pool = [(f"known (B-WR {k.b_wr:.3f})", k.source) for k in known]
         examples = builtins + rng.sample(pool, min(shown, len(pool)))
+    from .prompt_extras import extras, place
+
+    template, extra = load_template(style, prompt_dir), extras(context)
     try:
-        return load_template(style, prompt_dir).substitute(
+        return place(template.template, template.substitute(
             component=component, signature=signature, contract=contract, modules=modules,
-            baselines=", ".join(sets.baselines), examples=_format(examples))
+            baselines=", ".join(sets.baselines), examples=_format(examples), extras=extra), extra)
     except (KeyError, ValueError) as exc:
         raise PromptError(f"prompt template {style}.txt: bad placeholder {exc}") from None

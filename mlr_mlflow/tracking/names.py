@@ -30,6 +30,10 @@ REDISCOVERY_OF = "mlr.rediscovery_of"  # a rediscovery's status: the reference (
 
 PARENTS = "mlr.parents"  # sha256s of the hypotheses a generator built this one from, comma-separated
 ROUND_NUMBER = "mlr.round.number"  # 1 for the kind's first round; the step of its round metrics
+ARCHIVE_CELLS = "archive.cells"  # a round's: occupied cells of the behaviour archive it drew parents from
+ARCHIVE_COVERAGE = "archive.coverage"  # ... and their share of the grid (generate/archive.py)
+INSPIRED_BY = "mlr.llm.inspired_by"  # passages of `--context` files in the prompt: "file#n", comma-separated
+PASSAGES_ARTIFACT = "llm/passages.json"  # those passages: [{"id", "file", "text", "score"}]
 
 PARENT_RUN_ID = "mlflow.parentRunId"
 RUN_NAME = "mlflow.runName"
