@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="llm: OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI)")
     p.add_argument("--prompt", default=None, choices=("incremental", "novelty", "mixed"),
                    help="llm: prompt style")
+    p.add_argument("--context", default=None, metavar="DIR",
+                   help="llm: papers (.txt, .md, .pdf) whose most relevant passages go into the prompt")
     p.add_argument("--resume", action="store_true",
                    help="finish the latest unfinished round of the kind instead of starting one")
     p.add_argument("--executor", default=None, choices=("local", "ray"),
@@ -69,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ray: the cluster's HOST:PORT (default: [executor] address, $RAY_ADDRESS, auto)")
     _common(p)
     p.set_defaults(handler=_discover)
+
+    p = verbs.add_parser("prompt", help="show: the prompt the next LLM round of a kind would send")
+    p.add_argument("action", choices=("show",))
+    p.add_argument("--kind", default="activation", choices=KIND_CHOICES)
+    p.add_argument("--context", default=None, metavar="DIR",
+                   help="papers (.txt, .md, .pdf): show the passages chosen from them")
+    _common(p)
+    p.set_defaults(handler=_prompt)
 
     p = verbs.add_parser("reward", help="the reward model: train, evaluate, promote")
     p.add_argument("action", choices=("train", "evaluate", "promote"))
@@ -173,7 +183,8 @@ def _evaluation_text(ev, kind: str) -> tuple[int, dict, str]:
 def _discover(args) -> tuple[int, dict, str]:
     summary = commands.discover(
         args.kind, args.generator, args.n, args.top_k, args.seeds, args.seed, args.tracking_uri,
-        args.config, llm={"model": args.model, "base_url": args.base_url, "prompt": args.prompt},
+        args.config, llm={"model": args.model, "base_url": args.base_url, "prompt": args.prompt,
+                                "context": args.context},
         progress=_progress, resume=args.resume, executor=args.executor, ray_address=args.ray_address)
     if summary is None:
         return EXIT_OK, {"round_run_id": None, "generated": 0, "valid": 0, "evaluated": 0,
@@ -201,6 +212,13 @@ def _discover(args) -> tuple[int, dict, str]:
     if summary.generated == 0:
         return EXIT_ERROR, {**summary.to_dict(), "error": lines[-1]}, "\n".join(lines)
     return EXIT_OK, summary.to_dict(), "\n".join(lines)
+
+
+def _prompt(args) -> tuple[int, dict, str]:
+    out = commands.prompt_show(args.kind, args.context, args.tracking_uri, args.config)
+    chosen = [f"  {p['id']}  (similarity {p['score']:.3f})" for p in out["passages"]]
+    return EXIT_OK, out, out["prompt"] + ("\n\npassages chosen from --context:\n" + "\n".join(chosen)
+                                          if chosen else "")
 
 
 def _reward(args) -> tuple[int, dict, str]:

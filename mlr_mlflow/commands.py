@@ -116,6 +116,39 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
                      resume=resume, progress=progress)
 
 
+def prompt_show(kind: str = "activation", context: str | None = None, tracking_uri: str | None = None,
+                config_path: str | None = None) -> dict:
+    """`prompt show`: the prompt the next LLM round of `kind` would send first (its parents, the
+    rejections' reasons, the passages chosen from `context`); nothing is written to the store."""
+    import random
+
+    from .config import for_discovery
+    from .generate import Context
+    from .generate.context import round_context
+    from .generate.passages import retrieve
+    from .generate.prompts import STYLES, render
+    from .proposals import known_hypotheses
+    from .tracking import connect
+    from .tracking.queries import round_runs
+
+    get_kind(kind)
+    config = for_kind(for_discovery(_config(config_path), "llm", {"context": context}), kind)
+    client = connect(tracking_uri)
+    exp = client.get_experiment_by_name(config.experiment_name(kind))
+    if exp is None:  # no round yet: only the passages
+        ctx = Context(kind, passages=tuple(retrieve(config.llm.context, kind)) if config.llm.context else ())
+    else:
+        _, top = known_hypotheses(client, exp.experiment_id, config.discover.parents)
+        seed = len(round_runs(client, exp.experiment_id))
+        ctx, _ = round_context(client, config, exp.experiment_id, kind, seed, top, prompts=True)
+    style = config.llm.prompt if config.llm.prompt in STYLES else STYLES[0]  # "mixed" starts so
+    text = render(style, ctx, config.llm.prompt_dir, rng=random.Random(ctx.seed))
+    return {"kind": kind, "style": style, "seed": ctx.seed, "prompt": text,
+            "parents": [k.sha256 for k in ctx.known], "feedback": list(ctx.feedback),
+            "passages": [{"id": p.id, "file": p.file, "score": p.score, "text": p.text}
+                         for p in ctx.passages]}
+
+
 def suite_check(kind: str = "activation", seeds: int = 3, tracking_uri: str | None = None,
                 config_path: str | None = None, progress: Callable[[str], None] = lambda _: None,
                 members: list[str] | None = None) -> dict:

@@ -24,6 +24,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 FINGERPRINT_TARGET = "mlr_mlflow.fingerprint:fingerprints"
+# torch is imported by the warm sandbox server, on its start-up clock, not on a call's 5 s: on a busy
+# machine importing it alone outlasted the call, and each timeout killed the worker for the next one
+SANDBOX_PRELOAD = ("torch",)
 MAX_VALUES = 256  # wider fingerprints are projected (fixed seed) so one fits in a run tag
 DEFAULT_TOLERANCE = 1e-3
 _PREFIX = "f32:"

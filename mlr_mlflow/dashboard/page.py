@@ -82,15 +82,16 @@ class Page:
         body = [(r["kind"], [td(i, "num"), td(_esc(r["kind"])),
                              td(self.run_link(r["experiment_id"], r["run_id"], r["sha256"][:8])),
                              td(_esc(r["generator"])), td(_esc(r["prompt_style"])),
-                             td(_esc(r["model"])), td(_esc(r["round"]), "num"), td(_esc(r["variant"])),
+                             td(_esc(r["model"])), td(_esc(r["inspired_by"].replace(",", ", "))),
+                             td(_esc(r["round"]), "num"), td(_esc(r["variant"])),
                              td(_num(r["b_wr"]), "num"), td(_num(r["one_pass_b_wr"]), "num"),
                              td(_num(r["bsota_wr"]), "num"),
                              td(f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
                                 if r["ci_low"] is not None else "–"),
                              td("yes" if r["confirmed"] else ""), td(_esc(r["audit"]))])
                 for i, r in enumerate(rows[:200], start=1)]
-        return self.instrument() + self.table(["#", "kind", "hypothesis", "generator", "prompt", "model", "round",
-                                               "variant", "B-WR", "one-pass B-WR", "BSOTA-WR", "B-WR 95 %",
+        return self.instrument() + self.table(["#", "kind", "hypothesis", "generator", "prompt", "model",
+                                               "inspired by", "round", "variant", "B-WR", "one-pass B-WR", "BSOTA-WR", "B-WR 95 %",
                                                "confirmed", "audit"], body)
 
     def instrument(self) -> str:

@@ -8,7 +8,8 @@ warning, never an error of the round. PDF text comes from `pypdf`.
 
 Text is cut into passages of about PASSAGE_CHARS characters along paragraph breaks; each passage
 is embedded with the package's local encoder (all-MiniLM-L6-v2, reward/embed.py), and the SHOWN
-closest to a query built from the kind's contract go into the prompt. A passage's id is
+closest to a query built from the kind's contract go into the prompt (none below MIN_SIMILARITY:
+a folder about something else inspires nothing). A passage's id is
 "<path relative to DIR>#<n>" (its n-th passage).
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ MAX_CHARS = 400_000
 MAX_PASSAGES = 3000  # embedded per round, over all files
 PASSAGE_CHARS = 800
 SHOWN = 4
+MIN_SIMILARITY = 0.1  # cosine to the query; below it a passage is about something else
 
 QUERIES = {
     "activation": "a new activation function for neural networks: a nonlinearity, its shape, "
@@ -127,7 +129,7 @@ def passages_of(directory: str | Path) -> list[Passage]:
 
 
 def retrieve(directory: str | Path, kind: str, shown: int = SHOWN, encoder=None) -> list[Passage]:
-    """The `shown` passages closest to the kind's query, closest first (ties: file order)."""
+    """At most `shown` passages closest to the kind's query, closest first (ties: file order)."""
     from ..reward.embed import Encoder
 
     candidates = passages_of(directory)
@@ -137,7 +139,8 @@ def retrieve(directory: str | Path, kind: str, shown: int = SHOWN, encoder=None)
     vectors = encoder.embed([p.text for p in candidates])
     query = encoder.embed([QUERIES[kind]])[0]
     scores = vectors @ query
-    order = sorted(range(len(candidates)), key=lambda i: (-round(float(scores[i]), 6), i))[:shown]
+    order = sorted((i for i in range(len(candidates)) if scores[i] >= MIN_SIMILARITY),
+                   key=lambda i: (-round(float(scores[i]), 6), i))[:shown]
     return [Passage(candidates[i].id, candidates[i].file, candidates[i].text,
                     round(float(scores[i]), 4)) for i in order]
 

@@ -28,6 +28,7 @@ RUN_KEYS_TAGS = {  # record key -> tag
     "name": names.RUN_NAME, "screen_pick": "mlr.screen.pick", "parent_run_id": names.PARENT_RUN_ID,
     "holdout_rounds": "mlr.reward.holdout_rounds", "audit_of": "mlr.audit.of",
     "instrument_source": names.INSTRUMENT_SOURCE, "transfers": names.TRANSFERS,
+    "inspired_by": names.INSPIRED_BY,
 }
 
 
