@@ -4,15 +4,16 @@ screen_score (`"top"`), over the same fixed budget of rounds.
 
 Each arm runs `--rounds` real discovery rounds of `--n` activation hypotheses into its own sqlite
 store, on a small fast suite (default iris and moons: two tasks, for speed), one-pass screening,
-the best `--top-k` of each round trained in full and, with `--confirm`, confirmed on fresh seeds
-and a fresh split. Round r has seed r in both arms, so the first round (no parents yet) is the same.
+the best `--top-k` of each round trained in full and confirmed on fresh seeds and a fresh split
+(`--no-confirm` skips that). Round r has seed r in both arms; the first round (no parents yet, so
+the same in both) runs once, and each arm goes on from a copy of its store.
 
 Measured per arm, after each round:
 - `coverage`: the share of the activation grid's cells the archive holds (all evaluated
   hypotheses so far, in that arm's store);
 - `top_k_distance`: the mean pairwise behavioural distance (descriptors in [0, 1], archive.distance)
   between the round's best `--k` hypotheses by screen_score: near 0 is reward collapse;
-- `best_full_b_wr`: the best test B-WR of a fully trained hypothesis so far; with `--confirm`,
+- `best_full_b_wr`: the best test B-WR of a fully trained hypothesis so far, and
   `best_confirmed_b_wr`: the best B-WR of a confirmation run so far.
 
 `python bench/archive.py --json` ends with one JSON line: {"arms": {arm: {...}}, "spec": {...}}.
@@ -34,11 +35,11 @@ ARMS = ("top", "archive")
 class Spec:
     rounds: int = 4
     n: int = 16
-    top_k: int = 1
+    top_k: int = 2
     k: int = 4  # the round's top k whose behavioural spread is measured
     seeds: int = 2
     datasets: tuple[str, ...] = ("iris", "moons")
-    confirm: bool = False
+    confirm: bool = True
 
 
 def config_for(spec: Spec, parents_from: str):
@@ -83,34 +84,51 @@ def round_measures(client, exp_id: str, round_id: str, k: int) -> dict:
             "full_b_wr": max(full, default=None), "confirmed_b_wr": max(confirmed, default=None)}
 
 
-def run_arm(where: Path, spec: Spec, parents_from: str) -> dict:
+def one_round(client, config, spec: Spec, r: int, label: str) -> dict:
     from mlr_mlflow.generate.context import build_archive
     from mlr_mlflow.rounds import Round
-    from mlr_mlflow.tracking import connect, experiment_id
+    from mlr_mlflow.tracking import experiment_id
 
-    client = connect(f"sqlite:///{where / 'mlflow.db'}")
-    config = config_for(spec, parents_from)
-    rounds = []
+    summary = Round(client, config, "activation").run(n=spec.n, top_k=spec.top_k, seeds=spec.seeds,
+                                                      seed=r)
+    exp_id = experiment_id(client, config.experiment_name("activation"))
+    archive = build_archive(client, exp_id, "activation")
+    row = {"round": r, "evaluated": summary.evaluated, "cells": len(archive.cells),
+           "coverage": round(archive.coverage, 4),
+           **round_measures(client, exp_id, summary.round_id, spec.k)}
+    print(f"{label} round {r + 1}/{spec.rounds}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    return row
+
+
+def run_arms(base: Path, spec: Spec, arms: list[str]) -> dict:
+    """The first round (seed 0, no parents: the same in every arm) runs once, with the baselines
+    it trains; each arm goes on from a copy of that store."""
+    import os
+    import shutil
+
+    from mlr_mlflow.tracking import connect
+
+    os.chdir(base)  # the stores' artifacts go under base/mlruns (the copies share round 0's)
     started = time.perf_counter()
-    for r in range(spec.rounds):
-        summary = Round(client, config, "activation").run(n=spec.n, top_k=spec.top_k,
-                                                          seeds=spec.seeds, seed=r)
-        exp_id = experiment_id(client, config.experiment_name("activation"))
-        archive = build_archive(client, exp_id, "activation")
-        row = {"round": r, "evaluated": summary.evaluated, "cells": len(archive.cells),
-               "coverage": round(archive.coverage, 4),
-               **round_measures(client, exp_id, summary.round_id, spec.k)}
-        rounds.append(row)
-        print(f"{parents_from} round {r + 1}/{spec.rounds}: {json.dumps(row)}", file=sys.stderr,
-              flush=True)
-    full = [x["full_b_wr"] for x in rounds if x["full_b_wr"] is not None]
-    confirmed = [x["confirmed_b_wr"] for x in rounds if x["confirmed_b_wr"] is not None]
-    later = [x["top_k_distance"] for x in rounds[1:]]  # rounds that had parents
-    return {"rounds": rounds, "coverage": rounds[-1]["coverage"], "cells": rounds[-1]["cells"],
-            "mean_top_k_distance_after_first": sum(later) / len(later) if later else None,
-            "best_full_b_wr": max(full, default=None),
-            "best_confirmed_b_wr": max(confirmed, default=None),
-            "wall_s": round(time.perf_counter() - started, 1)}
+    first = one_round(connect(f"sqlite:///{base / 'first.db'}"), config_for(spec, arms[0]), spec, 0,
+                      "both")
+    shared_s = time.perf_counter() - started
+    out = {}
+    for arm in arms:
+        shutil.copy(base / "first.db", base / f"{arm}.db")
+        client = connect(f"sqlite:///{base / f'{arm}.db'}")
+        started = time.perf_counter()
+        rounds = [first] + [one_round(client, config_for(spec, arm), spec, r, arm)
+                            for r in range(1, spec.rounds)]
+        full = [x["full_b_wr"] for x in rounds if x["full_b_wr"] is not None]
+        confirmed = [x["confirmed_b_wr"] for x in rounds if x["confirmed_b_wr"] is not None]
+        later = [x["top_k_distance"] for x in rounds[1:]]  # rounds that had parents
+        out[arm] = {"rounds": rounds, "coverage": rounds[-1]["coverage"], "cells": rounds[-1]["cells"],
+                    "mean_top_k_distance_after_first": sum(later) / len(later) if later else None,
+                    "best_full_b_wr": max(full, default=None),
+                    "best_confirmed_b_wr": max(confirmed, default=None),
+                    "wall_s": round(time.perf_counter() - started + shared_s, 1)}
+    return out
 
 
 def main(argv=None) -> int:
@@ -121,7 +139,8 @@ def main(argv=None) -> int:
     p.add_argument("--k", type=int, default=Spec.k)
     p.add_argument("--seeds", type=int, default=Spec.seeds)
     p.add_argument("--datasets", default=",".join(Spec.datasets))
-    p.add_argument("--confirm", action="store_true", help="confirm the selected (costly)")
+    p.add_argument("--no-confirm", dest="confirm", action="store_false",
+                   help="skip the confirmation of the selected (then only full B-WR is compared)")
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--out", default="", help="a directory for the stores (default: a temporary one)")
     p.add_argument("--json", action="store_true")
@@ -130,10 +149,9 @@ def main(argv=None) -> int:
                 tuple(d for d in args.datasets.split(",") if d), args.confirm)
     result = {"spec": asdict(spec), "arms": {}}
     with tempfile.TemporaryDirectory(prefix="bench-archive-") as tmp:
-        base = Path(args.out or tmp)
-        for arm in args.arms.split(","):
-            (base / arm).mkdir(parents=True, exist_ok=True)
-            result["arms"][arm] = run_arm(base / arm, spec, arm)
+        base = Path(args.out or tmp).resolve()
+        base.mkdir(parents=True, exist_ok=True)
+        result["arms"] = run_arms(base, spec, args.arms.split(","))
     for arm, out in result["arms"].items():
         print(f"{arm:8s} coverage {out['coverage']:.3f} ({out['cells']} cells)  top-{spec.k} distance "
               f"{out['mean_top_k_distance_after_first']}  best full B-WR {out['best_full_b_wr']}  "

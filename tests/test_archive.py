@@ -98,22 +98,3 @@ def test_a_resumed_round_sees_the_archive_its_first_start_saw(tracking_uri):
     again = archive_parents(client, exp_id, "activation", 4, 1, exclude_round=round_id)[0]
     assert [k.sha256 for k in again] == parents
     assert client.get_run(dead.info.run_id).info.status == "FINISHED"
-
-
-def test_round_parents_come_from_the_archive_or_the_top_by_config(tracking_uri):
-    from mlr_mlflow.generate.context import round_context
-    from mlr_mlflow.proposals import known_hypotheses
-
-    config = small_config(parents=2, parents_from="archive")
-    Round(connect(tracking_uri), config, "activation").run(6, 0, 1, seed=0)
-    client = MlflowClient(tracking_uri)
-    exp_id = client.get_experiment_by_name("mlr-activation").experiment_id
-    _, top = known_hypotheses(client, exp_id, 2)
-    from_archive, metrics = round_context(client, config, exp_id, "activation", 7, top)
-    from_top, none = round_context(client, small_config(parents=2, parents_from="top"), exp_id,
-                                   "activation", 7, top)
-    assert [k.sha256 for k in from_top.known] == [k.sha256 for k in top] and none == {}
-    elites = build_archive(client, exp_id, "activation").parents(2, 7)
-    assert [k.sha256 for k in from_archive.known] == [e.key for e in elites]
-    assert metrics[names.ARCHIVE_COVERAGE] > 0
-    assert all(k.genome for k in from_archive.known)  # the symbolic generator can breed from them

@@ -147,3 +147,16 @@ def test_sections_for_reward_llm_and_audits_render_from_what_the_runs_record():
     [row] = data.leaderboard(snap)
     assert row["confirmed"] and row["audit"] == "reproduced" and (row["ci_low"], row["ci_high"]) == (0.7, 0.9)
     assert data.generators(snap) == []  # only full runs: no one-pass hypothesis to rate
+
+
+def test_the_leaderboard_shows_which_passages_inspired_a_hypothesis():
+    from mlr_mlflow.dashboard.page import Page
+    from mlr_mlflow.tracking.dashboard_queries import Snapshot
+
+    runs = [_run("h1", "hypothesis", {"b_wr": 0.8, "bsota_wr": 0.6}, sha256="ab" * 32, round_id="a",
+                 variant="one-pass", status="evaluated", generator="llm",
+                 inspired_by="slope.pdf#0,notes/gates.md#2")]
+    snap = Snapshot(tracking_uri="sqlite:///x.db", experiments={"1": "mlr-activation"}, runs=runs,
+                    reward_versions=[])
+    board = Page(snap, "http://ui/").leaderboard()
+    assert "inspired by" in board and "slope.pdf#0, notes/gates.md#2" in board
