@@ -47,6 +47,10 @@ def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: 
 
     config = for_kind(config, kind)
     check_suite(config.suite, kind)  # a bad task is a usage error before the store is touched
+    if config.llm.context and config.discover.generator == "llm":
+        from .generate.passages import context_files
+
+        context_files(config.llm.context)  # likewise a --context that is not a directory
     d = config.discover
     round_ = Round(client, config, kind, progress=progress)
     if resume:

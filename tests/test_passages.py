@@ -109,3 +109,26 @@ def test_prompt_show_prints_the_passages_chosen(papers, tracking_uri, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and PDF_TEXT in out["prompt"]
     assert sorted(p["id"] for p in out["passages"]) == ["slope.pdf#0", "sub/gates.md#0"]
+
+
+def test_a_scheduled_discover_job_takes_the_context_too(papers, tmp_path, tracking_uri):
+    from mlr_mlflow.scheduling.jobs import execute
+
+    config = tmp_path / "small.toml"
+    config.write_text('[suite]\ndatasets = ["iris"]\n[discover]\nmax_attempts_factor = 1\n'
+                      '[llm]\ntrace = false\nmax_retries = 0\n')
+    server = ScriptedServer([(200, chat_body(GOOD))])
+    try:
+        outcome = execute("papers-night", "discover", {
+            "kind": "activation", "generator": "llm", "base_url": server.url, "model": "m",
+            "prompt": "novelty", "context": str(papers), "n": 1, "top_k": 0, "seeds": 1},
+            tracking_uri, str(config))
+        prompt = server.requests[0]["messages"][0]["content"]
+    finally:
+        server.close()
+    assert outcome["ok"], outcome.get("error")
+    assert PDF_TEXT in prompt
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("mlr-activation").experiment_id
+    [run] = client.search_runs([exp], f"tags.`{names.STATUS}` = 'evaluated'")
+    assert "slope.pdf#0" in run.data.tags[names.INSPIRED_BY]
