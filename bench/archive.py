@@ -5,8 +5,8 @@ screen_score (`"top"`), over the same fixed budget of rounds.
 Each arm runs `--rounds` real discovery rounds of `--n` activation hypotheses into its own sqlite
 store, on a small fast suite (default iris and moons: two tasks, for speed), one-pass screening,
 the best `--top-k` of each round trained in full and confirmed on fresh seeds and a fresh split
-(`--no-confirm` skips that). Round r has seed r in both arms; the first round (no parents yet, so
-the same in both) runs once, and each arm goes on from a copy of its store.
+(`--no-confirm` skips that). Round r has seed `--first-seed` + r in both arms; the first round (no
+parents yet, so the same in both) runs once, and each arm goes on from a copy of its store.
 
 Measured per arm, after each round:
 - `coverage`: the share of the activation grid's cells the archive holds (all evaluated
@@ -40,6 +40,7 @@ class Spec:
     seeds: int = 2
     datasets: tuple[str, ...] = ("iris", "moons")
     confirm: bool = True
+    first_seed: int = 0  # round r has seed first_seed + r (another value: another replicate)
 
 
 def config_for(spec: Spec, parents_from: str):
@@ -90,7 +91,7 @@ def one_round(client, config, spec: Spec, r: int, label: str) -> dict:
     from mlr_mlflow.tracking import experiment_id
 
     summary = Round(client, config, "activation").run(n=spec.n, top_k=spec.top_k, seeds=spec.seeds,
-                                                      seed=r)
+                                                      seed=spec.first_seed + r)
     exp_id = experiment_id(client, config.experiment_name("activation"))
     archive = build_archive(client, exp_id, "activation")
     row = {"round": r, "evaluated": summary.evaluated, "cells": len(archive.cells),
@@ -141,12 +142,14 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default=",".join(Spec.datasets))
     p.add_argument("--no-confirm", dest="confirm", action="store_false",
                    help="skip the confirmation of the selected (then only full B-WR is compared)")
+    p.add_argument("--first-seed", type=int, default=Spec.first_seed,
+                   help="round r has seed first-seed + r: another value gives another replicate")
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--out", default="", help="a directory for the stores (default: a temporary one)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     spec = Spec(args.rounds, args.n, args.top_k, args.k, args.seeds,
-                tuple(d for d in args.datasets.split(",") if d), args.confirm)
+                tuple(d for d in args.datasets.split(",") if d), args.confirm, args.first_seed)
     result = {"spec": asdict(spec), "arms": {}}
     with tempfile.TemporaryDirectory(prefix="bench-archive-") as tmp:
         base = Path(args.out or tmp).resolve()
