@@ -94,8 +94,10 @@ class DiscoverConfig:
         seeds: training seeds per evaluation.
         generator: "symbolic" (offline) or "llm".
         parents: how many of the best known hypotheses a generator is shown.
-        parents_from: "archive" (the elites of the behaviour archive, generate/archive.py: the best
-            of each behaviour cell, against reward collapse) or "top" (the best by screen_score).
+        parents_from: "top" (the best by screen_score) or "archive" (the elites of the behaviour
+            archive, generate/archive.py: the best of each behaviour cell, against reward
+            collapse). "top" stays the default: bench/archive.py did not show the archive better
+            (docs/benchmarks.md).
         max_attempts_factor: a round stops asking after n * this many proposals (a generator that
             repeats itself cannot loop forever).
         screen: "auto" (the reward model's champion once one exists, else one-pass B-WR), "reward"
@@ -119,7 +121,7 @@ class DiscoverConfig:
     seeds: int = 3
     generator: str = "symbolic"
     parents: int = 8
-    parents_from: str = "archive"
+    parents_from: str = "top"
     max_attempts_factor: int = 5
     screen: str = "auto"
     explore: float = 0.25
