@@ -30,6 +30,7 @@ SANDBOX_PRELOAD = ("torch",)
 MAX_VALUES = 256  # wider fingerprints are projected (fixed seed) so one fits in a run tag
 DEFAULT_TOLERANCE = 1e-3
 _PREFIX = "f32:"
+REGULARIZER_SHAPES = ((5, 3), (4, 5), (2, 4))  # the weight matrices a regularizer's gradient is taken at
 
 
 def _activation(fn) -> list[float]:
@@ -58,14 +59,6 @@ def probe_matrices() -> tuple[np.ndarray, np.ndarray]:
     return matrix(16), matrix(8)
 
 
-def probe_weights() -> list[np.ndarray]:
-    """The fixed weight matrices (at scale 1) a regularizer is fingerprinted on."""
-    import torch
-
-    gen = torch.Generator().manual_seed(0)
-    return [torch.randn(s, generator=gen).double().numpy() for s in [(5, 3), (4, 5), (2, 4)]]
-
-
 def _preprocessing(fn) -> list[float]:
     A, B = (np.asarray(m, dtype=np.float64) for m in fn(*probe_matrices()))
     values = np.concatenate([A.ravel(), B.ravel()])
@@ -79,7 +72,8 @@ def _preprocessing(fn) -> list[float]:
 def _regularizer(fn) -> list[float]:
     import torch
 
-    base = [torch.from_numpy(w).float() for w in probe_weights()]
+    gen = torch.Generator().manual_seed(0)
+    base = [torch.randn(s, generator=gen) for s in REGULARIZER_SHAPES]
     out: list[float] = []
     for scale in (0.1, 1.0):
         params = [(b * scale).requires_grad_(True) for b in base]

@@ -43,6 +43,18 @@ def test_descriptors_tell_apart_what_a_researcher_would(prints):
     assert mono[4] < 0.6 < mono[2]  # the square falls then rises
 
 
+@pytest.mark.parametrize("kind", ["preprocessing", "regularizer"])
+def test_the_other_kinds_references_fall_into_different_cells(kind):
+    from mlr_mlflow.config import DEFAULT_KINDS
+    from mlr_mlflow.kinds import get_kind
+
+    sets, component = DEFAULT_KINDS[kind], get_kind(kind).component
+    archive = Archive(kind)
+    cells = {archive.place(np.asarray(MEASURES[kind](load_checked(component(n), kind))))[0]
+             for n in (*sets.baselines, *sets.sota)}
+    assert len(cells) >= 4  # e.g. none, l1, l2, orthogonal: four behaviours, four cells
+
+
 def test_the_archive_keeps_the_best_of_each_cell_whatever_the_order(prints):
     entries = [Entry("a", 0.5, prints["relu"]), Entry("b", 0.7, prints["relu"] * 1.0001),
                Entry("c", 0.4, prints["tanh"]), Entry("d", 0.6, prints["swish"])]

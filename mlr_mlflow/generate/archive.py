@@ -14,7 +14,8 @@ Descriptors per kind (each also mapped to [0, 1] for behavioural distances):
                  tail (largest |z| of the outputs: an outlier kept or squashed), monotonicity
                  (rank correlation of each column with its input);
 - regularizer:   strength (log10 mean |gradient|), exponent (how the gradient grows with the weights'
-                 scale: L1 0, L2 1, L4 3), sparsity (gradient aligned with sign(w) rather than w),
+                 scale: L1 0, L2 1, L4 3), evenness (spread of |gradient| over one matrix's weights,
+                 relative to its mean: L1 pushes every weight alike, 0; L2 in proportion, ~0.75),
                  balance (spread of the per-matrix gradient size: sum- against mean-reductions).
 
 Everything is built from the data passed in, so the same entries give the same archive and the same
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..fingerprint import probe_matrices, probe_weights
+from ..fingerprint import REGULARIZER_SHAPES, probe_matrices
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ DESCRIPTORS = {
                       Descriptor("monotonicity", (0.0, 0.9, 0.999), -1.0, 1.0)),
     "regularizer": (Descriptor("strength", (-6.0, -5.0, -4.0, -3.0), -8.0, -1.0),
                     Descriptor("exponent", (0.25, 0.75, 1.5, 2.5), -1.0, 4.0),
-                    Descriptor("sparsity", (-0.05, 0.05), -0.5, 0.5),
+                    Descriptor("evenness", (0.2, 0.5), 0.0, 1.5),
                     Descriptor("balance", (0.1, 0.3), 0.0, 1.0)),
 }
 _EPS = 1e-12
@@ -95,20 +96,17 @@ def _preprocessing(fp: np.ndarray) -> list[float]:
 
 
 def _regularizer(fp: np.ndarray) -> list[float]:
-    weights = [w.ravel() for w in probe_weights()]
     half = len(fp) // 2
-    small, large = np.abs(fp[:half]), fp[half:]
-    strength = float(np.abs(large).mean())
+    small, large = np.abs(fp[:half]), np.abs(fp[half:])
+    strength = float(large.mean())
     exponent = math.log10((strength + _EPS) / (float(small.mean()) + _EPS))
-    w = np.concatenate(weights)
-    norm = float(np.linalg.norm(large)) + _EPS
-    cos_sign = float(large @ np.sign(w)) / (norm * float(np.linalg.norm(np.sign(w))))
-    cos_w = float(large @ w) / (norm * float(np.linalg.norm(w)))
-    sizes, start = [], 0
-    for part in weights:
-        sizes.append(math.log10(float(np.abs(large[start:start + len(part)]).mean()) + _EPS))
+    sizes, spreads, start = [], [], 0
+    for shape in REGULARIZER_SHAPES:
+        part = large[start:start + math.prod(shape)]
         start += len(part)
-    return [math.log10(strength + _EPS), exponent, cos_sign - cos_w, float(np.std(sizes))]
+        sizes.append(math.log10(float(part.mean()) + _EPS))
+        spreads.append(float(part.std()) / (float(part.mean()) + _EPS))
+    return [math.log10(strength + _EPS), exponent, float(np.mean(spreads)), float(np.std(sizes))]
 
 
 MEASURE = {"activation": _activation, "preprocessing": _preprocessing, "regularizer": _regularizer}
