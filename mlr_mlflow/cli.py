@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="llm: OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI)")
     p.add_argument("--prompt", default=None,
                    help="llm: incremental, novelty, mixed or NAME@ALIAS (a registered prompt)")
+    p.add_argument("--context", default=None, metavar="DIR",
+                   help="llm: papers (.txt, .md, .pdf) whose most relevant passages go into the prompt")
     p.add_argument("--resume", action="store_true",
                    help="finish the latest unfinished round of the kind instead of starting one")
     p.add_argument("--executor", default=None, choices=("local", "ray"),
@@ -93,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", default=None, help="llm: OpenAI-compatible endpoint")
     p.add_argument("--prompt", default=None,
                    help="llm: incremental, novelty, mixed or NAME@ALIAS (a registered prompt)")
+    p.add_argument("--context", default=None, metavar="DIR",
+                   help="papers (.txt, .md, .pdf): show the passages chosen from them")
     _common(p)
     p.set_defaults(handler=_prompt)
 
@@ -210,7 +214,8 @@ def _evaluation_text(ev, kind: str) -> tuple[int, dict, str]:
 def _discover(args) -> tuple[int, dict, str]:
     summary = commands.discover(
         args.kind, args.generator, args.n, args.top_k, args.seeds, args.seed, args.tracking_uri,
-        args.config, llm={"model": args.model, "base_url": args.base_url, "prompt": args.prompt},
+        args.config, llm={"model": args.model, "base_url": args.base_url, "prompt": args.prompt,
+                                "context": args.context},
         progress=_progress, resume=args.resume, executor=args.executor, ray_address=args.ray_address)
     if summary is None:
         return EXIT_OK, {"round_run_id": None, "generated": 0, "valid": 0, "evaluated": 0,
@@ -245,7 +250,7 @@ def _discover(args) -> tuple[int, dict, str]:
 def _prompt(args) -> tuple[int, dict, str]:
     out = commands.prompt_show(args.kind, args.tracking_uri, args.config,
                                llm={"model": args.model, "base_url": args.base_url,
-                                    "prompt": args.prompt})
+                                    "prompt": args.prompt}, context=args.context)
     parts = []
     for p in out["prompts"]:
         parts.append(f"=== request {p['request']} of the next {out['kind']} round: prompt "
@@ -253,6 +258,9 @@ def _prompt(args) -> tuple[int, dict, str]:
                      f"{out['examples_known']} known hypotheses, seed {out['seed']}, "
                      f"grammar {out['grammar']} ===")
         parts.append(p["prompt"])
+    chosen = [f"  {p['id']}  (similarity {p['score']:.3f})" for p in out.get("passages", [])]
+    if chosen:
+        parts.append("passages chosen from --context:\n" + "\n".join(chosen))
     return EXIT_OK, out, "\n".join(parts)
 
 

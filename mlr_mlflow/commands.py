@@ -298,30 +298,42 @@ def dashboard(out_dir: str = "mlr-dashboard", tracking_uri: str | None = None,
 
 
 def prompt_show(kind: str = "activation", tracking_uri: str | None = None,
-                config_path: str | None = None, llm: dict | None = None) -> dict:
+                config_path: str | None = None, llm: dict | None = None,
+                context: str | None = None) -> dict:
     """The prompts the next LLM round of `kind` would send first, one per template it alternates
     between, built as the round builds them: the same examples (the experiment's best known
-    hypotheses), the same seed, the registry versions the aliases name now."""
+    hypotheses, or the archive's elites), recent rejections' reasons, reviewers' notes, the
+    passages chosen from `context`, the same seed, the registry versions the aliases name now.
+    Nothing is written but the experiment and the shipped prompts, when they do not exist yet."""
+    import dataclasses
     import random
 
     from .config import for_discovery
-    from .generate import Context
+    from .generate.context import round_context
     from .generate.llm import LLMGenerator
     from .round.proposals import known_hypotheses
-    from .tracking import connect, experiment_id
+    from .tracking import connect, experiment_id, reviews
     from .tracking.queries import round_runs
 
     get_kind(kind)
+    llm = {**(llm or {}), **({"context": context} if context else {})}
     config = for_kind(for_discovery(_config(config_path), "llm", llm), kind)
     client = connect(tracking_uri)
     exp_id = experiment_id(client, config.experiment_name(kind))
     seed = len(round_runs(client, exp_id))  # as Round.run: the number of rounds before it
     _, known = known_hypotheses(client, exp_id, config.discover.parents)
+    ctx, _ = round_context(client, config, exp_id, kind, seed, known, prompts=True)
+    ctx = dataclasses.replace(ctx, reviews=tuple(reviews.feedback(client, exp_id)))
     generator = LLMGenerator(config.llm)
     generator.tracking_uri = client.tracking_uri
-    context, rng = Context(kind, tuple(known), seed), random.Random(seed)
+    rng = random.Random(seed)
     prompts = [{"request": i + 1, "prompt_name": t.name, "prompt_version": t.version,
-                "style": t.style, "prompt": generator.prompt(t, context, rng)}
+                "style": t.style, "prompt": generator.prompt(t, ctx, rng)}
                for i, t in enumerate(generator.templates(kind))]
     return {"kind": kind, "seed": seed, "examples_known": len(known), "model": config.llm.model,
-            "grammar": generator.grammar_mode(), "prompts": prompts}
+            "grammar": generator.grammar_mode(), "prompts": prompts,
+            "prompt": prompts[0]["prompt"] if prompts else "",  # the first request's, in full
+            "parents": [k.sha256 for k in ctx.known], "feedback": list(ctx.feedback),
+            "reviews": list(ctx.reviews),
+            "passages": [{"id": p.id, "file": p.file, "score": p.score, "text": p.text}
+                         for p in ctx.passages]}

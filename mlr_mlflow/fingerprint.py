@@ -33,6 +33,7 @@ SANDBOX_WARM_UP = "warm"  # run once in the server, on the built-in defaults (sa
 MAX_VALUES = 256  # wider fingerprints are projected (fixed seed) so one fits in a run tag
 DEFAULT_TOLERANCE = 1e-3
 _PREFIX = "f32:"
+REGULARIZER_SHAPES = ((5, 3), (4, 5), (2, 4))  # the weight matrices a regularizer's gradient is taken at
 
 
 def _activation(fn) -> list[float]:
@@ -48,9 +49,15 @@ def _activation(fn) -> list[float]:
     return y.detach().double().flatten().tolist() + grad.double().flatten().tolist()
 
 
-def _preprocessing(fn) -> list[float]:
+def probe_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """The fixed (X_train, X_test) a preprocessing is fingerprinted on: the harness's mixed matrix
+    (normal, skewed, and bounded columns, the bounded one with an outlier)."""
     rng = np.random.default_rng(0)
-    A, B = (np.asarray(m, dtype=np.float64) for m in fn(mixed_matrix(rng, 16), mixed_matrix(rng, 8)))
+    return mixed_matrix(rng, 16), mixed_matrix(rng, 8)
+
+
+def _preprocessing(fn) -> list[float]:
+    A, B = (np.asarray(m, dtype=np.float64) for m in fn(*probe_matrices()))
     values = np.concatenate([A.ravel(), B.ravel()])
     if len(values) > MAX_VALUES - 4:
         # a fixed Gaussian projection keeps distances (Johnson-Lindenstrauss) at a bounded size
@@ -63,7 +70,7 @@ def _regularizer(fn) -> list[float]:
     import torch
 
     gen = torch.Generator().manual_seed(0)
-    base = [torch.randn(s, generator=gen) for s in [(5, 3), (4, 5), (2, 4)]]
+    base = [torch.randn(s, generator=gen) for s in REGULARIZER_SHAPES]
     out: list[float] = []
     for scale in (0.1, 1.0):
         params = [(b * scale).requires_grad_(True) for b in base]

@@ -189,3 +189,16 @@ def test_win_rate_charts_keep_the_win_rate_scale_and_champion_times_read_both_fo
     assert since_ms("1700000000000") == 1700000000000  # written by earlier versions
     assert since_ms("2023-11-14T22:13:20.000+00:00") == 1700000000000
     assert since_ms("not a time") is None and since_ms(None) is None
+
+
+def test_the_leaderboard_shows_which_passages_inspired_a_hypothesis():
+    from mlr_mlflow.dashboard.page import Page
+    from mlr_mlflow.tracking.dashboard_queries import Snapshot
+
+    runs = [_run("h1", "hypothesis", {"b_wr": 0.8, "bsota_wr": 0.6}, sha256="ab" * 32, round_id="a",
+                 variant="one-pass", status="evaluated", generator="llm",
+                 inspired_by="slope.pdf#0,notes/gates.md#2")]
+    snap = Snapshot(tracking_uri="sqlite:///x.db", experiments={"1": "mlr-activation"}, runs=runs,
+                    reward_versions=[])
+    board = Page(snap, "http://ui/").leaderboard()
+    assert "inspired by" in board and "slope.pdf#0, notes/gates.md#2" in board

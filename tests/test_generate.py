@@ -70,6 +70,19 @@ def test_user_prompt_templates(tmp_path):
         render("novelty", Context("activation"), str(tmp_path / "missing"))
 
 
+def test_prompts_carry_rejection_reasons_and_passages_and_are_unchanged_without(tmp_path):
+    from mlr_mlflow.generate import Passage
+
+    context = Context("activation", feedback=("import of 'os' is not allowed (rejected at the static stage)",),
+                      passages=(Passage("paper.pdf#3", "paper.pdf", "A gated unit multiplies x by a gate."),))
+    text = render("incremental", context)
+    assert text.index("import of 'os'") < text.index("[paper.pdf#3]") < text.index("Propose ONE")
+    plain = render("novelty", Context("activation"))
+    assert "rejected" not in plain and "Passages" not in plain and "$" not in plain
+    (tmp_path / "incremental.txt").write_text("Mine: $component\n")  # a template without $extras
+    assert render("incremental", context, str(tmp_path)).endswith("A gated unit multiplies x by a gate.")
+
+
 def test_symbolic_simplifies_trivial_identities_before_proposing():
     from mlr_mlflow.generate.symbolic import simplify_tree
 

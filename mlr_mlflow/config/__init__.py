@@ -83,6 +83,7 @@ class KindConfig:
 @dataclass(frozen=True)
 @checked("discover", n=at_least(1), top_k=at_least(0), seeds=at_least(1),
          generator=one_of("symbolic", "llm"), parents=at_least(0), max_attempts_factor=at_least(1),
+         parents_from=one_of("archive", "top"),
          screen=one_of("auto", "reward", "one-pass"), explore=between(0, 1), mmr_lambda=between(0, 1),
          dedup_tolerance=at_least(0), eta=at_least(1), waves=at_least(1))
 class DiscoverConfig:
@@ -95,6 +96,10 @@ class DiscoverConfig:
         seeds: training seeds per evaluation.
         generator: "symbolic" (offline) or "llm".
         parents: how many of the best known hypotheses a generator is shown.
+        parents_from: "top" (the best by screen_score) or "archive" (the elites of the behaviour
+            archive, generate/archive.py: the best of each behaviour cell, against reward
+            collapse). "top" stays the default: bench/archive.py did not show the archive better
+            (docs/benchmarks.md).
         max_attempts_factor: a round stops asking after n * this many proposals (a generator that
             repeats itself cannot loop forever).
         screen: "auto" (the reward model's champion once one exists, else one-pass B-WR), "reward"
@@ -118,6 +123,7 @@ class DiscoverConfig:
     seeds: int = 3
     generator: str = "symbolic"
     parents: int = 8
+    parents_from: str = "top"
     max_attempts_factor: int = 5
     screen: str = "auto"
     explore: float = 0.25
@@ -195,6 +201,8 @@ class LLMConfig:
         models: a portfolio (`[[llm.models]]`); empty: the one model above. With several, a
             cost-aware bandit shares each round's proposals among models (and prompt styles under
             "mixed") by what each yields per unit of cost; `bandit_c` is its exploration weight.
+        context: a directory of papers (.txt, .md, .pdf) whose most relevant passages go into the
+            prompt (`discover --context DIR`); empty: none.
     """
 
     base_url: str = ""
@@ -214,6 +222,7 @@ class LLMConfig:
     models: tuple[LLMModelConfig, ...] = ()
     bandit_c: float = 0.5
     grammar: str = "auto"
+    context: str = ""
 
     def __post_init__(self):
         if self.prompt not in ("incremental", "novelty", "mixed") and \

@@ -87,6 +87,7 @@ def leaderboard(snap: Snapshot) -> list[dict]:
         rows.append({"kind": kind, "sha256": sha, "expression": r.get("expression") or "",
                      "generator": r.get("generator") or "?",
                      "prompt_style": r.get("prompt_style") or "", "model": r.get("llm_model") or "",
+                     "inspired_by": r.get("inspired_by") or "",
                      "variant": r.get("variant"), "round": numbers.get(r.get("round_id")),
                      "b_wr": m["b_wr"], "bsota_wr": m.get("bsota_wr"),
                      "one_pass_b_wr": one_pass.get((kind, sha)),

@@ -28,17 +28,31 @@ class Known:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """A passage of a paper in `--context DIR`: `id` is "file#n" (its n-th chunk), `score` the
+    cosine similarity to the kind's query."""
+
+    id: str
+    file: str
+    text: str
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
 class Context:
-    """What a generator may know: the kind, the best known hypotheses, a seed, the hashes of
-    everything already judged (a generator that can check them cheaply skips repeats), and what
-    reviewers said about earlier hypotheses of the kind (`feedback`: lines, newest first;
-    tracking.reviews)."""
+    """What a generator may know: the kind, the best known hypotheses (or the archive's elites), a
+    seed, the hashes of everything already judged (a generator that can check them cheaply skips
+    repeats), why recent hypotheses were rejected (`feedback`), what reviewers said about earlier
+    hypotheses of the kind (`reviews`: lines, newest first; tracking.reviews), and passages of
+    papers."""
 
     kind: str
     known: tuple[Known, ...] = ()
     seed: int = 0
     avoid: frozenset[str] = frozenset()  # normalised hashes the experiment has judged already
     feedback: tuple[str, ...] = ()
+    reviews: tuple[str, ...] = ()
+    passages: tuple[Passage, ...] = ()
 
 
 @dataclass
@@ -117,5 +131,5 @@ def make_generator(name: str, config):
     raise UsageError(f"unknown generator {name!r} (choose from {', '.join(GENERATORS)})")
 
 
-__all__ = ["Known", "Context", "Proposal", "Generator", "GenerationStopped", "GENERATORS",
+__all__ = ["Known", "Passage", "Context", "Proposal", "Generator", "GenerationStopped", "GENERATORS",
            "make_generator", "with_defaults"]

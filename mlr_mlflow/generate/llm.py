@@ -19,7 +19,9 @@ from . import Context, GenerationStopped, Generator, Proposal
 from . import grammar
 from .parse import extract
 from .repair import repair
+from .passages import inspiration
 from ..tracking import names
+from .prompt_extras import extras
 from .prompts import SHOWN, feedback_section, fill, values
 from .templates import PromptTemplate, round_templates
 
@@ -96,9 +98,11 @@ class LLMGenerator(Generator):
     @staticmethod
     def prompt(template: PromptTemplate, context: Context, rng: random.Random) -> str:
         """The text one request sends (`prompt show` prints the first one)."""
-        return (fill(template.text, values(template.style, context, rng=rng),
-                     f"{template.name} version {template.version}")
-                + feedback_section(context.feedback))  # what reviewers said (issue 30)
+        text = fill(template.text, values(template.style, context, rng=rng),
+                    f"{template.name} version {template.version}")
+        if "{{extras}}" not in template.text.replace(" ", ""):  # a prompt of one's own: at its end
+            text += extras(context)  # why recent proposals were rejected; passages of papers
+        return text + feedback_section(context.reviews)  # what reviewers said (issue 30)
 
     def grammar_mode(self) -> str:
         """The constrained decoding this endpoint gets: [llm] grammar, with "auto" resolved."""
@@ -131,15 +135,19 @@ class LLMGenerator(Generator):
                                origin={"artifacts": {names.LLM_PROMPT_ARTIFACT: prompt}})
                 continue
             parents = [k.sha256 for k in context.known[:SHOWN]] if style == "incremental" else []
-            yield from self._proposals(context.kind, template, prompt, reply, used, parents)
+            yield from self._proposals(context.kind, template, prompt, reply, used, parents,
+                                       context.passages)
 
-    def _proposals(self, kind, template, prompt, reply, used, parents=()) -> Iterator[Proposal]:
+    def _proposals(self, kind, template, prompt, reply, used, parents=(),
+                   passages=()) -> Iterator[Proposal]:
         mode = self.grammar_mode()
         sources = extract(grammar.unwrap(reply, mode), kind)
+        inspired = inspiration(passages)  # the papers' passages the prompt showed
         origin = {"tags": {names.LLM_MODEL: self.config.model, names.LLM_PROMPT_STYLE: template.style,
                            names.PROMPT_NAME: template.name, names.PROMPT_VERSION: template.version,
-                           names.LLM_GRAMMAR: mode},
-                  "artifacts": {names.LLM_PROMPT_ARTIFACT: prompt, names.LLM_REPLY_ARTIFACT: reply}}
+                           names.LLM_GRAMMAR: mode, **inspired.get("tags", {})},
+                  "artifacts": {names.LLM_PROMPT_ARTIFACT: prompt, names.LLM_REPLY_ARTIFACT: reply,
+                                **inspired.get("artifacts", {})}}
         if parents:  # lineage: an incremental prompt builds on the hypotheses it shows
             origin["tags"][names.PARENTS] = ",".join(parents)
         if not sources:

@@ -3,7 +3,8 @@
 Two styles from the seed paper: *incremental* (improve on the best known hypotheses, shown with
 their scores) and *novelty* (propose something unlike the known ones, built-in components included).
 Templates are `string.Template` text ($component, $signature, $contract, $modules, $baselines,
-$examples); `LLMConfig.prompt_dir` points at a directory with your own incremental.txt/novelty.txt.
+$examples, $extras: rejections' reasons and papers' passages, prompt_extras.py);
+`LLMConfig.prompt_dir` points at a directory with your own incremental.txt/novelty.txt.
 """
 from __future__ import annotations
 
@@ -85,17 +86,22 @@ def values(style: str, context: Context, shown: int = SHOWN,
         rng = rng or random.Random(context.seed)
         pool = [(f"known (B-WR {k.b_wr:.3f})", k.source) for k in known]
         examples = builtins + rng.sample(pool, min(shown, len(pool)))
+    from .prompt_extras import extras
+
     return dict(component=component, signature=signature, contract=contract, modules=modules,
-                baselines=", ".join(sets.baselines), examples=_format(examples))
+                baselines=", ".join(sets.baselines), examples=_format(examples),
+                extras=extras(context))
 
 
 def render(style: str, context: Context, prompt_dir: str = "", shown: int = SHOWN,
            rng: random.Random | None = None) -> str:
     """The prompt text for one request, from the template file of `style`."""
     load_template(style, prompt_dir)  # a missing file or unknown style is a PromptError
-    path = Path(prompt_dir or BUILTIN_DIR) / f"{style}.txt"
-    return (fill(registry_text(path.read_text()), values(style, context, shown, rng), f"{style}.txt")
-            + feedback_section(context.feedback))
+    from .prompt_extras import extras, place
+
+    raw = (Path(prompt_dir or BUILTIN_DIR) / f"{style}.txt").read_text()
+    text = fill(registry_text(raw), values(style, context, shown, rng), f"{style}.txt")
+    return place(raw, text, extras(context)) + feedback_section(context.reviews)
 
 
 def feedback_section(lines: tuple[str, ...]) -> str:

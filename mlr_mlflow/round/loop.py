@@ -12,6 +12,7 @@ proposal: accepted, duplicate or failed, with its reason) and the `leaderboard.j
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 
@@ -24,6 +25,7 @@ from .transfer import transfer, transfer_config
 from ..executors import Executor, make_executor
 from ..generate import Context, make_generator, with_defaults
 from ..generate.portfolio import ArmStats, Portfolio
+from ..generate.context import round_context
 from .halving import next_wave, one_pass_share, promote, reward_rung, round_cost, wave_sizes
 from .leaderboard import best_of, columns, leaderboard
 from .proposals import collect, known_hypotheses, open_dedup, progress_bar, record_unevaluated
@@ -49,6 +51,10 @@ def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: 
 
     config = for_kind(config, kind)
     check_suite(config.suite, kind)  # a bad task is a usage error before the store is touched
+    if config.llm.context and config.discover.generator == "llm":
+        from .generate.passages import context_files
+
+        context_files(config.llm.context)  # likewise a --context that is not a directory
     d = config.discover
     round_ = Round(client, config, kind, progress=progress)
     if resume:
@@ -132,9 +138,14 @@ class Round:
             if records is None:
                 seen, known = known_hypotheses(self.client, self.exp_id,
                                                self.config.discover.parents, exclude_round=round_id)
+                context, archive_metrics = round_context(
+                    self.client, self.config, self.exp_id, self.kind, seed, known,
+                    exclude_round=round_id, prompts=self.generator.name == "llm")
+                log(self.client, run_id, metrics=archive_metrics, step=self.number)
                 with self._traced():
-                    context = Context(self.kind, tuple(known), seed, avoid=frozenset(seen),
-                                      feedback=tuple(reviews.feedback(self.client, self.exp_id)))
+                    context = dataclasses.replace(
+                        context, avoid=frozenset(seen),
+                        reviews=tuple(reviews.feedback(self.client, self.exp_id)))
                     hypotheses, records = self._generate(context, n, seen, summary)
                     lease.check()
                     log_json(self.client, run_id, records, names.GENERATION_ARTIFACT)

@@ -18,7 +18,7 @@ import traceback
 from ..config import UsageError
 
 JOBS_EXPERIMENT = "mlr-jobs"
-LLM_KEYS = ("model", "base_url", "prompt")
+LLM_KEYS = ("model", "base_url", "prompt", "context")  # context: a directory of papers
 WAIT_HOURS = 12.0
 
 

@@ -29,6 +29,7 @@ RUN_KEYS_TAGS = {  # record key -> tag
     "instrument_source": names.INSTRUMENT_SOURCE, "transfers": names.TRANSFERS, "llm_arm": names.LLM_ARM,
     "review_verdict": names.REVIEW_VERDICT, "review_reason": names.REVIEW_REASON,
     "review_at": names.REVIEW_AT,
+    "inspired_by": names.INSPIRED_BY,
 }
 
 

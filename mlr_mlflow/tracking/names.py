@@ -98,6 +98,11 @@ LEASE_PREFIX = "mlr.lease."  # mlr.lease.<name>: a lease's experiment tag (track
 MLR_PREFIX = "mlr."  # every tag this package writes
 MLFLOW_PREFIX = "mlflow."  # MLflow's own tags
 
+ARCHIVE_CELLS = "archive.cells"  # a round's: occupied cells of the behaviour archive it drew parents from
+ARCHIVE_COVERAGE = "archive.coverage"  # ... and their share of the grid (generate/archive.py)
+INSPIRED_BY = "mlr.llm.inspired_by"  # passages of `--context` files in the prompt: "file#n", comma-separated
+PASSAGES_ARTIFACT = "llm/passages.json"  # those passages: [{"id", "file", "text", "score"}]
+
 PARENT_RUN_ID = "mlflow.parentRunId"
 RUN_NAME = "mlflow.runName"
 NOTE = "mlflow.note.content"  # the markdown description MLflow shows on a run or experiment page
