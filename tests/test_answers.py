@@ -83,7 +83,7 @@ def test_an_unreachable_store_is_one_short_line_without_http_internals(tmp_path)
 
 def test_a_round_already_running_is_refused_without_a_probe(tmp_path):
     from mlr_mlflow.config import Config
-    from mlr_mlflow.resume import round_lease
+    from mlr_mlflow.round.resume import round_lease
     from mlr_mlflow.tracking import connect, experiment_id
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"

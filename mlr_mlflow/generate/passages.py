@@ -7,7 +7,7 @@ MAX_CHARS characters of text per file. A file that cannot be read or parsed is s
 warning, never an error of the round. PDF text comes from `pypdf`.
 
 Text is cut into passages of about PASSAGE_CHARS characters along paragraph breaks; each passage
-is embedded with the package's local encoder (all-MiniLM-L6-v2, reward/embed.py), and the SHOWN
+is embedded with the package's local encoder (all-MiniLM-L6-v2, reward/features/embed.py), and the SHOWN
 closest to a query built from the kind's contract go into the prompt (none below MIN_SIMILARITY:
 a folder about something else inspires nothing). A passage's id is
 "<path relative to DIR>#<n>" (its n-th passage).
@@ -130,7 +130,7 @@ def passages_of(directory: str | Path) -> list[Passage]:
 
 def retrieve(directory: str | Path, kind: str, shown: int = SHOWN, encoder=None) -> list[Passage]:
     """At most `shown` passages closest to the kind's query, closest first (ties: file order)."""
-    from ..reward.embed import Encoder
+    from ..reward.features.embed import Encoder
 
     candidates = passages_of(directory)
     if not candidates:

@@ -52,7 +52,7 @@ def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: 
     config = for_kind(config, kind)
     check_suite(config.suite, kind)  # a bad task is a usage error before the store is touched
     if config.llm.context and config.discover.generator == "llm":
-        from .generate.passages import context_files
+        from ..generate.passages import context_files
 
         context_files(config.llm.context)  # likewise a --context that is not a directory
     d = config.discover
@@ -99,7 +99,7 @@ class Round:
     def _sandbox_usable(self) -> None:
         """The backend is probed (a usage error if unusable) once the round is sure to run code:
         after the lease and the search for a round to resume, before anything is written."""
-        from .sandbox import resolve_backend
+        from ..sandbox import resolve_backend
 
         resolve_backend(self.config.sandbox.backend)
 

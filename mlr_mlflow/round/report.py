@@ -111,8 +111,8 @@ STAGES = (("one_pass", "one-pass"), ("full", "full"), ("confirm", "confirm"))
 def describe_hypotheses(client, summary) -> None:
     """Each evaluated run of the leaderboard's hypotheses described with what the round knows of its
     suite's reliability (the evaluator described it without: it does not know the suite's check)."""
-    from .evaluate.description import hypothesis_note
-    from .suite_check.known import sentence
+    from ..evaluate.description import hypothesis_note
+    from ..suite_check.known import sentence
 
     instrument = sentence(summary.instrument) if summary.instrument else None
     for row in summary.leaderboard:
