@@ -55,8 +55,11 @@ def test_screening_says_how_each_scored_proposal_was_picked_and_in_which_wave():
     screening = Selection.from_json({**saved(), "scores": {**saved()["scores"], D: 0.0}}).screening()
     assert screening[D] == ({"reward.score": 0.0}, {"mlr.screen.pick": "screened-out"})
     marks = selection.screening()
-    assert marks[A] == ({"reward.score": 0.9}, {"mlr.screen.pick": "reward", "mlr.screen.wave": "0"})
+    # a first-wave pick keeps its ensemble spread (the review queue flags a wide one) ...
+    assert marks[A] == ({"reward.score": 0.9, "reward.spread": 0.1},
+                        {"mlr.screen.pick": "reward", "mlr.screen.wave": "0"})
     assert marks[C][1] == {"mlr.screen.pick": "explore", "mlr.screen.wave": "0"}
+    # ... a proposal rescored after a refit does not: its spread was not kept
     assert marks[B] == ({"reward.score": 0.8}, {"mlr.screen.pick": "reward", "mlr.screen.wave": "1"})
 
 
