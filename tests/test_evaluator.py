@@ -214,7 +214,8 @@ def test_no_secret_reaches_any_run_or_artifact(tmp_path, tracking_uri, capsys, m
     found = runs(tracking_uri)
     assert len(found) == len(attempts)
     for run in found:
-        assert run.data.tags.get(names.SANDBOX) in {"bwrap", "docker", "subprocess"}
+        # where the static checks refused the code, nothing ran, and the run says so ("none")
+        assert run.data.tags.get(names.SANDBOX) in {"bwrap", "docker", "subprocess", "none"}
         blob = json.dumps([run.data.tags, run.data.params, run.data.metrics])
         for artifact in client.list_artifacts(run.info.run_id):
             blob += Path(client.download_artifacts(run.info.run_id, artifact.path,

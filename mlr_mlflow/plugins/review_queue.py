@@ -40,9 +40,9 @@ def reference_fingerprints(kind: str) -> list:
         k = get_kind(kind)
         named = sorted(k.components)
         try:
-            values = fingerprints({"kind": kind, "sources": [k.component(n) for n in named]})
+            rows = fingerprints({"kind": kind, "sources": [k.component(n) for n in named]})["features"]
             _REFERENCE_FPS[kind] = [(n, np.asarray(v, dtype=np.float64))
-                                    for n, v in zip(named, values["fingerprints"]) if v is not None]
+                                    for n, v in zip(named, rows) if v is not None and None not in v]
         except Exception:  # no flag rather than no page
             _REFERENCE_FPS[kind] = []
     return _REFERENCE_FPS[kind]
