@@ -79,8 +79,7 @@ def test_symbolic_round_end_to_end_and_dedup(tmp_path, tracking_uri, capsys):
     assert len(shas) == 9 == len(set(shas))  # never evaluated twice
     path = client.download_artifacts(again["round_run_id"], names.GENERATION_ARTIFACT, str(tmp_path))
     records = json.loads(Path(path).read_text())
-    assert [r["status"] for r in records[:6]] == ["duplicate"] * 6
-    assert all(r["of_run"] in by_id for r in records[:6])
+    assert [r["status"] for r in records] == ["accepted"] * 3  # no repeat was even proposed
 
 
 def test_unreachable_llm_endpoint_stops_cleanly(tmp_path, tracking_uri, capsys):

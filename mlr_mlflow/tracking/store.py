@@ -99,6 +99,8 @@ def connect(uri: str | None = None):
 
 
 # what an HTTP client's long message means, in a few words (urllib3's pool and retry internals are no help)
+_LOGIN = "the server needs authentication: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+_REFUSED = "the server refused these credentials (authentication)"
 _REASONS = (("connection refused", "connection refused (is the server running?)"),
             ("name or service not known", "host name not found"),
             ("temporary failure in name resolution", "host name not found"),
@@ -106,9 +108,8 @@ _REASONS = (("connection refused", "connection refused (is the server running?)"
             ("no route to host", "no route to host"),
             ("timed out", "timed out"), ("timeout", "timed out"),
             ("certificate verify failed", "its TLS certificate was refused"),
-            ("unauthorized", "the server asks for a login (MLFLOW_TRACKING_USERNAME/PASSWORD)"),
-            ("status code 401", "the server asks for a login (MLFLOW_TRACKING_USERNAME/PASSWORD)"),
-            ("status code 403", "the server refused these credentials"))
+            ("unauthorized", _LOGIN), ("status code 401", _LOGIN), ("error code 401", _LOGIN),
+            ("status code 403", _REFUSED), ("error code 403", _REFUSED))
 
 
 def unreachable_reason(exc: BaseException, limit: int = 120) -> str:
