@@ -78,7 +78,8 @@ def test_round_with_the_real_llama_cpp_server(llama, tracking_uri, monkeypatch):
     records = json.loads(Path(path).read_text())
     assert records and all(r["status"] in ("accepted", "failed", "duplicate") for r in records)
     assert all(r["error"] == "no usable code in the reply" for r in records if r["status"] == "failed")
-    traces = mlflow.search_traces(run_id=summary.round_run_id, return_type="list")
+    traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=summary.round_run_id,
+                                  return_type="list")
     assert len(traces) == len(gen.trace_ids) > 0  # every call traced and linked to the round
     assert all(t.info.state == "OK" for t in traces)
     for row in summary.leaderboard:

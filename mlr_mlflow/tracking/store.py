@@ -99,8 +99,8 @@ def connect(uri: str | None = None):
 
 
 # what an HTTP client's long message means, in a few words (urllib3's pool and retry internals are no help)
-_LOGIN = "the server needs authentication: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
-_REFUSED = "the server refused these credentials (authentication)"
+_LOGIN = "the server needs authentication (HTTP 401): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+_REFUSED = "the server refused these credentials (HTTP 403, authentication)"
 _REASONS = (("connection refused", "connection refused (is the server running?)"),
             ("name or service not known", "host name not found"),
             ("temporary failure in name resolution", "host name not found"),
