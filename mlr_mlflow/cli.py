@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import math
 import os
 import sys
-import textwrap
 import traceback
-import warnings
 
 from . import commands
+from .terminal import finite as _finite, progress as _progress, quiet_libraries as _quiet_libraries, \
+    short_lines as _short_lines
 
 KIND_CHOICES = ("activation", "preprocessing", "regularizer")
 EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
-LINE_CHARS = 199  # an error line is under 200 characters; more of it goes on indented lines below
 DESCRIPTION = ("Discover new ML components (activations, preprocessing steps, regularizers)\n"
                "automatically, with every hypothesis tried recorded in MLflow.")
 EPILOG = """first steps:
@@ -163,14 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=_dashboard)
     return parser
-
-
-def _progress(message: str) -> None:
-    """A progress line that never splits a progress bar: tqdm lifts any bar above it, prints the
-    line, and draws the bar again below."""
-    from tqdm import tqdm
-
-    tqdm.write(f"[mlr-mlflow] {message}", file=sys.stderr)
 
 
 def _validate(args) -> tuple[int, dict, str]:
@@ -367,45 +356,12 @@ def _dashboard(args) -> tuple[int, dict, str]:
                           f"{out['ui_url']} (from {out['ui_url_from']}){notes}")
 
 
-def _finite(value):
-    """JSON has no NaN or infinity: they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _usage_errors() -> tuple[type[BaseException], ...]:
     """Our own errors: what the user can fix. Every one derives from config.UsageError; a plain
     ValueError or MlflowException escaping a verb is a bug and goes to the internal-error branch."""
     from .config import UsageError
 
     return (UsageError,)
-
-
-def _quiet_libraries() -> None:
-    """Without --verbose, what the libraries underneath say is not ours to show: MLflow's coloured
-    log lines (its tables being created, say), alembic's, and Python warnings from outside this
-    package (CloudPickle's, deprecations). Errors still show. Child processes inherit the quiet."""
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    for name in ("mlflow", "alembic", "urllib3", "git", "httpx", "openai"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
-    warnings.filterwarnings("default", module="mlr_mlflow")
-
-
-def _short_lines(text: str) -> str:
-    """Every line under 200 characters: a longer one goes on over indented lines (nothing is cut)."""
-    out = []
-    for line in text.splitlines():
-        if len(line) > LINE_CHARS:
-            out += textwrap.wrap(line, LINE_CHARS, subsequent_indent="  ", break_on_hyphens=False)
-        else:
-            out.append(line)
-    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ LAYERS = {  # the first matching prefix decides a module's layer
     2: ("hypothesis", "fingerprint", "validate", "generate", "reward"),
     3: ("evaluate", "executors"),
     4: ("round", "audit", "suite_check"),
-    5: ("cli", "commands", "scheduling", "dashboard", "plugins", "__main__", "__init__"),
+    5: ("cli", "terminal", "commands", "scheduling", "dashboard", "plugins", "__main__", "__init__"),
 }
 
 

@@ -40,29 +40,6 @@ from ..tracking.lease import LeaseLost
 from ..tracking.queries import arm_history, round_runs
 from ..tracking.runs import end_failed
 
-def discover(client, config: Config, kind: str, *, n: int | None = None, top_k: int | None = None,
-             seeds: int | None = None, seed: int | None = None, resume: bool = False,
-             wait_s: float = 0.0,
-             progress: Callable[[str], None] = lambda _: None) -> "RoundSummary | None":
-    """One round of `kind` (unset numbers from the config's [discover]), or with `resume` the latest
-    unfinished one (None when there is none). While another round of the kind runs anywhere, waits
-    up to `wait_s` for it, then raises RoundBusy."""
-    from ..evaluate.datasets import check_suite
-
-    config = for_kind(config, kind)
-    check_suite(config.suite, kind)  # a bad task is a usage error before the store is touched
-    if config.llm.context and config.discover.generator == "llm":
-        from ..generate.passages import context_files
-
-        context_files(config.llm.context)  # likewise a --context that is not a directory
-    d = config.discover
-    round_ = Round(client, config, kind, progress=progress)
-    if resume:
-        return round_.resume(wait_s)
-    return round_.run(n if n is not None else d.n, top_k if top_k is not None else d.top_k,
-                      seeds if seeds is not None else d.seeds, seed, wait_s)
-
-
 class Round:
     """One discovery round of one kind into a tracking store."""
 
@@ -388,7 +365,7 @@ class Round:
             log_json(self.client, run_id, selection.to_json(), names.SELECTION_ARTIFACT)
             one_pass = self._one_pass_wave(selection, by_sha, evaluator, seeds, run_id, round_id)
         picks = set(selection.picks)
-        screened = screened_hypotheses(selection, by_sha)
+        screened = selection.screened(by_sha)
         rest = [i for i, h in enumerate(hypotheses) if h.sha256 not in picks]
         for check in checks:
             if not check.valid:
@@ -404,14 +381,7 @@ class Round:
     def _one_pass_wave(self, selection: Selection, by_sha, evaluator, seeds, run_id, round_id):
         """One-pass evaluations of every pick so far (those from earlier waves are kept as they
         are), each run carrying the score that picked it, how it was picked and its wave."""
-        screened = screened_hypotheses(selection, by_sha)
+        screened = selection.screened(by_sha)
         chosen = [screened[sha] for sha in selection.picks]
         return self._evaluate_once(evaluator, chosen, "one-pass", seeds, run_id,
                                    round_id) if chosen else []
-
-
-def screened_hypotheses(selection: Selection, by_sha: dict) -> dict:
-    """sha256 -> the scored hypothesis, annotated with what its runs record of the screen (its
-    score, how it was picked, its wave): new values, the round's hypotheses are left as they are."""
-    return {sha: by_sha[sha].annotated(tags=tags, metrics=metrics)
-            for sha, (metrics, tags) in selection.screening().items()}

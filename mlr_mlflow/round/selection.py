@@ -127,6 +127,12 @@ class Selection:
             out[sha] = (metrics, tags)
         return out
 
+    def screened(self, by_sha: dict) -> dict:
+        """sha256 -> the scored hypothesis, annotated with what its runs record of the screen (its
+        score, how it was picked, its wave): new values, the round's hypotheses are left as they are."""
+        return {sha: by_sha[sha].annotated(tags=tags, metrics=metrics)
+                for sha, (metrics, tags) in self.screening().items()}
+
 
 def _copy(value):
     return None if value is None else dict(value)
