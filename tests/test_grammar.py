@@ -124,16 +124,7 @@ def test_detection_says_off_for_a_server_that_is_not_llama_cpp():
     assert grammar.detect("http://127.0.0.1:9/v1", timeout_s=0.5) == "off"  # nothing listens
 
 
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory):
-    from tests.openai_servers import llama_server
-
-    proc, url = llama_server(str(tmp_path_factory.mktemp("llama")))
-    if proc is None:
-        pytest.skip(url)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+from tests.test_llm import llama  # noqa: E402,F401  the real llama.cpp server, one per module
 
 
 @pytest.mark.slow
