@@ -220,20 +220,40 @@ def _discover(args) -> tuple[int, dict, str]:
         lines.append(sentence(summary.instrument))
     if summary.stop_reason:
         lines.append(f"generation stopped early: {summary.stop_reason}")
+    if summary.leaderboard:
+        from .evaluate.screen import SCREEN_STATISTIC
+
+        lines.append(f"  best by the most trustworthy stage reached (test B-WR, 95% interval); "
+                     f"'screen' is the one-pass {SCREEN_STATISTIC} (validation) that chose what to train fully")
     for row in summary.leaderboard[:10]:
         stage = "confirm" if row["confirm_b_wr"] is not None else \
             "full" if row["full_b_wr"] is not None else "one_pass"
         ci = f"[{row[stage + '_b_wr_ci_low']:.2f}, {row[stage + '_b_wr_ci_high']:.2f}]" \
             if row[stage + "_b_wr_ci_low"] is not None else ""
+        screen = row.get("one_pass_screen_score")
         lines.append(f"  #{row['rank']:<3} {row['sha256'][:10]}  {stage.replace('_', '-'):<8} b_wr "
-                     f"{row[stage + '_b_wr']:.3f} {ci}{'  CONFIRMED' if row['confirmed'] else ''}"
+                     f"{row[stage + '_b_wr']:.3f} {ci}"
+                     f"{f'  screen {screen:.3f}' if screen is not None else ''}"
+                     f"{'  CONFIRMED' if row['confirmed'] else ''}"
                      f"{'  TRANSFERS' if row.get('transfers') else ''}  "
                      f"run {row[stage + '_run_id']}")
         if row.get("expression"):
             lines.append(f"       {row['expression']}")
     if summary.generated == 0:
         return EXIT_ERROR, {**summary.to_dict(), "error": lines[-1]}, "\n".join(lines)
+    lines.append(_browse_hint(args.tracking_uri))
     return EXIT_OK, summary.to_dict(), "\n".join(lines)
+
+
+def _browse_hint(tracking_uri: str | None) -> str:
+    """Where to look next: plain `mlflow ui` opens on MLflow's GenAI page, `--app-name mlr` on the runs."""
+    from .tracking.store import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"browse: {uri.rstrip('/')}/ (rounds and runs), {uri.rstrip('/')}/mlr/ (the dashboard, on an mlr server)"
+    return (f"browse: mlflow server --app-name mlr --backend-store-uri {uri}  (plain `mlflow ui` opens on "
+            "its GenAI page: choose Machine learning there)")
 
 
 def _prompt(args) -> tuple[int, dict, str]:
@@ -256,21 +276,20 @@ def _prompt(args) -> tuple[int, dict, str]:
 def _reward(args) -> tuple[int, dict, str]:
     out = commands.reward(args.action, args.kind, args.tracking_uri, args.config, args.encoder,
                           args.features, progress=_progress)
-    if args.action == "train":
-        text = (f"registered {out['model']} v{out['version']} as challenger ({out['algorithm']}); "
-                f"Spearman on holdout round(s) {', '.join(out['holdout_rounds'])}: {out['spearman']:.3f}")
-        return EXIT_OK, out, text
     if args.action == "promote":
         verdict = "promoted to champion" if out["promoted"] else "NOT promoted"
         return (EXIT_OK if out["promoted"] else EXIT_INVALID), out, \
             f"challenger v{out['challenger']} {verdict}: {out['reason']}"
-    lines = [f"{out['n']} hypotheses in {out['rounds']} rounds; held-out correlations:"]
-    for alg in ("ranker", "regressor"):
-        for by in ("by_round", "by_generator"):
-            p = out[alg][by]["pooled"]
-            lines.append(f"  {alg:9s} {by:12s} spearman {p['spearman']:.3f}  kendall {p['kendall']:.3f}"
-                         f"  pearson {p['pearson']:.3f}")
-    return EXIT_OK, out, "\n".join(lines)
+    from .reward.split import lines  # train and evaluate report the same split the same way
+
+    text = lines(out)
+    if args.action == "train":
+        text.append(f"kept the {out['algorithm']} (higher Spearman when a training round is left out); "
+                    f"registered {out['model']} v{out['version']} as challenger")
+    else:
+        text.append(f"{out['n']} hypotheses in {out['rounds']} rounds; `reward train` would keep the "
+                    f"{out['chosen']}")
+    return EXIT_OK, out, "\n".join(text)
 
 
 def _suite(args) -> tuple[int, dict, str]:

@@ -113,6 +113,12 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
     config = with_executor(for_discovery(_config(config_path), generator, llm), executor, ray_address)
     _check_flags("discover", config, n=n, top_k=top_k, seeds=seeds)
     check_executor(config)
+    if resume:
+        from .tracking import sql_read
+        from .tracking.store import default_tracking_uri
+
+        if sql_read.unfinished_round(tracking_uri or default_tracking_uri(), config.experiment_name(kind)) is False:
+            return None  # nothing to finish, read without importing MLflow (bench/answers.py)
     client = connect(tracking_uri)
     announce_when_used(progress)  # said when a sandbox first starts: nothing is probed before
     return run_round(client, config, kind, n=n, top_k=top_k, seeds=seeds, seed=seed,

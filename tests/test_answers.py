@@ -141,3 +141,29 @@ def test_an_unwritable_cache_is_no_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert resolve_in_fresh_process(blocker / "cache") in ("bwrap", "namespace", "docker", "subprocess")
+
+
+def test_resume_with_nothing_to_resume_answers_without_importing_mlflow(tmp_path):
+    """`discover --resume` with nothing to finish reads the store with SQLAlchemy alone
+    (tracking/sql_read.py); with a round to finish it goes on through MLflow's client."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_commands(tmp_path / "cache", tmp_path, ["discover", "--resume", "--tracking-uri", uri])
+    assert not (tmp_path / "mlflow.db").exists()  # a missing store is not created to say "nothing"
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.create_experiment("mlr-activation")
+    client.set_terminated(client.create_run(exp, tags={"mlr.role": "round"}).info.run_id)
+    probe = textwrap.dedent("""
+        import contextlib, io, sys
+        from mlr_mlflow.cli import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            code = main(sys.argv[1:])
+        print(code, "mlflow" in sys.modules, repr(out.getvalue()))
+    """)
+    done = subprocess.run([sys.executable, "-c", probe, "discover", "--resume", "--tracking-uri", uri],
+                          cwd=tmp_path, env=env_for(tmp_path / "cache"), capture_output=True, text=True,
+                          timeout=600)
+    code, imported, said = done.stdout.split(" ", 2)
+    assert (code, imported) == ("0", "False"), done.stderr[-2000:]
+    assert "no unfinished activation round" in said

@@ -35,8 +35,10 @@ def test_empty_store_gives_a_page_that_says_none_yet_in_every_section(tmp_path, 
     found = sections(html)
     assert list(found) == [sid for sid, _ in SECTIONS]
     assert all('<p class="none">' in body for body in found.values())
-    # self-contained: Plotly's bundle is inlined, nothing is loaded from elsewhere
-    assert "<script src" not in html and len(html) > 1_000_000  # Plotly's bundle is in the page
+    # light: Plotly's bundle is one file beside the page, which loads it from there, nothing from elsewhere
+    assert '<script src="plotly.min.js">' in html and len(html) < 100_000
+    bundle = tmp_path / "board" / "plotly.min.js"
+    assert bundle.stat().st_size > 1_000_000 and "Plotly" in bundle.read_text()[:5000]
     assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', html)
 
 
@@ -102,7 +104,7 @@ def test_dashboard_page_of_real_rounds_links_every_row_to_its_run(rounds_store, 
                              "--ui-url", "http://mlflow.example:5000/")
     assert code == 0 and out["rounds"] == 2
     found = sections((tmp_path / "board" / "index.html").read_text())
-    links = re.findall(r'href="http://mlflow\.example:5000/#/experiments/(\d+)/runs/(\w+)\?',
+    links = re.findall(r'class="run-link" data-run-id="\w+" href="http://mlflow\.example:5000/#/experiments/(\d+)/runs/(\w+)\?',
                        found["leaderboard"])
     client = MlflowClient(rounds_store["uri"])
     assert len(links) == 8
@@ -110,6 +112,12 @@ def test_dashboard_page_of_real_rounds_links_every_row_to_its_run(rounds_store, 
         assert client.get_run(run_id).info.experiment_id == exp_id
     for sid in ("discovery", "lineage"):
         assert "plotly-graph-div" in found[sid]
+    # grouped by round, the newest first, each group opening its round's run
+    rounds = re.findall(r'class="round-link" href="http://mlflow\.example:5000/#/experiments/\d+/runs/(\w+)\?[^"]*">round (\d+)<',
+                        found["leaderboard"])
+    assert [n for _, n in rounds] == ["2", "1"]
+    for run_id, n in rounds:
+        assert client.get_run(run_id).data.tags["mlr.round.number"] == n
 
 
 def _run(run_id, role, metrics, **tags):
@@ -169,13 +177,13 @@ def test_markup_in_what_runs_record_shows_as_text_never_as_markup():
     ]
     snap = Snapshot(tracking_uri=f"sqlite:///{attack}.db", experiments={"1": "mlr-activation"},
                     runs=runs, reward_versions=[], problems={"registry": attack})
-    html = Page(snap, 'http://ui/"><script>').render("/* plotly */")
+    html = Page(snap, 'http://ui/"><script>').render('plotly"></script><script>alert(1)</script>')
     login = login_page(attack, attack, "http://ui/")
     for page in (html, login):
         assert "<script>alert" not in page and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
     assert '<img src=x>' not in html and 'data-kind="act&#34;&gt;&lt;img src=x&gt;"' in html
     assert 'href="http://ui/&#34;&gt;&lt;script&gt;' in html
-    assert "<script>/* plotly */</script>" in html  # the bundle itself is inlined as it is
+    assert '<script src="plotly&#34;&gt;' in html  # even the bundle's address is escaped
 
 
 def test_win_rate_charts_keep_the_win_rate_scale_and_champion_times_read_both_formats():
@@ -202,3 +210,39 @@ def test_the_leaderboard_shows_which_passages_inspired_a_hypothesis():
                     reward_versions=[])
     board = Page(snap, "http://ui/").leaderboard()
     assert "inspired by" in board and "slope.pdf#0, notes/gates.md#2" in board
+
+
+def test_the_leaderboard_groups_by_round_newest_first_and_discoveries_come_first():
+    """Rounds fold (the newest three open), each shows its best ROWS_PER_ROUND rows and says how
+    many more it holds; confirmed hypotheses lead the page; with none, the best are said unconfirmed."""
+    from mlr_mlflow.dashboard.page import Page
+    from mlr_mlflow.tracking.dashboard_queries import Snapshot
+
+    runs = []
+    for number in range(1, 6):  # five rounds, 12 one-pass hypotheses each
+        runs.append(_run(f"r{number}", "round", {}, round_id=f"id{number}", round_number=str(number),
+                         generator="symbolic"))
+        for i in range(12):
+            runs.append(_run(f"h{number}x{i:02d}{number}", "hypothesis", {"b_wr": 0.3 + 0.01 * i + 0.05 * number,
+                                                                        "screen_score": 0.5},
+                             sha256=f"{number}{i:02d}".ljust(64, "a"), round_id=f"id{number}",
+                             variant="one-pass", status="evaluated", generator="symbolic"))
+    snap = Snapshot(tracking_uri="sqlite:///x.db", experiments={"1": "mlr-activation"}, runs=runs,
+                    reward_versions=[])
+    groups = data.by_round(snap, data.leaderboard(snap))
+    assert [g["round"] for g in groups] == [5, 4, 3, 2, 1]
+    assert [g["open"] for g in groups] == [True, True, True, False, False]
+    assert all(g["n"] == 12 and len(g["rows"]) == data.ROWS_PER_ROUND and g["more"] == 2 for g in groups)
+    assert all(g["rows"][0]["b_wr"] == g["best"] for g in groups)
+    found = sections(Page(snap, "http://ui/").render("plotly.min.js"))
+    assert found["leaderboard"].count("<details") == 5 and found["leaderboard"].count(" open>") == 3
+    assert "2 more in this round" in found["leaderboard"]
+    assert "No discovery confirmed yet" in found["discoveries"]
+    assert found["discoveries"].count('class="run-link"') == 3  # the best three, unconfirmed
+    assert "0.500" in found["leaderboard"]  # the screening statistic beside the test numbers
+
+    runs[-1]["confirmed"] = "true"
+    runs[-1]["variant"] = "confirm"
+    found = sections(Page(snap, "http://ui/").render("plotly.min.js"))
+    assert "1 confirmed" in found["discoveries"] and found["discoveries"].count('class="run-link"') == 1
+    assert runs[-1]["run_id"] in found["discoveries"]

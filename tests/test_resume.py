@@ -99,30 +99,6 @@ def test_killed_round_is_resumed_without_loss_or_repeat(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["round_run_id"] is None
 
 
-POSTGRES_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_store(request, tmp_path):
-    """A fresh tracking store: sqlite in tmp_path, or a database of its own on the PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/mlflow.db"
-        return
-    import sqlalchemy
-
-    name = f"mlr_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = sqlalchemy.create_engine(f"{POSTGRES_SERVER}/test", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    except Exception:
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    yield f"{POSTGRES_SERVER}/{name}"
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
-
-
 class CountingSymbolic:
     """The symbolic generator, counting how often it is asked for proposals."""
     name = "symbolic"

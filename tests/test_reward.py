@@ -164,7 +164,8 @@ def test_train_register_load_by_alias_and_promotion_gate(store, capsys):
     picked = [r.data.tags.get(names.SCREEN_PICK) for r in kids
               if r.data.tags.get(names.STATUS) == "evaluated" and r.data.tags.get(names.VARIANT) == "one-pass"]
     code, newer = cli(capsys, "reward", "train", *base)
-    assert code == 0 and newer["holdout_rounds"] == [run.data.tags[names.ROUND_ID]]
+    assert code == 0 and newer["holdout_round_ids"] == [run.data.tags[names.ROUND_ID]]
+    assert newer["holdout_rounds"] == newer["split"]["holdout_rounds"] == [int(run.data.tags[names.ROUND_NUMBER])]
     code, out = cli(capsys, "reward", "promote", *base)
     assert code == 1 and not out["promoted"] and out["n_sample"] == picked.count("explore") < 8
     assert "unbiased" in out["reason"] and out["champion"] == "2"
@@ -183,6 +184,18 @@ def test_reward_evaluate_reports_ranking_quality_where_a_round_needs_it(store, c
     found = ranking["discovery"]["find_10_of_top10"]
     assert 10 <= found["evaluations"] <= out["n"] and found["fraction_of_random"] > 0
     assert 0 <= ranking["discovery"]["ndcg_at_10"] <= 1
+    # the same split as `reward train` makes, reported the same way: numbers, not internal ids
+    code, trained = cli(capsys, "reward", "train", "--kind", "activation", "--tracking-uri", uri,
+                        "--config", str(config), "--features", "structural")
+    assert code == 0 and trained["split"] == out["split"]
+    # rounds by number; the user's own `evaluate` runs belong to no round and say so
+    [newest] = out["split"]["holdout_rounds"]
+    assert out["split"]["train_rounds"] == [*range(1, newest), "outside rounds"]
+    for alg in ("ranker", "regressor"):
+        assert trained[alg]["cross_validated"] == out[alg]["cross_validated"]
+        assert trained[alg]["held_out"] == out[alg]["held_out"]
+    assert trained["algorithm"] == out["chosen"]
+    assert trained["spearman"] == trained[trained["algorithm"]]["held_out"]["spearman"]
 
 
 def test_too_few_runs_and_unknown_encoder_are_clear_errors(tmp_path, tracking_uri, capsys):

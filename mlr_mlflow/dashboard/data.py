@@ -79,7 +79,7 @@ def leaderboard(snap: Snapshot) -> list[dict]:
               for r in snap.runs if r.get("audit_verdict")}
     confirmed = {(r["kind"], r["sha256"]) for r in hypotheses(snap)
                  if (r.get("confirmed") or "").lower() == "true"}
-    one_pass = {(r["kind"], r["sha256"]): r["metrics"]["b_wr"] for r in _evaluated(snap)
+    one_pass = {(r["kind"], r["sha256"]): r["metrics"] for r in _evaluated(snap)
                 if r.get("variant") == "one-pass"}
     rows = []
     for (kind, sha), (_, r) in best.items():
@@ -90,7 +90,9 @@ def leaderboard(snap: Snapshot) -> list[dict]:
                      "inspired_by": r.get("inspired_by") or "",
                      "variant": r.get("variant"), "round": numbers.get(r.get("round_id")),
                      "b_wr": m["b_wr"], "bsota_wr": m.get("bsota_wr"),
-                     "one_pass_b_wr": one_pass.get((kind, sha)),
+                     "one_pass_b_wr": one_pass.get((kind, sha), {}).get("b_wr"),
+                     # what chose it for full training: the screening statistic, beside the test numbers
+                     "one_pass_screen": one_pass.get((kind, sha), {}).get(names.SCREEN_SCORE),
                      "ci_low": m.get("b_wr_ci_low"), "ci_high": m.get("b_wr_ci_high"),
                      "confirmed": (kind, sha) in confirmed,
                      "audit": r.get("audit_verdict") or audits.get(r["run_id"], ""),
@@ -98,6 +100,41 @@ def leaderboard(snap: Snapshot) -> list[dict]:
     rows.sort(key=lambda x: (not x["confirmed"], -STAGES.get(x["variant"], 0), -x["b_wr"],
                              -(x["bsota_wr"] or 0), x["sha256"]))
     return rows
+
+
+ROWS_PER_ROUND = 10  # a round's best rows on the page; the rest are one click away in the MLflow UI
+OPEN_ROUNDS = 3  # the newest rounds open, older ones folded
+
+
+def by_round(snap: Snapshot, rows: list[dict]) -> list[dict]:
+    """The leaderboard's rows grouped by (kind, round), the newest round first (rows outside any
+    round, from `evaluate`, last): each group its best ROWS_PER_ROUND rows in the leaderboard's
+    order, how many more it holds, its confirmed count and the round's run to open."""
+    numbers = round_numbers(snap)
+    runs = {(r.get("kind"), numbers.get(r.get("round_id"))): r for r in snap.role("round")}
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[(row["kind"], row["round"])].append(row)
+
+    def newest_first(key):
+        run = runs.get(key)
+        return (run is None, -(run["start_time"] if run else 0), key[0] or "", key[1] or 0)
+
+    out = []
+    for i, key in enumerate(sorted(groups, key=newest_first)):
+        members, run = groups[key], runs.get(key) or {}
+        out.append({"kind": key[0], "round": key[1], "run_id": run.get("run_id"),
+                    "experiment_id": run.get("experiment_id"), "n": len(members),
+                    "rows": members[:ROWS_PER_ROUND], "more": max(0, len(members) - ROWS_PER_ROUND),
+                    "best": max(m["b_wr"] for m in members),
+                    "confirmed": sum(bool(m["confirmed"]) for m in members), "open": i < OPEN_ROUNDS})
+    return out
+
+
+def discoveries(rows: list[dict]) -> list[dict]:
+    """What the product is for, first: every confirmed hypothesis (it beat the baselines again on
+    fresh seeds and split), in the leaderboard's order."""
+    return [r for r in rows if r["confirmed"]]
 
 
 def discovery(snap: Snapshot) -> list[dict]:

@@ -1,4 +1,5 @@
-"""The dashboard as one self-contained HTML page: Plotly's JavaScript inlined, no request anywhere.
+"""The dashboard as one HTML page and Plotly's bundle beside it (`plotly.min.js`): no request leaves
+the folder (or the server), and the page itself stays light.
 
 The markup lives in Jinja2 templates, package data under `mlr_mlflow/resources/dashboards/` (the
 top-level `dashboards/` of a checkout links there): `page.html.j2` the page, `sections.html.j2` one
@@ -6,7 +7,8 @@ macro per section, `login.html.j2` the page of a store that needs a login. They 
 value from a run (tags, reasons, names) is text on the page, never markup. This module gathers each
 section's numbers (data.py) and figures (charts.py) and hands them to its macro.
 
-Sections (each `<section id=...>`): leaderboard, discovery, generators, reward, lineage, llm,
+Sections (each `<section id=...>`): discoveries (confirmed hypotheses, first), leaderboard (grouped
+by round, the newest open, each round's best rows), discovery, generators, reward, lineage, llm,
 rejections, audit. A section without data says so in a `p.none` note. A kind filter at the top
 hides table rows and plot traces of other kinds.
 """
@@ -22,7 +24,7 @@ from ..tracking import names
 from ..tracking.dashboard_queries import Snapshot
 from . import charts, data
 
-SECTIONS = (("leaderboard", "Leaderboard across rounds"), ("discovery", "Discovery curve"),
+SECTIONS = (("discoveries", "Discoveries"), ("leaderboard", "Leaderboard by round"), ("discovery", "Discovery curve"),
             ("generators", "Generators compared"), ("reward", "Reward model"),
             ("lineage", "Lineage"), ("llm", "LLM tokens and cost"),
             ("rejections", "Rejections by reason"), ("audit", "Audits, intervals, confirmations"))
@@ -67,9 +69,14 @@ class Page:
         return str(_macro("empty")(text))
 
     # sections: each returns its HTML -----------------------------------------------------
-    def leaderboard(self) -> str:
-        return self.awaiting() + str(_macro("leaderboard")(self.ui, data.leaderboard(self.snap)[:200],
+    def discoveries(self) -> str:
+        rows = data.leaderboard(self.snap)
+        return self.awaiting() + str(_macro("discoveries")(self.ui, data.discoveries(rows), rows[:3],
                                                            data.instrument(self.snap)))
+
+    def leaderboard(self) -> str:
+        rows = data.leaderboard(self.snap)
+        return str(_macro("leaderboard")(self.ui, data.by_round(self.snap, rows)))
 
     def awaiting(self) -> str:
         """How many hypotheses wait for a person's review (served: /mlr/review)."""
@@ -121,14 +128,14 @@ class Page:
         intervals = self.plot(charts.intervals(a["intervals"])) if a["intervals"] else None
         return str(_macro("audit")(self.ui, a, intervals))
 
-    def render(self, plotly_js: str) -> str:
+    def render(self, plotly_src: str) -> str:
         bodies = []
         for sid, title in SECTIONS:
             body = (self.none(self.snap.problems["runs"]) if "runs" in self.snap.problems
                     and sid != "reward" else getattr(self, sid)())
             bodies.append((sid, title, Markup(body)))
         return templates().get_template("page.html.j2").render(
-            plotly_js=Markup(plotly_js), tracking_uri=self.snap.tracking_uri,
+            plotly_src=plotly_src, tracking_uri=self.snap.tracking_uri,
             now=dt.datetime.now().strftime("%Y-%m-%d %H:%M"), ui=self.ui,
             kinds=sorted({r.get("kind") for r in self.snap.runs if r.get("kind")}),
             sections=SECTIONS, bodies=bodies,

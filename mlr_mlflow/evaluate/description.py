@@ -17,7 +17,8 @@ def _wr(value, low, high) -> str:
 
 def hypothesis_note(expression: str, sha256: str, kind: str, variant: str, *, b_wr=None,
                     b_wr_ci: tuple = (None, None), bsota_wr=None, bsota_wr_ci: tuple = (None, None),
-                    val_b_wr=None, reasons: list[str] | None = None, instrument: str | None = None) -> str:
+                    val_b_wr=None, screen_score=None, reasons: list[str] | None = None,
+                    instrument: str | None = None) -> str:
     """The markdown description of one hypothesis run."""
     lines = [f"`{expression}`", "",
              f"{kind + ' ' if kind else ''}hypothesis {sha256[:10]}, {VARIANTS.get(variant, variant)}."]
@@ -30,8 +31,15 @@ def hypothesis_note(expression: str, sha256: str, kind: str, variant: str, *, b_
         lines += ["", f"Against the baselines it {verdict}: B-WR {_wr(b_wr, *b_wr_ci)} (the share of "
                   "comparisons with a baseline it wins, 95% interval; 0.5 is a tie); against the best "
                   f"of them, BSOTA-WR {_wr(bsota_wr, *bsota_wr_ci)}."]
-        if val_b_wr is not None:
-            lines.append(f"Validation B-WR {val_b_wr:.3f} (what screening and selection use).")
+        if screen_score is not None:
+            from .screen import SCREEN_STATISTIC
+
+            lines.append(f"Screening statistic {screen_score:.3f} ({SCREEN_STATISTIC}, validation split "
+                         "only): what halving, top-k selection and the reward model rank by; the test "
+                         "numbers above chose nothing."
+                         + (f" Validation B-WR {val_b_wr:.3f}." if val_b_wr is not None else ""))
+        elif val_b_wr is not None:
+            lines.append(f"Validation B-WR {val_b_wr:.3f}.")
     if instrument:
         lines += ["", instrument]
     return "\n".join(lines)
@@ -46,4 +54,5 @@ def note_of(ev, instrument: str | None = None) -> str:
                            bsota_wr=ev.bsota_wr if ev.valid else None,
                            bsota_wr_ci=(u.get("bsota_wr_ci_low"), u.get("bsota_wr_ci_high")),
                            val_b_wr=ev.val_b_wr if ev.valid else None,
+                           screen_score=ev.screen_score if ev.valid else None,
                            reasons=None if ev.valid else list(ev.reasons), instrument=instrument)

@@ -111,6 +111,17 @@ def dashboard_view():
     return Response(render(snap, "../"), mimetype="text/html")
 
 
+def plotly_view():
+    """Plotly's bundle, which the dashboard page loads beside it (cached: it changes with plotly only)."""
+    from flask import Response
+
+    from ..dashboard import plotly_js
+
+    response = Response(plotly_js(), mimetype="text/javascript")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 def index_view():
     """MLflow's own index.html, opening experiments on the runs table by default."""
     from pathlib import Path
@@ -130,6 +141,9 @@ def _add_routes(flask_app) -> None:
     route = internals.with_static_prefix(ROUTE)
     flask_app.add_url_rule(route, "mlr_dashboard", dashboard_view)
     flask_app.add_url_rule(route.rstrip("/"), "mlr_dashboard_slash", lambda: redirect(route))
+    from ..dashboard import PLOTLY_FILE
+
+    flask_app.add_url_rule(route + PLOTLY_FILE, "mlr_plotly", plotly_view)
     from .review import register as review_queue
 
     review_queue(flask_app, route + "review", _store_client, _reader, internals.ReviewAccess)

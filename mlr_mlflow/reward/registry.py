@@ -31,9 +31,11 @@ from ..tracking.reviews import demoted
 from . import reviewed
 from .features.embed import DEFAULT_ENCODER, Encoder
 from .ensemble import fit_ensemble
-from .ranker import (TARGET, Features, RewardDataError, check_enough, correlations, fit, held_out,
+from .ranker import (TARGET, Features, RewardDataError, check_enough, correlations, fit,
                      load_dataset)
 from .measure import ranking_report
+from .split import chosen, lines, report, split
+from ..tracking.queries import round_numbers
 from .rows import ScoringLimits
 from ..config import UsageError
 
@@ -52,23 +54,16 @@ class TrainResult:
     algorithm: str
     held_out: dict
     holdout_rounds: list[str]
+    report: dict  # split.report: the same split, reported the same way as `reward evaluate`
 
     def to_dict(self, kind: str) -> dict:
         return {"run_id": self.run_id, "version": self.version, "algorithm": self.algorithm,
                 "alias": "challenger", "model": model_name(kind),
-                "holdout_rounds": self.holdout_rounds, **self.held_out["holdout"]}
+                "holdout_rounds": self.report["split"]["holdout_rounds"],
+                "holdout_round_ids": self.holdout_rounds, **self.held_out["holdout"], **self.report}
 
-
-def _split(data, holdout: int):
-    order = []
-    for r in data.rounds:  # rounds in order of their first run (the dataset is time-ordered)
-        if r not in order:
-            order.append(r)
-    if len(order) <= holdout:
-        raise RewardDataError(f"need more than {holdout} round(s) to hold {holdout} out; have {len(order)}")
-    held = set(order[-holdout:])
-    mask = np.array([r in held for r in data.rounds])
-    return data.subset(~mask), data.subset(mask), sorted(held)
+    def lines(self) -> list[str]:
+        return lines(self.report)
 
 
 FEATURES = ("structural", "grid", "embedding", "probes")
@@ -100,17 +95,23 @@ def _measured(features, kind: str, data, encoder, config, progress=lambda _: Non
 
 
 def evaluate_features(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
-                      features: tuple[str, ...] | None = None) -> dict:
-    """Held-out correlations (by round and by generator) of both algorithms on all the data."""
+                      features: tuple[str, ...] | None = None,
+                      holdout_rounds: int = HOLDOUT_ROUNDS) -> dict:
+    """The split `train` would make, reported as `train` reports it (split.report), plus the
+    ranking report (NDCG@10, precision@10, the discovery walk) of each algorithm over every round."""
     exp = experiment_id(client, config.experiment_name(kind))
     data = load_dataset(client, exp, kind)
     check_enough(data)
     flags = {name: name in (features or DEFAULT_FEATURES) for name in FEATURES}
     X, data = _measured(Features(**flags), kind, data, Encoder(encoder_name), config)
-    return {alg: {"by_round": held_out(X, data, "round", alg),
-                  "by_generator": held_out(X, data, "generator", alg),
-                  "ranking": ranking_report(X, data, alg)}
-            for alg in ("ranker", "regressor")} | {"n": len(data), "rounds": len(set(data.rounds))}
+    held = set(split(data, holdout_rounds)[2])
+    mask = np.array([r in held for r in data.rounds])
+    train_set, holdout = data.subset(~mask), data.subset(mask)
+    check_enough(train_set)
+    out = report(X[~mask], train_set, X[mask], holdout, round_numbers(client, exp))
+    for alg in ("ranker", "regressor"):
+        out[alg]["ranking"] = ranking_report(X, data, alg)
+    return out | {"n": len(data), "rounds": len(set(data.rounds)), "chosen": chosen(out)}
 
 
 def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
@@ -128,24 +129,22 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
     n_rejected = sum(sha in rejected for sha in data.shas)
     data = reviewed.apply(data, rejected)
     check_enough(data)
-    train_set, holdout, held_rounds = _split(data, holdout_rounds)
+    train_set, holdout, held_rounds = split(data, holdout_rounds)
     check_enough(train_set)
     flags = {name: name in features for name in FEATURES}
     # the encoder is kept even when embeddings are not features: rounds use it for diversity
     encoder, features = Encoder(encoder_name), Features(**flags)
     progress(f"features for {len(data)} {kind} hypotheses ({len(set(data.rounds))} rounds)")
     X, train_set = _measured(features, kind, train_set, encoder, config, progress)
-    cv = {alg: held_out(X, train_set, "round", alg) for alg in ("ranker", "regressor")}
-    algorithm = max(cv, key=lambda a: np.nan_to_num(cv[a]["mean_spearman"], nan=-1.0))
-    progress(f"kept the {algorithm} (held-out Spearman by round: "
-             + ", ".join(f"{a} {cv[a]['mean_spearman']:.3f}" for a in cv) + ")")
+    X_hold, holdout = _measured(features, kind, holdout, encoder, config, progress)
+    rep = report(X, train_set, X_hold, holdout, round_numbers(client, exp))
+    algorithm = chosen(rep)
+    progress(f"kept the {algorithm} (higher Spearman when a training round is left out)")
     model = fit(X, train_set.target, train_set.rounds, algorithm)
     ensemble = fit_ensemble(X, train_set.target, train_set.rounds, algorithm)
-    X_hold, holdout = _measured(features, kind, holdout, encoder, config, progress)
     predicted = model.predict(X_hold)
     on_holdout = correlations(predicted, holdout.target)
     on_holdout_test = correlations(predicted, holdout.b_wr)  # reported, never used to choose
-    by_generator = held_out(X, train_set, "generator", algorithm)
 
     exp = experiment_id(client, config.reward_experiment_name(kind))  # not among the hypotheses
     run_id = create_run(client, exp, f"reward-{kind}", {
@@ -155,10 +154,10 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
     try:
         metrics = {f"{names.HOLDOUT_PREFIX}{k}": v for k, v in on_holdout.items()}
         metrics.update({f"{names.HOLDOUT_TEST_PREFIX}{k}": v for k, v in on_holdout_test.items()})
-        for alg, res in cv.items():
-            metrics.update({f"cv_round.{alg}.{k}": v for k, v in res["pooled"].items()})
-            metrics[f"cv_round.{alg}.mean_spearman"] = res["mean_spearman"]
-        metrics.update({f"cv_generator.{k}": v for k, v in by_generator["pooled"].items()})
+        for alg in ("ranker", "regressor"):
+            metrics.update({f"cv_round.{alg}.{k}": v for k, v in rep[alg]["cross_validated"].items()})
+            metrics.update({f"{names.HOLDOUT_PREFIX}{alg}.{k}": v for k, v in (rep[alg]["held_out"] or {}).items()})
+        metrics.update({f"cv_generator.{k}": v for k, v in (rep[algorithm]["by_generator"] or {}).items()})
         log(client, run_id, params={"n_train": len(train_set), "n_holdout": len(holdout),
                                     "reviewed_rejected": n_rejected,
                                     "reviewed_treatment": reviewed.TREATMENT,
@@ -202,8 +201,8 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
         client.set_terminated(run_id, status="FAILED")
         raise
     return TrainResult(run_id, version, algorithm, {"holdout": on_holdout, "holdout_test": on_holdout_test,
-                                                    "cv_round": cv,
-                                                    "cv_generator": by_generator}, held_rounds)
+                                                    "cv_round": {a: rep[a]["cross_validated"] for a in ("ranker", "regressor")},
+                                                    "cv_generator": rep[algorithm]["by_generator"]}, held_rounds, rep)
 
 
 def _version(client, kind: str, alias: str):

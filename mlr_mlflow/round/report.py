@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..evaluate.screen import SCREEN_STATISTIC
 from ..tracking import log, names, reviews
 from ..tracking.dashboard_queries import round_records
 from ..tracking.queries import round_runs
@@ -85,8 +86,11 @@ def description(summary, exp_id: str, number: int, where: str | None = None, awa
                   "(trained on tasks selection never saw).", ""]
     rows = summary.leaderboard[:SHOWN]
     if rows:
-        lines += ["| # | hypothesis | expression | confirmed | transfers | confirmation B-WR | held-out B-WR | full B-WR | one-pass B-WR |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["Ranked by the most trustworthy stage each reached; what was trained fully was chosen "
+                  f"by the one-pass screening statistic ({SCREEN_STATISTIC}, validation split only), "
+                  "shown beside the test numbers.", "",
+                  "| # | hypothesis | expression | confirmed | transfers | confirmation B-WR | held-out B-WR | full B-WR | one-pass B-WR | one-pass screen |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for row in rows:  # each links its most trustworthy run: confirmation, else full, else one-pass
             run_id = row["confirm_run_id"] or row["full_run_id"] or row["one_pass_run_id"]
             lines.append(f"| {row['rank']} | [{row['sha256'][:8]}]({_link(exp_id, run_id)}) | "
@@ -94,7 +98,8 @@ def description(summary, exp_id: str, number: int, where: str | None = None, awa
                          f"{'yes' if row['confirmed'] else 'no'} | "
                          f"{'yes' if row.get('transfers') else 'no'} | {_fmt(row['confirm_b_wr'])} | "
                          f"{_fmt(row.get('transfer_b_wr'))} | "
-                         f"{_fmt(row['full_b_wr'])} | {_fmt(row['one_pass_b_wr'])} |")
+                         f"{_fmt(row['full_b_wr'])} | {_fmt(row['one_pass_b_wr'])} | "
+                         f"{_fmt(row.get('one_pass_screen_score'))} |")
     else:
         lines.append("No hypothesis was evaluated in this round.")
     if awaiting:
@@ -122,6 +127,7 @@ def describe_hypotheses(client, summary) -> None:
                     row.get("expression") or "", row["sha256"], "", variant, b_wr=row[f"{prefix}_b_wr"],
                     b_wr_ci=(row[f"{prefix}_b_wr_ci_low"], row[f"{prefix}_b_wr_ci_high"]),
                     bsota_wr=row[f"{prefix}_bsota_wr"], val_b_wr=row[f"{prefix}_val_b_wr"],
+                    screen_score=row.get(f"{prefix}_screen_score"),
                     instrument=instrument)
                 client.set_tag(row[f"{prefix}_run_id"], names.NOTE, note)
 

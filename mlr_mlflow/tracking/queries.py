@@ -38,6 +38,18 @@ def round_runs(client, exp_id: str, *, newest_first: bool = False, limit: int | 
                   order_by=["attributes.start_time DESC"] if newest_first else None)
 
 
+def round_numbers(client, exp_id: str) -> dict[str, int]:
+    """Round id -> the round's number (its `mlr.round.number` tag): how rounds are named to people."""
+    out = {}
+    for run in round_runs(client, exp_id):
+        tags = run.data.tags
+        try:
+            out[tags[names.ROUND_ID]] = int(tags.get(names.ROUND_NUMBER, ""))
+        except (KeyError, ValueError):
+            continue
+    return out
+
+
 def runs_of_round(client, exp_id: str, round_id: str) -> list:
     """The hypothesis runs of one round (every variant)."""
     return hypothesis_runs(client, exp_id, f"tags.`{names.ROUND_ID}` = '{round_id}'")
