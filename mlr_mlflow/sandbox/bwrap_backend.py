@@ -105,17 +105,25 @@ def bwrap_selftest() -> str | None:
     that forbids its namespaces; an interpreter the sandbox's user cannot reach)."""
     if not bwrap_installed():
         return "bwrap is not installed (apt-get install -y bubblewrap)"
-    try:
-        probe = f"import sys; sys.path.insert(0, {INNER_PACKAGE_PARENT!r}); import mlr_mlflow.sandbox.worker"
-        done = subprocess.run(bwrap_command(inner_python(probe)), capture_output=True, timeout=60)
-        failure = None if done.returncode == 0 else (
-            f"its self-test exited {done.returncode}: "
-            + " ".join(done.stderr.decode(errors="replace").split())[-300:])
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        failure = f"its self-test failed: {exc}"
+    failure = worker_selftest(lambda code: bwrap_command(inner_python(code)))
     if failure:
         log.info("sandbox: bwrap is installed but %s", failure)
     return failure
+
+
+WORKER_PROBE = f"import sys; sys.path.insert(0, {INNER_PACKAGE_PARENT!r}); import mlr_mlflow.sandbox.worker"
+
+
+def worker_selftest(command, env: dict | None = None) -> str | None:
+    """Start an isolating backend's sandbox (`command(code)` -> argv) and import the worker in it:
+    None when that works, else why not (its exit status and the end of its error output)."""
+    try:
+        done = subprocess.run(command(WORKER_PROBE), capture_output=True, timeout=60, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"its self-test failed: {exc}"
+    return None if done.returncode == 0 else (
+        f"its self-test exited {done.returncode}: "
+        + " ".join(done.stderr.decode(errors="replace").split())[-300:])
 
 
 def bwrap_available() -> bool:

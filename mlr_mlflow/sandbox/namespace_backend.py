@@ -25,7 +25,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from .bwrap_backend import INNER_PACKAGE_PARENT, SYSTEM_DIRS, TMP_BYTES, python_prefixes
+from .bwrap_backend import INNER_PACKAGE_PARENT, SYSTEM_DIRS, TMP_BYTES, python_prefixes, worker_selftest
 from .identity import MAX_TASKS, fresh_uid
 from .probe_cache import kept
 from .subprocess_backend import BOOTSTRAP, PACKAGE_PARENT, SubprocessSandbox
@@ -133,15 +133,7 @@ def namespace_selftest() -> str | None:
     """None when the worker starts in the namespaces here, else why not."""
     if not _tools_present():
         return "it needs Linux and util-linux (" + ", ".join(TOOLS) + ")"
-    try:
-        probe = f"import sys; sys.path.insert(0, {INNER_PACKAGE_PARENT!r}); import mlr_mlflow.sandbox.worker"
-        done = subprocess.run(namespace_command(inner_python(probe)), capture_output=True,
-                              timeout=60, env=TOOL_ENV)
-        failure = None if done.returncode == 0 else (
-            f"its self-test exited {done.returncode}: "
-            + " ".join(done.stderr.decode(errors="replace").split())[-300:])
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        failure = f"its self-test failed: {exc}"
+    failure = worker_selftest(lambda code: namespace_command(inner_python(code)), env=TOOL_ENV)
     if failure:
         log.info("sandbox: the namespace backend is not usable: %s", failure)
     return failure

@@ -77,7 +77,29 @@ def stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
     return torch.baddbmm(bias.unsqueeze(1), x, weight, out=out)
 
 
-class Group(nn.Module):
+class SeededRows:
+    """What every stacked group shares, MLP or family: one model per seed of `self.spec`, and each
+    epoch's row order drawn from that model's seed, the dataset and the epoch."""
+
+    spec: "GroupSpec"
+
+    @property
+    def n_models(self) -> int:
+        return len(self.spec.seeds)
+
+    @property
+    def n_train(self) -> int:
+        return self.spec.X_train.shape[1]
+
+    def shuffle(self, epoch: int) -> None:
+        perms = []
+        for seed in self.spec.seeds:
+            gen = torch.Generator().manual_seed(stable_seed(seed, self.spec.dataset, "order", epoch))
+            perms.append(torch.randperm(self.n_train, generator=gen))
+        self.order = torch.stack(perms)
+
+
+class Group(SeededRows, nn.Module):
     """The stacked parameters and data order of one group; the ensemble runs its forward pass."""
 
     def __init__(self, spec: GroupSpec, hidden: tuple[int, ...]):
@@ -103,21 +125,6 @@ class Group(nn.Module):
             b = (torch.rand(fan_out, generator=gen) * 2 - 1) * bound
             layers.append((w, b))
         return layers
-
-    @property
-    def n_models(self) -> int:
-        return len(self.spec.seeds)
-
-    @property
-    def n_train(self) -> int:
-        return self.spec.X_train.shape[1]
-
-    def shuffle(self, epoch: int) -> None:
-        perms = []
-        for seed in self.spec.seeds:
-            gen = torch.Generator().manual_seed(stable_seed(seed, self.spec.dataset, "order", epoch))
-            perms.append(torch.randperm(self.n_train, generator=gen))
-        self.order = torch.stack(perms)
 
     def linear(self, layer: int, x: torch.Tensor) -> torch.Tensor:
         """[M, B, in] -> [M, B, out]: every model's own layer."""

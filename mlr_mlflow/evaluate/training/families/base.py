@@ -17,7 +17,7 @@ from torch import nn
 
 from ..calls import check_activation as _check_activation
 from ..calls import check_penalty
-from ..model import Guard, GroupSpec, _scalar, stable_seed
+from ..model import Guard, GroupSpec, SeededRows, _scalar, stable_seed
 
 
 def uniform(gen: torch.Generator, shape, fan_in: int) -> torch.Tensor:
@@ -26,7 +26,7 @@ def uniform(gen: torch.Generator, shape, fan_in: int) -> torch.Tensor:
     return (torch.rand(*shape, generator=gen) * 2 - 1) * bound
 
 
-class StackedGroup(nn.Module):
+class StackedGroup(SeededRows, nn.Module):
     """The models of one task and family, parameters stacked on a leading model axis."""
 
     def __init__(self, spec: GroupSpec, guard: Guard | None = None):
@@ -53,22 +53,7 @@ class StackedGroup(nn.Module):
         """Model m's weights as [out, in] matrices (a convolution's kernel as [out, in*k*k])."""
         raise NotImplementedError
 
-    # shared
-    @property
-    def n_models(self) -> int:
-        return len(self.spec.seeds)
-
-    @property
-    def n_train(self) -> int:
-        return self.spec.X_train.shape[1]
-
-    def shuffle(self, epoch: int) -> None:
-        perms = []
-        for seed in self.spec.seeds:
-            gen = torch.Generator().manual_seed(stable_seed(seed, self.spec.dataset, "order", epoch))
-            perms.append(torch.randperm(self.n_train, generator=gen))
-        self.order = torch.stack(perms)
-
+    # shared (n_models, n_train and shuffle come from SeededRows)
     def activate(self, x: torch.Tensor) -> torch.Tensor:
         """x: [M, ...]; model m's activation sees only (a copy of) model m's slice."""
         return torch.stack([self._activate(m, act, x[m]) for m, act in enumerate(self.spec.activations)])
