@@ -251,6 +251,7 @@ class Round:
         summary.evaluated = sum(1 for ev in one_pass if ev.valid)
         full = []
         lease.check()
+        started = time.perf_counter()
         if chosen:
             self.progress(f"full training of the top {len(chosen)} {how}")
             with progress_bar(len(chosen), "full") as bar:
@@ -258,6 +259,8 @@ class Round:
                                           round_id)
                 bar.update(len(chosen))
         summary.full_evaluated = sum(1 for ev in full if ev.valid)
+        seconds = {names.FULL_SECONDS: time.perf_counter() - started}
+        started = time.perf_counter()
 
         def evaluate_under(config, hypotheses, variant, n_seeds):
             """Confirmation's and transfer's evaluations: under their own config (fresh seeds and
@@ -268,8 +271,11 @@ class Round:
         confirmation = confirm(self.client, self.config, one_pass, full, seeds, run_id,
                                evaluate_under, self.progress, step=self.number)
         summary.selected, summary.confirmed = len(confirmation.selected), len(confirmation.confirmed)
+        seconds[names.CONFIRM_SECONDS] = time.perf_counter() - started
+        started = time.perf_counter()
         held_out = transfer(self.client, self.config, [ev for ev in full if ev.valid], run_id,
                             evaluate_under, self.progress, step=self.number)
+        seconds[names.TRANSFER_SECONDS] = time.perf_counter() - started
         summary.transfers = len(held_out.transfers)
         summary.instrument = stated_reliability(self.client, self.config, self.kind)
         summary.leaderboard = leaderboard(one_pass, full, confirmation, held_out,
@@ -285,7 +291,7 @@ class Round:
             names.VALIDATOR_PASS_RATE: summary.valid / len(hypotheses),
             names.BEST_B_WR: summary.best["b_wr"] if summary.best else None, **cost.metrics(),
             **{f"{names.INSTRUMENT_PREFIX}{k}": (summary.instrument or {}).get(k)
-               for k in ("full_noise_ceiling", "cheap_vs_full", "relu_like_ceiling")}},
+               for k in ("full_noise_ceiling", "cheap_vs_full", "relu_like_ceiling")}, **seconds},
             tags={names.INSTRUMENT_SOURCE: (summary.instrument or {}).get("source", "unknown")},
             step=self.number)
         if summary.leaderboard:
