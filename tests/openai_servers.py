@@ -68,7 +68,8 @@ class ScriptedServer:
     """Answers POST /v1/chat/completions with the next (status, body) of `script`; the last entry
     repeats. A body that is a str is sent as is (malformed JSON, say)."""
 
-    def __init__(self, script: list[tuple[int, object]]):
+    def __init__(self, script: list[tuple[int, object]], respond=None):
+        """`respond(request) -> (status, body)`, when given, answers each request instead."""
         self.script, self.requests = list(script), []
         owner = self
 
@@ -76,7 +77,10 @@ class ScriptedServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 owner.requests.append(json.loads(self.rfile.read(length) or b"{}"))
-                status, body = owner.script.pop(0) if len(owner.script) > 1 else owner.script[0]
+                if respond is not None:
+                    status, body = respond(owner.requests[-1])
+                else:
+                    status, body = owner.script.pop(0) if len(owner.script) > 1 else owner.script[0]
                 data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

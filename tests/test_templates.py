@@ -116,3 +116,39 @@ def test_the_config_takes_a_registered_prompt_and_refuses_anything_else():
         LLMConfig(prompt="my prompt")
     with pytest.raises(ConfigError, match=r"\[llm\] grammar"):
         LLMConfig(grammar="regex")
+
+
+def test_the_bandit_chooses_among_versions_of_a_registered_prompt(monkeypatch, tracking_uri):
+    """`[llm] prompts` names two aliases of one registered prompt: each version is an arm, every
+    hypothesis records its version, and the share moves to the version whose replies are valid. The
+    endpoint answers by the prompt it is sent (the property under test is the bandit's, not a model's)."""
+    from mlr_mlflow.generate.portfolio import Portfolio
+    from mlr_mlflow.round.proposals import collect
+    from mlr_mlflow.round.summary import RoundSummary
+
+    name = "team-activations"
+    registry.register(tracking_uri, name, "Write {{signature}}. {{contract}}\n{{examples}}\n", alias="production")
+    registry.register(tracking_uri, name, "CANDIDATE: write {{signature}}. {{contract}}\n{{examples}}\n",
+                      alias="candidate")
+    answer = lambda request: (200, chat_body(GOOD if "CANDIDATE" in request["messages"][0]["content"]  # noqa: E731
+                                             else "I would rather not write code today."))
+    server = ScriptedServer([], respond=answer)
+    try:
+        monkeypatch.setenv("MLR_TEST_KEY", API_KEY)
+        config = LLMConfig(base_url=server.url, model=MODEL, api_key_env="MLR_TEST_KEY", trace=False,
+                           grammar="off", prompts=(f"{name}@production", f"{name}@candidate"))
+        generator = Portfolio(config)
+        generator.enable_tracing(tracking_uri, "0")
+        summary = RoundSummary(round_run_id="", round_id="r")
+        hypotheses, records, _ = collect(generator, Context("activation", seed=1), "activation", 3, {},
+                                         12, summary)
+    finally:
+        server.close()
+    metrics = generator.metrics()
+    production, candidate = (f"llm.arm.{MODEL}.{name}-{alias}." for alias in ("production", "candidate"))
+    assert metrics[production + "proposals"] >= 1 and metrics[production + "accepted"] == 0
+    assert metrics[candidate + "accepted"] >= 1
+    assert metrics[candidate + "share"] > metrics[production + "share"]
+    versions = {r["tags"][names.LLM_ARM]: r["tags"][names.PROMPT_VERSION] for r in records}
+    assert versions == {f"{MODEL}.{name}-production": "1", f"{MODEL}.{name}-candidate": "2"}
+    assert hypotheses and all(h.origin["tags"][names.PROMPT_VERSION] == "2" for h in hypotheses)

@@ -78,6 +78,10 @@ class LLMConfig:
             "mixed") by what each yields per unit of cost; `bandit_c` is its exploration weight.
         context: a directory of papers (.txt, .md, .pdf) whose most relevant passages go into the
             prompt (`discover --context DIR`); empty: none.
+        prompts: several prompts for the bandit to choose among, each as `prompt` takes it (a
+            style or "NAME@ALIAS"; two aliases of one registered prompt are two of its versions);
+            every model of the portfolio (or the one model above) gets one arm per prompt, and
+            `prompt` is not used. Empty: `prompt` decides.
     """
 
     base_url: str = ""
@@ -98,9 +102,17 @@ class LLMConfig:
     bandit_c: float = 0.5
     grammar: str = "auto"
     context: str = ""
+    prompts: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.prompt not in ("incremental", "novelty", "mixed") and \
                 not re.fullmatch(r"[\w.-]+@[\w.-]+", self.prompt):
             raise FieldError("llm", "prompt", 'expected one of "incremental", "novelty", "mixed" '
                              f'or "NAME@ALIAS" (a registered prompt), got {json.dumps(self.prompt)}')
+        for one in self.prompts:
+            if not isinstance(one, str) or (one not in ("incremental", "novelty")
+                                            and not re.fullmatch(r"[\w.-]+@[\w.-]+", one)):
+                raise FieldError("llm", "prompts", 'expected a list of "incremental", "novelty" or '
+                                 f'"NAME@ALIAS" (a registered prompt), got {json.dumps(one)}')
+        if len(set(self.prompts)) != len(self.prompts):
+            raise FieldError("llm", "prompts", "a prompt is listed twice")

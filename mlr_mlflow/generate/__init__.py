@@ -123,7 +123,7 @@ def make_generator(name: str, config):
         from .symbolic import SymbolicGenerator
         return SymbolicGenerator()
     if name == "llm":
-        if config.llm.models:
+        if config.llm.models or config.llm.prompts:  # several models or prompts: a bandit
             from .portfolio import Portfolio
             return Portfolio(config.llm)
         from .llm import LLMGenerator

@@ -1,7 +1,9 @@
 """Several LLMs in one round: a cost-aware bandit shares the proposals among them.
 
-Each arm is one model of `[[llm.models]]` with one prompt style (both styles under "mixed", so one
-round covers the seed paper's grid of models x prompt styles for a kind). An arm's value is what it
+Each arm is one model of `[[llm.models]]` (or [llm]'s one model) with one prompt: a style (both
+under "mixed", so one round covers the seed paper's grid of models x prompt styles for a kind), or
+each of `[llm] prompts`, which may name versions of one registered prompt by their aliases
+(`mlr-activation-novelty@production`, `...@candidate`): the bandit then chooses among versions. An arm's value is what it
 yields per unit of cost:
 
     yield = accepted proposals (valid: static check passed; novel: not a duplicate, semantic
@@ -54,10 +56,18 @@ def arm_label(model: LLMModelConfig, style: str) -> str:
     return f"{model.label}.{style.replace('@', '-')}"
 
 
+def models_of(config: LLMConfig) -> tuple[LLMModelConfig, ...]:
+    """The portfolio's models: `[[llm.models]]`, else [llm]'s one model (several `prompts`)."""
+    return config.models or (LLMModelConfig(
+        model=config.model, base_url=config.base_url, api_key_env=config.api_key_env,
+        price_prompt_per_1k=config.price_prompt_per_1k,
+        price_completion_per_1k=config.price_completion_per_1k),)
+
+
 def model_config(base: LLMConfig, model: LLMModelConfig, style: str) -> LLMConfig:
     """The single-model LLMConfig of one arm: the portfolio entry's settings over [llm]'s."""
     return dataclasses.replace(
-        base, models=(), prompt=style, model=model.model, base_url=model.base_url or base.base_url,
+        base, models=(), prompts=(), prompt=style, model=model.model, base_url=model.base_url or base.base_url,
         api_key_env=model.api_key_env or base.api_key_env,
         price_prompt_per_1k=model.price_prompt_per_1k,
         price_completion_per_1k=model.price_completion_per_1k,
@@ -89,10 +99,10 @@ class Portfolio(Generator):
 
     def __init__(self, config: LLMConfig, clients: dict[str, object] | None = None):
         self.config = config
-        styles = STYLES if config.prompt == "mixed" else (config.prompt,)
+        styles = config.prompts or (STYLES if config.prompt == "mixed" else (config.prompt,))
         clients = clients or {}
         self.arms = [Arm(m, s, LLMGenerator(model_config(config, m, s), clients.get(m.label)))
-                     for m in config.models for s in styles]
+                     for m in models_of(config) for s in styles]
         self._by_label = {a.label: a for a in self.arms}
         self.pulls: list[str] = []  # the arm of each proposal, in order
 
@@ -177,7 +187,7 @@ class Portfolio(Generator):
 
     @property
     def paid(self) -> bool:
-        return any(m.price_prompt_per_1k or m.price_completion_per_1k for m in self.config.models)
+        return any(m.price_prompt_per_1k or m.price_completion_per_1k for m in models_of(self.config))
 
     def metrics(self) -> dict[str, float]:
         """The round's per-arm metrics (`llm.arm.<label>.proposals|accepted|cost_usd|share`)."""
