@@ -1,6 +1,9 @@
 """Wall time of a default round (issue 27's goal: within 2x the former default's), by stage.
 
-    python bench/round_wall.py [--rounds 2] [--presets classic,tuned] [--json]
+    python bench/round_wall.py [--rounds 2] [--presets classic,tuned] [--root CHECKOUT] [--json]
+
+`--root` measures another checkout of the package (an earlier commit, for a before-and-after); the
+preset `default` runs with an empty config: whatever suite that checkout defaults to.
 
 For each suite preset: a fresh sqlite store in a scratch directory, then `--rounds` default rounds
 (`mlr-mlflow discover --kind activation`: 32 symbolic hypotheses, top 4, 3 seeds) one after the
@@ -24,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("generation_s", "one_pass_s", "full_s", "confirm_s", "transfer_s")
 
 
-def one_round(where: Path, config: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+def one_round(where: Path, config: Path, root: Path = ROOT) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
            "MLFLOW_TRACKING_URI": f"sqlite:///{where}/mlflow.db"}
     begin = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "mlr_mlflow", "discover", "--kind", "activation",
@@ -46,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--presets", default="classic,tuned")
+    parser.add_argument("--root", default=str(ROOT), help="the checkout whose mlr_mlflow is measured")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     results = {}
@@ -53,10 +57,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix=f"mlr-round-{preset}-") as tmp:
             where = Path(tmp)
             config = where / "mlr.toml"
-            config.write_text(f'[suite]\npreset = "{preset}"\n')
+            config.write_text("" if preset == "default" else f'[suite]\npreset = "{preset}"\n')
             results[preset] = []
             for number in range(1, args.rounds + 1):
-                r = one_round(where, config)
+                r = one_round(where, config, Path(args.root))
                 results[preset].append(r)
                 print(f"{preset:<8} round {number}: {r['wall_s']:7.1f} s  "
                       + "  ".join(f"{k} {r[k]:.1f}" for k in STAGES if k in r), file=sys.stderr, flush=True)
