@@ -55,7 +55,8 @@ def small_round_config(llm: LLMConfig) -> Config:
 
 @pytest.mark.slow
 def test_round_with_the_real_llama_cpp_server(llama, tracking_uri, monkeypatch):
-    """A tiny base model: most replies hold no usable code. The round records every reply, counts
+    """A tiny base model (constrained by the grammar `auto` picks for llama.cpp, so its replies
+    parse, and a quarter of them rediscover a reference). The round records every reply, counts
     tokens, traces the calls, stops at its token budget and never stays RUNNING."""
     monkeypatch.setenv("MLR_TEST_KEY", API_KEY)
     llm = LLMConfig(base_url=llama, model=MODEL, api_key_env="MLR_TEST_KEY", max_tokens=96,
@@ -76,7 +77,8 @@ def test_round_with_the_real_llama_cpp_server(llama, tracking_uri, monkeypatch):
     path = client.download_artifacts(summary.round_run_id, names.GENERATION_ARTIFACT,
                                      str(Path(tracking_uri[len("sqlite:///"):]).parent))
     records = json.loads(Path(path).read_text())
-    assert records and all(r["status"] in ("accepted", "failed", "duplicate") for r in records)
+    assert records and all(r["status"] in ("accepted", "failed", "duplicate", "rediscovery")
+                           for r in records), [r["status"] for r in records]
     assert all(r["error"] == "no usable code in the reply" for r in records if r["status"] == "failed")
     traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=summary.round_run_id,
                                   return_type="list")
