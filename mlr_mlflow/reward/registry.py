@@ -34,7 +34,7 @@ from .ensemble import fit_ensemble
 from .ranker import (TARGET, Features, RewardDataError, check_enough, correlations, fit,
                      load_dataset)
 from .measure import ranking_report
-from .split import chosen, lines, report, split
+from .split import chosen, report, split
 from ..tracking.queries import round_numbers
 from .rows import ScoringLimits
 from ..config import UsageError
@@ -61,9 +61,6 @@ class TrainResult:
                 "alias": "challenger", "model": model_name(kind),
                 "holdout_rounds": self.report["split"]["holdout_rounds"],
                 "holdout_round_ids": self.holdout_rounds, **self.held_out["holdout"], **self.report}
-
-    def lines(self) -> list[str]:
-        return lines(self.report)
 
 
 FEATURES = ("structural", "grid", "embedding", "probes")
@@ -100,7 +97,7 @@ def evaluate_features(client, config, kind: str, encoder_name: str = DEFAULT_ENC
     """The split `train` would make, reported as `train` reports it (split.report), plus the
     ranking report (NDCG@10, precision@10, the discovery walk) of each algorithm over every round."""
     exp = experiment_id(client, config.experiment_name(kind))
-    data = load_dataset(client, exp, kind)
+    data = reviewed.apply(load_dataset(client, exp, kind), demoted(client, exp))  # as `train` does
     check_enough(data)
     flags = {name: name in (features or DEFAULT_FEATURES) for name in FEATURES}
     X, data = _measured(Features(**flags), kind, data, Encoder(encoder_name), config)
