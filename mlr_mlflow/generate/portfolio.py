@@ -3,8 +3,8 @@
 Each arm is one model of `[[llm.models]]` (or [llm]'s one model) with one prompt: a style (both
 under "mixed", so one round covers the seed paper's grid of models x prompt styles for a kind), or
 each of `[llm] prompts`, which may name versions of one registered prompt by their aliases
-(`mlr-activation-novelty@production`, `...@candidate`): the bandit then chooses among versions. An arm's value is what it
-yields per unit of cost:
+(`mlr-activation-novelty@production`, `...@candidate`): the bandit then chooses among versions.
+An arm's value is what it yields per unit of cost:
 
     yield = accepted proposals (valid: static check passed; novel: not a duplicate, semantic
             duplicate or rediscovery) per proposal, weighted by the mean `screen_score` of what it

@@ -33,9 +33,10 @@ def _engine(uri: str):
 
 
 def unfinished_round(uri: str, experiment_name: str) -> bool | None:
-    """Whether the experiment's newest rounds hold one that did not finish (the rule of
-    `round.resume.unfinished_round`: neither FINISHED nor FAILED by a kill); False when the store
-    or the experiment does not exist yet; None when this cannot be read here (ask MLflow)."""
+    """Whether the experiment's newest rounds hold one that did not finish, by the rule of
+    `round.resume.unfinished_round`: not FINISHED, and not FAILED on purpose (a FAILED round whose
+    `mlr.status` is `error` is unfinished). False when the store or the experiment does not exist
+    yet; None when this cannot be read here (ask MLflow)."""
     if not uri.startswith(("sqlite:///", "postgresql")):
         return None
     try:
