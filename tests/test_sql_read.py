@@ -49,6 +49,7 @@ def test_what_it_cannot_vouch_for_is_left_to_mlflow(tmp_path):
         db.execute("UPDATE alembic_version SET version_num = 'abc123'")
     assert sql_read.unfinished_round(f"sqlite:///{other}", NAME) is None  # another schema revision
     assert sql_read.unfinished_round("http://127.0.0.1:5000", NAME) is None
+    assert sql_read.unfinished_round("postgresql+nosuchdriver://u@127.0.0.1/db", NAME) is None
     assert sql_read.unfinished_round(f"sqlite:///{tmp_path}/no/such/dir/m.db", NAME) is None
     assert not (tmp_path / "absent.db").exists()
     assert sql_read.unfinished_round(f"sqlite:///{tmp_path}/absent.db", NAME) is False

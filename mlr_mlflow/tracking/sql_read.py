@@ -44,7 +44,10 @@ def unfinished_round(uri: str, experiment_name: str) -> bool | None:
         from sqlalchemy.exc import SQLAlchemyError
     except ImportError:
         return None
-    engine = _engine(uri)
+    try:
+        engine = _engine(uri)
+    except Exception:  # a driver that is not installed, a URI SQLAlchemy cannot parse: MLflow's path says why
+        return None
     if engine is None:  # no such sqlite file: nothing in it, unless its folder is missing (an error MLflow's path names)
         local = uri.startswith("sqlite:///") and Path(uri[len("sqlite:///"):].split("?")[0]).parent.is_dir()
         return False if local else None
