@@ -13,6 +13,7 @@ import sys
 import traceback
 
 from . import commands
+from .terminal import browse_hint, round_lines
 from .terminal import finite as _finite, progress as _progress, quiet_libraries as _quiet_libraries, \
     short_lines as _short_lines
 
@@ -210,50 +211,11 @@ def _discover(args) -> tuple[int, dict, str]:
         return EXIT_OK, {"round_run_id": None, "generated": 0, "valid": 0, "evaluated": 0,
                          "best": None, "resumed": False}, \
             f"no unfinished {args.kind} round to resume"
-    lines = [f"round {summary.round_run_id}: {summary.generated} generated, {summary.valid} valid, "
-             f"{summary.evaluated} evaluated (one-pass), {summary.full_evaluated} full, "
-             f"{summary.duplicates} duplicates, {summary.generation_failures} generation failures, "
-             f"{summary.selected} selected, {summary.confirmed} confirmed, {summary.transfers} transfer"]
-    if summary.instrument:
-        from .suite_check.known import sentence
-
-        lines.append(sentence(summary.instrument))
-    if summary.stop_reason:
-        lines.append(f"generation stopped early: {summary.stop_reason}")
-    if summary.leaderboard:
-        from .evaluate.screen import SCREEN_STATISTIC
-
-        lines.append(f"  best by the most trustworthy stage reached (test B-WR, 95% interval); "
-                     f"'screen' is the one-pass {SCREEN_STATISTIC} (validation) that chose what to train fully")
-    for row in summary.leaderboard[:10]:
-        stage = "confirm" if row["confirm_b_wr"] is not None else \
-            "full" if row["full_b_wr"] is not None else "one_pass"
-        ci = f"[{row[stage + '_b_wr_ci_low']:.2f}, {row[stage + '_b_wr_ci_high']:.2f}]" \
-            if row[stage + "_b_wr_ci_low"] is not None else ""
-        screen = row.get("one_pass_screen_score")
-        lines.append(f"  #{row['rank']:<3} {row['sha256'][:10]}  {stage.replace('_', '-'):<8} b_wr "
-                     f"{row[stage + '_b_wr']:.3f} {ci}"
-                     f"{f'  screen {screen:.3f}' if screen is not None else ''}"
-                     f"{'  CONFIRMED' if row['confirmed'] else ''}"
-                     f"{'  TRANSFERS' if row.get('transfers') else ''}  "
-                     f"run {row[stage + '_run_id']}")
-        if row.get("expression"):
-            lines.append(f"       {row['expression']}")
+    lines = round_lines(summary)
     if summary.generated == 0:
         return EXIT_ERROR, {**summary.to_dict(), "error": lines[-1]}, "\n".join(lines)
-    lines.append(_browse_hint(args.tracking_uri))
+    lines.append(browse_hint(args.tracking_uri))
     return EXIT_OK, summary.to_dict(), "\n".join(lines)
-
-
-def _browse_hint(tracking_uri: str | None) -> str:
-    """Where to look next: plain `mlflow ui` opens on MLflow's GenAI page, `--app-name mlr` on the runs."""
-    from .tracking.store import default_tracking_uri
-
-    uri = tracking_uri or default_tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        return f"browse: {uri.rstrip('/')}/ (rounds and runs), {uri.rstrip('/')}/mlr/ (the dashboard, on an mlr server)"
-    return (f"browse: mlflow server --app-name mlr --backend-store-uri {uri}  (plain `mlflow ui` opens on "
-            "its GenAI page: choose Machine learning there)")
 
 
 def _prompt(args) -> tuple[int, dict, str]:

@@ -31,7 +31,7 @@ from ..tracking.reviews import demoted
 from . import reviewed
 from .features.embed import DEFAULT_ENCODER, Encoder
 from .ensemble import fit_ensemble
-from .ranker import (TARGET, Features, RewardDataError, check_enough, correlations, fit,
+from .ranker import (TARGET, Features, RewardDataError, check_enough, correlations,
                      load_dataset)
 from .measure import ranking_report
 from .split import chosen, report, split
@@ -134,10 +134,11 @@ def train(client, config, kind: str, encoder_name: str = DEFAULT_ENCODER,
     progress(f"features for {len(data)} {kind} hypotheses ({len(set(data.rounds))} rounds)")
     X, train_set = _measured(features, kind, train_set, encoder, config, progress)
     X_hold, holdout = _measured(features, kind, holdout, encoder, config, progress)
-    rep = report(X, train_set, X_hold, holdout, round_numbers(client, exp))
+    fitted: dict = {}
+    rep = report(X, train_set, X_hold, holdout, round_numbers(client, exp), fitted)
     algorithm = chosen(rep)
     progress(f"kept the {algorithm} (higher Spearman when a training round is left out)")
-    model = fit(X, train_set.target, train_set.rounds, algorithm)
+    model = fitted[algorithm]
     ensemble = fit_ensemble(X, train_set.target, train_set.rounds, algorithm)
     predicted = model.predict(X_hold)
     on_holdout = correlations(predicted, holdout.target)

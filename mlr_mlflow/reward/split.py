@@ -36,8 +36,11 @@ def _numbers(rounds, numbers: dict[str, int]) -> list:
     return known + sorted({"outside rounds" if r == "none" else r for r in rounds if r not in numbers})
 
 
-def report(X_train, train_set, X_hold, holdout, numbers: dict[str, int]) -> dict:
-    """The split and, per algorithm, its cross-validated, held-out and by-generator Spearman."""
+def report(X_train, train_set, X_hold, holdout, numbers: dict[str, int],
+           fitted: dict | None = None) -> dict:
+    """The split and, per algorithm, its cross-validated, held-out and by-generator Spearman.
+    `fitted`, when given, receives each algorithm's model fitted on all training rounds (so `train`
+    does not fit its chosen one again)."""
     one_generator = len(set(train_set.generators)) < 2
     out = {"split": {"train_rounds": _numbers(train_set.rounds, numbers),
                      "holdout_rounds": _numbers(holdout.rounds, numbers),
@@ -45,6 +48,8 @@ def report(X_train, train_set, X_hold, holdout, numbers: dict[str, int]) -> dict
     for alg in ALGORITHMS:
         cv = held_out(X_train, train_set, "round", alg)
         model = fit(X_train, train_set.target, train_set.rounds, alg)
+        if fitted is not None:
+            fitted[alg] = model
         hold = correlations(model.predict(X_hold), holdout.target) if len(holdout) else None
         gen = None if one_generator else held_out(X_train, train_set, "generator", alg)
         out[alg] = {
