@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="activation", choices=KIND_CHOICES)
     p.add_argument("--seeds", type=int, default=3,
                    help="seeds per set (default 3): set A starts at [suite] first_seed, set B follows")
+    p.add_argument("--from", dest="from_run", metavar="RUN_ID", default=None,
+                   help="measure again, without training, from the results an earlier check of this "
+                        "suite kept (a new run)")
     _common(p)
     p.set_defaults(handler=_suite)
 
@@ -255,7 +258,8 @@ def _reward(args) -> tuple[int, dict, str]:
 
 
 def _suite(args) -> tuple[int, dict, str]:
-    out = commands.suite_check(args.kind, args.seeds, args.tracking_uri, args.config, progress=_progress)
+    out = commands.suite_check(args.kind, args.seeds, args.tracking_uri, args.config, progress=_progress,
+                               from_run=args.from_run)
     lines = [f"suite check {out['run_id']} ({args.kind}, seeds {out['seeds']['a']} vs {out['seeds']['b']}):"]
     for task, r in out["tasks"].items():
         lines.append(f"  {task:<22} snr {_num(r['snr'], 1)}  saturation {_num(r['saturation'])}  "

@@ -127,10 +127,11 @@ def discover(kind: str = "activation", generator: str | None = None, n: int | No
 
 def suite_check(kind: str = "activation", seeds: int = 3, tracking_uri: str | None = None,
                 config_path: str | None = None, progress: Callable[[str], None] = lambda _: None,
-                members: list[str] | None = None) -> dict:
+                members: list[str] | None = None, from_run: str | None = None) -> dict:
     """`suite check`: train the kind's reference panel on the configured suite under two disjoint
     seed sets of `seeds` each, measure the instrument, record one MLflow run -> its JSON dict.
-    `members` restricts the panel to those names (tests, quick looks); the CLI has no flag for it."""
+    `members` restricts the panel to those names (tests, quick looks); the CLI has no flag for it.
+    `from_run` measures again from the per-model results that check kept, training nothing."""
     from . import suite_check as check
     from .evaluate.datasets import check_suite
     from .tracking import connect
@@ -141,6 +142,8 @@ def suite_check(kind: str = "activation", seeds: int = 3, tracking_uri: str | No
     chosen = check.panel_members(kind, members)
     suite = check_suite(config.suite, kind)  # a bad suite is a usage error before anything is written
     client = connect(tracking_uri)
+    if from_run is not None:
+        return check.remeasure(client, config, kind, suite, from_run)
     announce_when_used(progress)  # said when a sandbox first starts: nothing is probed before
     return check.run(client, config, kind, suite, seeds, chosen, progress)
 

@@ -198,3 +198,26 @@ def test_a_bad_config_stops_every_verb_with_one_line_before_anything_is_written_
         if code != 2 or len(lines) != 1 or key not in lines[0] or created or probed:
             wrong.append(f"{name}: exit {code}, created {created}, said {err.strip()!r}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_win_rule_is_the_kinds_and_every_made_config_names_it(tmp_path):
+    from mlr_mlflow.config import as_recorded, config_from_dict, for_kind
+
+    assert Config().compare.metric == "auto"
+    assert for_kind(Config(), "regularizer").compare.metric == "loss"
+    assert for_kind(Config(), "activation").compare.metric == "accuracy"
+    assert for_kind(Config(), "preprocessing").compare.metric == "accuracy"
+    assert for_kind(for_kind(Config(), "regularizer"), "regularizer").compare.metric == "loss"
+    path = tmp_path / "c.toml"
+    path.write_text('[compare]\nmetric = "accuracy"\n')
+    assert for_kind(load_config(path), "regularizer").compare.metric == "accuracy"  # the user's choice stands
+    path.write_text('[compare]\nmetric = "f1"\n')
+    with pytest.raises(ConfigError, match="metric"):
+        load_config(path)
+    # a config.json recorded before the key existed was judged by accuracy, whatever its kind
+    old = for_kind(Config(), "regularizer").to_dict()
+    del old["compare"]["metric"]
+    assert config_from_dict(as_recorded(old)).compare.metric == "accuracy"
+    assert config_from_dict(as_recorded({})).compare.metric == "accuracy"
+    new = for_kind(Config(), "regularizer").to_dict()
+    assert config_from_dict(as_recorded(new)).compare.metric == "loss"

@@ -192,3 +192,39 @@ def test_a_run_recorded_before_the_presets_still_audits_as_reproduced(tmp_path, 
     assert code == 0 and out["verdict"] == "reproduced" and out["max_abs_diff"] == 0.0, out
     rerun = MlflowClient(uri).get_run(out["rerun_run_id"])
     assert rerun.data.params["datasets"] == "iris,xor"
+
+
+STRONG_L2 = "def regularizer(params):\n    return 5e-3 * sum(p.pow(2).sum() for p in params)\n"
+
+
+@pytest.mark.slow
+def test_regularizer_runs_are_judged_by_the_loss_and_old_ones_still_audit_by_accuracy(tmp_path, capsys):
+    """A regularizer's win rates are decided by the test loss ([compare] metric "auto"); a run
+    recorded before the rule existed (its config.json without `metric`) was judged by accuracy, and
+    its audit re-runs it by accuracy: reproduced, not drift."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    from mlr_mlflow.evaluate.evaluator import Evaluator
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.tracking import connect
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    config = with_overrides(Config(), suite={"datasets": ("iris", "xor")})
+    old_rule = with_overrides(config, compare={"metric": "accuracy"})
+    client = connect(uri)
+    [new] = Evaluator(client, config).evaluate([Hypothesis("regularizer", STRONG_L2)], "one-pass", seeds=2)
+    [old] = Evaluator(client, old_rule).evaluate([Hypothesis("regularizer", STRONG_L2)], "one-pass", seeds=2)
+    assert new.valid and old.valid and new.metric == "loss" and old.metric == "accuracy"
+    assert new.per_seed == old.per_seed and (new.b_wr, new.val_b_wr) != (old.b_wr, old.val_b_wr)  # the rule mattered
+    run = MlflowClient(uri).get_run(new.run_id)
+    assert run.data.tags[names.WIN_METRIC] == "loss" and "decided by the test loss" in run.data.tags[names.NOTE]
+    artifacts = Path(urlparse(MlflowClient(uri).get_run(old.run_id).info.artifact_uri).path)
+    recorded = json.loads((artifacts / names.CONFIG_ARTIFACT).read_text())
+    assert recorded["compare"].pop("metric") == "accuracy"
+    (artifacts / names.CONFIG_ARTIFACT).write_text(json.dumps(recorded))  # as the code before wrote it
+    MlflowClient(uri).delete_tag(old.run_id, names.WIN_METRIC)
+    for ev in (old, new):
+        code = main(["audit", ev.run_id, "--tracking-uri", uri, "--json"])
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert code == 0 and out["verdict"] == "reproduced" and out["max_abs_diff"] == 0.0, out

@@ -82,6 +82,27 @@ def test_a_degenerate_member_screened_above_the_strongest_is_an_inversion():
     assert any(line.startswith("INVERSION: full training (bsota_wr) puts m7 above zero") for line in lines)
 
 
+def test_under_the_loss_rule_the_win_rates_follow_the_loss_and_acc_ones_the_accuracy():
+    # accuracy runs against quality, loss with it: the kind's rule decides what b_wr ranks
+    def crossed(quality: float) -> dict:
+        return {t: {s: {"test_acc": 0.9 - 0.1 * quality, "test_loss": 2.0 - 0.2 * quality + 0.001 * s,
+                        "n_test": 100, "val_acc": 0.9 - 0.1 * quality, "val_loss": 2.0 - 0.2 * quality,
+                        "n_val": 50} for s in A + B} for t in TASKS}
+
+    panel = {m.name: crossed(QUALITY[m.name]) for m in MEMBERS}
+    references = ([crossed(5.5)], [crossed(6.5)])
+    out = measure({"one-pass": panel, "full": panel}, {"one-pass": references, "full": references}, MEMBERS,
+                  A, B, 1e-3, SCREEN_STATISTIC, metric="loss")
+    assert out["metric"] == "loss"
+    full = out["members"]
+    assert full["m7"]["full_all"]["b_wr"] == 1.0 and full["m3"]["full_all"]["b_wr"] == 0.0
+    assert out["cheap_agreement"]["b_wr"]["acc_b_wr"]["non_degenerate"] == pytest.approx(-1.0)
+    assert out["cheap_agreement"]["b_wr"]["loss_b_wr"]["non_degenerate"] == pytest.approx(1.0)
+    assert out["order_check"]["ok"] and out["order_check"]["strongest"] == "m7"
+    assert "decided by the loss alone" in report.render({**out, "kind": "regularizer", "errors": {},
+                                                         "seeds": {"a": A, "b": B}}, "regularizer")
+
+
 def test_seed_sets_are_disjoint_and_start_at_the_suites_first_seed(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[suite]\nfirst_seed = 10\n")
@@ -136,7 +157,7 @@ def test_suite_check_on_a_tiny_suite_records_a_findable_run_with_report_and_figu
     assert names.CHEAP_VS_FULL in metrics or out["cheap_vs_full"] is None
     assert names.ceiling_metric("full", "b_wr", "all") in metrics
     listed = {a.path for a in client.list_artifacts(out["run_id"])}
-    assert {"suite_check.json", "suite_check.md", "suite_check.png"} <= listed
+    assert {"suite_check.json", "suite_check.md", "suite_check.png", "suite_check_results.json"} <= listed
     local = client.download_artifacts(out["run_id"], "", str(tmp_path / "art"))
     assert json.loads((tmp_path / "art" / "suite_check.json").read_text())["run_id"] == out["run_id"]
     assert "## Noise ceilings" in (tmp_path / "art" / "suite_check.md").read_text()
@@ -149,6 +170,18 @@ def test_suite_check_on_a_tiny_suite_records_a_findable_run_with_report_and_figu
     assert find_check(client, config_obj, "activation", suite[:1]) is None  # another suite: none
     assert find_check(client, config_obj, "regularizer", suite) is None
 
+    # measured again from the results it kept, training nothing: the same numbers, a new run
+    again = commands.suite_check("activation", 2, uri, str(config), from_run=out["run_id"])
+    assert again["run_id"] != out["run_id"]
+    for key in ("noise_ceilings", "cheap_agreement", "tasks", "tasks_one_pass", "full_noise_ceiling",
+                "cheap_vs_full", "members", "suite_digest"):
+        assert again[key] == out[key], key
+    assert find_check(client, config_obj, "activation", suite).info.run_id == again["run_id"]
+    with pytest.raises(UsageError, match="measured another suite"):
+        commands.suite_check("activation", 2, uri, None, from_run=out["run_id"])
+    with pytest.raises(UsageError, match="not a suite check of kind regularizer"):
+        commands.suite_check("regularizer", 2, uri, str(config), from_run=out["run_id"])
+
 
 def test_the_digest_follows_the_datasets_and_the_model(tmp_path):
     config = tmp_path / "tiny.toml"
@@ -160,6 +193,12 @@ def test_the_digest_follows_the_datasets_and_the_model(tmp_path):
     assert suite_digest(suite, base) == suite_digest(load_suite(base.suite), base)
     assert suite_digest(suite, base) != suite_digest(suite, wider)
     assert suite_digest(suite, base) != suite_digest(suite[::-1][:1], base)
+    # the win rule: a regularizer's checks (judged by the loss) are not an activation's; checks from
+    # before the rule existed (accuracy) keep their digest
+    assert suite_digest(suite, base, "activation") == suite_digest(suite, base)
+    assert suite_digest(suite, base, "regularizer") != suite_digest(suite, base, "activation")
+    config.write_text(TINY + '\n[compare]\nmetric = "accuracy"\n')
+    assert suite_digest(suite, load_config(str(config)), "regularizer") == suite_digest(suite, base)
 
 
 @pytest.mark.parametrize("argv, says", [

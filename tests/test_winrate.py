@@ -74,3 +74,25 @@ def test_units_are_paired_per_dataset_and_seed_and_average_to_the_win_rate():
     u = units(h, refs, 1e-3)
     assert u.tolist() == [[1.0, 0.0], [0.75, 0.0]]
     assert u.mean() == pytest.approx(win_rate(h, refs, 1e-3))
+
+
+def test_under_the_loss_rule_the_lower_loss_wins_whatever_the_accuracy():
+    assert compare(r(0.9, 5.0), r(0.8, 0.1), 1e-3, metric="loss") == 0.0
+    assert compare(r(0.8, 0.1), r(0.9, 5.0), 1e-3, metric="loss") == 1.0
+    assert compare(r(0.8, 0.5000), r(0.9, 0.5005), 1e-3, metric="loss") == 0.5  # within the tolerance
+    assert compare(r(0.9, math.nan), r(0.1, 9.0), 1e-3, metric="loss") == 0.0
+    # validation too: what a loss-judged kind is screened by
+    assert compare(r(0.5, 1.0, val=(0.9, 2.0)), r(0.5, 1.0, val=(0.6, 0.3)), 1e-3, "val", "loss") == 0.0
+    with pytest.raises(ValueError, match="unknown win-rate metric"):
+        compare(r(0.8, 0.1), r(0.8, 0.2), 1e-3, metric="f1")
+
+
+def test_the_summary_and_its_test_follow_the_metric():
+    # more correct examples than the baseline, but a worse loss on every unit
+    h = {ds: {s: r(0.9, 0.4) for s in range(4)} for ds in ("a", "b")}
+    base = {"none": {ds: {s: r(0.8, 0.2) for s in range(4)} for ds in ("a", "b")}}
+    by_accuracy = summarize(h, base, {}, 1e-3, n_boot=200)
+    by_loss = summarize(h, base, {}, 1e-3, n_boot=200, metric="loss")
+    assert by_accuracy["b_wr"] == 1.0 and by_loss["b_wr"] == 0.0
+    assert by_accuracy["b_wr_p_value"] < 0.05 and by_loss["b_wr_p_value"] == 1.0
+    assert by_loss["datasets"]["a"]["b_wr"] == 0.0 and by_loss["val_b_wr"] == 0.0

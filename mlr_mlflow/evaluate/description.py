@@ -18,7 +18,7 @@ def _wr(value, low, high) -> str:
 def hypothesis_note(expression: str, sha256: str, kind: str, variant: str, *, b_wr=None,
                     b_wr_ci: tuple = (None, None), bsota_wr=None, bsota_wr_ci: tuple = (None, None),
                     val_b_wr=None, screen_score=None, reasons: list[str] | None = None,
-                    instrument: str | None = None) -> str:
+                    instrument: str | None = None, metric: str = "accuracy") -> str:
     """The markdown description of one hypothesis run."""
     lines = [f"`{expression}`", "",
              f"{kind + ' ' if kind else ''}hypothesis {sha256[:10]}, {VARIANTS.get(variant, variant)}."]
@@ -28,8 +28,10 @@ def hypothesis_note(expression: str, sha256: str, kind: str, variant: str, *, b_
         verdict = ("beats the baselines" if b_wr_ci[0] is not None and b_wr_ci[0] > 0.5 else
                    "loses to the baselines" if b_wr_ci[1] is not None and b_wr_ci[1] < 0.5 else
                    "is not distinguishable from the baselines")
+        decided = (" decided by the test loss alone, which a regularizer moves more than accuracy"
+                   if metric == "loss" else "")
         lines += ["", f"Against the baselines it {verdict}: B-WR {_wr(b_wr, *b_wr_ci)} (the share of "
-                  "comparisons with a baseline it wins, 95% interval; 0.5 is a tie); against the best "
+                  f"comparisons with a baseline it wins{decided}, 95% interval; 0.5 is a tie); against the best "
                   f"of them, BSOTA-WR {_wr(bsota_wr, *bsota_wr_ci)}."]
         if screen_score is not None:
             from .screen import SCREEN_STATISTIC
@@ -55,4 +57,5 @@ def note_of(ev, instrument: str | None = None) -> str:
                            bsota_wr_ci=(u.get("bsota_wr_ci_low"), u.get("bsota_wr_ci_high")),
                            val_b_wr=ev.val_b_wr if ev.valid else None,
                            screen_score=ev.screen_score if ev.valid else None,
-                           reasons=None if ev.valid else list(ev.reasons), instrument=instrument)
+                           reasons=None if ev.valid else list(ev.reasons), instrument=instrument,
+                           metric=ev.metric)

@@ -31,6 +31,7 @@ class Evaluation:
     val_b_wr: float | None = None  # validation split: what selection uses
     val_bsota_wr: float | None = None
     screen_score: float | None = None  # the screening statistic (screen.py): what selection ranks by
+    metric: str = "accuracy"  # what decided its win rates ([compare] metric for its kind)
     uncertainty: dict[str, float] = field(default_factory=dict)  # UNCERTAINTY -> value
     datasets: dict[str, dict] = field(default_factory=dict)
     per_seed: dict = field(default_factory=dict, repr=False)
@@ -44,6 +45,7 @@ class Evaluation:
                  b_wr=metrics.get(names.B_WR), bsota_wr=metrics.get(names.BSOTA_WR),
                  val_b_wr=metrics.get(names.VAL_B_WR), val_bsota_wr=metrics.get(names.VAL_BSOTA_WR),
                  screen_score=metrics.get(names.SCREEN_SCORE),
+                 metric=tags.get(names.WIN_METRIC, "accuracy"),
                  uncertainty={k: metrics[k] for k in UNCERTAINTY if k in metrics})
         if tags.get(names.STATUS) == "invalid":
             ev.reject(tags.get(names.REASONS, "").splitlines(), tags.get(names.STAGE, "dynamic"))
@@ -56,7 +58,7 @@ class Evaluation:
         return {"valid": self.valid, "reasons": self.reasons, "stage": self.stage,
                 "run_id": self.run_id, "b_wr": self.b_wr, "bsota_wr": self.bsota_wr,
                 "val_b_wr": self.val_b_wr, "val_bsota_wr": self.val_bsota_wr,
-                "screen_score": self.screen_score,
+                "screen_score": self.screen_score, "win_metric": self.metric,
                 **{k: self.uncertainty.get(k) for k in UNCERTAINTY},
                 "variant": self.variant, "datasets": self.datasets,
                 "sha256": self.hypothesis.sha256, "expression": self.hypothesis.expression,
@@ -82,4 +84,5 @@ class Evaluation:
             for key in ("test_acc", "test_loss", "b_wr", "bsota_wr", "val_b_wr"):
                 metrics[names.dataset_metric(ds, key)] = m[key]
         return RunEnd(self.run_id, metrics, {names.STATUS: "evaluated", names.NOTE: note_of(self),
-                                             names.SCREEN_STATISTIC: SCREEN_STATISTIC})
+                                             names.SCREEN_STATISTIC: SCREEN_STATISTIC,
+                                             names.WIN_METRIC: self.metric})

@@ -125,13 +125,19 @@ def log_loss_ratio(h: Results, refs: list[Results], seeds: list[int], split: str
 
 
 def statistic(name: str, h: Results, baselines: list[Results], sota: list[Results], seeds: list[int],
-              loss_tol: float) -> float:
-    """A named statistic of `h` on `seeds` (see STATISTICS)."""
+              loss_tol: float, metric: str = "accuracy") -> float:
+    """A named statistic of `h` on `seeds` (see STATISTICS); the win rates a round reports are
+    under the kind's `metric` ([compare] metric), `acc_*` under the accuracy rule whatever it is."""
     both = baselines + sota
-    if name in ("b_wr", "bsota_wr", "val_b_wr", "val_bsota_wr"):  # the win rates a round reports
+    if name in ("b_wr", "bsota_wr", "val_b_wr", "val_bsota_wr", "acc_b_wr", "acc_bsota_wr"):
         refs = both if "bsota" in name else baselines
         return win_rate(_on(h, seeds), {str(i): _on(r, seeds) for i, r in enumerate(refs)}, loss_tol,
-                        split="val" if name.startswith("val_") else "test")
+                        split="val" if name.startswith("val_") else "test",
+                        metric="accuracy" if name.startswith("acc_") else metric)
+    if name in ("loss_b_wr", "loss_bsota_wr"):  # test loss alone, against the baselines / all references
+        return loss_win_rate(h, both if "bsota" in name else baselines, seeds, "test")
+    if name == "log_loss_ratio":
+        return log_loss_ratio(h, both, seeds, "test")
     if name == "val_loss_wr":
         return loss_win_rate(h, both, seeds, "val")
     if name == "val_log_loss_ratio":
@@ -139,4 +145,5 @@ def statistic(name: str, h: Results, baselines: list[Results], sota: list[Result
     raise KeyError(name)
 
 
-STATISTICS = ("b_wr", "bsota_wr", "val_b_wr", "val_bsota_wr", "val_loss_wr", "val_log_loss_ratio")
+STATISTICS = ("b_wr", "bsota_wr", "acc_b_wr", "acc_bsota_wr", "loss_b_wr", "loss_bsota_wr", "log_loss_ratio",
+              "val_b_wr", "val_bsota_wr", "val_loss_wr", "val_log_loss_ratio")

@@ -1,10 +1,14 @@
 """Win rates (CONTRACT.md): per dataset and seed, the hypothesis against each reference component.
 
-The rule for one (dataset, seed, reference):
-- more test examples classified correctly: win (1); fewer: loss (0);
-- the same number correct: the test losses decide; within `loss_tol` (absolute) it is a tie (0.5),
-  otherwise the lower loss wins. A non-finite loss counts as infinitely bad.
-Accuracy is compared as a count of correct examples, so float noise in it cannot decide.
+The rule for one (dataset, seed, reference), by the kind's test metric (`[compare] metric`):
+- "accuracy" (activations, preprocessing): more test examples classified correctly: win (1); fewer:
+  loss (0); the same number correct: the test losses decide; within `loss_tol` (absolute) it is a
+  tie (0.5), otherwise the lower loss wins. Accuracy is compared as a count of correct examples, so
+  float noise in it cannot decide.
+- "loss" (regularizers): the test losses alone decide, within `loss_tol` a tie. A regularizer moves
+  a model's loss much more than its count of correct examples, which ties or flips with the seed:
+  measured by `suite check` (docs/benchmarks.md, "The other kinds").
+A non-finite loss counts as infinitely bad.
 
 The same rule applies to either split: test win rates (`b_wr`, `bsota_wr`) are the reported numbers;
 validation win rates (`val_b_wr`, `val_bsota_wr`) are what a round selects on, so that the reported
@@ -27,12 +31,18 @@ def _loss(value) -> float:
     return math.inf if value is None or not math.isfinite(value) else float(value)
 
 
-def compare(h: dict, ref: dict, loss_tol: float, split: str = "test") -> float:
+METRICS = ("accuracy", "loss")
+
+
+def compare(h: dict, ref: dict, loss_tol: float, split: str = "test", metric: str = "accuracy") -> float:
     """1 for a win of `h` over `ref` on `split` ("test" or "val"), 0.5 for a tie, 0 for a loss."""
-    n = h[f"n_{split}"]
-    correct_h, correct_r = round(h[f"{split}_acc"] * n), round(ref[f"{split}_acc"] * n)
-    if correct_h != correct_r:
-        return 1.0 if correct_h > correct_r else 0.0
+    if metric == "accuracy":
+        n = h[f"n_{split}"]
+        correct_h, correct_r = round(h[f"{split}_acc"] * n), round(ref[f"{split}_acc"] * n)
+        if correct_h != correct_r:
+            return 1.0 if correct_h > correct_r else 0.0
+    elif metric != "loss":
+        raise ValueError(f"unknown win-rate metric {metric!r} (known: {', '.join(METRICS)})")
     lh, lr = _loss(h.get(f"{split}_loss")), _loss(ref.get(f"{split}_loss"))
     if lh == lr or abs(lh - lr) <= loss_tol:
         return 0.5
@@ -40,31 +50,32 @@ def compare(h: dict, ref: dict, loss_tol: float, split: str = "test") -> float:
 
 
 def win_rate(h: Results, references: dict[str, Results], loss_tol: float,
-             datasets: list[str] | None = None, split: str = "test") -> float:
+             datasets: list[str] | None = None, split: str = "test", metric: str = "accuracy") -> float:
     """Mean outcome over datasets x seeds x references (the seeds of `h`)."""
     outcomes = []
     for ds in datasets or list(h):
         for seed, result in h[ds].items():
-            outcomes += [compare(result, ref[ds][seed], loss_tol, split) for ref in references.values()]
+            outcomes += [compare(result, ref[ds][seed], loss_tol, split, metric)
+                         for ref in references.values()]
     if not outcomes:
         raise ValueError("no (dataset, seed, reference) triple to compare")
     return sum(outcomes) / len(outcomes)
 
 
 def units(h: Results, references: dict[str, Results], loss_tol: float,
-          split: str = "test") -> np.ndarray:
+          split: str = "test", metric: str = "accuracy") -> np.ndarray:
     """[datasets, seeds]: each (dataset, seed)'s mean outcome against the references (paired: the
     same seed and split on both sides). Its mean is the win rate."""
-    return np.array([[np.mean([compare(h[ds][seed], ref[ds][seed], loss_tol, split)
+    return np.array([[np.mean([compare(h[ds][seed], ref[ds][seed], loss_tol, split, metric)
                                for ref in references.values()]) for seed in sorted(h[ds])]
                      for ds in h])
 
 
 def uncertainty(h: Results, baselines: dict[str, Results], sota: dict[str, Results], loss_tol: float,
-                level: float = 0.95, n_boot: int = 2000) -> dict:
+                level: float = 0.95, n_boot: int = 2000, metric: str = "accuracy") -> dict:
     """Bootstrap intervals of b_wr and bsota_wr, and the paired test's p-value of b_wr > 0.5."""
-    b = units(h, baselines, loss_tol)
-    bsota = units(h, {**baselines, **sota}, loss_tol)
+    b = units(h, baselines, loss_tol, metric=metric)
+    bsota = units(h, {**baselines, **sota}, loss_tol, metric=metric)
     out = {"b_wr_p_value": sign_flip_pvalue(b)}
     for name, u in (("b_wr", b), ("bsota_wr", bsota)):
         out[f"{name}_ci_low"], out[f"{name}_ci_high"] = bootstrap_interval(u, level, n_boot)
@@ -72,9 +83,10 @@ def uncertainty(h: Results, baselines: dict[str, Results], sota: dict[str, Resul
 
 
 def summarize(h: Results, baselines: dict[str, Results], sota: dict[str, Results],
-              loss_tol: float, level: float = 0.95, n_boot: int = 2000) -> dict:
+              loss_tol: float, level: float = 0.95, n_boot: int = 2000, metric: str = "accuracy") -> dict:
     """What a hypothesis run records: b_wr and bsota_wr (test) with their intervals and p-value,
-    val_b_wr and val_bsota_wr (validation: for selection), and per-dataset means."""
+    val_b_wr and val_bsota_wr (validation: for selection), and per-dataset means, all under the
+    kind's `metric`."""
     both = {**baselines, **sota}
     datasets = {}
     for ds, per_seed in h.items():
@@ -82,11 +94,12 @@ def summarize(h: Results, baselines: dict[str, Results], sota: dict[str, Results
         datasets[ds] = {
             "test_acc": sum(r["test_acc"] for r in per_seed.values()) / len(per_seed),
             "test_loss": sum(losses) / len(losses),
-            "b_wr": win_rate(h, baselines, loss_tol, [ds]),
-            "bsota_wr": win_rate(h, both, loss_tol, [ds]),
-            "val_b_wr": win_rate(h, baselines, loss_tol, [ds], split="val"),
+            "b_wr": win_rate(h, baselines, loss_tol, [ds], metric=metric),
+            "bsota_wr": win_rate(h, both, loss_tol, [ds], metric=metric),
+            "val_b_wr": win_rate(h, baselines, loss_tol, [ds], split="val", metric=metric),
         }
-    return {"b_wr": win_rate(h, baselines, loss_tol), "bsota_wr": win_rate(h, both, loss_tol),
-            "val_b_wr": win_rate(h, baselines, loss_tol, split="val"),
-            "val_bsota_wr": win_rate(h, both, loss_tol, split="val"),
-            **uncertainty(h, baselines, sota, loss_tol, level, n_boot), "datasets": datasets}
+    return {"b_wr": win_rate(h, baselines, loss_tol, metric=metric),
+            "bsota_wr": win_rate(h, both, loss_tol, metric=metric),
+            "val_b_wr": win_rate(h, baselines, loss_tol, split="val", metric=metric),
+            "val_bsota_wr": win_rate(h, both, loss_tol, split="val", metric=metric),
+            **uncertainty(h, baselines, sota, loss_tol, level, n_boot, metric), "datasets": datasets}

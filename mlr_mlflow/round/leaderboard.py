@@ -45,7 +45,7 @@ def leaderboard(one_pass: list, full: list, confirmation=None, held_out=None,
                      "transfer_b_wr": transfers[sha].b_wr if sha in transfers else None,
                      "transfer_q_value": held_out.q_values.get(sha) if sha in transfers else None,
                      "transfers": bool(held_out and sha in held_out.transfers),
-                     "suite_noise_ceiling": noise_ceiling})
+                     "suite_noise_ceiling": noise_ceiling, "win_metric": ev.metric})
     rows.sort(key=lambda r: (not r["confirmed"], r["confirm_b_wr"] is None, -(r["confirm_b_wr"] or 0.0),
                              r["full_b_wr"] is None, -(r["full_b_wr"] or 0.0),
                              -(r["one_pass_b_wr"] or 0.0), r["sha256"]))

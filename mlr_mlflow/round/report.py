@@ -128,7 +128,7 @@ def describe_hypotheses(client, summary) -> None:
                     b_wr_ci=(row[f"{prefix}_b_wr_ci_low"], row[f"{prefix}_b_wr_ci_high"]),
                     bsota_wr=row[f"{prefix}_bsota_wr"], val_b_wr=row[f"{prefix}_val_b_wr"],
                     screen_score=row.get(f"{prefix}_screen_score"),
-                    instrument=instrument)
+                    instrument=instrument, metric=row.get("win_metric", "accuracy"))
                 client.set_tag(row[f"{prefix}_run_id"], names.NOTE, note)
 
 

@@ -11,9 +11,10 @@ import math
 import time
 from typing import Callable
 
-from ..config import Config, UsageError
+from ..config import Config, UsageError, with_overrides
 from ..evaluate.datasets import Dataset
 from ..evaluate.screen import SCREEN_STATISTIC
+from ..evaluate.winrate import METRICS
 from ..kinds.panels import panel
 from . import figure, report
 from .measure import RUNGS, measure
@@ -73,12 +74,64 @@ def run(client, config: Config, kind: str, suite: list[Dataset], per_set: int, m
     if sum(m.group != "degenerate" for m in kept) < 2:
         raise RuntimeError(f"too few panel members trained to measure anything: {errors}")
     results = {rung: {m.name: results[rung][m.name] for m in kept} for rung in RUNGS}
-    out = measure(results, refs, kept, seeds_a, seeds_b, config.compare.loss_tol, SCREEN_STATISTIC)
-    out = _clean({**out, "kind": kind, "seeds": {"per_set": per_set, "a": seeds_a, "b": seeds_b},
-                  "suite_digest": suite_digest(suite, config), "errors": errors,
+    raw = {"members": [m.name for m in kept], "seeds_a": seeds_a, "seeds_b": seeds_b,
+           "rungs": {rung: {"panel": results[rung], "baselines": refs[rung][0], "sota": refs[rung][1]}
+                     for rung in RUNGS}}
+    out = _measure_and_record(client, config, kind, suite, kept, raw, errors)
+    progress(f"suite check: done in {time.monotonic() - start:.0f} s, run {out['run_id']}")
+    return out
+
+
+def _measure_and_record(client, config: Config, kind: str, suite: list[Dataset], kept: list, raw: dict,
+                        errors: dict) -> dict:
+    seeds_a, seeds_b = raw["seeds_a"], raw["seeds_b"]
+    results = {rung: raw["rungs"][rung]["panel"] for rung in RUNGS}
+    refs = {rung: (raw["rungs"][rung]["baselines"], raw["rungs"][rung]["sota"]) for rung in RUNGS}
+    out = measure(results, refs, kept, seeds_a, seeds_b, config.compare.loss_tol, SCREEN_STATISTIC,
+                  config.compare.metric_for(kind))
+    out = _clean({**out, "kind": kind, "seeds": {"per_set": len(seeds_a), "a": seeds_a, "b": seeds_b},
+                  "suite_digest": suite_digest(suite, config, kind), "errors": errors,
                   "tasks_families": {d.name: d.family for d in suite}})
     out["verdicts"] = report.verdicts(out)
     text = report.render(out, kind)
-    run_id = record(client, config, kind, suite, out, text, figure.render(out, kind))
-    progress(f"suite check: done in {time.monotonic() - start:.0f} s, run {run_id}")
+    record(client, config, kind, suite, out, text, figure.render(out, kind), raw)
     return out
+
+
+def _int_seeds(results: dict) -> dict:
+    """JSON keys are strings: a Results' seeds back to ints ({task: {seed: result}})."""
+    return {task: {int(seed): r for seed, r in by_seed.items()} for task, by_seed in results.items()}
+
+
+def remeasure(client, config: Config, kind: str, suite: list[Dataset], run_id: str) -> dict:
+    """Measure again, without training, from the per-model results a recorded check kept
+    (`suite_check_results.json`), with today's statistics -> a new run on the same suite."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from ..tracking import names
+
+    run = client.get_run(run_id)
+    tags = run.data.tags
+    if tags.get(names.ROLE) != names.SUITE_CHECK_ROLE or tags.get(names.KIND) != kind:
+        raise UsageError(f"run {run_id} is not a suite check of kind {kind}")
+    # the models' results depend on the suite, not on the win rule they are measured by
+    same_suite = {suite_digest(suite, with_overrides(config, compare={"metric": m})) for m in METRICS}
+    if tags.get(names.SUITE_DIGEST) not in same_suite:
+        raise UsageError(f"run {run_id} measured another suite (digest {tags.get(names.SUITE_DIGEST)}, this "
+                         f"config's is {suite_digest(suite, config, kind)}): name the config it measured")
+    with tempfile.TemporaryDirectory(prefix="mlr-suite-check-") as tmp:
+        try:
+            path = client.download_artifacts(run_id, names.SUITE_CHECK_RESULTS, tmp)
+        except Exception:
+            raise UsageError(f"run {run_id} kept no per-model results ({names.SUITE_CHECK_RESULTS}: checks "
+                             "recorded before they were kept must be trained again)") from None
+        raw = json.loads(Path(path).read_text())
+    for rung in RUNGS:
+        part = raw["rungs"][rung]
+        part["panel"] = {m: _int_seeds(r) for m, r in part["panel"].items()}
+        part["baselines"] = [_int_seeds(r) for r in part["baselines"]]
+        part["sota"] = [_int_seeds(r) for r in part["sota"]]
+    kept = panel_members(kind, raw["members"])
+    return _measure_and_record(client, config, kind, suite, kept, raw, {})

@@ -27,7 +27,7 @@ def _shipped(kind: str) -> dict | None:
 def reliability(client, config: Config, kind: str, suite: list[Dataset]) -> dict:
     """{"full_noise_ceiling", "cheap_vs_full", "relu_like_ceiling", "source", "run_id"}; the numbers
     are None (and `source` says so) when this suite was never measured."""
-    digest = suite_digest(suite, config)
+    digest = suite_digest(suite, config, kind)
     run = find_check(client, config, kind, suite)
     if run is not None:
         m = run.data.metrics

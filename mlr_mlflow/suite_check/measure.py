@@ -29,10 +29,11 @@ def groups(members) -> dict[str, list[str]]:
     return {g: names for g, names in sets.items() if len(names) >= 3}
 
 
-def statistics(panel: dict, refs: tuple[list, list], seeds: list[int], loss_tol: float) -> dict:
-    """{statistic: {member: value}} over `seeds`."""
+def statistics(panel: dict, refs: tuple[list, list], seeds: list[int], loss_tol: float,
+               metric: str = "accuracy") -> dict:
+    """{statistic: {member: value}} over `seeds` (the reported win rates under the kind's `metric`)."""
     baselines, sota = refs
-    return {name: {m: statistic(name, results, baselines, sota, seeds, loss_tol)
+    return {name: {m: statistic(name, results, baselines, sota, seeds, loss_tol, metric)
                    for m, results in panel.items()} for name in STATISTICS}
 
 
@@ -76,14 +77,14 @@ def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str) -
 
 
 def measure(results: dict, refs: dict, members, seeds_a: list[int], seeds_b: list[int],
-            loss_tol: float, screen: str) -> dict:
+            loss_tol: float, screen: str, metric: str = "accuracy") -> dict:
     """Everything `suite check` reports. `results[rung]` is the panel's Results by member, `refs[rung]`
-    the references' (baselines, sota) at that rung."""
+    the references' (baselines, sota) at that rung; `metric` is the kind's win rule."""
     real = [m.name for m in members if m.group != "degenerate"]
     tasks = list(next(iter(results["full"].values())))
     per_task = {rung: {t: task_reliability(results[rung], t, seeds_a, seeds_b, real) for t in tasks}
                 for rung in RUNGS}
-    stats = {rung: {half: statistics(results[rung], refs[rung], seeds, loss_tol)
+    stats = {rung: {half: statistics(results[rung], refs[rung], seeds, loss_tol, metric)
                     for half, seeds in (("a", seeds_a), ("b", seeds_b))} for rung in RUNGS}
     sets = groups(members)
     ceilings = {rung: {name: {g: _rho(stats[rung]["a"][name], stats[rung]["b"][name], names)
@@ -93,10 +94,11 @@ def measure(results: dict, refs: dict, members, seeds_a: list[int], seeds_b: lis
                                            _rho(one["b"][name], full["a"][target], names)])
                                  for g, names in sets.items()} for name in STATISTICS}
                  for target in TARGETS}
-    cheap_all = statistics(results["one-pass"], refs["one-pass"], list(seeds_a) + list(seeds_b), loss_tol)
-    full_all = statistics(results["full"], refs["full"], list(seeds_a) + list(seeds_b), loss_tol)
+    cheap_all = statistics(results["one-pass"], refs["one-pass"], list(seeds_a) + list(seeds_b), loss_tol,
+                           metric)
+    full_all = statistics(results["full"], refs["full"], list(seeds_a) + list(seeds_b), loss_tol, metric)
     return {
-        "screen_statistic": screen,
+        "screen_statistic": screen, "metric": metric,
         "full_noise_ceiling": ceilings["full"]["b_wr"].get("non_degenerate", math.nan),
         "cheap_vs_full": agreement["b_wr"][screen].get("non_degenerate", math.nan),
         "tasks": per_task["full"],

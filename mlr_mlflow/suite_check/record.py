@@ -19,11 +19,16 @@ from ..tracking.queries import latest_suite_check
 from ..tracking.runs import end_failed
 
 
-def suite_digest(suite: list[Dataset], config: Config) -> str:
+def suite_digest(suite: list[Dataset], config: Config, kind: str | None = None) -> str:
     """What a suite's numbers depend on besides the component: each task's dataset digest (arrays
-    and split) and model family, and the model configuration."""
+    and split) and model family, the model configuration, and the win rule (`[compare] metric` for
+    `kind`) where it is not accuracy: a check under one rule says nothing of win rates under the
+    other, and checks made before the rule existed keep their digest."""
     material = {"datasets": {d.name: d.digest for d in suite}, "families": {d.name: d.family for d in suite},
                 "model": dataclasses.asdict(config.model)}
+    metric = config.compare.metric_for(kind) if kind else config.compare.metric
+    if metric not in ("accuracy", "auto"):
+        material["metric"] = metric
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -32,7 +37,7 @@ def find_check(client, config: Config, kind: str, suite: list[Dataset]):
     exp = client.get_experiment_by_name(names.instrument_experiment(config.experiment_prefix, kind))
     if exp is None:
         return None
-    return latest_suite_check(client, exp.experiment_id, kind, suite_digest(suite, config))
+    return latest_suite_check(client, exp.experiment_id, kind, suite_digest(suite, config, kind))
 
 
 def metrics_of(out: dict) -> dict[str, float]:
@@ -65,12 +70,12 @@ def _note(report: str) -> str:
 
 
 def record(client, config: Config, kind: str, suite: list[Dataset], out: dict, report: str,
-           figure: bytes) -> str:
+           figure: bytes, raw: dict | None = None) -> str:
     """Log the check as one finished run -> its id (a failure ends it FAILED, then raises)."""
     exp_id = experiment_id(client, names.instrument_experiment(config.experiment_prefix, kind))
     tasks = ",".join(d.name for d in suite)
     run_id = create_run(client, exp_id, f"suite check {kind} · {len(suite)} tasks", {
-        names.ROLE: names.SUITE_CHECK_ROLE, names.KIND: kind, names.SUITE_DIGEST: suite_digest(suite, config),
+        names.ROLE: names.SUITE_CHECK_ROLE, names.KIND: kind, names.SUITE_DIGEST: suite_digest(suite, config, kind),
         names.TASKS: tasks, names.SCREEN_STATISTIC: out["screen_statistic"]})
     try:
         out["run_id"] = run_id
@@ -82,6 +87,8 @@ def record(client, config: Config, kind: str, suite: list[Dataset], out: dict, r
             Path(tmp, names.SUITE_CHECK_ARTIFACT).write_text(json.dumps(out, indent=1, sort_keys=True, default=str))
             Path(tmp, names.SUITE_CHECK_REPORT).write_text(report)
             Path(tmp, names.SUITE_CHECK_FIGURE).write_bytes(figure)
+            if raw is not None:
+                Path(tmp, names.SUITE_CHECK_RESULTS).write_text(json.dumps(raw, sort_keys=True))
             client.log_artifacts(run_id, tmp)
         log_datasets(client, run_id, suite)
         finish(client, run_id, status_tag="evaluated")

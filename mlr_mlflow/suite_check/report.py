@@ -8,6 +8,13 @@ NOISY_SNR = 2.0  # signal to noise below this: a task's ordering is mostly seed 
 GOAL_CEILING = 0.85  # issue 27's goals for a suite's instrument
 GOAL_CHEAP = 0.7
 
+WIN_RULES = {
+    "accuracy": "Win rates (b_wr, bsota_wr, val_*) are decided by the count of correct examples, the loss "
+                "breaking ties; `acc_*` are the same under the accuracy rule, `loss_*` by the test loss alone.",
+    "loss": "This kind's win rates (b_wr, bsota_wr, val_*) are decided by the loss alone ([compare] metric); "
+            "`acc_*` are the same under the accuracy rule, for comparison.",
+}
+
 GROUP_LABELS = {"all": "all members", "non_degenerate": "non-degenerate", "relu_like": "ReLU-like"}
 
 
@@ -56,7 +63,8 @@ def render(out: dict, kind: str) -> str:
     seeds = out["seeds"]
     md = [f"# Suite check: {kind}", "",
           f"Panel of {len(out['members'])} reference {kind} components trained on {len(out['tasks'])} task(s), "
-          f"one-pass and full, under seed set A {seeds['a']} and the disjoint set B {seeds['b']}.", "",
+          f"one-pass and full, under seed set A {seeds['a']} and the disjoint set B {seeds['b']}. "
+          + WIN_RULES.get(out.get("metric", "accuracy"), ""), "",
           "## Verdict", "", *[f"- {line}" for line in verdicts(out)], "",
           "## Tasks (full training, non-degenerate members)", "",
           "- **snr**: variance of the members' mean score over the variance seed noise alone gives a mean "

@@ -118,6 +118,7 @@ VAL_B_WR = "val_b_wr"  # the same win rates on the validation split: what select
 VAL_BSOTA_WR = "val_bsota_wr"
 SCREEN_SCORE = "screen_score"  # the screening statistic (evaluate.screen), higher is better
 SCREEN_STATISTIC = "mlr.screen.statistic"  # which statistic screen_score is
+WIN_METRIC = "mlr.win.metric"  # what decided its win rates: "accuracy" or "loss" ([compare] metric)
 B_WR_P_VALUE = "b_wr_p_value"  # paired sign-flip test of b_wr > 0.5 (stats.sign_flip_pvalue)
 B_WR_Q_VALUE = "b_wr_q_value"  # a confirmation's Benjamini-Hochberg adjusted p-value in its round
 SCREEN_PICK = "mlr.screen.pick"  # on a reward-screened round's runs: "explore", "reward", "screened-out"
@@ -188,6 +189,9 @@ SUITE_DIGEST = "mlr.suite.digest"  # digest of the suite measured (suite_check.r
 SUITE_CHECK_ARTIFACT = "suite_check.json"  # every number of the check
 SUITE_CHECK_REPORT = "suite_check.md"  # the readable report (also the run's description)
 SUITE_CHECK_FIGURE = "suite_check.png"
+# every model's per-task, per-seed results, so that a statistic added later can be measured on a
+# recorded check without training again (`suite check --from RUN_ID`)
+SUITE_CHECK_RESULTS = "suite_check_results.json"
 FULL_NOISE_CEILING = "full_noise_ceiling"  # full-training B-WR between seed sets, non-degenerate panel
 CHEAP_VS_FULL = "cheap_vs_full"  # one-pass screening statistic vs full B-WR on the other seeds
 
