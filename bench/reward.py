@@ -141,6 +141,14 @@ def measure(client, config, algorithms, families) -> dict:
               "onepass_full_spearman": _r(spearman(onepass[both], full[both])),
               "onepass_val_full_spearman": _r(spearman(val[both], full[both])),
               "noise_ceiling": _r(spearman(onepass[ceil], again[ceil])), "models": {}}
+    # what no reward model is needed for: the cheap rung's own orders against the same truth (a model
+    # that predicted the screen perfectly would find the top 10 as the screen does), and the truth's
+    # own repeatability where the pool has a second full-training draw
+    target = np.asarray(data.target, float)
+    result["reference_orders"] = {
+        name: discovery(order[both & np.isfinite(order)], full[both & np.isfinite(order)])
+        for name, order in (("one_pass_b_wr", onepass), ("one_pass_screen", target), ("one_pass_val_b_wr", val))
+        if (both & np.isfinite(order)).sum() >= 10}
     encoder = Encoder()
     for family in families:
         flags = {name: name in FAMILIES[family] for name in ("structural", "grid", "embedding", "probes")}
@@ -230,6 +238,9 @@ def main(argv=None) -> dict:
           f"{result['full_trained']} trained in full")
     print(f"one-pass vs full Spearman {result['onepass_full_spearman']}, noise ceiling "
           f"{result['noise_ceiling']}")
+    for name, ref in result.get("reference_orders", {}).items():
+        print(f"reference order {name:18s} ndcg@10 {ref['ndcg_at_10']} p@10 {ref['precision_at_10']} | top10 "
+              f"after {ref['find_10_of_top10']['evaluations']} (random {ref['find_10_of_top10']['random_expected']})")
     for name, entry in result["models"].items():
         truth = entry["vs_full"] or entry["vs_one_pass"]
         print(f"{name:26s} by round sp {entry['by_round']['spearman']} tau {entry['by_round']['kendall']}"

@@ -68,6 +68,9 @@ def test_reward_benchmark_quick_measures_a_held_out_source_and_states_contract_k
     waves = entry["waves"]  # [discover] waves simulated: 1, 2 and 3 waves per round
     assert waves["possible"] > 0 and set(waves["by_waves"]) == {"1", "2", "3"}
     assert all(0 <= w["true_top_in_full"] <= waves["possible"] for w in waves["by_waves"].values())
+    refs = result["reference_orders"]  # the cheap rung's own orders against the same truth
+    assert {"one_pass_b_wr", "one_pass_screen"} <= set(refs)
+    assert all(ref["find_10_of_top10"]["evaluations"] >= 10 for ref in refs.values())
     assert not list(tmp_path.iterdir())
 
 

@@ -200,24 +200,17 @@ def test_a_bad_config_stops_every_verb_with_one_line_before_anything_is_written_
     assert not wrong, "\n".join(wrong)
 
 
-def test_the_win_rule_is_the_kinds_and_every_made_config_names_it(tmp_path):
-    from mlr_mlflow.config import as_recorded, config_from_dict, for_kind
+def test_the_win_rule_is_accuracy_unless_the_config_names_loss(tmp_path):
+    from mlr_mlflow.config import config_from_dict
 
-    assert Config().compare.metric == "auto"
-    assert for_kind(Config(), "regularizer").compare.metric == "loss"
-    assert for_kind(Config(), "activation").compare.metric == "accuracy"
-    assert for_kind(Config(), "preprocessing").compare.metric == "accuracy"
-    assert for_kind(for_kind(Config(), "regularizer"), "regularizer").compare.metric == "loss"
+    assert Config().compare.metric == "accuracy"
     path = tmp_path / "c.toml"
-    path.write_text('[compare]\nmetric = "accuracy"\n')
-    assert for_kind(load_config(path), "regularizer").compare.metric == "accuracy"  # the user's choice stands
+    path.write_text('[compare]\nmetric = "loss"\n')
+    assert load_config(path).compare.metric == "loss"
     path.write_text('[compare]\nmetric = "f1"\n')
     with pytest.raises(ConfigError, match="metric"):
         load_config(path)
-    # a config.json recorded before the key existed was judged by accuracy, whatever its kind
-    old = for_kind(Config(), "regularizer").to_dict()
+    # a config.json recorded before the key existed was judged by accuracy, as the default is
+    old = Config().to_dict()
     del old["compare"]["metric"]
-    assert config_from_dict(as_recorded(old)).compare.metric == "accuracy"
-    assert config_from_dict(as_recorded({})).compare.metric == "accuracy"
-    new = for_kind(Config(), "regularizer").to_dict()
-    assert config_from_dict(as_recorded(new)).compare.metric == "loss"
+    assert config_from_dict(old).compare.metric == "accuracy"

@@ -198,10 +198,10 @@ STRONG_L2 = "def regularizer(params):\n    return 5e-3 * sum(p.pow(2).sum() for 
 
 
 @pytest.mark.slow
-def test_regularizer_runs_are_judged_by_the_loss_and_old_ones_still_audit_by_accuracy(tmp_path, capsys):
-    """A regularizer's win rates are decided by the test loss ([compare] metric "auto"); a run
-    recorded before the rule existed (its config.json without `metric`) was judged by accuracy, and
-    its audit re-runs it by accuracy: reproduced, not drift."""
+def test_a_run_judged_by_the_loss_names_its_rule_and_old_runs_still_audit_by_accuracy(tmp_path, capsys):
+    """`[compare] metric = "loss"` decides win rates by the test loss, and the run says so; a run
+    recorded before the key existed (its config.json without `metric`) was judged by accuracy, and
+    its audit re-runs it so: reproduced, not drift."""
     from pathlib import Path
     from urllib.parse import urlparse
 
@@ -211,10 +211,10 @@ def test_regularizer_runs_are_judged_by_the_loss_and_old_ones_still_audit_by_acc
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     config = with_overrides(Config(), suite={"datasets": ("iris", "xor")})
-    old_rule = with_overrides(config, compare={"metric": "accuracy"})
+    by_loss = with_overrides(config, compare={"metric": "loss"})
     client = connect(uri)
-    [new] = Evaluator(client, config).evaluate([Hypothesis("regularizer", STRONG_L2)], "one-pass", seeds=2)
-    [old] = Evaluator(client, old_rule).evaluate([Hypothesis("regularizer", STRONG_L2)], "one-pass", seeds=2)
+    [new] = Evaluator(client, by_loss).evaluate([Hypothesis("regularizer", STRONG_L2)], "one-pass", seeds=2)
+    [old] = Evaluator(client, config).evaluate([Hypothesis("regularizer", STRONG_L2)], "one-pass", seeds=2)
     assert new.valid and old.valid and new.metric == "loss" and old.metric == "accuracy"
     assert new.per_seed == old.per_seed and (new.b_wr, new.val_b_wr) != (old.b_wr, old.val_b_wr)  # the rule mattered
     run = MlflowClient(uri).get_run(new.run_id)
@@ -228,3 +228,21 @@ def test_regularizer_runs_are_judged_by_the_loss_and_old_ones_still_audit_by_acc
         code = main(["audit", ev.run_id, "--tracking-uri", uri, "--json"])
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert code == 0 and out["verdict"] == "reproduced" and out["max_abs_diff"] == 0.0, out
+
+
+def test_a_regularizer_round_states_the_ceiling_of_what_it_is_ranked_by(tracking_uri):
+    """The shipped regularizer measurement names its verdict statistic: a round states that its
+    B-WR barely repeats and that the log-loss ratio it is ranked by does."""
+    from mlr_mlflow.config import for_kind
+    from mlr_mlflow.suite_check.known import reliability, sentence
+    from mlr_mlflow.tracking import connect
+
+    config = for_kind(Config(), "regularizer")
+    found = reliability(connect(tracking_uri), config, "regularizer", load_suite(config.suite))
+    assert found["verdict_statistic"] == "log_loss_ratio" and found["run_id"] is None
+    assert found["verdict_noise_ceiling"] > found["full_noise_ceiling"]  # measured: 0.76 against 0.30
+    text = sentence(found)
+    assert "test log-loss ratio this kind is ranked and confirmed by repeats at" in text
+    activation = reliability(connect(tracking_uri), for_kind(Config(), "activation"), "activation",
+                             load_suite(for_kind(Config(), "activation").suite))
+    assert activation["verdict_statistic"] is None and "log-loss" not in sentence(activation)

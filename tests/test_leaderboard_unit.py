@@ -77,3 +77,34 @@ def test_columns_turn_rows_into_the_logged_table():
     assert set(table) == {k for k in rows[0] if k.endswith("_run_id")
                           or any(r[k] is not None for r in rows)}
     assert table["rank"] == [1, 2] and list(table)[0] == "rank" and "full_b_wr" not in table
+
+
+def test_regularizers_are_ranked_and_confirmed_by_the_test_log_loss_ratio():
+    """A regularizer's B-WR does not repeat (evaluate/verdict.py): its rows are ordered by the log-loss
+    ratio, and confirmation passes on that ratio's test, not on B-WR."""
+    from mlr_mlflow.round.confirm import verdicts
+
+    def reg(i):
+        return Hypothesis("regularizer", f"def regularizer(params):\n    return {i}e-4 * sum(p.sum() for p in params)\n")
+
+    def rev(h, variant, b_wr, ratio, **u):
+        e = ev(h, variant, b_wr, **u)
+        e.log_loss_ratio = ratio
+        return e
+
+    a, b = reg(1), reg(2)
+    one_pass = [rev(a, "one-pass", 0.9, -0.2), rev(b, "one-pass", 0.4, 0.1)]
+    full = [rev(a, "full", 0.8, -0.1), rev(b, "full", 0.45, 0.05)]
+    rows = leaderboard(one_pass, full)
+    assert [r["sha256"] for r in rows] == [b.sha256, a.sha256]  # by the ratio, against B-WR's order
+    assert rows[0]["ranked_by"] == "log_loss_ratio" and rows[0]["full_log_loss_ratio"] == 0.05
+    # confirmation: a low ratio p-value and a ratio above 0 pass, whatever B-WR says; a B-WR p-value
+    # alone does not
+    by_ratio = rev(b, "confirm", 0.45, 0.05, log_loss_ratio_p_value=0.001, b_wr_p_value=0.9)
+    by_b_wr = rev(a, "confirm", 0.95, -0.05, log_loss_ratio_p_value=0.9, b_wr_p_value=0.001)
+    _, _, passing = verdicts([by_ratio, by_b_wr], 0.1)
+    assert passing == {b.sha256}
+    # an activation is still confirmed on B-WR
+    act = ev(hyp(7), "confirm", 0.9, b_wr_p_value=0.001, log_loss_ratio_p_value=0.9)
+    act.log_loss_ratio = -0.3
+    assert verdicts([act], 0.1)[2] == {act.hypothesis.sha256}

@@ -217,3 +217,34 @@ def test_eta_below_one_is_a_config_error(tmp_path, tracking_uri, capsys):
     code, out, _ = discover(capsys, tracking_uri, config, "--n", "2")
     assert code == 2 and "eta" in out["error"]
     assert not MlflowClient(tracking_uri).search_experiments(filter_string="name = 'mlr-activation'")
+
+
+@pytest.mark.slow
+def test_a_regularizer_round_is_ranked_and_confirmed_by_the_log_loss_ratio(tmp_path, tracking_uri, capsys):
+    """Regularizers' B-WR does not repeat (evaluate/verdict.py): their round orders its leaderboard by
+    the test log-loss ratio every run logs, confirms on it, and says so in its description."""
+    config = write(tmp_path, "c.toml", SMALL)
+    code, out, captured = discover(capsys, tracking_uri, config, "--kind", "regularizer", "--n", "5",
+                                   "--top-k", "2", "--seed", "3")
+    assert code == 0, captured.err
+    client = MlflowClient(tracking_uri)
+    kids = children(client, out["round_run_id"])
+    evaluated = [r for r in kids if r.data.tags.get(names.STATUS) == "evaluated"]
+    assert evaluated and all(names.LOG_LOSS_RATIO in r.data.metrics for r in evaluated)
+    assert all("log_loss_ratio_p_value" in r.data.metrics for r in evaluated)
+    path = client.download_artifacts(out["round_run_id"], names.LEADERBOARD_ARTIFACT, str(tmp_path))
+    table = json.loads(Path(path).read_text())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert {r["ranked_by"] for r in rows} == {"log_loss_ratio"}
+    by_id = {r.info.run_id: r for r in kids}
+    unconfirmed = [r for r in rows if not r["confirmed"] and r["full_run_id"]]
+    ratios = [by_id[r["confirm_run_id"]].data.metrics[names.LOG_LOSS_RATIO] if r["confirm_run_id"] else None
+              for r in unconfirmed]
+    known = [x for x in ratios if x is not None]
+    assert known == sorted(known, reverse=True)  # confirmation's ratio orders what was not confirmed
+    for row in rows:
+        if row["confirmed"]:  # confirmed on the ratio: above 0 on fresh seeds and split
+            assert by_id[row["confirm_run_id"]].data.metrics[names.LOG_LOSS_RATIO] > 0
+    note = client.get_run(out["round_run_id"]).data.tags[names.NOTE]
+    assert "Ranked by the test log-loss ratio" in note and "full log-loss ratio" in note
+    assert "Instrument: this suite's repeatability is not measured" in note  # a suite no check measured

@@ -99,6 +99,13 @@ def test_under_the_loss_rule_the_win_rates_follow_the_loss_and_acc_ones_the_accu
     assert out["cheap_agreement"]["b_wr"]["acc_b_wr"]["non_degenerate"] == pytest.approx(-1.0)
     assert out["cheap_agreement"]["b_wr"]["loss_b_wr"]["non_degenerate"] == pytest.approx(1.0)
     assert out["order_check"]["ok"] and out["order_check"]["strongest"] == "m7"
+    assert out["verdict_statistic"] == "b_wr" and out["verdict_noise_ceiling"] == out["noise_ceilings"]["full"]["b_wr"]["non_degenerate"]
+    ranked = measure({"one-pass": panel, "full": panel}, {"one-pass": references, "full": references}, MEMBERS,
+                     A, B, 1e-3, SCREEN_STATISTIC, verdict="log_loss_ratio")
+    assert ranked["verdict_noise_ceiling"] == pytest.approx(1.0)  # the loss orders the members on both sets
+    assert ranked["cheap_vs_verdict"] == ranked["cheap_agreement"]["log_loss_ratio"][SCREEN_STATISTIC]["non_degenerate"]
+    assert any("ranked and confirmed by log_loss_ratio" in line
+               for line in report.verdicts({**ranked, "errors": {}}))
     assert "decided by the loss alone" in report.render({**out, "kind": "regularizer", "errors": {},
                                                          "seeds": {"a": A, "b": B}}, "regularizer")
 
@@ -193,12 +200,12 @@ def test_the_digest_follows_the_datasets_and_the_model(tmp_path):
     assert suite_digest(suite, base) == suite_digest(load_suite(base.suite), base)
     assert suite_digest(suite, base) != suite_digest(suite, wider)
     assert suite_digest(suite, base) != suite_digest(suite[::-1][:1], base)
-    # the win rule: a regularizer's checks (judged by the loss) are not an activation's; checks from
-    # before the rule existed (accuracy) keep their digest
-    assert suite_digest(suite, base, "activation") == suite_digest(suite, base)
-    assert suite_digest(suite, base, "regularizer") != suite_digest(suite, base, "activation")
+    # the win rule: a check by the loss is not one by accuracy; checks from before the rule existed
+    # (accuracy) keep their digest
     config.write_text(TINY + '\n[compare]\nmetric = "accuracy"\n')
-    assert suite_digest(suite, load_config(str(config)), "regularizer") == suite_digest(suite, base)
+    assert suite_digest(suite, load_config(str(config))) == suite_digest(suite, base)
+    config.write_text(TINY + '\n[compare]\nmetric = "loss"\n')
+    assert suite_digest(suite, load_config(str(config))) != suite_digest(suite, base)
 
 
 @pytest.mark.parametrize("argv, says", [

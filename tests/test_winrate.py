@@ -96,3 +96,19 @@ def test_the_summary_and_its_test_follow_the_metric():
     assert by_accuracy["b_wr"] == 1.0 and by_loss["b_wr"] == 0.0
     assert by_accuracy["b_wr_p_value"] < 0.05 and by_loss["b_wr_p_value"] == 1.0
     assert by_loss["datasets"]["a"]["b_wr"] == 0.0 and by_loss["val_b_wr"] == 0.0
+
+
+def test_the_log_loss_ratio_measures_how_much_lower_the_loss_is_with_its_interval_and_test():
+    from mlr_mlflow.evaluate.winrate import log_ratio
+
+    h = {ds: {s: r(0.8, 0.25) for s in range(4)} for ds in ("a", "b")}
+    base = {"none": {ds: {s: r(0.8, 0.5) for s in range(4)} for ds in ("a", "b")}}
+    sota = {"l2": {ds: {s: r(0.9, 1.0) for s in range(4)} for ds in ("a", "b")}}
+    s = summarize(h, base, sota, 1e-3, n_boot=200)
+    assert s["log_loss_ratio"] == pytest.approx((math.log(2) + math.log(4)) / 2)
+    assert s["log_loss_ratio_ci_low"] <= s["log_loss_ratio"] <= s["log_loss_ratio_ci_high"]
+    assert s["log_loss_ratio_p_value"] < 0.01
+    worse = summarize(sota["l2"], base, {}, 1e-3, n_boot=200)
+    assert worse["log_loss_ratio"] < 0 and worse["log_loss_ratio_p_value"] == 1.0
+    assert log_ratio(None, 1.0) == -3.0 and log_ratio(1.0, math.inf) == 3.0 and log_ratio(None, None) == 0.0
+    assert log_ratio(1e-9, 1e3) == 3.0  # clipped: one diverged comparison cannot dominate

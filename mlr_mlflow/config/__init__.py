@@ -370,32 +370,10 @@ def for_discovery(config: Config, generator: str | None = None, llm: dict | None
     return config
 
 
-# Keys whose default changed meaning after runs were recorded without them: a recorded config.json
-# that lacks one ran under the old meaning, which an audit must re-run with.
-RECORDED_BEFORE = {("compare", "metric"): "accuracy"}
-
-
-def as_recorded(data: dict) -> dict:
-    """A recorded config.json's tables with every key of RECORDED_BEFORE that it lacks set to what
-    it meant then (a run from before `[compare] metric` was judged by accuracy, whatever its kind)."""
-    out = dict(data)
-    for (section, key), old in RECORDED_BEFORE.items():
-        table = out.get(section)
-        if table is None:
-            out[section] = {key: old}
-        elif isinstance(table, dict) and key not in table:
-            out[section] = {**table, key: old}
-    return out
-
-
 def for_kind(config: Config, kind: str) -> Config:
-    """The config a kind is evaluated under: its suite as `SuiteConfig.for_kind` gives it, and its
-    win rule (`[compare] metric`) named instead of "auto"."""
+    """The config a kind is evaluated under: its suite as `SuiteConfig.for_kind` gives it."""
     suite = config.suite.for_kind(kind)
-    compare = dataclasses.replace(config.compare, metric=config.compare.metric_for(kind))
-    if suite is config.suite and compare == config.compare:
-        return config
-    return dataclasses.replace(config, suite=suite, compare=compare)
+    return config if suite is config.suite else dataclasses.replace(config, suite=suite)
 
 
 def with_overrides(config: Config, **sections) -> Config:

@@ -142,16 +142,9 @@ class SuiteConfig:
         return bool(self.tasks) or (not self.datasets and self.preset != "classic")
 
 
-# The win rule a kind is judged by when `[compare] metric = "auto"`. Regularizers are judged by the test
-# loss: under the accuracy rule their full-training B-WR did not repeat between seed sets (noise
-# ceiling 0.12 on the default suite, non-degenerate panel), since most of them change a model's count
-# of correct test examples by less than a seed does (docs/benchmarks.md, "The other kinds").
-KIND_METRIC = {"regularizer": "loss"}
-
-
 @dataclass(frozen=True)
 @checked("compare", loss_tol=at_least(0), ci_level=between(0, 1, open_=True), bootstrap=at_least(1),
-         metric=one_of("auto", "accuracy", "loss"))
+         metric=one_of("accuracy", "loss"))
 class CompareConfig:
     """How one (dataset, seed) result is judged against a baseline's.
 
@@ -162,18 +155,15 @@ class CompareConfig:
         ci_level: confidence level of the bootstrap intervals of b_wr and bsota_wr.
         bootstrap: resamples drawn for those intervals.
         metric: what decides a win (evaluate/winrate.py): "accuracy" (the count of correct test
-            examples, the loss breaking ties), "loss" (the test loss alone) or "auto": the kind's
-            (KIND_METRIC), resolved when the config is made for a kind (`for_kind`), so that every
-            run's config.json names the rule it was judged by.
+            examples, the loss breaking ties: the paper's rule) or "loss" (the test loss alone).
+            Measured for regularizers, whose accuracy B-WR barely repeats: the loss rule repeats
+            no better (docs/benchmarks.md, "The other kinds"), so the default stays accuracy.
     """
 
     loss_tol: float = 1e-3
     ci_level: float = 0.95
     bootstrap: int = 2000
-    metric: str = "auto"
-
-    def metric_for(self, kind: str) -> str:
-        return KIND_METRIC.get(kind, "accuracy") if self.metric == "auto" else self.metric
+    metric: str = "accuracy"
 
     def __post_init__(self):
         if not 0.0 < self.ci_level < 1.0 or self.bootstrap < 1:

@@ -18,7 +18,8 @@ def _wr(value, low, high) -> str:
 def hypothesis_note(expression: str, sha256: str, kind: str, variant: str, *, b_wr=None,
                     b_wr_ci: tuple = (None, None), bsota_wr=None, bsota_wr_ci: tuple = (None, None),
                     val_b_wr=None, screen_score=None, reasons: list[str] | None = None,
-                    instrument: str | None = None, metric: str = "accuracy") -> str:
+                    instrument: str | None = None, metric: str = "accuracy", log_loss_ratio=None,
+                    log_loss_ratio_ci: tuple = (None, None), ranked_by: str | None = None) -> str:
     """The markdown description of one hypothesis run."""
     lines = [f"`{expression}`", "",
              f"{kind + ' ' if kind else ''}hypothesis {sha256[:10]}, {VARIANTS.get(variant, variant)}."]
@@ -28,11 +29,19 @@ def hypothesis_note(expression: str, sha256: str, kind: str, variant: str, *, b_
         verdict = ("beats the baselines" if b_wr_ci[0] is not None and b_wr_ci[0] > 0.5 else
                    "loses to the baselines" if b_wr_ci[1] is not None and b_wr_ci[1] < 0.5 else
                    "is not distinguishable from the baselines")
-        decided = (" decided by the test loss alone, which a regularizer moves more than accuracy"
-                   if metric == "loss" else "")
+        decided = " decided by the test loss alone" if metric == "loss" else ""
         lines += ["", f"Against the baselines it {verdict}: B-WR {_wr(b_wr, *b_wr_ci)} (the share of "
                   f"comparisons with a baseline it wins{decided}, 95% interval; 0.5 is a tie); against the best "
                   f"of them, BSOTA-WR {_wr(bsota_wr, *bsota_wr_ci)}."]
+        if log_loss_ratio is not None:
+            from .verdict import verdict
+
+            ranked = (ranked_by or verdict(kind).statistic) == "log_loss_ratio"
+            interval = (f" [{log_loss_ratio_ci[0]:.3f}, {log_loss_ratio_ci[1]:.3f}]"
+                        if None not in log_loss_ratio_ci else "")
+            lines.append(f"Test log-loss ratio against every reference {log_loss_ratio:+.3f}{interval} (> 0: a "
+                         "lower loss)" + (": what regularizers are ranked and confirmed by, since their "
+                                          "B-WR does not repeat between seed sets." if ranked else "."))
         if screen_score is not None:
             from .screen import SCREEN_STATISTIC
 
@@ -58,4 +67,5 @@ def note_of(ev, instrument: str | None = None) -> str:
                            val_b_wr=ev.val_b_wr if ev.valid else None,
                            screen_score=ev.screen_score if ev.valid else None,
                            reasons=None if ev.valid else list(ev.reasons), instrument=instrument,
-                           metric=ev.metric)
+                           metric=ev.metric, log_loss_ratio=ev.log_loss_ratio if ev.valid else None,
+                           log_loss_ratio_ci=(u.get("log_loss_ratio_ci_low"), u.get("log_loss_ratio_ci_high")))

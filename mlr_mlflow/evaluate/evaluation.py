@@ -8,7 +8,8 @@ from ..tracking import RunEnd, end_tags, log_json, names
 from .description import note_of
 from .screen import SCREEN_STATISTIC
 
-UNCERTAINTY = ("b_wr_ci_low", "b_wr_ci_high", "bsota_wr_ci_low", "bsota_wr_ci_high", "b_wr_p_value")
+UNCERTAINTY = ("b_wr_ci_low", "b_wr_ci_high", "bsota_wr_ci_low", "bsota_wr_ci_high", "b_wr_p_value",
+               "log_loss_ratio_ci_low", "log_loss_ratio_ci_high", "log_loss_ratio_p_value")
 
 
 def run_name(sha256: str, variant: str) -> str:
@@ -31,7 +32,8 @@ class Evaluation:
     val_b_wr: float | None = None  # validation split: what selection uses
     val_bsota_wr: float | None = None
     screen_score: float | None = None  # the screening statistic (screen.py): what selection ranks by
-    metric: str = "accuracy"  # what decided its win rates ([compare] metric for its kind)
+    metric: str = "accuracy"  # what decided its win rates ([compare] metric)
+    log_loss_ratio: float | None = None  # test, against every reference: what regularizers rank by
     uncertainty: dict[str, float] = field(default_factory=dict)  # UNCERTAINTY -> value
     datasets: dict[str, dict] = field(default_factory=dict)
     per_seed: dict = field(default_factory=dict, repr=False)
@@ -45,7 +47,7 @@ class Evaluation:
                  b_wr=metrics.get(names.B_WR), bsota_wr=metrics.get(names.BSOTA_WR),
                  val_b_wr=metrics.get(names.VAL_B_WR), val_bsota_wr=metrics.get(names.VAL_BSOTA_WR),
                  screen_score=metrics.get(names.SCREEN_SCORE),
-                 metric=tags.get(names.WIN_METRIC, "accuracy"),
+                 metric=tags.get(names.WIN_METRIC, "accuracy"), log_loss_ratio=metrics.get(names.LOG_LOSS_RATIO),
                  uncertainty={k: metrics[k] for k in UNCERTAINTY if k in metrics})
         if tags.get(names.STATUS) == "invalid":
             ev.reject(tags.get(names.REASONS, "").splitlines(), tags.get(names.STAGE, "dynamic"))
@@ -59,6 +61,7 @@ class Evaluation:
                 "run_id": self.run_id, "b_wr": self.b_wr, "bsota_wr": self.bsota_wr,
                 "val_b_wr": self.val_b_wr, "val_bsota_wr": self.val_bsota_wr,
                 "screen_score": self.screen_score, "win_metric": self.metric,
+                "log_loss_ratio": self.log_loss_ratio,
                 **{k: self.uncertainty.get(k) for k in UNCERTAINTY},
                 "variant": self.variant, "datasets": self.datasets,
                 "sha256": self.hypothesis.sha256, "expression": self.hypothesis.expression,
@@ -79,6 +82,7 @@ class Evaluation:
                 names.STAGE: self.stage, names.NOTE: note_of(self)}))
         metrics = {names.B_WR: self.b_wr, names.BSOTA_WR: self.bsota_wr, names.VAL_B_WR: self.val_b_wr,
                    names.VAL_BSOTA_WR: self.val_bsota_wr, names.SCREEN_SCORE: self.screen_score,
+                   names.LOG_LOSS_RATIO: self.log_loss_ratio,
                    **self.uncertainty}
         for ds, m in self.datasets.items():
             for key in ("test_acc", "test_loss", "b_wr", "bsota_wr", "val_b_wr"):

@@ -159,11 +159,7 @@ class Evaluator:
         params = {"variant": variant, "seeds": seeds, "suite": ",".join(ds.name for ds in suite),
                   "first_seed": self.config.suite.first_seed, "split_seed": self.config.suite.split_seed,
                   **{f"model.{k}": v for k, v in model.items()}}
-        config_json = {}  # per kind: the config with its win rule named (an audit re-runs by that rule)
-        for kind in {ev.hypothesis.kind for ev in evaluations}:
-            compare = dataclasses.replace(self.config.compare, metric=self.config.compare.metric_for(kind))
-            config_json[kind] = json.dumps(dataclasses.replace(self.config, compare=compare).to_dict(),
-                                           indent=1, sort_keys=True, default=str)
+        config_json = json.dumps(self.config.to_dict(), indent=1, sort_keys=True, default=str)
         env_json = environment_json(backend)
         inputs = dataset_inputs(suite)
         starts, experiments = {}, {}  # experiment -> [(evaluation, what starts its run)]; kind -> experiment
@@ -183,7 +179,7 @@ class Evaluator:
             tags.update(origin.get("tags", {}))
             start = RunStart(run_name(h.sha256, variant), tags, {"kind": h.kind, **params}, inputs,
                              {**origin.get("artifacts", {}), names.HYPOTHESIS_ARTIFACT: h.source,
-                              names.CONFIG_ARTIFACT: config_json[h.kind], names.ENVIRONMENT_ARTIFACT: env_json})
+                              names.CONFIG_ARTIFACT: config_json, names.ENVIRONMENT_ARTIFACT: env_json})
             if h.kind not in experiments:
                 experiments[h.kind] = experiment_id(self.client, self.config.experiment_name(h.kind))
             starts.setdefault(experiments[h.kind], []).append((ev, start))
@@ -267,12 +263,12 @@ class Evaluator:
                 continue
             baselines, sota = refs[ev.hypothesis.kind]
             c = self.config.compare
-            metric = c.metric_for(ev.hypothesis.kind)
+            metric = c.metric
             summary = summarize(raw[i], baselines, sota, c.loss_tol, c.ci_level, c.bootstrap, metric)
             ev.b_wr, ev.bsota_wr, ev.datasets = summary["b_wr"], summary["bsota_wr"], summary["datasets"]
             ev.val_b_wr, ev.val_bsota_wr = summary["val_b_wr"], summary["val_bsota_wr"]
             ev.screen_score = screen_score(raw[i], baselines, sota, c.loss_tol, metric)
-            ev.metric = metric
+            ev.metric, ev.log_loss_ratio = metric, summary["log_loss_ratio"]
             ev.uncertainty = {k: summary[k] for k in UNCERTAINTY}
             ev.per_seed = raw[i]
 

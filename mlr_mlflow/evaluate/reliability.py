@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ..stats import spearman
-from .winrate import Results, win_rate
+from .winrate import Results, log_ratio, win_rate
 
 SPLITS = ("test", "val")
 
@@ -104,24 +104,10 @@ def loss_win_rate(h: Results, refs: list[Results], seeds: list[int], split: str)
 
 
 def log_loss_ratio(h: Results, refs: list[Results], seeds: list[int], split: str) -> float:
-    """Mean over (task, seed, reference) of log(reference loss / hypothesis loss), clipped to
-    [-3, 3] per unit so that one diverged model cannot dominate: > 0 means lower loss than the
-    references."""
-    values = []
-    for t in h:
-        for s in seeds:
-            lh = _loss(h[t][s], split)
-            for r in refs:
-                lr = _loss(r[t][s], split)
-                if math.isinf(lh) and math.isinf(lr):
-                    values.append(0.0)
-                elif math.isinf(lh):
-                    values.append(-3.0)
-                elif math.isinf(lr):
-                    values.append(3.0)
-                else:
-                    values.append(float(np.clip(math.log(max(lr, 1e-12) / max(lh, 1e-12)), -3, 3)))
-    return float(np.mean(values))
+    """Mean over (task, seed, reference) of log(reference loss / hypothesis loss), clipped per
+    comparison (winrate.log_ratio): > 0 means lower loss than the references."""
+    return float(np.mean([log_ratio(h[t][s].get(f"{split}_loss"), r[t][s].get(f"{split}_loss"))
+                          for t in h for s in seeds for r in refs]))
 
 
 def statistic(name: str, h: Results, baselines: list[Results], sota: list[Results], seeds: list[int],

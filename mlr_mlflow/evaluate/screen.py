@@ -14,12 +14,12 @@ from .winrate import Results, win_rate
 # one-pass statistic against full-training B-WR on the other seeds, val_bsota_wr agreed best among
 # the non-degenerate members (Spearman 0.70; val_b_wr 0.67, the validation-loss win rate 0.69, a
 # clipped log loss ratio 0.64) and among the ReLU-like ones (0.69; 0.65, 0.58, 0.55).
-# A kind judged by the loss ([compare] metric, evaluate/winrate.py) is screened by the same rule on
-# the validation split.
+# Under [compare] metric = "loss" (evaluate/winrate.py) the screen follows the same rule on the
+# validation split.
 SCREEN_STATISTIC = "val_bsota_wr"
 DEFINITIONS = {
     "val_bsota_wr": "validation win rate against the baselines and the SOTA set together, per task and "
-                    "seed, by the kind's win rule (accuracy: more validation examples right wins, the "
+                    "seed, by the win rule (accuracy: more validation examples right wins, the "
                     "same count: the lower loss wins; loss: the lower loss wins; within "
                     "compare.loss_tol a tie); in [0, 1]",
 }

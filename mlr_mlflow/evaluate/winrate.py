@@ -1,13 +1,11 @@
 """Win rates (CONTRACT.md): per dataset and seed, the hypothesis against each reference component.
 
-The rule for one (dataset, seed, reference), by the kind's test metric (`[compare] metric`):
-- "accuracy" (activations, preprocessing): more test examples classified correctly: win (1); fewer:
+The rule for one (dataset, seed, reference), by the test metric (`[compare] metric`):
+- "accuracy" (the default, the paper's): more test examples classified correctly: win (1); fewer:
   loss (0); the same number correct: the test losses decide; within `loss_tol` (absolute) it is a
   tie (0.5), otherwise the lower loss wins. Accuracy is compared as a count of correct examples, so
   float noise in it cannot decide.
-- "loss" (regularizers): the test losses alone decide, within `loss_tol` a tie. A regularizer moves
-  a model's loss much more than its count of correct examples, which ties or flips with the seed:
-  measured by `suite check` (docs/benchmarks.md, "The other kinds").
+- "loss": the test losses alone decide, within `loss_tol` a tie.
 A non-finite loss counts as infinitely bad.
 
 The same rule applies to either split: test win rates (`b_wr`, `bsota_wr`) are the reported numbers;
@@ -71,13 +69,37 @@ def units(h: Results, references: dict[str, Results], loss_tol: float,
                      for ds in h])
 
 
+LOG_RATIO_CLIP = 3.0  # one diverged model moves the mean by at most this per comparison
+
+
+def log_ratio(loss_h, loss_ref) -> float:
+    """log(reference loss / hypothesis loss), clipped to [-3, 3]: > 0 is a lower loss than the
+    reference. A non-finite loss is infinitely bad (two of them: 0)."""
+    lh, lr = _loss(loss_h), _loss(loss_ref)
+    if math.isinf(lh) and math.isinf(lr):
+        return 0.0
+    if math.isinf(lh) or math.isinf(lr):
+        return -LOG_RATIO_CLIP if math.isinf(lh) else LOG_RATIO_CLIP
+    return float(np.clip(math.log(max(lr, 1e-12) / max(lh, 1e-12)), -LOG_RATIO_CLIP, LOG_RATIO_CLIP))
+
+
+def log_ratio_units(h: Results, references: dict[str, Results], split: str = "test") -> np.ndarray:
+    """[datasets, seeds]: each (dataset, seed)'s mean log loss ratio against the references (paired
+    like `units`). Its mean is `log_loss_ratio`: an effect size where a win rate only counts wins,
+    the statistic regularizers are ranked by (evaluate/verdict.py)."""
+    return np.array([[np.mean([log_ratio(h[ds][seed].get(f"{split}_loss"), ref[ds][seed].get(f"{split}_loss"))
+                               for ref in references.values()]) for seed in sorted(h[ds])]
+                     for ds in h])
+
+
 def uncertainty(h: Results, baselines: dict[str, Results], sota: dict[str, Results], loss_tol: float,
                 level: float = 0.95, n_boot: int = 2000, metric: str = "accuracy") -> dict:
     """Bootstrap intervals of b_wr and bsota_wr, and the paired test's p-value of b_wr > 0.5."""
     b = units(h, baselines, loss_tol, metric=metric)
     bsota = units(h, {**baselines, **sota}, loss_tol, metric=metric)
-    out = {"b_wr_p_value": sign_flip_pvalue(b)}
-    for name, u in (("b_wr", b), ("bsota_wr", bsota)):
+    ratio = log_ratio_units(h, {**baselines, **sota})
+    out = {"b_wr_p_value": sign_flip_pvalue(b), "log_loss_ratio_p_value": sign_flip_pvalue(ratio, null=0.0)}
+    for name, u in (("b_wr", b), ("bsota_wr", bsota), ("log_loss_ratio", ratio)):
         out[f"{name}_ci_low"], out[f"{name}_ci_high"] = bootstrap_interval(u, level, n_boot)
     return out
 
@@ -86,7 +108,8 @@ def summarize(h: Results, baselines: dict[str, Results], sota: dict[str, Results
               loss_tol: float, level: float = 0.95, n_boot: int = 2000, metric: str = "accuracy") -> dict:
     """What a hypothesis run records: b_wr and bsota_wr (test) with their intervals and p-value,
     val_b_wr and val_bsota_wr (validation: for selection), and per-dataset means, all under the
-    kind's `metric`."""
+    win rule `metric`; and the test log loss ratio against every reference, with its interval and
+    p-value (sign-flip test of a ratio above 0)."""
     both = {**baselines, **sota}
     datasets = {}
     for ds, per_seed in h.items():
@@ -102,4 +125,5 @@ def summarize(h: Results, baselines: dict[str, Results], sota: dict[str, Results
             "bsota_wr": win_rate(h, both, loss_tol, metric=metric),
             "val_b_wr": win_rate(h, baselines, loss_tol, split="val", metric=metric),
             "val_bsota_wr": win_rate(h, both, loss_tol, split="val", metric=metric),
+            "log_loss_ratio": float(log_ratio_units(h, both).mean()),
             **uncertainty(h, baselines, sota, loss_tol, level, n_boot, metric), "datasets": datasets}

@@ -7,7 +7,8 @@ again on seeds and a split that took no part in selecting it (`[confirm]`), agai
 trained on the same fresh seeds and split, and tested: a one-sided paired sign-flip test of
 b_wr > 0.5 per hypothesis (`stats.sign_flip_pvalue`, computed by the evaluator as `b_wr_p_value`),
 then Benjamini-Hochberg across the round's selected hypotheses at `confirm.fdr`. A hypothesis is
-*confirmed* when it passes and its confirmation B-WR is above 0.5.
+*confirmed* when it passes and its confirmation B-WR is above 0.5. Regularizers are tested and
+confirmed on their test log-loss ratio instead (above 0; `evaluate/verdict.py` says why).
 
 Recorded: confirmation runs (`mlr.variant=confirm`, with `b_wr_q_value`, the BH-adjusted p-value),
 `mlr.confirmed=true|false` on the round's runs of every selected hypothesis, and the round's
@@ -21,6 +22,7 @@ import math
 from typing import Callable
 
 from ..config import Config, ConfigError, UsageError, with_overrides
+from ..evaluate.verdict import value, verdict
 from ..stats import benjamini_hochberg
 from ..tracking import log, names
 from .selection import Confirmation
@@ -74,14 +76,17 @@ def confirm(client, config: Config, one_pass: list, full: list, seeds: int, roun
 
 def verdicts(evaluations: list, fdr: float) -> tuple[dict, dict[str, float], set[str]]:
     """(sha256 -> evaluation, sha256 -> BH-adjusted p-value, the sha256s that pass): passing is
-    surviving Benjamini-Hochberg at `fdr` with a B-WR above 0.5 (confirmation and transfer alike)."""
+    surviving Benjamini-Hochberg at `fdr` with the kind's verdict statistic above its null
+    (evaluate.verdict: B-WR above 0.5; for regularizers the test log-loss ratio above 0),
+    confirmation and transfer alike."""
     p_values = [_p_value(ev) if ev.valid else 1.0 for ev in evaluations]
     rejected, adjusted = benjamini_hochberg(p_values, fdr)
     by_sha, q_values, passing = {}, {}, set()
     for ev, passed, q in zip(evaluations, rejected, adjusted):
         sha = ev.hypothesis.sha256
         by_sha[sha], q_values[sha] = ev, float(q)
-        if passed and ev.valid and ev.b_wr is not None and ev.b_wr > 0.5:
+        score = value(ev)
+        if passed and ev.valid and score is not None and score > verdict(ev.hypothesis.kind).null:
             passing.add(sha)
     return by_sha, q_values, passing
 
@@ -89,14 +94,15 @@ def verdicts(evaluations: list, fdr: float) -> tuple[dict, dict[str, float], set
 def _p_value(ev) -> float:
     """A confirmation's p-value; one read back from a run kept from before a kill is untrusted: a
     value that no test gives (not a number in [0, 1], a B-WR outside [0, 1]) refuses the round."""
-    p = ev.uncertainty.get(names.B_WR_P_VALUE, 1.0)
+    key = verdict(ev.hypothesis.kind).p_value
+    p = ev.uncertainty.get(key, 1.0)
     if isinstance(p, float) and math.isnan(p):  # no test was possible: nothing is confirmed
         p = 1.0
     numbers = isinstance(p, (int, float)) and not isinstance(p, bool) and \
         (ev.b_wr is None or isinstance(ev.b_wr, (int, float)))
     if not numbers or not 0.0 <= p <= 1.0 or (ev.b_wr is not None and not math.isnan(ev.b_wr)
                                               and not 0.0 <= ev.b_wr <= 1.0):
-        raise UsageError(f"confirmation run {ev.run_id} records {names.B_WR_P_VALUE} = {p!r}, "
+        raise UsageError(f"confirmation run {ev.run_id} records {key} = {p!r}, "
                           f"{names.B_WR} = {ev.b_wr!r}: not what a test gives; refusing to confirm on it")
     return float(p)
 

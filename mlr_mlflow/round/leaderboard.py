@@ -2,10 +2,13 @@
 
 Ranked by confirmed results where they exist: confirmed hypotheses first, then the others with a
 confirmation, by confirmation B-WR (fresh seeds and split: not inflated by the selection); then by
-full B-WR, then one-pass B-WR. Every B-WR comes with its bootstrap interval.
+full B-WR, then one-pass B-WR. Every B-WR comes with its bootstrap interval. A kind whose B-WR does
+not repeat is ranked by its verdict statistic instead (evaluate/verdict.py: regularizers by the test
+log-loss ratio), named in each row's `ranked_by`.
 """
 from __future__ import annotations
 
+from mlr_mlflow.evaluate.verdict import verdict
 from mlr_mlflow.tracking import names
 
 
@@ -17,7 +20,8 @@ def _stage(prefix: str, ev) -> dict:
             f"{prefix}_b_wr": ev.b_wr if ev else None,
             f"{prefix}_b_wr_ci_low": u.get("b_wr_ci_low"),
             f"{prefix}_b_wr_ci_high": u.get("b_wr_ci_high"),
-            f"{prefix}_bsota_wr": ev.bsota_wr if ev else None}
+            f"{prefix}_bsota_wr": ev.bsota_wr if ev else None,
+            f"{prefix}_log_loss_ratio": ev.log_loss_ratio if ev else None}
 
 
 def leaderboard(one_pass: list, full: list, confirmation=None, held_out=None,
@@ -45,10 +49,16 @@ def leaderboard(one_pass: list, full: list, confirmation=None, held_out=None,
                      "transfer_b_wr": transfers[sha].b_wr if sha in transfers else None,
                      "transfer_q_value": held_out.q_values.get(sha) if sha in transfers else None,
                      "transfers": bool(held_out and sha in held_out.transfers),
-                     "suite_noise_ceiling": noise_ceiling, "win_metric": ev.metric})
-    rows.sort(key=lambda r: (not r["confirmed"], r["confirm_b_wr"] is None, -(r["confirm_b_wr"] or 0.0),
-                             r["full_b_wr"] is None, -(r["full_b_wr"] or 0.0),
-                             -(r["one_pass_b_wr"] or 0.0), r["sha256"]))
+                     "suite_noise_ceiling": noise_ceiling, "win_metric": ev.metric,
+                     "ranked_by": verdict(ev.hypothesis.kind).statistic})
+
+    def key(r):
+        stat = r["ranked_by"]
+        return (not r["confirmed"], r[f"confirm_{stat}"] is None, -(r[f"confirm_{stat}"] or 0.0),
+                r[f"full_{stat}"] is None, -(r[f"full_{stat}"] or 0.0), -(r[f"one_pass_{stat}"] or 0.0),
+                r["sha256"])
+
+    rows.sort(key=key)
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
     return rows
@@ -71,7 +81,7 @@ def best_of(rows: list[dict]) -> dict | None:
 
 # what a person reads first in leaderboard.json (MLflow's table view shows columns in this order)
 FIRST = ("rank", "expression", "confirmed", "transfers", "confirm_b_wr", "full_b_wr", "one_pass_b_wr",
-         "one_pass_screen_score", "suite_noise_ceiling", "sha256")
+         "one_pass_screen_score", "suite_noise_ceiling", "ranked_by", "full_log_loss_ratio", "sha256")
 
 
 def columns(rows: list[dict]) -> dict[str, list]:

@@ -291,7 +291,8 @@ class Round:
             names.VALIDATOR_PASS_RATE: summary.valid / len(hypotheses),
             names.BEST_B_WR: summary.best["b_wr"] if summary.best else None, **cost.metrics(),
             **{f"{names.INSTRUMENT_PREFIX}{k}": (summary.instrument or {}).get(k)
-               for k in ("full_noise_ceiling", "cheap_vs_full", "relu_like_ceiling")}, **seconds},
+               for k in ("full_noise_ceiling", "cheap_vs_full", "relu_like_ceiling", "verdict_noise_ceiling",
+                         "cheap_vs_verdict")}, **seconds},
             tags={names.INSTRUMENT_SOURCE: (summary.instrument or {}).get("source", "unknown")},
             step=self.number)
         if summary.leaderboard:

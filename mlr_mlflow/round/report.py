@@ -85,12 +85,18 @@ def description(summary, exp_id: str, number: int, where: str | None = None, awa
         lines += [f"{summary.transfers} of {summary.selected} selected transfer to the held-out tasks "
                   "(trained on tasks selection never saw).", ""]
     rows = summary.leaderboard[:SHOWN]
+    by_ratio = bool(rows) and rows[0].get("ranked_by") == "log_loss_ratio"
     if rows:
-        lines += ["Ranked by the most trustworthy stage each reached; what was trained fully was chosen "
+        ranked = ("Ranked by the test log-loss ratio against every reference (full training), which "
+                  "repeats for regularizers where their B-WR does not, at the most trustworthy stage each "
+                  "reached; confirmation tests it above 0" if by_ratio else
+                  "Ranked by the most trustworthy stage each reached")
+        lines += [f"{ranked}; what was trained fully was chosen "
                   f"by the one-pass screening statistic ({SCREEN_STATISTIC}, validation split only), "
                   "shown beside the test numbers.", "",
-                  "| # | hypothesis | expression | confirmed | transfers | confirmation B-WR | held-out B-WR | full B-WR | one-pass B-WR | one-pass screen |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| # | hypothesis | expression | confirmed | transfers | confirmation B-WR | held-out B-WR | full B-WR | one-pass B-WR | one-pass screen |"
+                  + (" full log-loss ratio |" if by_ratio else ""),
+                  "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if by_ratio else "")]
         for row in rows:  # each links its most trustworthy run: confirmation, else full, else one-pass
             run_id = row["confirm_run_id"] or row["full_run_id"] or row["one_pass_run_id"]
             lines.append(f"| {row['rank']} | [{row['sha256'][:8]}]({_link(exp_id, run_id)}) | "
@@ -99,7 +105,8 @@ def description(summary, exp_id: str, number: int, where: str | None = None, awa
                          f"{'yes' if row.get('transfers') else 'no'} | {_fmt(row['confirm_b_wr'])} | "
                          f"{_fmt(row.get('transfer_b_wr'))} | "
                          f"{_fmt(row['full_b_wr'])} | {_fmt(row['one_pass_b_wr'])} | "
-                         f"{_fmt(row.get('one_pass_screen_score'))} |")
+                         f"{_fmt(row.get('one_pass_screen_score'))} |"
+                         + (f" {_fmt(row.get('full_log_loss_ratio'))} |" if by_ratio else ""))
     else:
         lines.append("No hypothesis was evaluated in this round.")
     if awaiting:
@@ -128,7 +135,8 @@ def describe_hypotheses(client, summary) -> None:
                     b_wr_ci=(row[f"{prefix}_b_wr_ci_low"], row[f"{prefix}_b_wr_ci_high"]),
                     bsota_wr=row[f"{prefix}_bsota_wr"], val_b_wr=row[f"{prefix}_val_b_wr"],
                     screen_score=row.get(f"{prefix}_screen_score"),
-                    instrument=instrument, metric=row.get("win_metric", "accuracy"))
+                    instrument=instrument, metric=row.get("win_metric", "accuracy"),
+                    log_loss_ratio=row.get(f"{prefix}_log_loss_ratio"), ranked_by=row.get("ranked_by"))
                 client.set_tag(row[f"{prefix}_run_id"], names.NOTE, note)
 
 

@@ -14,6 +14,7 @@ from typing import Callable
 from ..config import Config, UsageError, with_overrides
 from ..evaluate.datasets import Dataset
 from ..evaluate.screen import SCREEN_STATISTIC
+from ..evaluate.verdict import verdict
 from ..evaluate.winrate import METRICS
 from ..kinds.panels import panel
 from . import figure, report
@@ -88,9 +89,9 @@ def _measure_and_record(client, config: Config, kind: str, suite: list[Dataset],
     results = {rung: raw["rungs"][rung]["panel"] for rung in RUNGS}
     refs = {rung: (raw["rungs"][rung]["baselines"], raw["rungs"][rung]["sota"]) for rung in RUNGS}
     out = measure(results, refs, kept, seeds_a, seeds_b, config.compare.loss_tol, SCREEN_STATISTIC,
-                  config.compare.metric_for(kind))
+                  config.compare.metric, verdict(kind).statistic)
     out = _clean({**out, "kind": kind, "seeds": {"per_set": len(seeds_a), "a": seeds_a, "b": seeds_b},
-                  "suite_digest": suite_digest(suite, config, kind), "errors": errors,
+                  "suite_digest": suite_digest(suite, config), "errors": errors,
                   "tasks_families": {d.name: d.family for d in suite}})
     out["verdicts"] = report.verdicts(out)
     text = report.render(out, kind)
@@ -120,7 +121,7 @@ def remeasure(client, config: Config, kind: str, suite: list[Dataset], run_id: s
     same_suite = {suite_digest(suite, with_overrides(config, compare={"metric": m})) for m in METRICS}
     if tags.get(names.SUITE_DIGEST) not in same_suite:
         raise UsageError(f"run {run_id} measured another suite (digest {tags.get(names.SUITE_DIGEST)}, this "
-                         f"config's is {suite_digest(suite, config, kind)}): name the config it measured")
+                         f"config's is {suite_digest(suite, config)}): name the config it measured")
     with tempfile.TemporaryDirectory(prefix="mlr-suite-check-") as tmp:
         try:
             path = client.download_artifacts(run_id, names.SUITE_CHECK_RESULTS, tmp)

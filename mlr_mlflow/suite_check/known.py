@@ -11,6 +11,7 @@ import json
 from .. import resources
 from ..config import Config
 from ..evaluate.datasets import Dataset
+from ..evaluate.verdict import BY_KIND, verdict
 from ..tracking import names
 from .record import find_check, suite_digest
 
@@ -24,25 +25,38 @@ def _shipped(kind: str) -> dict | None:
         return None
 
 
+EMPTY = {"full_noise_ceiling": None, "cheap_vs_full": None, "relu_like_ceiling": None,
+         "verdict_statistic": None, "verdict_noise_ceiling": None, "cheap_vs_verdict": None}
+
+
 def reliability(client, config: Config, kind: str, suite: list[Dataset]) -> dict:
-    """{"full_noise_ceiling", "cheap_vs_full", "relu_like_ceiling", "source", "run_id"}; the numbers
-    are None (and `source` says so) when this suite was never measured."""
-    digest = suite_digest(suite, config, kind)
+    """{"full_noise_ceiling", "cheap_vs_full", "relu_like_ceiling", "verdict_statistic",
+    "verdict_noise_ceiling", "cheap_vs_verdict", "source", "run_id"}; the numbers are None (and
+    `source` says so) when this suite was never measured. The verdict entries are given where the
+    kind is ranked by another statistic than B-WR (evaluate/verdict.py)."""
+    digest = suite_digest(suite, config)
+    stat = verdict(kind).statistic
     run = find_check(client, config, kind, suite)
     if run is not None:
         m = run.data.metrics
-        return {"full_noise_ceiling": m.get(names.FULL_NOISE_CEILING), "cheap_vs_full": m.get(names.CHEAP_VS_FULL),
-                "relu_like_ceiling": m.get(names.ceiling_metric("full", "b_wr", "relu_like")),
-                "source": f"suite check run {run.info.run_id}", "run_id": run.info.run_id, "suite_digest": digest}
-    shipped = _shipped(kind)
-    if shipped and shipped.get("suite_digest") == digest:
-        return {"full_noise_ceiling": shipped.get("full_noise_ceiling"), "cheap_vs_full": shipped.get("cheap_vs_full"),
-                "relu_like_ceiling": shipped.get("relu_like_ceiling"),
-                "source": f"the package's measurement of this suite, {shipped.get('measured', '?')}",
-                "run_id": None, "suite_digest": digest}
-    return {"full_noise_ceiling": None, "cheap_vs_full": None, "relu_like_ceiling": None,
-            "source": f"not measured: run `mlr-mlflow suite check --kind {kind}`", "run_id": None,
-            "suite_digest": digest}
+        out = {"full_noise_ceiling": m.get(names.FULL_NOISE_CEILING), "cheap_vs_full": m.get(names.CHEAP_VS_FULL),
+               "relu_like_ceiling": m.get(names.ceiling_metric("full", "b_wr", "relu_like")),
+               "verdict_noise_ceiling": m.get(names.VERDICT_NOISE_CEILING),
+               "cheap_vs_verdict": m.get(names.CHEAP_VS_VERDICT),
+               "source": f"suite check run {run.info.run_id}", "run_id": run.info.run_id, "suite_digest": digest}
+    else:
+        shipped = _shipped(kind)
+        if shipped and shipped.get("suite_digest") == digest:
+            out = {k: shipped.get(k) for k in EMPTY if k != "verdict_statistic"}
+            out.update(source=f"the package's measurement of this suite, {shipped.get('measured', '?')}",
+                       run_id=None, suite_digest=digest)
+        else:
+            return {**EMPTY, "source": f"not measured: run `mlr-mlflow suite check --kind {kind}`",
+                    "run_id": None, "suite_digest": digest}
+    if stat == "b_wr":
+        out["verdict_noise_ceiling"] = out["cheap_vs_verdict"] = None
+    out["verdict_statistic"] = None if stat == "b_wr" else stat
+    return out
 
 
 def stated_reliability(client, config: Config, kind: str) -> dict:
@@ -53,8 +67,11 @@ def stated_reliability(client, config: Config, kind: str) -> dict:
     try:
         return reliability(client, config, kind, load_suite(config.suite))
     except Exception as exc:  # noqa: BLE001
-        return {"full_noise_ceiling": None, "cheap_vs_full": None, "relu_like_ceiling": None,
-                "source": f"unknown ({type(exc).__name__}: {exc})", "run_id": None}
+        return {**EMPTY, "source": f"unknown ({type(exc).__name__}: {exc})", "run_id": None}
+
+
+def verdict_label(statistic: str) -> str:
+    return next((v.label for v in BY_KIND.values() if v.statistic == statistic), statistic)
 
 
 def sentence(r: dict) -> str:
@@ -66,4 +83,9 @@ def sentence(r: dict) -> str:
         parts.append(f"{r['relu_like_ceiling']:.2f} among ReLU-like variants")
     if r.get("cheap_vs_full") is not None:
         parts.append(f"the one-pass screen agrees with fresh full training at {r['cheap_vs_full']:.2f}")
+    if r.get("verdict_statistic") and r.get("verdict_noise_ceiling") is not None:
+        parts.append(f"the {verdict_label(r['verdict_statistic'])} this kind is ranked and confirmed by "
+                     f"repeats at {r['verdict_noise_ceiling']:.2f}"
+                     + (f", and the screen agrees with it at {r['cheap_vs_verdict']:.2f}"
+                        if r.get("cheap_vs_verdict") is not None else ""))
     return f"Instrument: {'; '.join(parts)} (from {r['source']}). Differences below that are noise."

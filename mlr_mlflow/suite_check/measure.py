@@ -13,7 +13,9 @@ from ..evaluate.reliability import STATISTICS, statistic, task_reliability
 from ..stats import spearman
 
 RUNGS = ("one-pass", "full")
-TARGETS = ("b_wr", "bsota_wr")  # the full-training statistics a cheap rung should predict
+# the full-training statistics a cheap rung should predict: the reported win rates, and the test
+# log-loss ratio that regularizers are ranked by (evaluate/verdict.py)
+TARGETS = ("b_wr", "bsota_wr", "log_loss_ratio")
 # the full-training statistic that decides which pairs of members are clearly ordered: the one with
 # the most references (a finer grain than B-WR's single baseline)
 ORDER_BY = "bsota_wr"
@@ -77,9 +79,10 @@ def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str) -
 
 
 def measure(results: dict, refs: dict, members, seeds_a: list[int], seeds_b: list[int],
-            loss_tol: float, screen: str, metric: str = "accuracy") -> dict:
+            loss_tol: float, screen: str, metric: str = "accuracy", verdict: str = "b_wr") -> dict:
     """Everything `suite check` reports. `results[rung]` is the panel's Results by member, `refs[rung]`
-    the references' (baselines, sota) at that rung; `metric` is the kind's win rule."""
+    the references' (baselines, sota) at that rung; `metric` is the win rule, `verdict` the
+    statistic the kind is ranked and confirmed by (evaluate/verdict.py)."""
     real = [m.name for m in members if m.group != "degenerate"]
     tasks = list(next(iter(results["full"].values())))
     per_task = {rung: {t: task_reliability(results[rung], t, seeds_a, seeds_b, real) for t in tasks}
@@ -98,7 +101,9 @@ def measure(results: dict, refs: dict, members, seeds_a: list[int], seeds_b: lis
                            metric)
     full_all = statistics(results["full"], refs["full"], list(seeds_a) + list(seeds_b), loss_tol, metric)
     return {
-        "screen_statistic": screen, "metric": metric,
+        "screen_statistic": screen, "metric": metric, "verdict_statistic": verdict,
+        "verdict_noise_ceiling": ceilings["full"][verdict].get("non_degenerate", math.nan),
+        "cheap_vs_verdict": agreement[verdict][screen].get("non_degenerate", math.nan),
         "full_noise_ceiling": ceilings["full"]["b_wr"].get("non_degenerate", math.nan),
         "cheap_vs_full": agreement["b_wr"][screen].get("non_degenerate", math.nan),
         "tasks": per_task["full"],

@@ -19,16 +19,15 @@ from ..tracking.queries import latest_suite_check
 from ..tracking.runs import end_failed
 
 
-def suite_digest(suite: list[Dataset], config: Config, kind: str | None = None) -> str:
+def suite_digest(suite: list[Dataset], config: Config) -> str:
     """What a suite's numbers depend on besides the component: each task's dataset digest (arrays
-    and split) and model family, the model configuration, and the win rule (`[compare] metric` for
-    `kind`) where it is not accuracy: a check under one rule says nothing of win rates under the
-    other, and checks made before the rule existed keep their digest."""
+    and split) and model family, the model configuration, and the win rule (`[compare] metric`)
+    where it is not accuracy: a check under one rule says nothing of win rates under the other, and
+    checks made before the rule existed keep their digest."""
     material = {"datasets": {d.name: d.digest for d in suite}, "families": {d.name: d.family for d in suite},
                 "model": dataclasses.asdict(config.model)}
-    metric = config.compare.metric_for(kind) if kind else config.compare.metric
-    if metric not in ("accuracy", "auto"):
-        material["metric"] = metric
+    if config.compare.metric != "accuracy":
+        material["metric"] = config.compare.metric
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -37,12 +36,13 @@ def find_check(client, config: Config, kind: str, suite: list[Dataset]):
     exp = client.get_experiment_by_name(names.instrument_experiment(config.experiment_prefix, kind))
     if exp is None:
         return None
-    return latest_suite_check(client, exp.experiment_id, kind, suite_digest(suite, config, kind))
+    return latest_suite_check(client, exp.experiment_id, kind, suite_digest(suite, config))
 
 
 def metrics_of(out: dict) -> dict[str, float]:
     metrics = {names.FULL_NOISE_CEILING: out["full_noise_ceiling"], names.CHEAP_VS_FULL: out["cheap_vs_full"],
-               "order_inversions": len(out["order_check"]["inversions"])}
+               "order_inversions": len(out["order_check"]["inversions"]),
+               names.VERDICT_NOISE_CEILING: out["verdict_noise_ceiling"], names.CHEAP_VS_VERDICT: out["cheap_vs_verdict"]}
     for key, per_task in (("", out["tasks"]), ("one_pass.", out["tasks_one_pass"])):
         for task, values in per_task.items():
             for stat, value in values.items():
@@ -75,7 +75,7 @@ def record(client, config: Config, kind: str, suite: list[Dataset], out: dict, r
     exp_id = experiment_id(client, names.instrument_experiment(config.experiment_prefix, kind))
     tasks = ",".join(d.name for d in suite)
     run_id = create_run(client, exp_id, f"suite check {kind} · {len(suite)} tasks", {
-        names.ROLE: names.SUITE_CHECK_ROLE, names.KIND: kind, names.SUITE_DIGEST: suite_digest(suite, config, kind),
+        names.ROLE: names.SUITE_CHECK_ROLE, names.KIND: kind, names.SUITE_DIGEST: suite_digest(suite, config),
         names.TASKS: tasks, names.SCREEN_STATISTIC: out["screen_statistic"]})
     try:
         out["run_id"] = run_id

@@ -11,7 +11,7 @@ GOAL_CHEAP = 0.7
 WIN_RULES = {
     "accuracy": "Win rates (b_wr, bsota_wr, val_*) are decided by the count of correct examples, the loss "
                 "breaking ties; `acc_*` are the same under the accuracy rule, `loss_*` by the test loss alone.",
-    "loss": "This kind's win rates (b_wr, bsota_wr, val_*) are decided by the loss alone ([compare] metric); "
+    "loss": "Win rates (b_wr, bsota_wr, val_*) are decided by the loss alone ([compare] metric = \"loss\"); "
             "`acc_*` are the same under the accuracy rule, for comparison.",
 }
 
@@ -45,6 +45,12 @@ def verdicts(out: dict) -> list[str]:
     if cheap is not None and math.isfinite(cheap):
         lines.append(f"the screening statistic {out['screen_statistic']} at one-pass agrees with full B-WR on "
                      f"other seeds at {cheap:.2f} (goal ≥ {GOAL_CHEAP})")
+    stat, v_ceiling, v_cheap = out.get("verdict_statistic"), out.get("verdict_noise_ceiling"), out.get("cheap_vs_verdict")
+    if stat and stat != "b_wr" and v_ceiling is not None and math.isfinite(v_ceiling):
+        lines.append(f"this kind is ranked and confirmed by {stat}, which repeats at Spearman {v_ceiling:.2f} "
+                     "between disjoint seed sets (non-degenerate panel)"
+                     + (f"; the one-pass {out['screen_statistic']} agrees with it at {v_cheap:.2f}"
+                        if v_cheap is not None and math.isfinite(v_cheap) else ""))
     order = out["order_check"]
     for inv in order["inversions"]:
         lines.append(f"INVERSION: full training ({order['ordered_by']}) puts {inv['higher']} above {inv['lower']} "

@@ -119,6 +119,8 @@ VAL_BSOTA_WR = "val_bsota_wr"
 SCREEN_SCORE = "screen_score"  # the screening statistic (evaluate.screen), higher is better
 SCREEN_STATISTIC = "mlr.screen.statistic"  # which statistic screen_score is
 WIN_METRIC = "mlr.win.metric"  # what decided its win rates: "accuracy" or "loss" ([compare] metric)
+LOG_LOSS_RATIO = "log_loss_ratio"  # test, against every reference (winrate.log_ratio_units)
+LOG_LOSS_RATIO_P_VALUE = "log_loss_ratio_p_value"  # sign-flip test of log_loss_ratio > 0
 B_WR_P_VALUE = "b_wr_p_value"  # paired sign-flip test of b_wr > 0.5 (stats.sign_flip_pvalue)
 B_WR_Q_VALUE = "b_wr_q_value"  # a confirmation's Benjamini-Hochberg adjusted p-value in its round
 SCREEN_PICK = "mlr.screen.pick"  # on a reward-screened round's runs: "explore", "reward", "screened-out"
@@ -155,7 +157,7 @@ COST_FULL_EQUIVALENTS = "cost_full_equivalents"  # ... and the round's cost in f
 DISCOVERY_BEST_B_WR = "discovery.best_b_wr"  # best B-WR of all the kind's rounds so far
 DISCOVERY_EVALUATIONS = "discovery.evaluations"  # evaluations spent in all the kind's rounds so far
 LLM_COST_USD = "llm.cost_usd"  # what an llm round's calls cost
-INSTRUMENT_PREFIX = "instrument."  # instrument.<full_noise_ceiling|cheap_vs_full|relu_like_ceiling>
+INSTRUMENT_PREFIX = "instrument."  # instrument.<full_noise_ceiling|cheap_vs_full|relu_like_ceiling|verdict_...>
 REWARD_SCORE = "reward.score"  # on a reward-screened hypothesis run: the score that picked it
 
 HYPOTHESIS_ARTIFACT = "hypothesis.py"
@@ -193,6 +195,8 @@ SUITE_CHECK_FIGURE = "suite_check.png"
 # recorded check without training again (`suite check --from RUN_ID`)
 SUITE_CHECK_RESULTS = "suite_check_results.json"
 FULL_NOISE_CEILING = "full_noise_ceiling"  # full-training B-WR between seed sets, non-degenerate panel
+VERDICT_NOISE_CEILING = "verdict_noise_ceiling"  # the same for the kind's verdict statistic (evaluate/verdict.py)
+CHEAP_VS_VERDICT = "cheap_vs_verdict"  # the screen vs the verdict statistic at full training, other seeds
 CHEAP_VS_FULL = "cheap_vs_full"  # one-pass screening statistic vs full B-WR on the other seeds
 
 
