@@ -246,3 +246,16 @@ def test_the_leaderboard_groups_by_round_newest_first_and_discoveries_come_first
     found = sections(Page(snap, "http://ui/").render("plotly.min.js"))
     assert "1 confirmed" in found["discoveries"] and found["discoveries"].count('class="run-link"') == 1
     assert runs[-1]["run_id"] in found["discoveries"]
+
+
+def test_the_instrument_line_names_what_a_regularizer_is_ranked_by():
+    from mlr_mlflow.dashboard.page import _macro
+
+    html = str(_macro("instrument")([
+        {"kind": "activation", "ceiling": 0.84, "relu_like": 0.81, "cheap_vs_full": 0.7, "verdict_ceiling": None,
+         "source": "s"},
+        {"kind": "regularizer", "ceiling": 0.3, "relu_like": None, "cheap_vs_full": 0.77, "verdict_ceiling": 0.76,
+         "source": "s"}]))
+    lines = html.split("<li>")
+    assert "log-loss" not in lines[1] and "0.84" in lines[1]
+    assert "ranked instead by the test log-loss ratio, which repeats at 0.76" in lines[2]
