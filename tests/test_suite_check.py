@@ -136,7 +136,7 @@ sota = ["gelu"]
 
 
 @pytest.mark.slow  # about a minute: 6 components x 4 seeds x 2 tasks, one-pass and full
-def test_suite_check_on_a_tiny_suite_records_a_findable_run_with_report_and_figure(tmp_path, monkeypatch):
+def test_suite_check_on_a_tiny_suite_records_a_findable_run_with_report_and_figure(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # a sqlite store's artifacts live beside it
     config = tmp_path / "tiny.toml"
     config.write_text(TINY)
@@ -188,6 +188,10 @@ def test_suite_check_on_a_tiny_suite_records_a_findable_run_with_report_and_figu
         commands.suite_check("activation", 2, uri, None, from_run=out["run_id"])
     with pytest.raises(UsageError, match="not a suite check of kind regularizer"):
         commands.suite_check("regularizer", 2, uri, str(config), from_run=out["run_id"])
+    with pytest.raises(UsageError, match="no run"):
+        commands.suite_check("activation", 2, uri, str(config), from_run="0" * 32)
+    code = cli.main(["suite", "check", "--from", "0" * 32, "--config", str(config), "--tracking-uri", uri])
+    assert code == 2 and "no run" in capsys.readouterr().err
 
 
 def test_the_digest_follows_the_datasets_and_the_model(tmp_path):

@@ -7,8 +7,11 @@ run with a report and a figure (`record`, `report`, `figure`).
 """
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable
 
 from ..config import Config, UsageError, with_overrides
@@ -17,6 +20,7 @@ from ..evaluate.screen import SCREEN_STATISTIC
 from ..evaluate.verdict import verdict
 from ..evaluate.winrate import METRICS
 from ..kinds.panels import panel
+from ..tracking import names
 from . import figure, report
 from .measure import RUNGS, measure
 from .record import find_check, record, suite_digest
@@ -75,7 +79,7 @@ def run(client, config: Config, kind: str, suite: list[Dataset], per_set: int, m
     if sum(m.group != "degenerate" for m in kept) < 2:
         raise RuntimeError(f"too few panel members trained to measure anything: {errors}")
     results = {rung: {m.name: results[rung][m.name] for m in kept} for rung in RUNGS}
-    raw = {"members": [m.name for m in kept], "seeds_a": seeds_a, "seeds_b": seeds_b,
+    raw = {"members": [m.name for m in kept], "seeds_a": seeds_a, "seeds_b": seeds_b, "errors": errors,
            "rungs": {rung: {"panel": results[rung], "baselines": refs[rung][0], "sota": refs[rung][1]}
                      for rung in RUNGS}}
     out = _measure_and_record(client, config, kind, suite, kept, raw, errors)
@@ -107,14 +111,12 @@ def _int_seeds(results: dict) -> dict:
 def remeasure(client, config: Config, kind: str, suite: list[Dataset], run_id: str) -> dict:
     """Measure again, without training, from the per-model results a recorded check kept
     (`suite_check_results.json`), with today's statistics -> a new run on the same suite."""
-    import json
-    import tempfile
-    from pathlib import Path
+    from mlflow.exceptions import MlflowException
 
-    from ..tracking import names
-
-    run = client.get_run(run_id)
-    tags = run.data.tags
+    try:
+        tags = client.get_run(run_id).data.tags
+    except MlflowException:
+        raise UsageError(f"no run {run_id!r} in the tracking store") from None
     if tags.get(names.ROLE) != names.SUITE_CHECK_ROLE or tags.get(names.KIND) != kind:
         raise UsageError(f"run {run_id} is not a suite check of kind {kind}")
     # the models' results depend on the suite, not on the win rule they are measured by
@@ -128,11 +130,16 @@ def remeasure(client, config: Config, kind: str, suite: list[Dataset], run_id: s
         except Exception:
             raise UsageError(f"run {run_id} kept no per-model results ({names.SUITE_CHECK_RESULTS}: checks "
                              "recorded before they were kept must be trained again)") from None
-        raw = json.loads(Path(path).read_text())
-    for rung in RUNGS:
-        part = raw["rungs"][rung]
-        part["panel"] = {m: _int_seeds(r) for m, r in part["panel"].items()}
-        part["baselines"] = [_int_seeds(r) for r in part["baselines"]]
-        part["sota"] = [_int_seeds(r) for r in part["sota"]]
-    kept = panel_members(kind, raw["members"])
-    return _measure_and_record(client, config, kind, suite, kept, raw, {})
+        try:
+            raw = json.loads(Path(path).read_text())
+            for rung in RUNGS:
+                part = raw["rungs"][rung]
+                part["panel"] = {m: _int_seeds(r) for m, r in part["panel"].items()}
+                part["baselines"] = [_int_seeds(r) for r in part["baselines"]]
+                part["sota"] = [_int_seeds(r) for r in part["sota"]]
+            members = list(raw["members"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"run {run_id}'s {names.SUITE_CHECK_RESULTS} is not what a suite check "
+                             f"writes ({type(exc).__name__}: {exc})") from None
+    kept = panel_members(kind, members)
+    return _measure_and_record(client, config, kind, suite, kept, raw, dict(raw.get("errors") or {}))
