@@ -259,3 +259,19 @@ def test_the_instrument_line_names_what_a_regularizer_is_ranked_by():
     lines = html.split("<li>")
     assert "log-loss" not in lines[1] and "0.84" in lines[1]
     assert "ranked instead by the test log-loss ratio, which repeats at 0.76" in lines[2]
+
+
+def test_the_dashboards_leaderboard_ranks_regularizers_by_the_log_loss_ratio():
+    from mlr_mlflow.dashboard.data import leaderboard
+    from mlr_mlflow.tracking.dashboard_queries import Snapshot
+
+    def run(kind, sha, b_wr, ratio):
+        return {"role": "hypothesis", "kind": kind, "sha256": sha, "status": "evaluated", "variant": "full",
+                "run_id": f"r-{sha}", "experiment_id": "1", "start_time": 0,
+                "metrics": {"b_wr": b_wr, "log_loss_ratio": ratio}}
+
+    snap = Snapshot("sqlite://", runs=[run("regularizer", "a", 0.9, -0.2), run("regularizer", "b", 0.4, 0.1),
+                                        run("activation", "c", 0.9, -0.2), run("activation", "d", 0.4, 0.1)])
+    order = [r["sha256"] for r in leaderboard(snap)]
+    assert order.index("b") < order.index("a")  # regularizers: the ratio
+    assert order.index("c") < order.index("d")  # activations: B-WR

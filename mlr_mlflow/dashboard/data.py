@@ -9,6 +9,7 @@ import difflib
 from collections import defaultdict
 from statistics import mean
 
+from ..evaluate.verdict import verdict
 from ..round.summary import reason_class
 from ..tracking import names
 from ..tracking.dashboard_queries import Snapshot
@@ -67,12 +68,14 @@ def awaiting_review(snap: Snapshot) -> list[dict]:
 
 def leaderboard(snap: Snapshot) -> list[dict]:
     """One row per (kind, hypothesis), as a round ranks them: confirmed first, then by the most
-    trustworthy stage a hypothesis reached (confirmation, full training, one pass) and its B-WR there."""
+    trustworthy stage a hypothesis reached (confirmation, full training, one pass) and its verdict
+    statistic there (B-WR; for regularizers the test log-loss ratio, evaluate/verdict.py, where a
+    run records it)."""
     numbers = round_numbers(snap)
     best: dict[tuple, dict] = {}
     for r in _evaluated(snap):
         key = (r["kind"], r["sha256"])
-        rank = (STAGES.get(r.get("variant"), 0), r["metrics"]["b_wr"])
+        rank = (STAGES.get(r.get("variant"), 0), _score(r))
         if key not in best or rank > best[key][0]:
             best[key] = (rank, r)
     audits = {r.get("audit_of") or r.get("parent_run_id") or r["run_id"]: r["audit_verdict"]
@@ -89,7 +92,7 @@ def leaderboard(snap: Snapshot) -> list[dict]:
                      "prompt_style": r.get("prompt_style") or "", "model": r.get("llm_model") or "",
                      "inspired_by": r.get("inspired_by") or "",
                      "variant": r.get("variant"), "round": numbers.get(r.get("round_id")),
-                     "b_wr": m["b_wr"], "bsota_wr": m.get("bsota_wr"),
+                     "b_wr": m["b_wr"], "bsota_wr": m.get("bsota_wr"), "score": _score(r),
                      "one_pass_b_wr": one_pass.get((kind, sha), {}).get("b_wr"),
                      # what chose it for full training: the screening statistic, beside the test numbers
                      "one_pass_screen": one_pass.get((kind, sha), {}).get(names.SCREEN_SCORE),
@@ -97,9 +100,16 @@ def leaderboard(snap: Snapshot) -> list[dict]:
                      "confirmed": (kind, sha) in confirmed,
                      "audit": r.get("audit_verdict") or audits.get(r["run_id"], ""),
                      "run_id": r["run_id"], "experiment_id": r["experiment_id"]})
-    rows.sort(key=lambda x: (not x["confirmed"], -STAGES.get(x["variant"], 0), -x["b_wr"],
+    rows.sort(key=lambda x: (not x["confirmed"], -STAGES.get(x["variant"], 0), -x["score"],
                              -(x["bsota_wr"] or 0), x["sha256"]))
     return rows
+
+
+def _score(r: dict) -> float:
+    """A run's verdict statistic (evaluate/verdict.py); B-WR where it has not recorded that one."""
+    m = r["metrics"]
+    value = m.get(verdict(r["kind"]).statistic)
+    return m["b_wr"] if value is None else value
 
 
 ROWS_PER_ROUND = 10  # a round's best rows on the page; the rest are one click away in the MLflow UI
