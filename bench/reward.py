@@ -142,8 +142,7 @@ def measure(client, config, algorithms, families) -> dict:
               "onepass_val_full_spearman": _r(spearman(val[both], full[both])),
               "noise_ceiling": _r(spearman(onepass[ceil], again[ceil])), "models": {}}
     # what no reward model is needed for: the cheap rung's own orders against the same truth (a model
-    # that predicted the screen perfectly would find the top 10 as the screen does), and the truth's
-    # own repeatability where the pool has a second full-training draw
+    # that predicted the screen perfectly would find the top 10 as the screen does)
     target = np.asarray(data.target, float)
     result["reference_orders"] = {
         name: discovery(order[both & np.isfinite(order)], full[both & np.isfinite(order)])

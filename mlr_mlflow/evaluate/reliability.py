@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ..stats import spearman
-from .winrate import Results, log_ratio, win_rate
+from .winrate import Results, log_ratio_units, win_rate
 
 SPLITS = ("test", "val")
 
@@ -90,24 +90,21 @@ def _on(h: Results, seeds: list[int]) -> Results:
     return {t: {s: h[t][s] for s in seeds} for t in h}
 
 
+def _refs(refs: list[Results], seeds: list[int]) -> dict[str, Results]:
+    return {str(i): _on(r, seeds) for i, r in enumerate(refs)}
+
+
 def loss_win_rate(h: Results, refs: list[Results], seeds: list[int], split: str) -> float:
-    """Win rate decided by the loss alone (lower wins, equal ties): no accuracy count, so a model's
-    confidence counts even where both classify the same examples correctly."""
-    outcomes = []
-    for t in h:
-        for s in seeds:
-            lh = _loss(h[t][s], split)
-            for r in refs:
-                lr = _loss(r[t][s], split)
-                outcomes.append(1.0 if lh < lr else 0.5 if lh == lr else 0.0)
-    return float(np.mean(outcomes))
+    """Win rate decided by the loss alone, exact ties only (winrate's "loss" rule with no tolerance):
+    no accuracy count, so a model's confidence counts even where both classify the same examples
+    correctly."""
+    return win_rate(_on(h, seeds), _refs(refs, seeds), 0.0, split=split, metric="loss")
 
 
 def log_loss_ratio(h: Results, refs: list[Results], seeds: list[int], split: str) -> float:
     """Mean over (task, seed, reference) of log(reference loss / hypothesis loss), clipped per
-    comparison (winrate.log_ratio): > 0 means lower loss than the references."""
-    return float(np.mean([log_ratio(h[t][s].get(f"{split}_loss"), r[t][s].get(f"{split}_loss"))
-                          for t in h for s in seeds for r in refs]))
+    comparison (winrate.log_ratio_units): > 0 means lower loss than the references."""
+    return float(log_ratio_units(_on(h, seeds), _refs(refs, seeds), split).mean())
 
 
 def statistic(name: str, h: Results, baselines: list[Results], sota: list[Results], seeds: list[int],
@@ -117,7 +114,7 @@ def statistic(name: str, h: Results, baselines: list[Results], sota: list[Result
     both = baselines + sota
     if name in ("b_wr", "bsota_wr", "val_b_wr", "val_bsota_wr", "acc_b_wr", "acc_bsota_wr"):
         refs = both if "bsota" in name else baselines
-        return win_rate(_on(h, seeds), {str(i): _on(r, seeds) for i, r in enumerate(refs)}, loss_tol,
+        return win_rate(_on(h, seeds), _refs(refs, seeds), loss_tol,
                         split="val" if name.startswith("val_") else "test",
                         metric="accuracy" if name.startswith("acc_") else metric)
     if name in ("loss_b_wr", "loss_bsota_wr"):  # test loss alone, against the baselines / all references

@@ -94,11 +94,13 @@ def log_ratio_units(h: Results, references: dict[str, Results], split: str = "te
 
 def uncertainty(h: Results, baselines: dict[str, Results], sota: dict[str, Results], loss_tol: float,
                 level: float = 0.95, n_boot: int = 2000, metric: str = "accuracy") -> dict:
-    """Bootstrap intervals of b_wr and bsota_wr, and the paired test's p-value of b_wr > 0.5."""
+    """Bootstrap intervals of b_wr and bsota_wr, and the paired test's p-value of b_wr > 0.5; the
+    test log loss ratio against every reference, with its interval and its test of a ratio > 0."""
     b = units(h, baselines, loss_tol, metric=metric)
     bsota = units(h, {**baselines, **sota}, loss_tol, metric=metric)
     ratio = log_ratio_units(h, {**baselines, **sota})
-    out = {"b_wr_p_value": sign_flip_pvalue(b), "log_loss_ratio_p_value": sign_flip_pvalue(ratio, null=0.0)}
+    out = {"b_wr_p_value": sign_flip_pvalue(b), "log_loss_ratio": float(ratio.mean()),
+           "log_loss_ratio_p_value": sign_flip_pvalue(ratio, null=0.0)}
     for name, u in (("b_wr", b), ("bsota_wr", bsota), ("log_loss_ratio", ratio)):
         out[f"{name}_ci_low"], out[f"{name}_ci_high"] = bootstrap_interval(u, level, n_boot)
     return out
@@ -125,5 +127,4 @@ def summarize(h: Results, baselines: dict[str, Results], sota: dict[str, Results
             "bsota_wr": win_rate(h, both, loss_tol, metric=metric),
             "val_b_wr": win_rate(h, baselines, loss_tol, split="val", metric=metric),
             "val_bsota_wr": win_rate(h, both, loss_tol, split="val", metric=metric),
-            "log_loss_ratio": float(log_ratio_units(h, both).mean()),
             **uncertainty(h, baselines, sota, loss_tol, level, n_boot, metric), "datasets": datasets}
