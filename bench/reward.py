@@ -15,7 +15,8 @@ predictions (reward/measure.py):
 - against full-training B-WR (what a round is after): NDCG@10, precision@10, evaluations to find
   the true top 10 (and 9, 8) as a fraction of a random order's; the same against one-pass B-WR;
 - the Spearman of one-pass against full B-WR, and the noise ceiling (one-pass B-WR on two disjoint
-  seed sets of the same hypotheses);
+  seed sets of the same hypotheses); with `--truth-again`, the truth's own ceiling (full B-WR on
+  the disjoint seeds) and how that second draw, as an order, finds the first draw's top 10;
 - a quarter of the cost of training everything in full, spent three ways (round/halving.py's costs):
   reward screen -> one-pass -> full on the best 1/eta; one-pass on all -> full; reward -> full.
   How many of the true top 10 (by full B-WR) got a full training;
@@ -32,6 +33,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +135,7 @@ def measure(client, config, algorithms, families) -> dict:
     full = aligned(data.shas, metric_by_sha(client, exp_name, "full", "b_wr"))
     val = aligned(data.shas, metric_by_sha(client, exp_name, "one-pass", "val_b_wr"))
     again = aligned(data.shas, metric_by_sha(client, "ceiling-activation", "one-pass", "b_wr"))
+    full_again = aligned(data.shas, metric_by_sha(client, "ceiling-activation", "full", "b_wr"))
     onepass = data.b_wr.astype(float)
     both = np.isfinite(full)
     ceil = np.isfinite(again)
@@ -141,12 +144,15 @@ def measure(client, config, algorithms, families) -> dict:
               "onepass_full_spearman": _r(spearman(onepass[both], full[both])),
               "onepass_val_full_spearman": _r(spearman(val[both], full[both])),
               "noise_ceiling": _r(spearman(onepass[ceil], again[ceil])), "models": {}}
+    twice = both & np.isfinite(full_again)
+    result["truth_noise_ceiling"] = _r(spearman(full[twice], full_again[twice])) if twice.sum() >= 3 else None
     # what no reward model is needed for: the cheap rung's own orders against the same truth (a model
     # that predicted the screen perfectly would find the top 10 as the screen does)
     target = np.asarray(data.target, float)
     result["reference_orders"] = {
         name: discovery(order[both & np.isfinite(order)], full[both & np.isfinite(order)])
-        for name, order in (("one_pass_b_wr", onepass), ("one_pass_screen", target), ("one_pass_val_b_wr", val))
+        for name, order in (("one_pass_b_wr", onepass), ("one_pass_screen", target), ("one_pass_val_b_wr", val),
+                            ("full_b_wr_other_seeds", full_again))
         if (both & np.isfinite(order)).sum() >= 10}
     encoder = Encoder()
     for family in families:
@@ -208,6 +214,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--families", default="structural+grid")
     parser.add_argument("--algorithms", default="regressor,ranker")
     parser.add_argument("--keep", default=None, help="build the store in this directory and keep it")
+    parser.add_argument("--truth-again", action="store_true",
+                        help="also train the pool in full on disjoint seeds: the truth's own ceiling")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -216,6 +224,7 @@ def main(argv=None) -> dict:
     spec = QUICK if args.quick else PoolSpec(
         args.rounds, args.round_size, args.handwritten, args.literature,
         tuple(d for d in args.datasets.split(",") if d), args.seeds)
+    spec = replace(spec, truth_again=args.truth_again)
     config = bench_config(spec)
     tmp, uri, cwd = None, args.tracking_uri, os.getcwd()
     if not uri:
@@ -236,7 +245,7 @@ def main(argv=None) -> dict:
     print(f"{result['n']} hypotheses, sources {result['sources']} ({HELD_OUT} held out), "
           f"{result['full_trained']} trained in full")
     print(f"one-pass vs full Spearman {result['onepass_full_spearman']}, noise ceiling "
-          f"{result['noise_ceiling']}")
+          f"{result['noise_ceiling']}, full-training truth's ceiling {result['truth_noise_ceiling']}")
     for name, ref in result.get("reference_orders", {}).items():
         print(f"reference order {name:18s} ndcg@10 {ref['ndcg_at_10']} p@10 {ref['precision_at_10']} | top10 "
               f"after {ref['find_10_of_top10']['evaluations']} (random {ref['find_10_of_top10']['random_expected']})")

@@ -7,7 +7,9 @@ Three sources of activation hypotheses, all evaluated one-pass into the store's 
   whose families neither training source has. The benchmark never trains on it.
 Then every hypothesis of the pool is trained in full (variant `full`, round `bench-full`), and
 evaluated one-pass again on disjoint seeds (first seed 100, experiment `ceiling-activation`) for
-the noise ceiling.
+the noise ceiling. With `truth_again`, the pool is also trained in full on those disjoint seeds:
+the truth's own repeatability, and how well a perfect knowledge of one draw of the truth finds the
+other draw's top 10 (what no reward model can be expected to beat).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class PoolSpec:
     seeds: int = 3
     full: bool = True
     ceiling: bool = True
+    truth_again: bool = False
 
 
 def bench_config(spec: PoolSpec):
@@ -76,6 +79,9 @@ def build(uri: str, spec: PoolSpec) -> None:
         fresh = replace(config, experiment_prefix="ceiling-",
                         suite=replace(config.suite, first_seed=CEILING_FIRST_SEED))
         Evaluator(client, fresh).evaluate(pool, "one-pass", spec.seeds, round_id="ceiling")
+        if spec.full and spec.truth_again:
+            _say(f"full training of all {len(pool)} again on seeds {CEILING_FIRST_SEED}..")
+            Evaluator(client, fresh).evaluate(pool, "full", spec.seeds, round_id="ceiling-full")
 
 
 def pool_hypotheses(client, config) -> list:

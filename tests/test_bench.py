@@ -51,7 +51,7 @@ def test_null_experiment_runs_tiny_and_never_confirms_relu_in_disguise(tmp_path)
 @pytest.mark.slow
 def test_reward_benchmark_quick_measures_a_held_out_source_and_states_contract_keys(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "reward.py"), "--quick", "--json",
-                           "--algorithms", "regressor"],
+                           "--algorithms", "regressor", "--truth-again"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -69,7 +69,8 @@ def test_reward_benchmark_quick_measures_a_held_out_source_and_states_contract_k
     assert waves["possible"] > 0 and set(waves["by_waves"]) == {"1", "2", "3"}
     assert all(0 <= w["true_top_in_full"] <= waves["possible"] for w in waves["by_waves"].values())
     refs = result["reference_orders"]  # the cheap rung's own orders against the same truth
-    assert {"one_pass_b_wr", "one_pass_screen"} <= set(refs)
+    assert {"one_pass_b_wr", "one_pass_screen", "full_b_wr_other_seeds"} <= set(refs)
+    assert -1.0 <= result["truth_noise_ceiling"] <= 1.0  # the pool trained in full on disjoint seeds too
     assert all(ref["find_10_of_top10"]["evaluations"] >= 10 for ref in refs.values())
     assert not list(tmp_path.iterdir())
 
