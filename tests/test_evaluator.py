@@ -262,7 +262,10 @@ def test_a_share_that_fails_the_call_stops_the_others_at_once(tracking_uri, smal
 
     def train_models(*args, **kwargs):
         if threading.current_thread() is threading.main_thread():
-            started.wait(120)
+            # the other share's server must be training first: on a loaded machine its start can
+            # take longer than the two minutes once waited here (the suspected cause of a rare
+            # failure under load), and then no share was left to kill
+            assert started.wait(900), "the other share never started training"
             raise KeyboardInterrupt  # the first share's job fails the call
         servers.append(args[4].bind()._sandbox)  # the server this share trains on
         # its job trains for minutes (2000 epochs, no early stop): only the kill can end it in time

@@ -152,7 +152,10 @@ def test_a_grammar_constrained_round_beats_the_same_round_without_it(llama, tmp_
         llm = LLMConfig(base_url=llama, model=MODEL, api_key_env="MLR_TEST_KEY", max_tokens=128,
                         temperature=0.8, trace=False, grammar=mode, token_budget=40_000)
         config = dataclasses.replace(
-            with_overrides(Config(), suite={"datasets": ("iris",)}, discover={"parents": 2},
+            # at most 2 proposals per hypothesis asked for: a round without the grammar, whose
+            # proposals all fail, stops after 8 calls of the model instead of 20
+            with_overrides(Config(), suite={"datasets": ("iris",)},
+                           discover={"parents": 2, "max_attempts_factor": 2},
                            confirm={"enabled": False}), llm=llm)
         client = connect(f"sqlite:///{tmp_path}/{mode}.db")
         summary = Round(client, config, "activation", generator=LLMGenerator(llm)).run(

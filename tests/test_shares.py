@@ -30,9 +30,11 @@ def test_workers_zero_means_one_per_cpu_up_to_the_cap(monkeypatch):
     assert len(evaluator.shares(64, sizes, 3, 4, 16)) == 16  # asked for explicitly
 
 
-def test_side_by_side_shares_give_one_job_s_numbers(tracking_uri, small_config, monkeypatch):
+def test_side_by_side_shares_give_one_job_s_numbers(tmp_path, small_config, monkeypatch):
     """[sandbox] workers = 2: the hypotheses train in two sandboxed processes at once, with the
-    numbers one job gives, and a hypothesis that raises during training fails alone in its share."""
+    numbers one job gives, and a hypothesis that raises during training fails alone in its share.
+    Each store is fresh, so its references train too, split the same way (they trained on one
+    core before): the win rates, computed against them, are one job's as well."""
     import dataclasses
 
     from mlr_mlflow.evaluate import shares as shares_module
@@ -55,10 +57,13 @@ def test_side_by_side_shares_give_one_job_s_numbers(tracking_uri, small_config, 
             messages = []
             local = dataclasses.replace(config, sandbox=dataclasses.replace(config.sandbox, workers=workers))
             pool.close_idle()
-            evaluations = Evaluator(connect(tracking_uri), local, messages.append).evaluate(
+            store = f"sqlite:///{tmp_path}/{len(datasets)}-{workers}.db"
+            evaluations = Evaluator(connect(store), local, messages.append).evaluate(
                 [Hypothesis("activation", s) for s in sources], seeds=1)
             split = any(f"2 sandboxed processes side by side, split by {by}" in m for m in messages)
             assert split == (workers == 2), messages
+            references = any("references in 2 sandboxed processes side by side" in m for m in messages)
+            assert references == (workers == 2), messages
             if workers == 2:  # both servers came back to the pool, alive: two processes did train
                 assert sum(len(found) for found in pool._idle.values()) == 2
             results[workers] = [(e.valid, e.b_wr, e.val_b_wr, e.uncertainty,

@@ -3,25 +3,29 @@
 Each reference component is one run in the kind's experiment, tagged `mlr.role=baseline` and
 `mlr.baseline.key`: a hash of everything its numbers depend on (the component sources, dataset
 digests, model config, variant, seeds, library versions). A key already present is reused, so no
-hypothesis evaluation retrains a baseline. Missing ones are trained together in a fresh sandboxed
-process that never loads a hypothesis (`training.dispatch`).
+hypothesis evaluation retrains a baseline. Missing ones are trained in sandboxed processes that
+never load a hypothesis (`training.dispatch`), split between `[sandbox] workers` processes side by
+side as a hypothesis call is (`shares.py`): a fresh store's first round trains them on every core.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from ..config import Config
 from .. import resources
 from ..provenance import environment, library_versions
+from ..sandbox import warm_sandbox
 from ..kinds import KINDS, get_kind
 from ..tracking import create_run, finish, log, log_artifact_files, log_datasets, names
 from ..tracking.runs import read_artifact_json
 from ..tracking.queries import latest_finished
 from ..tracking.references import sources as added_references
 from .datasets import Dataset
+from .shares import shares
 from .training.dispatch import regroup, train_models, trainer_digest
 from .winrate import Results
 
@@ -94,8 +98,9 @@ def _cached(client, experiment_id: str, key: str) -> Results | None:
 
 def get_references(client, experiment_id: str, kind: str, variant: str, seeds: list[int],
                    datasets: list[Dataset], config: Config,
-                   progress: Callable[[str], None] = lambda _: None) -> tuple[dict, dict]:
-    """(baselines, sota) as name -> Results, from MLflow where cached, else trained and logged.
+                   progress: Callable[[str], None] = lambda _: None, sandbox=None) -> tuple[dict, dict]:
+    """(baselines, sota) as name -> Results, from MLflow where cached, else trained and logged
+    (the first share on `sandbox` when given: a caller's warm server, left open).
     The SOTA set is the config's plus the references added to the experiment (tracking.references):
     each is cached under its own key (the key hashes its source), so adding one trains only it.
 
@@ -121,9 +126,8 @@ def get_references(client, experiment_id: str, kind: str, variant: str, seeds: l
         units = list({id(d): d for _, unit, _ in missing for d in unit}.values())
         progress(f"training {len(components)} {kind} reference component(s) ({', '.join(components)}) "
                  f"x {len(seeds)} seed(s) on {len(units)} dataset(s), {variant}; cached for next time")
-        models = [{"key": f"{n}:{s}", "seed": s, "components": components_for(kind, wanted[n])}
-                  for n in components for s in seeds]
-        raw = train_models(models, units, variant, config)
+        raw = _train_side_by_side(kind, {n: wanted[n] for n in components}, units, variant, seeds, config,
+                                  progress, sandbox)
         if raw["errors"]:
             raise RuntimeError(f"reference components failed: {raw['errors']}")
         for name, unit, key in missing:
@@ -133,6 +137,48 @@ def get_references(client, experiment_id: str, kind: str, variant: str, seeds: l
             _log_reference(client, experiment_id, kind, name, key, variant, seeds, unit, results,
                            wanted[name], config)
     return ({n: found[n] for n in baselines}, {n: found[n] for n in sota})
+
+
+def _train_side_by_side(kind: str, components: dict[str, str], units: list[Dataset], variant: str,
+                        seeds: list[int], config: Config, progress: Callable[[str], None],
+                        sandbox=None) -> dict:
+    """One training job's answer for `components` x `seeds` on `units`, the work split between
+    `[sandbox] workers` sandboxed processes as a hypothesis call's is (a model's numbers do not
+    depend on what it is trained beside, so the split changes the wall time only)."""
+    names_ = list(components)
+    epochs = 1 if variant == "one-pass" else config.model.max_epochs
+    parts = shares(len(names_), [len(d.y_train) for d in units], len(seeds), epochs, config.sandbox.workers)
+
+    boxes = [sandbox or warm_sandbox(config.sandbox)] + [warm_sandbox(config.sandbox) for _ in parts[1:]]
+
+    def job(part, box) -> dict:
+        hyps, datasets = part
+        models = [{"key": f"{names_[i]}:{s}", "seed": s, "components": components_for(kind, components[names_[i]])}
+                  for i in hyps for s in seeds]
+        try:
+            return train_models(models, [units[d] for d in datasets], variant, config, box)
+        finally:
+            if box is not sandbox:  # the caller's stays with the caller
+                box.close()
+
+    if len(parts) > 1:
+        progress(f"training the references in {len(parts)} sandboxed processes side by side")
+    with ThreadPoolExecutor(len(parts), thread_name_prefix="mlr-references") as pool:
+        futures = [pool.submit(job, part, box) for part, box in zip(parts, boxes)]
+        try:
+            answers = [future.result() for future in futures]
+        except BaseException:  # one share failed, or the call was interrupted: the others stop now
+            for box in boxes:
+                box.kill()
+            raise
+    raw: dict = {"results": {}, "errors": {}}
+    for answer in answers:
+        raw["errors"].update(answer["errors"])
+        for key, by_dataset in answer["results"].items():
+            raw["results"].setdefault(key, {}).update(by_dataset)
+    raw["results"] = {key: {d.name: value[d.name] for d in units if d.name in value}  # the suite's order
+                      for key, value in raw["results"].items()}
+    return raw
 
 
 def _log_reference(client, experiment_id, kind, name, key, variant, seeds, datasets, results, source,

@@ -251,7 +251,7 @@ class Evaluator:
             for kind in by_kind:
                 exp = experiment_id(self.client, self.config.baselines_experiment_name(kind))
                 refs[kind] = get_references(self.client, exp, kind, TRAINING[variant], seeds, suite,
-                                            self.config, self.progress)
+                                            self.config, self.progress, sandbox)
         self.progress(f"training {len(evaluations)} hypothesis(es) x {len(seeds)} seed(s) on "
                       f"{len(suite)} dataset(s), {variant}, batched")
         with self._timed("train"):
