@@ -109,9 +109,19 @@ def server(rounds_store, tmp_path_factory):
         yield url
 
 
+def _context(browser, **options):
+    """A browser context that waits as long as a loaded CI machine needs: a fresh server's first
+    /mlr/ took 1.4-3.4 s on a quiet 2-CPU machine, and under basic auth every request also checks a
+    password hash; beside two training test workers, Playwright's default 30 s once ran out."""
+    context = browser.new_context(**options)
+    context.set_default_timeout(180_000)
+    context.set_default_navigation_timeout(180_000)
+    return context
+
+
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context = _context(browser, viewport={"width": 1600, "height": 1000})
     yield context.new_page()
     context.close()
 
@@ -202,7 +212,7 @@ def test_basic_auth_app_needs_a_login_then_serves_the_dashboard(rounds_store, br
            "MLFLOW_AUTH_ADMIN_PASSWORD": secret, "MLFLOW_BASIC_AUTH_FAIL_CLOSED": "false"}
     with mlflow_server(rounds_store, "mlr-basic-auth", tmp_path, env) as url:
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(f"{url}/mlr/", timeout=30)
+            urllib.request.urlopen(f"{url}/mlr/", timeout=180)
         assert refused.value.code == 401
         # the CLI without a login: a page that says so, in place of every section
         assert main(["dashboard", "--tracking-uri", url, "--out", str(tmp_path / "anon"),
@@ -210,8 +220,8 @@ def test_basic_auth_app_needs_a_login_then_serves_the_dashboard(rounds_store, br
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert "login" in out["problems"]
         assert (tmp_path / "anon" / "index.html").read_text().count("needs a login") >= len(SECTIONS)
-        context = browser.new_context(viewport={"width": 1600, "height": 1000},
-                                      http_credentials={"username": "admin", "password": secret})
+        context = _context(browser, viewport={"width": 1600, "height": 1000},
+                           http_credentials={"username": "admin", "password": secret})
         page = context.new_page()
         page.goto(f"{url}/mlr/")
         page.locator("section#leaderboard tbody tr").first.wait_for()
@@ -226,9 +236,9 @@ def test_basic_auth_app_needs_a_login_then_serves_the_dashboard(rounds_store, br
             f"{url}/api/2.0/mlflow/users/create", method="POST",
             data=json.dumps({"username": "reader", "password": secret + "-reader"}).encode(),
             headers={"Authorization": f"Basic {admin}", "Content-Type": "application/json"})
-        urllib.request.urlopen(create, timeout=30).close()
-        context = browser.new_context(http_credentials={"username": "reader",
-                                                        "password": secret + "-reader"})
+        urllib.request.urlopen(create, timeout=180).close()
+        context = _context(browser, http_credentials={"username": "reader",
+                                                      "password": secret + "-reader"})
         page = context.new_page()
         page.goto(f"{url}/mlr/")
         page.locator("section#leaderboard p.none").wait_for()
