@@ -87,9 +87,14 @@ def test_arm_history_sums_earlier_rounds_and_averages_screen_scores(tmp_path):
 def two_llamas(tmp_path_factory):
     started = []
     for i in range(2):
-        proc, url = llama_server(str(tmp_path_factory.mktemp(f"llama{i}")))
+        try:
+            proc, url = llama_server(str(tmp_path_factory.mktemp(f"llama{i}")))
+        except BaseException:  # installed but broken: the tests fail, and no server is left behind
+            for p, _ in started:
+                p.kill()
+            raise
         if proc is None:
-            for p in started:
+            for p, _ in started:
                 p.kill()
             pytest.skip(url)
         started.append((proc, url))

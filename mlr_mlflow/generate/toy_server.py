@@ -6,7 +6,8 @@
 
 It is a tiny *base* model: it runs anywhere offline, and it writes poor code (most replies hold
 none). Use it to try the pipeline, never as a real generator; that is what Ollama, vLLM or a hosted
-API are for.
+API are for. If the server dies on its first reply on an Intel Xeon VM with AMX, rebuild llama.cpp
+without the native CPU's kernels (README, "A toy local LLM").
 """
 from __future__ import annotations
 
