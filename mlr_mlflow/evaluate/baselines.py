@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from ..config import Config
@@ -26,7 +25,7 @@ from ..tracking.queries import latest_finished
 from ..tracking.references import sources as added_references
 from .datasets import Dataset
 from .shares import shares
-from .training.dispatch import regroup, train_models, trainer_digest
+from .training.dispatch import regroup, side_by_side, train_models, trainer_digest
 from .winrate import Results
 
 # confirm and transfer: full training
@@ -149,28 +148,19 @@ def _train_side_by_side(kind: str, components: dict[str, str], units: list[Datas
     epochs = 1 if variant == "one-pass" else config.model.max_epochs
     parts = shares(len(names_), [len(d.y_train) for d in units], len(seeds), epochs, config.sandbox.workers)
 
-    boxes = [sandbox or warm_sandbox(config.sandbox)] + [warm_sandbox(config.sandbox) for _ in parts[1:]]
-
-    def job(part, box) -> dict:
+    def job(part, box, _cancelled) -> dict:
         hyps, datasets = part
         models = [{"key": f"{names_[i]}:{s}", "seed": s, "components": components_for(kind, components[names_[i]])}
                   for i in hyps for s in seeds]
-        try:
-            return train_models(models, [units[d] for d in datasets], variant, config, box)
-        finally:
-            if box is not sandbox:  # the caller's stays with the caller
-                box.close()
+        return train_models(models, [units[d] for d in datasets], variant, config, box)
 
     if len(parts) > 1:
         progress(f"training the references in {len(parts)} sandboxed processes side by side")
-    with ThreadPoolExecutor(len(parts), thread_name_prefix="mlr-references") as pool:
-        futures = [pool.submit(job, part, box) for part, box in zip(parts, boxes)]
-        try:
-            answers = [future.result() for future in futures]
-        except BaseException:  # one share failed, or the call was interrupted: the others stop now
-            for box in boxes:
-                box.kill()
-            raise
+    if sandbox is not None:
+        answers = side_by_side(parts, job, sandbox, config)
+    else:
+        with warm_sandbox(config.sandbox) as own:
+            answers = side_by_side(parts, job, own, config)
     raw: dict = {"results": {}, "errors": {}}
     for answer in answers:
         raw["errors"].update(answer["errors"])

@@ -27,7 +27,7 @@ from .description import note_of
 from .evaluation import UNCERTAINTY, Evaluation, run_name
 from .screen import screen_score
 from .shares import culprits, shares
-from .training.dispatch import prewarm_training, regroup, train_models
+from .training.dispatch import prewarm_training, regroup, side_by_side, train_models
 from .winrate import summarize
 
 VARIANTS = ("one-pass", "full", "confirm", "transfer")
@@ -280,34 +280,20 @@ class Evaluator:
         if len(parts) == 1:
             return self._train_job(evaluations, variant, seeds, suite, sandbox)
 
-        cancelled = threading.Event()
-        boxes = [warm_sandbox(self.config.sandbox) for _ in parts[1:]]
         prewarming, self._prewarming = self._prewarming, []
 
-        def job(part, box):
+        def job(part, box, cancelled):
             hyps, datasets = part
             return self._train_job([evaluations[i] for i in hyps], variant, seeds,
                                    [suite[d] for d in datasets], box, cancelled)
 
-        def on_own_sandbox(part, box):
-            for thread in prewarming:  # a server being warmed is ready sooner than a new one
+        def wait_for_prewarming():  # a server being warmed is ready sooner than a new one
+            for thread in prewarming:
                 thread.join()
-            if cancelled.is_set():
-                return {}
-            with box:
-                return job(part, box)
 
         by = "dataset" if len(parts[0][1]) < len(suite) else "hypothesis"
         self.progress(f"training in {len(parts)} sandboxed processes side by side, split by {by}")
-        with ThreadPoolExecutor(len(parts) - 1, thread_name_prefix="mlr-train") as pool:
-            others = [pool.submit(on_own_sandbox, part, box) for part, box in zip(parts[1:], boxes)]
-            try:
-                answers = [job(parts[0], sandbox)] + [future.result() for future in others]
-            except BaseException:  # the call fails as a whole: the other shares stop now
-                cancelled.set()
-                for box in boxes:
-                    box.kill()
-                raise
+        answers = side_by_side(parts, job, sandbox, self.config, before=wait_for_prewarming)
         out: dict = {}
         for (hyps, _), answer in zip(parts, answers):
             for j, value in answer.items():

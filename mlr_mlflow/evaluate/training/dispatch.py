@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Callable
 
 from ...config import Config
 from ...sandbox import prewarm_sandboxes, warm_sandbox
@@ -42,6 +45,36 @@ def train_models(models: list[dict], datasets: list[Dataset], variant: str, conf
     finally:
         if own:
             sandbox.close()
+
+
+def side_by_side(parts: list, run: Callable[[Any, Any, threading.Event], Any], first_box,
+                 config: Config, before: Callable[[], None] | None = None) -> list:
+    """`run(part, sandbox, cancelled)` for every share in `parts` at once, answers in their order:
+    the first share in this thread on `first_box` (the caller's, which it keeps), each other in a
+    thread of its own on a warm sandbox of this process's pool, given back when done (`before`
+    runs there first: waiting for servers being warmed, say). If any share fails, or the call is
+    interrupted, `cancelled` is set and the other shares' processes are killed before the error
+    is raised: one call, one outcome."""
+    cancelled = threading.Event()
+    boxes = [warm_sandbox(config.sandbox) for _ in parts[1:]]
+
+    def other(part, box):
+        with box:
+            if before is not None:
+                before()
+            if cancelled.is_set():
+                return None
+            return run(part, box, cancelled)
+
+    with ThreadPoolExecutor(max(len(parts) - 1, 1), thread_name_prefix="mlr-share") as pool:
+        others = [pool.submit(other, part, box) for part, box in zip(parts[1:], boxes)]
+        try:
+            return [run(parts[0], first_box, cancelled)] + [future.result() for future in others]
+        except BaseException:
+            cancelled.set()
+            for box in boxes:
+                box.kill()
+            raise
 
 
 def prewarm_training(config: Config, count: int) -> list:
