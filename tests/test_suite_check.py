@@ -82,6 +82,33 @@ def test_a_degenerate_member_screened_above_the_strongest_is_an_inversion():
     assert any(line.startswith("INVERSION: full training (bsota_wr) puts m7 above zero") for line in lines)
 
 
+def test_an_inversion_says_whether_the_screen_shows_it_on_each_seed_set_alone():
+    from mlr_mlflow.suite_check.measure import ORDER_BY, order_check
+
+    members = [PanelMember("zero", "0.0 * x", "degenerate", "degenerate")] + \
+        [PanelMember(n, "x", "planted", "standard") for n in ("a", "b", "c")]
+    full = {ORDER_BY: {"zero": 0.1, "a": 0.3, "b": 0.5, "c": 0.9}}
+    screen = SCREEN_STATISTIC
+    # c above a at full; the screen puts a above c over all seeds, but on set B alone c is above a
+    # (noise); b above zero at full, and the screen puts zero above b on each set (systematic)
+    set_a = {screen: {"zero": 0.5, "a": 0.7, "b": 0.3, "c": 0.4}}
+    set_b = {screen: {"zero": 0.4, "a": 0.5, "b": 0.3, "c": 0.6}}
+    pooled = {screen: {m: (set_a[screen][m] + set_b[screen][m]) / 2 for m in set_a[screen]}}
+    out = order_check(full, full, pooled, members, screen, (set_a, set_b))
+    inverted = {(i["higher"], i["lower"]): i for i in out["inversions"]}
+    assert set(inverted) == {("c", "a"), ("b", "zero")} and not out["ok"]
+    assert inverted[("b", "zero")]["on_both_sets"] and not inverted[("c", "a")]["on_both_sets"]
+    assert inverted[("c", "a")]["screen_by_set"] == [[0.4, 0.7], [0.6, 0.5]]
+    assert out["inversions_on_both_sets"] == 1
+    whole = {**run_measure(QUALITY), "order_check": out, "errors": {}, "seeds": {"per_set": 3, "a": A, "b": B}}
+    lines = "\n".join(report.verdicts(whole))
+    page = report.render(whole, "activation")
+    assert "| c | a | 0.90 vs 0.30 | 0.50 vs 0.60 | 0.40 vs 0.70 | 0.60 vs 0.50 |" in page
+    assert "1 of the 2 inversion(s) hold on each seed set alone" in page
+    assert "puts b above zero (0.50 vs 0.10), the one-pass" in lines
+    assert "does so on each seed set alone" in lines and "within the screen's own seed noise" in lines
+
+
 def test_under_the_loss_rule_the_win_rates_follow_the_loss_and_acc_ones_the_accuracy():
     # accuracy runs against quality, loss with it: the kind's rule decides what b_wr ranks
     def crossed(quality: float) -> dict:
@@ -163,6 +190,8 @@ def test_suite_check_on_a_tiny_suite_records_a_findable_run_with_report_and_figu
         assert {f"{task}.{k}" for k, v in values.items() if v is not None} <= set(metrics)
     assert names.CHEAP_VS_FULL in metrics or out["cheap_vs_full"] is None
     assert names.ceiling_metric("full", "b_wr", "all") in metrics
+    assert metrics["order_inversions"] == len(out["order_check"]["inversions"])
+    assert metrics["order_inversions_on_both_sets"] == out["order_check"]["inversions_on_both_sets"]
     listed = {a.path for a in client.list_artifacts(out["run_id"])}
     assert {"suite_check.json", "suite_check.md", "suite_check.png", "suite_check_results.json"} <= listed
     local = client.download_artifacts(out["run_id"], "", str(tmp_path / "art"))

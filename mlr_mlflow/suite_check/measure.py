@@ -48,10 +48,15 @@ def _mean(values) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str) -> dict:
+def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str,
+                cheap_halves: tuple[dict, dict] | None = None) -> dict:
     """Pairs of members that full training orders clearly (by ORDER_BY, the same way on both seed
     sets; a degenerate member below the best non-degenerate one at any margin, others by at least
-    ORDER_MARGIN) and whether the screening statistic at one-pass (all seeds) reverses any of them."""
+    ORDER_MARGIN) and whether the screening statistic at one-pass (all seeds) reverses any of them.
+    Each inversion also says whether the screen reverses the pair on each seed set alone
+    (`cheap_halves`: its statistics on set A and on set B): if so, the screen itself shows the
+    reversed order, as full training shows the other; if not, its reversal is within its own seed
+    noise. Either way it counts as an inversion (`ok` is false)."""
     full = {m: (full_a[ORDER_BY][m] + full_b[ORDER_BY][m]) / 2 for m in full_a[ORDER_BY]}
     real = [m.name for m in members if m.group != "degenerate"]
     best = max(real, key=lambda m: full[m]) if real else None
@@ -66,16 +71,21 @@ def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str) -
             if hi != lo and min(gap_a, gap_b) > margin:
                 pairs.append((hi, lo))
     def pair(hi, lo):
-        return {"higher": hi, "lower": lo, "degenerate": lo in degenerate,
-                "full": [round(full[hi], 4), round(full[lo], 4)],
-                "screen": [round(cheap[screen][hi], 4), round(cheap[screen][lo], 4)]}
+        out = {"higher": hi, "lower": lo, "degenerate": lo in degenerate,
+               "full": [round(full[hi], 4), round(full[lo], 4)],
+               "screen": [round(cheap[screen][hi], 4), round(cheap[screen][lo], 4)]}
+        if cheap_halves is not None:
+            out["screen_by_set"] = [[round(h[screen][hi], 4), round(h[screen][lo], 4)] for h in cheap_halves]
+            out["on_both_sets"] = all(h[screen][hi] < h[screen][lo] for h in cheap_halves)
+        return out
 
     # a reversed order is an inversion; an equal score (e.g. both below every reference) only fails to tell
     inversions = [pair(hi, lo) for hi, lo in pairs if cheap[screen][hi] < cheap[screen][lo]]
     ties = [pair(hi, lo) for hi, lo in pairs if cheap[screen][hi] == cheap[screen][lo]]
     return {"statistic": screen, "rung": "one-pass", "ordered_by": ORDER_BY,
             "margin": ORDER_MARGIN, "strongest": best, "pairs_checked": len(pairs),
-            "inversions": inversions, "ties": ties, "ok": not inversions}
+            "inversions": inversions, "ties": ties, "ok": not inversions,
+            "inversions_on_both_sets": sum(1 for inv in inversions if inv.get("on_both_sets"))}
 
 
 def measure(results: dict, refs: dict, members, seeds_a: list[int], seeds_b: list[int],
@@ -110,7 +120,7 @@ def measure(results: dict, refs: dict, members, seeds_a: list[int], seeds_b: lis
         "tasks_one_pass": per_task["one-pass"],
         "noise_ceilings": ceilings,
         "cheap_agreement": agreement,
-        "order_check": order_check(full["a"], full["b"], cheap_all, members, screen),
+        "order_check": order_check(full["a"], full["b"], cheap_all, members, screen, (one["a"], one["b"])),
         "groups": sets,
         "members": {m.name: {"group": m.group, "source": m.source,
                              "full": {"a": {"b_wr": full["a"]["b_wr"][m.name]},

@@ -42,6 +42,7 @@ def find_check(client, config: Config, kind: str, suite: list[Dataset]):
 def metrics_of(out: dict) -> dict[str, float]:
     metrics = {names.FULL_NOISE_CEILING: out["full_noise_ceiling"], names.CHEAP_VS_FULL: out["cheap_vs_full"],
                "order_inversions": len(out["order_check"]["inversions"]),
+               "order_inversions_on_both_sets": out["order_check"].get("inversions_on_both_sets", 0),
                names.VERDICT_NOISE_CEILING: out["verdict_noise_ceiling"], names.CHEAP_VS_VERDICT: out["cheap_vs_verdict"]}
     for key, per_task in (("", out["tasks"]), ("one_pass.", out["tasks_one_pass"])):
         for task, values in per_task.items():

@@ -55,7 +55,7 @@ def verdicts(out: dict) -> list[str]:
     for inv in order["inversions"]:
         lines.append(f"INVERSION: full training ({order['ordered_by']}) puts {inv['higher']} above {inv['lower']} "
                      f"({inv['full'][0]:.2f} vs {inv['full'][1]:.2f}), the one-pass {order['statistic']} "
-                     f"does not ({inv['screen'][0]:.2f} vs {inv['screen'][1]:.2f})")
+                     f"does not ({inv['screen'][0]:.2f} vs {inv['screen'][1]:.2f}){_sets(inv)}")
     if order["ok"]:
         lines.append(f"order check: the one-pass {order['statistic']} reverses none of the "
                      f"{order['pairs_checked']} orderings that full training shows clearly"
@@ -63,6 +63,13 @@ def verdicts(out: dict) -> list[str]:
     for name, error in out.get("errors", {}).items():
         lines.append(f"member {name} failed to train and is left out: {error}")
     return lines
+
+
+def _sets(inv: dict) -> str:
+    if "on_both_sets" not in inv:
+        return ""
+    return ("; it does so on each seed set alone" if inv["on_both_sets"]
+            else "; not on each seed set alone (within the screen's own seed noise)")
 
 
 def render(out: dict, kind: str) -> str:
@@ -108,6 +115,17 @@ def render(out: dict, kind: str) -> str:
            f"other pairs by at least {order['margin']}) must keep their order under the screening statistic "
            f"{order['statistic']} at one-pass. {order['pairs_checked']} pair(s) checked, "
            f"{len(order['inversions'])} inverted, {len(order['ties'])} tied (the screen cannot tell them apart)."]
+    if order["inversions"]:
+        md += ["", "| higher at full | lower at full | full | screen (all seeds) | screen on set A | screen on set B |",
+               "| --- | --- | --- | --- | --- | --- |"]
+        for inv in order["inversions"]:
+            by_set = inv.get("screen_by_set") or [[math.nan, math.nan]] * 2
+            md.append(f"| {inv['higher']} | {inv['lower']} | {_f(inv['full'][0])} vs {_f(inv['full'][1])} | "
+                      f"{_f(inv['screen'][0])} vs {_f(inv['screen'][1])} | "
+                      + " | ".join(f"{_f(a)} vs {_f(b)}" for a, b in by_set) + " |")
+        md += ["", f"{order.get('inversions_on_both_sets', 0)} of the {len(order['inversions'])} inversion(s) "
+               "hold on each seed set alone (the screen itself shows the reversed order); the others are "
+               "within the screen's own seed noise."]
     md += ["", "## Panel", "", "| member | group | full B-WR (A) | full B-WR (B) | source |", "| --- | --- | --- | --- | --- |"]
     for name, m in out["members"].items():
         md.append(f"| {name} | {m['group']} | {_f(m['full']['a']['b_wr'])} | {_f(m['full']['b']['b_wr'])} | "
