@@ -49,7 +49,7 @@ def _mean(values) -> float:
 
 
 def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str,
-                cheap_halves: tuple[dict, dict] | None = None) -> dict:
+                cheap_halves: tuple[dict, dict]) -> dict:
     """Pairs of members that full training orders clearly (by ORDER_BY, the same way on both seed
     sets; a degenerate member below the best non-degenerate one at any margin, others by at least
     ORDER_MARGIN) and whether the screening statistic at one-pass (all seeds) reverses any of them.
@@ -71,13 +71,11 @@ def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str,
             if hi != lo and min(gap_a, gap_b) > margin:
                 pairs.append((hi, lo))
     def pair(hi, lo):
-        out = {"higher": hi, "lower": lo, "degenerate": lo in degenerate,
-               "full": [round(full[hi], 4), round(full[lo], 4)],
-               "screen": [round(cheap[screen][hi], 4), round(cheap[screen][lo], 4)]}
-        if cheap_halves is not None:
-            out["screen_by_set"] = [[round(h[screen][hi], 4), round(h[screen][lo], 4)] for h in cheap_halves]
-            out["on_both_sets"] = all(h[screen][hi] < h[screen][lo] for h in cheap_halves)
-        return out
+        return {"higher": hi, "lower": lo, "degenerate": lo in degenerate,
+                "full": [round(full[hi], 4), round(full[lo], 4)],
+                "screen": [round(cheap[screen][hi], 4), round(cheap[screen][lo], 4)],
+                "screen_by_set": [[round(h[screen][hi], 4), round(h[screen][lo], 4)] for h in cheap_halves],
+                "on_both_sets": all(h[screen][hi] < h[screen][lo] for h in cheap_halves)}
 
     # a reversed order is an inversion; an equal score (e.g. both below every reference) only fails to tell
     inversions = [pair(hi, lo) for hi, lo in pairs if cheap[screen][hi] < cheap[screen][lo]]
@@ -85,7 +83,7 @@ def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str,
     return {"statistic": screen, "rung": "one-pass", "ordered_by": ORDER_BY,
             "margin": ORDER_MARGIN, "strongest": best, "pairs_checked": len(pairs),
             "inversions": inversions, "ties": ties, "ok": not inversions,
-            "inversions_on_both_sets": sum(1 for inv in inversions if inv.get("on_both_sets"))}
+            "inversions_on_both_sets": sum(1 for inv in inversions if inv["on_both_sets"])}
 
 
 def measure(results: dict, refs: dict, members, seeds_a: list[int], seeds_b: list[int],

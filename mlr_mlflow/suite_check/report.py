@@ -66,7 +66,7 @@ def verdicts(out: dict) -> list[str]:
 
 
 def _sets(inv: dict) -> str:
-    if "on_both_sets" not in inv:
+    if "on_both_sets" not in inv:  # a check recorded before inversions said so
         return ""
     return ("; it does so on each seed set alone" if inv["on_both_sets"]
             else "; not on each seed set alone (within the screen's own seed noise)")
