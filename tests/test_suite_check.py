@@ -3,6 +3,9 @@ on a tiny suite (MLflow run, artifacts, suite digest and its query), and its usa
 from __future__ import annotations
 
 import json
+import math
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +15,7 @@ from mlr_mlflow.evaluate.datasets import load_suite
 from mlr_mlflow.evaluate.screen import SCREEN_STATISTIC
 from mlr_mlflow.kinds.panels import PanelMember
 from mlr_mlflow.suite_check import find_check, report, seed_sets, suite_digest
-from mlr_mlflow.suite_check.measure import measure
+from mlr_mlflow.suite_check.measure import measure, order_check, statistics
 from mlr_mlflow.tracking import connect, names
 
 TASKS = ("t1", "t2")
@@ -107,6 +110,22 @@ def test_an_inversion_says_whether_the_screen_shows_it_on_each_seed_set_alone():
     assert "1 of the 2 inversion(s) hold on each seed set alone" in page
     assert "puts b above zero (0.50 vs 0.10), the one-pass" in lines
     assert "does so on each seed set alone" in lines and "within the screen's own seed noise" in lines
+
+
+def test_a_finer_margin_checks_more_pairs_and_catches_a_reversal_the_coarse_one_does_not_check():
+    # six references one quality apart: adjacent members differ by 1/6 BSOTA-WR, under the default margin
+    fine_refs = ([planted(5.5)], [planted(q) for q in (3.5, 4.5, 6.5, 7.5, 8.5)])
+    full = {m.name: planted(QUALITY[m.name]) for m in MEMBERS}
+    cheap = {m.name: planted({"m4": 3.2, "m3": 4}.get(m.name, QUALITY[m.name])) for m in MEMBERS}  # m3, m4 swapped
+    full_a, full_b = (statistics(full, fine_refs, seeds, 1e-3) for seeds in (A, B))
+    halves = tuple(statistics(cheap, fine_refs, seeds, 1e-3) for seeds in (A, B))
+    pooled = statistics(cheap, fine_refs, A + B, 1e-3)
+    coarse = order_check(full_a, full_b, pooled, MEMBERS, SCREEN_STATISTIC, halves)
+    fine = order_check(full_a, full_b, pooled, MEMBERS, SCREEN_STATISTIC, halves, margin=0.0)
+    assert full_a["bsota_wr"]["m4"] - full_a["bsota_wr"]["m3"] == pytest.approx(1 / 6)
+    assert coarse["ok"] and coarse["margin"] == 0.25
+    assert fine["pairs_checked"] > coarse["pairs_checked"] and fine["margin"] == 0.0
+    assert [(i["higher"], i["lower"], i["on_both_sets"]) for i in fine["inversions"]] == [("m4", "m3", True)]
 
 
 def test_under_the_loss_rule_the_win_rates_follow_the_loss_and_acc_ones_the_accuracy():
@@ -221,6 +240,25 @@ def test_suite_check_on_a_tiny_suite_records_a_findable_run_with_report_and_figu
         commands.suite_check("activation", 2, uri, str(config), from_run="0" * 32)
     code = cli.main(["suite", "check", "--from", "0" * 32, "--config", str(config), "--tracking-uri", uri])
     assert code == 2 and "no run" in capsys.readouterr().err
+
+    # bench/screen_rungs.py trains cheap rungs again and measures them against the full training the
+    # check kept: its `one-pass` rung is the check's own one-pass (same seeds, same code), number for number
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import screen_rungs
+
+    assert screen_rungs.main(["--from", out["run_id"], "--tracking-uri", uri, "--config", str(config),
+                              "--rungs", "one-pass,epochs=2:lr=0.02", "--out", str(tmp_path / "rungs")]) == 0
+    rungs = json.loads((tmp_path / "rungs" / "screen_rungs.json").read_text())["rungs"]
+    assert set(rungs) == {"one-pass", "epochs=2:lr=0.02"}
+    assert rungs["epochs=2:lr=0.02"]["model"] == {"max_epochs": 2, "patience": 2, "lr": 0.02}
+    same = rungs["one-pass"]["statistics"][SCREEN_STATISTIC]
+    for m, values in out["members"].items():
+        assert same["by_member"][m] == pytest.approx(values["one_pass_all"][SCREEN_STATISTIC], abs=1e-4), m
+    for group, value in out["cheap_agreement"]["b_wr"][SCREEN_STATISTIC].items():
+        ours = same["agreement"]["b_wr"][group]
+        assert math.isnan(ours) if value is None else ours == pytest.approx(value, abs=1e-4), group
+    assert same["orders"]["0.25"]["pairs"] == out["order_check"]["pairs_checked"]
+    assert same["orders"]["0.25"]["inversions"] == len(out["order_check"]["inversions"])
 
 
 def test_the_digest_follows_the_datasets_and_the_model(tmp_path):

@@ -26,7 +26,7 @@ from .measure import RUNGS, measure
 from .record import find_check, record, suite_digest
 from .training import train_rung
 
-__all__ = ["run", "panel_members", "seed_sets", "find_check", "suite_digest"]
+__all__ = ["run", "remeasure", "kept_results", "panel_members", "seed_sets", "find_check", "suite_digest"]
 
 
 def seed_sets(config: Config, per_set: int) -> tuple[list[int], list[int]]:
@@ -108,6 +108,28 @@ def _int_seeds(results: dict) -> dict:
     return {task: {int(seed): r for seed, r in by_seed.items()} for task, by_seed in results.items()}
 
 
+def kept_results(client, run_id: str) -> dict:
+    """The per-model results a recorded check kept (`suite_check_results.json`), seeds as ints."""
+    with tempfile.TemporaryDirectory(prefix="mlr-suite-check-") as tmp:
+        try:
+            path = client.download_artifacts(run_id, names.SUITE_CHECK_RESULTS, tmp)
+        except Exception:
+            raise UsageError(f"run {run_id} kept no per-model results ({names.SUITE_CHECK_RESULTS}: checks "
+                             "recorded before they were kept must be trained again)") from None
+        try:
+            raw = json.loads(Path(path).read_text())
+            for rung in RUNGS:
+                part = raw["rungs"][rung]
+                part["panel"] = {m: _int_seeds(r) for m, r in part["panel"].items()}
+                part["baselines"] = [_int_seeds(r) for r in part["baselines"]]
+                part["sota"] = [_int_seeds(r) for r in part["sota"]]
+            raw["members"] = list(raw["members"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"run {run_id}'s {names.SUITE_CHECK_RESULTS} is not what a suite check "
+                             f"writes ({type(exc).__name__}: {exc})") from None
+    return raw
+
+
 def remeasure(client, config: Config, kind: str, suite: list[Dataset], run_id: str) -> dict:
     """Measure again, without training, from the per-model results a recorded check kept
     (`suite_check_results.json`), with today's statistics -> a new run on the same suite."""
@@ -124,22 +146,6 @@ def remeasure(client, config: Config, kind: str, suite: list[Dataset], run_id: s
     if tags.get(names.SUITE_DIGEST) not in same_suite:
         raise UsageError(f"run {run_id} measured another suite (digest {tags.get(names.SUITE_DIGEST)}, this "
                          f"config's is {suite_digest(suite, config)}): name the config it measured")
-    with tempfile.TemporaryDirectory(prefix="mlr-suite-check-") as tmp:
-        try:
-            path = client.download_artifacts(run_id, names.SUITE_CHECK_RESULTS, tmp)
-        except Exception:
-            raise UsageError(f"run {run_id} kept no per-model results ({names.SUITE_CHECK_RESULTS}: checks "
-                             "recorded before they were kept must be trained again)") from None
-        try:
-            raw = json.loads(Path(path).read_text())
-            for rung in RUNGS:
-                part = raw["rungs"][rung]
-                part["panel"] = {m: _int_seeds(r) for m, r in part["panel"].items()}
-                part["baselines"] = [_int_seeds(r) for r in part["baselines"]]
-                part["sota"] = [_int_seeds(r) for r in part["sota"]]
-            members = list(raw["members"])
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UsageError(f"run {run_id}'s {names.SUITE_CHECK_RESULTS} is not what a suite check "
-                             f"writes ({type(exc).__name__}: {exc})") from None
-    kept = panel_members(kind, members)
+    raw = kept_results(client, run_id)
+    kept = panel_members(kind, raw["members"])
     return _measure_and_record(client, config, kind, suite, kept, raw, dict(raw.get("errors") or {}))

@@ -49,10 +49,11 @@ def _mean(values) -> float:
 
 
 def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str,
-                cheap_halves: tuple[dict, dict]) -> dict:
+                cheap_halves: tuple[dict, dict], margin: float = ORDER_MARGIN) -> dict:
     """Pairs of members that full training orders clearly (by ORDER_BY, the same way on both seed
     sets; a degenerate member below the best non-degenerate one at any margin, others by at least
-    ORDER_MARGIN) and whether the screening statistic at one-pass (all seeds) reverses any of them.
+    `margin`: ORDER_MARGIN, or a finer one in bench/screen_rungs.py) and whether the screening
+    statistic at one-pass (all seeds) reverses any of them.
     Each inversion also says whether the screen reverses the pair on each seed set alone
     (`cheap_halves`: its statistics on set A and on set B): if so, the screen itself shows the
     reversed order, as full training shows the other; if not, its reversal is within its own seed
@@ -67,8 +68,8 @@ def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str,
         for lo in names:
             gap_a = full_a[ORDER_BY][hi] - full_a[ORDER_BY][lo]
             gap_b = full_b[ORDER_BY][hi] - full_b[ORDER_BY][lo]
-            margin = 0.0 if (hi == best and lo in degenerate) else ORDER_MARGIN
-            if hi != lo and min(gap_a, gap_b) > margin:
+            needed = 0.0 if (hi == best and lo in degenerate) else margin
+            if hi != lo and min(gap_a, gap_b) > needed:
                 pairs.append((hi, lo))
     def pair(hi, lo):
         return {"higher": hi, "lower": lo, "degenerate": lo in degenerate,
@@ -81,7 +82,7 @@ def order_check(full_a: dict, full_b: dict, cheap: dict, members, screen: str,
     inversions = [pair(hi, lo) for hi, lo in pairs if cheap[screen][hi] < cheap[screen][lo]]
     ties = [pair(hi, lo) for hi, lo in pairs if cheap[screen][hi] == cheap[screen][lo]]
     return {"statistic": screen, "rung": "one-pass", "ordered_by": ORDER_BY,
-            "margin": ORDER_MARGIN, "strongest": best, "pairs_checked": len(pairs),
+            "margin": margin, "strongest": best, "pairs_checked": len(pairs),
             "inversions": inversions, "ties": ties, "ok": not inversions,
             "inversions_on_both_sets": sum(1 for inv in inversions if inv["on_both_sets"])}
 
