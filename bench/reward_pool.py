@@ -36,13 +36,15 @@ class PoolSpec:
 
 
 def bench_config(spec: PoolSpec):
-    from mlr_mlflow.config import Config, with_overrides
+    from mlr_mlflow.config import Config, for_kind, with_overrides
 
     suite = {"datasets": spec.datasets} if spec.datasets else {}
-    # a pool trains in full in few large calls on a busy machine: backstops must not cut one short
-    return with_overrides(Config(), suite=suite, discover={"screen": "one-pass", "parents": 8},
-                          sandbox={"train_timeout_s": 4 * 3600.0, "hypothesis_budget_s": 900.0,
-                                   "probe_timeout_s": 300.0})
+    # a pool trains in full in few large calls on a busy machine: backstops must not cut one short;
+    # one-pass at the activation kind's own rate, as a round trains it
+    config = with_overrides(Config(), suite=suite, discover={"screen": "one-pass", "parents": 8},
+                            sandbox={"train_timeout_s": 4 * 3600.0, "hypothesis_budget_s": 900.0,
+                                     "probe_timeout_s": 300.0})
+    return for_kind(config, "activation")
 
 
 def _say(text: str) -> None:

@@ -7,10 +7,11 @@ each against the full training a recorded `suite check` kept.
 
 `--from` names a suite check run that kept its per-model results (`suite_check_results.json`); its
 full-training results on seed sets A and B are the truth, its config (`--config`, the same suite and
-`first_seed`) the suite. A rung is `one-pass` (one epoch, no validation: today's cheap rung),
-`epochs=K` (K epochs, the best validation epoch kept, no early stop before K), either with
-`:lr=X` and/or `:batch_size=N` (`[model]` overrides for that rung only). For each rung and each
-validation statistic (evaluate/reliability.py):
+`first_seed`) the suite. A rung is `one-pass` (one epoch, no validation: the cheap rung, at the
+config's one-pass learning rate), `epochs=K` (K epochs, the best validation epoch kept, no early stop
+before K), either with `:lr=X` (for one-pass, `[model] one_pass_lr`; for K epochs, `lr`) and/or
+`:batch_size=N`, overrides for that rung only. For each rung and each validation statistic
+(evaluate/reliability.py):
 
 - agreement: Spearman of the statistic on one seed set against full-training B-WR (and BSOTA-WR)
   on the other, the mean of A->B and B->A, over all members, the non-degenerate ones and the
@@ -20,8 +21,8 @@ validation statistic (evaluate/reliability.py):
   and how many of those it reverses on each set alone (systematic, not seed noise);
 - the rung's training seconds, which is what a round pays for it.
 
-The rung `one-pass` reproduces the check's own one-pass numbers (the same seeds, the same code)
-when it runs on the same kind of CPU, so it is the comparison every other rung is read against.
+The rung `one-pass` reproduces the check's own one-pass numbers (the same seeds, the same code and
+one-pass learning rate) on the same kind of CPU, so it is what every other rung is read against.
 """
 from __future__ import annotations
 
@@ -45,19 +46,19 @@ def parse_rung(text: str) -> tuple[str, dict, str]:
         raise ValueError("an empty rung")
     head, overrides = parts[0], {}
     if head == "one-pass":
-        variant = "one-pass"
+        variant, lr_key = "one-pass", "one_pass_lr"
     elif head.startswith("epochs="):
         k = int(head.split("=", 1)[1])
         if k < 1:
             raise ValueError(f"{text}: epochs must be at least 1")
-        variant = "full"
+        variant, lr_key = "full", "lr"
         overrides.update(max_epochs=k, patience=k)
     else:
         raise ValueError(f"{text}: a rung starts with one-pass or epochs=K")
     for p in parts[1:]:
         key, _, value = p.partition("=")
         if key == "lr":
-            overrides["lr"] = float(value)
+            overrides[lr_key] = float(value)
         elif key == "batch_size":
             overrides["batch_size"] = int(value)
         else:

@@ -52,6 +52,7 @@ BAD_VALUES = {
     "bool for an int": ("[model]\nbatch_size = true\n", "[model] batch_size: expected a whole number >= 1, got true"),
     "infinite float": ("[sandbox]\nprobe_timeout_s = inf\n", "[sandbox] probe_timeout_s: expected a number > 0"),
     "fraction of 1": ("[suite]\ntest_fraction = 1.0\n", "[suite] test_fraction: expected a number > 0 and < 1"),
+    "a one-pass rate of 0": ("[model]\none_pass_lr = 0\n", "[model] one_pass_lr: expected a number > 0"),
     "a list element": ("[model]\nhidden = [64, 0]\n", "[model] hidden: expected a list of whole numbers, each >= 1"),
     "a string for a list": ('[suite]\ndatasets = "iris"\n', '[suite] datasets: expected a list of strings, got "iris"'),
     "a choice": ('[discover]\nscreen = "best"\n', '[discover] screen: expected one of "auto", "reward", "one-pass"'),
@@ -214,3 +215,39 @@ def test_the_win_rule_is_accuracy_unless_the_config_names_loss(tmp_path):
     old = Config().to_dict()
     del old["compare"]["metric"]
     assert config_from_dict(old).compare.metric == "accuracy"
+
+
+def test_the_one_pass_rate_is_the_kinds_measured_default_unless_the_config_sets_it(tmp_path):
+    from mlr_mlflow.config import for_kind
+    from mlr_mlflow.config.evaluation import ONE_PASS_LR
+
+    config = Config()
+    assert config.model.one_pass_lr is None  # unset until a kind resolves it
+    assert for_kind(config, "activation").model.one_pass_lr == ONE_PASS_LR["activation"] != config.model.lr
+    for kind in ("preprocessing", "regularizer"):  # measured at `lr`: they keep it
+        assert for_kind(config, kind).model.one_pass_lr == config.model.lr
+    path = tmp_path / "c.toml"
+    path.write_text("[model]\none_pass_lr = 0.004\nlr = 0.003\n")
+    mine = load_config(path)
+    assert for_kind(mine, "activation").model.one_pass_lr == 0.004 and for_kind(mine, "activation").model.lr == 0.003
+
+
+def test_a_recorded_config_from_before_the_one_pass_rate_trained_one_pass_at_its_lr(tmp_path):
+    import dataclasses
+    import json
+
+    from mlr_mlflow.config import config_from_dict, for_kind, recorded_config
+
+    old = for_kind(Config(), "activation").to_dict()
+    old["model"].pop("one_pass_lr")  # as every run recorded it before the key existed
+    old["model"]["lr"] = 0.007
+    assert recorded_config(old).model.one_pass_lr == 0.007
+    assert for_kind(recorded_config(old), "activation").model.one_pass_lr == 0.007  # not the kind's default
+    path = tmp_path / "config.json"  # what an audit's re-execution loads
+    path.write_text(json.dumps(old))
+    assert load_config(path).model.one_pass_lr == 0.007
+    assert config_from_dict(old).model.one_pass_lr is None  # a TOML-like table: the kind decides
+    partial = {"model": {"lr": 0.007}}  # not a recorded table: the kind decides
+    assert recorded_config(partial).model.one_pass_lr is None
+    new = for_kind(Config(), "activation")
+    assert recorded_config(new.to_dict()) == new and dataclasses.asdict(new.model)["one_pass_lr"] == 0.02

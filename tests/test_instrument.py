@@ -6,7 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlr_mlflow.cli import main
-from mlr_mlflow.config import Config, config_from_dict, with_overrides
+from mlr_mlflow.config import Config, config_from_dict, for_kind, with_overrides
 from mlr_mlflow.config.evaluation import CLASSIC_DATASETS, SUITES
 from mlr_mlflow.evaluate.baselines import components_for
 from mlr_mlflow.evaluate.training.dispatch import regroup, train_models
@@ -44,7 +44,7 @@ def _panel_results(members, variant, config, seeds):
 def test_a_degenerate_and_a_strong_panel_member_keep_their_order_at_both_rungs():
     """The screening statistic at one pass must not invert what full training shows (issue: the
     old one-pass B-WR ranked smooth activations below ReLU while full training put them above)."""
-    config = with_overrides(Config(), suite={"datasets": ("moons", "hastie")})
+    config = for_kind(with_overrides(Config(), suite={"datasets": ("moons", "hastie")}), "activation")
     by_name = {m.name: m for m in panel("activation")}
     members = [by_name[n] for n in ("relu", "gelu", "silu", "mish", "elu", "zero", "identity")]
     seeds = [0, 1]
@@ -137,8 +137,6 @@ def test_the_shipped_measurement_is_of_the_default_suite_as_it_is_now():
     from mlr_mlflow.suite_check.known import _shipped
     from mlr_mlflow.suite_check.record import suite_digest
 
-    from mlr_mlflow.config import for_kind
-
     for kind in ("activation", "preprocessing", "regularizer"):
         config = for_kind(Config(), kind)  # preprocessing: the preset's MLP tasks only
         shipped = _shipped(kind)
@@ -192,6 +190,46 @@ def test_a_run_recorded_before_the_presets_still_audits_as_reproduced(tmp_path, 
     assert code == 0 and out["verdict"] == "reproduced" and out["max_abs_diff"] == 0.0, out
     rerun = MlflowClient(uri).get_run(out["rerun_run_id"])
     assert rerun.data.params["datasets"] == "iris,xor"
+
+
+@pytest.mark.slow
+def test_one_pass_trains_at_the_kinds_rate_and_runs_recorded_before_it_still_audit_as_reproduced(tmp_path, capsys):
+    """Activations screen one-pass at their measured rate (`[model] one_pass_lr`, resolved per kind
+    and recorded); full training keeps `lr`. A run recorded before the key existed trained one-pass
+    at its `lr`, and its audit re-runs it so: reproduced, not drift."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    from mlr_mlflow.evaluate.evaluator import Evaluator
+    from mlr_mlflow.hypothesis import Hypothesis
+    from mlr_mlflow.tracking import connect
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    base = with_overrides(Config(), suite={"datasets": ("iris", "xor")})
+    new_config = for_kind(base, "activation")
+    old_config = with_overrides(new_config, model={"one_pass_lr": base.model.lr})  # what one-pass was
+    assert new_config.model.one_pass_lr != base.model.lr
+    client = connect(uri)
+    [new] = Evaluator(client, new_config).evaluate([Hypothesis("activation", SWISH)], "one-pass", seeds=2)
+    [old] = Evaluator(client, old_config).evaluate([Hypothesis("activation", SWISH)], "one-pass", seeds=2)
+    assert new.per_seed != old.per_seed  # the rate mattered
+    full = [Evaluator(client, c).evaluate([Hypothesis("activation", SWISH)], "full", seeds=1)[0]
+            for c in (new_config, old_config)]
+    assert full[0].per_seed == full[1].per_seed  # full training does not depend on it
+
+    def recorded(ev):
+        artifacts = Path(urlparse(MlflowClient(uri).get_run(ev.run_id).info.artifact_uri).path)
+        return artifacts / names.CONFIG_ARTIFACT, json.loads((artifacts / names.CONFIG_ARTIFACT).read_text())
+
+    path, data = recorded(new)
+    assert data["model"]["one_pass_lr"] == new_config.model.one_pass_lr
+    path, data = recorded(old)
+    assert data["model"].pop("one_pass_lr") == base.model.lr
+    path.write_text(json.dumps(data))  # as the code before wrote it
+    for ev in (old, new):
+        code = main(["audit", ev.run_id, "--tracking-uri", uri, "--json"])
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert code == 0 and out["verdict"] == "reproduced" and out["max_abs_diff"] == 0.0, (ev.run_id, out)
 
 
 STRONG_L2 = "def regularizer(params):\n    return 5e-3 * sum(p.pow(2).sum() for p in params)\n"

@@ -96,11 +96,12 @@ def _flat(obj, prefix: str = "") -> dict:
 def _config_view(config: dict | None) -> dict:
     """What of a config can change numbers: everything but how code is sandboxed. A config recorded
     before a key existed is read with that key's default filled in (a `config.json` without
-    `[suite] preset` ran exactly its `datasets`), so a newer field is not drift by itself."""
-    from ..config import ConfigError, config_from_dict
+    `[suite] preset` ran exactly its `datasets`; one without `[model] one_pass_lr` trained one-pass at
+    its `lr`), so a newer field is not drift by itself."""
+    from ..config import ConfigError, recorded_config
 
     try:
-        config = config_from_dict(dict(config or {})).to_dict()
+        config = recorded_config(dict(config or {})).to_dict()
     except (ConfigError, TypeError, ValueError, AttributeError):
         config = dict(config or {})  # not a config this version reads: compare it as recorded
     return {k: v for k, v in config.items() if k != "sandbox"}

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .. import resources
-from ..config import ConfigError, Config, config_from_dict
+from ..config import ConfigError, Config, recorded_config
 from ..kinds import KINDS
 from ..tracking import names
 
@@ -134,7 +134,7 @@ def _config(artifact_dir: Path, auditor: Config) -> Config:
         data = json.loads(path.read_text())
         if not isinstance(data, dict):
             raise ConfigError(f"a JSON {type(data).__name__}, not an object")
-        recorded = config_from_dict(data)
+        recorded = recorded_config(data)
     except (ValueError, TypeError, ConfigError) as exc:
         raise TamperedRecord(names.CONFIG_ARTIFACT, f"does not load as a config ({exc})") from None
     return dataclasses.replace(recorded, sandbox=auditor.sandbox)

@@ -337,10 +337,12 @@ def load_config(path: str | Path | None = None) -> Config:
             raise ConfigError(f"config file {path}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+        reader = recorded_config
     else:
         data = _files_from(read_toml(path), Path(path).resolve().parent)
+        reader = config_from_dict
     try:
-        return config_from_dict(data)
+        return reader(data)
     except ConfigError as exc:  # one line: the file, the table, the key and what is wrong
         raise ConfigError(f"{path}: {exc}") from None
 
@@ -371,9 +373,27 @@ def for_discovery(config: Config, generator: str | None = None, llm: dict | None
 
 
 def for_kind(config: Config, kind: str) -> Config:
-    """The config a kind is evaluated under: its suite as `SuiteConfig.for_kind` gives it."""
-    suite = config.suite.for_kind(kind)
-    return config if suite is config.suite else dataclasses.replace(config, suite=suite)
+    """The config a kind is evaluated under: its suite as `SuiteConfig.for_kind` gives it, its
+    one-pass learning rate as `ModelConfig.for_kind` resolves it."""
+    suite, model = config.suite.for_kind(kind), config.model.for_kind(kind)
+    if suite is config.suite and model is config.model:
+        return config
+    return dataclasses.replace(config, suite=suite, model=model)
+
+
+# a [model] table as every run records it (dataclasses.asdict), from before `one_pass_lr` existed
+_RECORDED_MODEL = frozenset({"hidden", "lr", "batch_size", "max_epochs", "patience"})
+
+
+def recorded_config(data: dict) -> Config:
+    """The Config of a recorded effective config (a run's `config.json`): a key the record predates
+    means what it meant then. A complete [model] table without `one_pass_lr` trained one-pass at
+    its `lr` (before the kind's own default existed), so audits of such runs still reproduce."""
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        model = data["model"]
+        if "one_pass_lr" not in model and _RECORDED_MODEL <= set(model):
+            data = {**data, "model": {**model, "one_pass_lr": model["lr"]}}
+    return config_from_dict(data)
 
 
 def with_overrides(config: Config, **sections) -> Config:

@@ -118,7 +118,7 @@ def check_fields(instance, section: str, bounds: dict[str, Bound]) -> None:
             raise FieldError(section, f.name, f"expected {expected}, got {_shown(value)}") from None
         if bound is not None:
             for item in value if isinstance(value, tuple) else (value,):
-                if not bound.admits(item):
+                if item is not None and not bound.admits(item):  # None: an optional field left unset
                     expected = _expected(hints[f.name], bound)
                     raise FieldError(section, f.name, f"expected {expected}, got {_shown(value)}")
         object.__setattr__(instance, f.name, value)  # a list taken for a tuple is kept as one

@@ -10,18 +10,29 @@ from .checks import above, at_least, between, checked, one_of
 from .errors import ConfigError
 
 
+# The one-pass rung's learning rate where [model] one_pass_lr is unset, by kind. Activations: 0.02,
+# measured with bench/screen_rungs.py against fresh full training on two disjoint draws of seeds
+# (docs/benchmarks.md, "A learning rate for the cheap rung"): one epoch at twice the full-training
+# rate ranks the panel closer to full training and reverses fewer of its orderings, at no cost.
+# A kind not listed screens at `lr`, where its screen was measured.
+ONE_PASS_LR = {"activation": 0.02}
+
+
 @dataclass(frozen=True)
 @checked("model", hidden=at_least(1), lr=above(0), batch_size=at_least(1), max_epochs=at_least(1),
-         patience=at_least(1))
+         patience=at_least(1), one_pass_lr=above(0))
 class ModelConfig:
     """The MLP every hypothesis plugs into, and how it is trained.
 
     Attributes:
         hidden: widths of the hidden layers.
-        lr: Adam learning rate.
+        lr: Adam learning rate (full training, confirmation, the transfer test).
         batch_size: examples per step; one-pass sees each training example exactly once.
         max_epochs: epoch cap of the full-training variant.
         patience: epochs without a better validation loss before a model stops (full variant).
+        one_pass_lr: Adam learning rate of the one-pass variant (the cheap rung that screening
+            ranks by); unset: the kind's measured default (`ONE_PASS_LR`), else `lr`. A recorded
+            config from before this key ran one-pass at its `lr` (`recorded_config`).
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -29,6 +40,13 @@ class ModelConfig:
     batch_size: int = 8
     max_epochs: int = 30
     patience: int = 4
+    one_pass_lr: float | None = None
+
+    def for_kind(self, kind: str) -> "ModelConfig":
+        """With `one_pass_lr` resolved for `kind` (what a run records and its numbers depend on)."""
+        if self.one_pass_lr is not None:
+            return self
+        return dataclasses.replace(self, one_pass_lr=ONE_PASS_LR.get(kind, self.lr))
 
 
 MODEL_FAMILIES = ("mlp", "cnn", "attention")

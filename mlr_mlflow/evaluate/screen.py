@@ -16,6 +16,8 @@ from .winrate import Results, win_rate
 # clipped log loss ratio 0.64) and among the ReLU-like ones (0.69; 0.65, 0.58, 0.55).
 # Under [compare] metric = "loss" (evaluate/winrate.py) the screen follows the same rule on the
 # validation split.
+# The one-pass rung it is computed on trains at [model] one_pass_lr (activations: 0.02, chosen with
+# bench/screen_rungs.py; config.ModelConfig.for_kind).
 SCREEN_STATISTIC = "val_bsota_wr"
 DEFINITIONS = {
     "val_bsota_wr": "validation win rate against the baselines and the SOTA set together, per task and "

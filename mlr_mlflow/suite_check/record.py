@@ -23,9 +23,13 @@ def suite_digest(suite: list[Dataset], config: Config) -> str:
     """What a suite's numbers depend on besides the component: each task's dataset digest (arrays
     and split) and model family, the model configuration, and the win rule (`[compare] metric`)
     where it is not accuracy: a check under one rule says nothing of win rates under the other, and
-    checks made before the rule existed keep their digest."""
+    checks made before the rule existed keep their digest. Likewise the one-pass learning rate
+    counts only where it differs from `lr` (what every check before it trained one-pass at)."""
+    model = dataclasses.asdict(config.model)
+    if model.get("one_pass_lr") in (None, model["lr"]):
+        model.pop("one_pass_lr", None)
     material = {"datasets": {d.name: d.digest for d in suite}, "families": {d.name: d.family for d in suite},
-                "model": dataclasses.asdict(config.model)}
+                "model": model}
     if config.compare.metric != "accuracy":
         material["metric"] = config.compare.metric
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]

@@ -176,17 +176,19 @@ def train(payload: dict) -> dict:
     full = payload["variant"] == "full"
     max_epochs = cfg["max_epochs"] if full else 1
     patience = cfg["patience"] if full else None
+    # one-pass trains at its own rate where the config resolved one (config.ModelConfig.for_kind)
+    lr = cfg["lr"] if full or cfg.get("one_pass_lr") is None else cfg["one_pass_lr"]
     mlps = [s for s in specs if s.family == "mlp"]
     others = [s for s in specs if s.family != "mlp"]
     modules = []
     if mlps:
-        modules.append(EnsembleModule(mlps, tuple(cfg["hidden"]), cfg["lr"], cfg["batch_size"],
+        modules.append(EnsembleModule(mlps, tuple(cfg["hidden"]), lr, cfg["batch_size"],
                                       patience=patience, guard=guard,
                                       grouped=payload.get("grouped", True)))
     if others:  # image and sequence families: their own fit (imported only when a task needs them)
         from .families.ensemble import FamilyEnsembleModule
 
-        modules.append(FamilyEnsembleModule(others, cfg["lr"], cfg["batch_size"], patience=patience,
+        modules.append(FamilyEnsembleModule(others, lr, cfg["batch_size"], patience=patience,
                                             guard=guard))
     for module in modules:
         _fit(pl, module, full, max_epochs, guard)
