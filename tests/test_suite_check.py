@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlr_mlflow import cli, commands
-from mlr_mlflow.config import UsageError, load_config
+from mlr_mlflow.config import UsageError, for_kind, load_config
 from mlr_mlflow.evaluate.datasets import load_suite
 from mlr_mlflow.evaluate.screen import SCREEN_STATISTIC
 from mlr_mlflow.kinds.panels import PanelMember
@@ -218,7 +218,7 @@ def test_suite_check_on_a_tiny_suite_records_a_findable_run_with_report_and_figu
     assert "## Noise ceilings" in (tmp_path / "art" / "suite_check.md").read_text()
     assert (tmp_path / "art" / "suite_check.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", local
 
-    config_obj = load_config(str(config))
+    config_obj = for_kind(load_config(str(config)), "activation")  # as the command resolves it
     suite = load_suite(config_obj.suite)
     assert tags[names.SUITE_DIGEST] == suite_digest(suite, config_obj) == out["suite_digest"]
     assert find_check(client, config_obj, "activation", suite).info.run_id == out["run_id"]

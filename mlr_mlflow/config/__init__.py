@@ -387,11 +387,12 @@ _RECORDED_MODEL = frozenset({"hidden", "lr", "batch_size", "max_epochs", "patien
 
 def recorded_config(data: dict) -> Config:
     """The Config of a recorded effective config (a run's `config.json`): a key the record predates
-    means what it meant then. A complete [model] table without `one_pass_lr` trained one-pass at
-    its `lr` (before the kind's own default existed), so audits of such runs still reproduce."""
+    means what it meant then. A complete [model] table without `one_pass_lr` (before the key
+    existed), or with it unset (a config no kind resolved), trained one-pass at its `lr`, so audits
+    of such runs still reproduce."""
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         model = data["model"]
-        if "one_pass_lr" not in model and _RECORDED_MODEL <= set(model):
+        if model.get("one_pass_lr") is None and _RECORDED_MODEL <= set(model):
             data = {**data, "model": {**model, "one_pass_lr": model["lr"]}}
     return config_from_dict(data)
 

@@ -43,6 +43,7 @@ class Evaluator:
     def __init__(self, client, config: Config, progress: Callable[[str], None] = lambda _: None,
                  suite: list[Dataset] | None = None):
         self.client, self.config, self.progress = client, config, progress
+        self._given = config  # `config` is this, resolved for the kind of the call's hypotheses
         self._suite = suite
         self._prewarming: list = []  # threads starting warm servers for this call's other shares
         # Seconds per phase, summed over calls: read by bench/throughput.py. "tracking_background"
@@ -74,6 +75,7 @@ class Evaluator:
         """
         if variant not in VARIANTS:
             raise UsageError(f"unknown variant {variant!r} (choose {' or '.join(VARIANTS)})")
+        self._for_kind(hypotheses)
         if seeds < 1:
             raise UsageError("--seeds must be at least 1")
         first = self.config.suite.first_seed
@@ -104,10 +106,19 @@ class Evaluator:
         pool.shutdown()
         return evaluations
 
+    def _for_kind(self, hypotheses: list[Hypothesis]) -> None:
+        """The one-pass learning rate of the hypotheses' kind where the given config leaves it unset
+        (config.ModelConfig.for_kind): what the runs record and train at, whichever path built the
+        config. A call mixing kinds trains one-pass at `lr`."""
+        kinds = {h.kind for h in hypotheses}
+        model = self._given.model.for_kind(kinds.pop()) if len(kinds) == 1 else self._given.model
+        self.config = dataclasses.replace(self._given, model=model)
+
     def open_runs(self, hypotheses: list[Hypothesis], variant: str, seeds: int, *,
                   parent_run_id: str | None = None, round_id: str | None = None) -> list[Evaluation]:
         """Create and describe one run per hypothesis, nothing trained: an executor hands the run
         ids to workers that call `evaluate_opened`."""
+        self._for_kind(hypotheses)
         evaluations = [Evaluation(hypothesis=h, run_id="", variant=variant) for h in hypotheses]
         self._open_runs(evaluations, variant, seeds, parent_run_id, round_id, None,
                         resolve_backend(self.config.sandbox.backend), self.suite)
@@ -115,6 +126,7 @@ class Evaluator:
 
     def evaluate_opened(self, evaluations: list[Evaluation], seeds: int) -> None:
         """Validate, train and record runs that `open_runs` created, exactly as `evaluate` does."""
+        self._for_kind([ev.hypothesis for ev in evaluations])
         first = self.config.suite.first_seed
         self._run(evaluations, evaluations[0].variant, list(range(first, first + seeds)), self.suite)
         self._record_all(evaluations)
@@ -124,6 +136,7 @@ class Evaluator:
         """Runs for hypotheses that were validated but not trained (screened out by the reward
         model): FINISHED with mlr.status=screened, or FAILED with the validator's reasons. Their
         Project tags still name the one-pass entry point, so any of them can be evaluated later."""
+        self._for_kind(hypotheses)
         evaluations = [Evaluation(hypothesis=h, run_id="", variant="screened") for h in hypotheses]
         backend = resolve_backend(self.config.sandbox.backend)
         try:
