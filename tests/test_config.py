@@ -86,7 +86,13 @@ def test_the_recorded_config_json_is_checked_too(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=r'\[model\] lr: expected a number > 0, got "fast"'):
         load_config(path)
-    assert load_config(_written(tmp_path / "ok.json", Config().to_dict())) == Config()
+    from mlr_mlflow.config import for_kind
+
+    resolved = for_kind(Config(), "activation")  # what runs record
+    assert load_config(_written(tmp_path / "ok.json", resolved.to_dict())) == resolved
+    # a record whose one-pass rate no kind resolved trained one-pass at its lr
+    unset = load_config(_written(tmp_path / "unset.json", Config().to_dict()))
+    assert unset == with_overrides(Config(), model={"one_pass_lr": Config().model.lr})
 
 
 def _written(path, data):
