@@ -135,7 +135,7 @@ def run_bare(sources, seeds, config, suite):
     assert not guard.errors, guard.errors
     groups = torch.nn.ModuleList(Group(spec, config.model.hidden) for spec in specs)
     params = [p for g in groups for p in g.parameters()]
-    optimizer = torch.optim.Adam(params, lr=config.model.lr)
+    optimizer = torch.optim.Adam(params, lr=config.model.one_pass_lr)  # one-pass, as the evaluator trains it
 
     def forward(g, x):
         last = len(g.weights) - 1
@@ -210,7 +210,7 @@ def run_grouped_floor(sources, seeds, config, suite):
     specs = _build_groups({"datasets": [d.payload() for d in suite], "models": models}, load, guard)
     assert not guard.errors, guard.errors
     m = config.model
-    module = EnsembleModule(specs, m.hidden, m.lr, m.batch_size, guard=guard)
+    module = EnsembleModule(specs, m.hidden, m.one_pass_lr, m.batch_size, guard=guard)
     module.plan_calls()
     optimizer = module.configure_optimizers()  # the fit's own optimizer
     module.on_train_epoch_start()
@@ -279,11 +279,11 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "")
 
-    from mlr_mlflow.config import Config, with_overrides
+    from mlr_mlflow.config import Config, for_kind, with_overrides
     from mlr_mlflow.evaluate.datasets import load_suite
     from mlr_mlflow.sandbox import resolve_backend
 
-    config = Config()
+    config = for_kind(Config(), "activation")  # the one-pass rate activations train at (bare torch too)
     if args.datasets:
         config = with_overrides(config, suite={"datasets": tuple(args.datasets.split(","))})
     suite = load_suite(config.suite)
