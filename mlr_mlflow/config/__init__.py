@@ -30,6 +30,7 @@ else:  # pragma: no cover
 from .checks import FieldError, above, at_least, between, checked, one_of, table_label
 from .errors import ConfigError, UsageError  # noqa: F401
 from .llm import LLMConfig, LLMModelConfig  # noqa: F401
+from .legacy import as_recorded
 from .evaluation import (MODEL_FAMILIES, CompareConfig, ConfirmConfig, ModelConfig,  # noqa: F401
                          SuiteConfig, TaskConfig)
 
@@ -381,20 +382,10 @@ def for_kind(config: Config, kind: str) -> Config:
     return dataclasses.replace(config, suite=suite, model=model)
 
 
-# a [model] table as every run records it (dataclasses.asdict), from before `one_pass_lr` existed
-_RECORDED_MODEL = frozenset({"hidden", "lr", "batch_size", "max_epochs", "patience"})
-
-
 def recorded_config(data: dict) -> Config:
-    """The Config of a recorded effective config (a run's `config.json`): a key the record predates
-    means what it meant then. A complete [model] table without `one_pass_lr` (before the key
-    existed), or with it unset (a config no kind resolved), trained one-pass at its `lr`, so audits
-    of such runs still reproduce."""
-    if isinstance(data, dict) and isinstance(data.get("model"), dict):
-        model = data["model"]
-        if model.get("one_pass_lr") is None and _RECORDED_MODEL <= set(model):
-            data = {**data, "model": {**model, "one_pass_lr": model["lr"]}}
-    return config_from_dict(data)
+    """The Config of a recorded effective config (a run's `config.json`), read as it ran
+    (`legacy.as_recorded`: one without `one_pass_lr` trained one-pass at its `lr`)."""
+    return config_from_dict(as_recorded(data))
 
 
 def with_overrides(config: Config, **sections) -> Config:
