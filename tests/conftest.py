@@ -1,6 +1,9 @@
 """Shared fixtures: real sqlite MLflow stores in tmp_path, a small dataset suite, one sandbox."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from mlr_mlflow.config import Config, with_overrides
@@ -53,30 +56,56 @@ def write(tmp_path, name: str, source: str):
 @pytest.fixture(scope="session")
 def rounds_store(tmp_path_factory) -> dict:
     """A store with two real, small discovery rounds of activations (the second breeds from the
-    first), made by the CLI in its own directory: {"dir", "uri", "exp_id", "rounds"}."""
+    first), made by the CLI in its own directory: {"dir", "uri", "exp_id", "rounds"}.
+
+    Built once per test session, not once per xdist worker: the first worker to need it builds it
+    under a lock in the directory the workers share, the others read what it wrote (its tests only
+    read the store)."""
     import json
-    import os
+
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # every worker's basetemp sits under the session's one
+    where, done = shared / "rounds-shared", shared / "rounds-shared.json"
+    with FileLock(str(shared / "rounds-shared.lock")):
+        if not done.exists():
+            _build_rounds_store(where)
+            done.write_text(json.dumps(_read_rounds_store(where)))
+    store = json.loads(done.read_text())
+    return {**store, "dir": Path(store["dir"])}
+
+
+def _build_rounds_store(where: Path) -> None:
+    import shutil
     import subprocess
     import sys
-    from pathlib import Path
 
-    from mlflow import MlflowClient
-
-    where = tmp_path_factory.mktemp("rounds")
+    shutil.rmtree(where, ignore_errors=True)  # a build interrupted before its record
+    where.mkdir(parents=True)
     (where / "small.toml").write_text('[suite]\ndatasets = ["iris", "moons"]\n')
-    uri = f"sqlite:///{where}/mlflow.db"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
-    rounds = []
     for _ in range(2):
         done = subprocess.run([sys.executable, "-m", "mlr_mlflow", "discover", "--kind", "activation",
                                "--n", "4", "--top-k", "1", "--seeds", "1", "--config", "small.toml",
-                               "--tracking-uri", uri, "--json"], cwd=where, env=env,
-                              capture_output=True, text=True, timeout=600)
+                               "--tracking-uri", f"sqlite:///{where}/mlflow.db", "--json"], cwd=where,
+                              env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
-        rounds.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        with (where / "rounds.jsonl").open("a") as record:
+            record.write(done.stdout.strip().splitlines()[-1] + "\n")
+
+
+def _read_rounds_store(where: Path) -> dict:
+    import json
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{where}/mlflow.db"
+    rounds = [json.loads(line) for line in (where / "rounds.jsonl").read_text().splitlines()]
     exp_id = MlflowClient(uri).get_experiment_by_name("mlr-activation").experiment_id
-    return {"dir": where, "uri": uri, "exp_id": exp_id, "rounds": rounds}
+    return {"dir": str(where), "uri": uri, "exp_id": exp_id, "rounds": rounds}
 
 
 POSTGRES_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
