@@ -85,3 +85,42 @@ def test_answers_benchmark_runs_once_and_no_command_it_times_probes_a_sandbox(tm
     assert all(r["wall_s"] > 0 and r["goal_s"] > 0 for r in result["commands"].values())
     assert result["probes"] == 0
     assert not list(tmp_path.iterdir())
+
+
+def _check_results(members: dict, seeds: list[int], noise: float, rng) -> dict:
+    """What a suite check keeps, for a synthetic panel: each member's test accuracy is its quality
+    plus seed noise, on two tasks of 500 test rows; one baseline and one SOTA reference."""
+    def results(quality):
+        return {task: {s: {"test_acc": round(min(1.0, max(0.0, quality + noise * rng.normal())) * 500) / 500,
+                           "n_test": 500, "test_loss": 1.0 - quality} for s in seeds}
+                for task in ("t1", "t2")}
+    half = len(seeds) // 2
+    return {"members": list(members), "seeds_a": seeds[:half], "seeds_b": seeds[half:],
+            "rungs": {"full": {"panel": {m: results(q) for m, q in members.items()},
+                               "baselines": [results(0.80)], "sota": [results(0.81)]}}}
+
+
+def test_ceiling_by_seeds_pools_checks_and_measures_repeatability_by_set_size():
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from ceiling_by_seeds import ceilings, pool, spearman_brown
+
+    rng = np.random.default_rng(0)
+    quality = {"zero": 0.1, "identity": 0.5, "relu": 0.80, "elu": 0.82, "gelu": 0.84, "silu": 0.86,
+               "mish": 0.88, "tanh": 0.78, "sigmoid": 0.74, "sine": 0.70}
+    exact = [_check_results(quality, [0, 1], 0.0, rng), _check_results(quality, [2, 3], 0.0, rng)]
+    members, panel, baselines, sota, seeds = pool(exact)
+    assert seeds == [0, 1, 2, 3] and sorted(panel["relu"]["t1"]) == [0, 1, 2, 3]
+    # no seed noise: every pair of seed sets ranks the panel alike
+    out = ceilings(members, panel, baselines, sota, seeds, 1e-4, "accuracy", splits=5)
+    assert set(out) == {1, 2} and out[1]["b_wr"]["all"]["min"] == 1.0
+    # seed noise as large as the members' differences: one seed repeats worse than three
+    noisy = [_check_results(quality, [0, 1, 2], 0.05, rng), _check_results(quality, [3, 4, 5], 0.05, rng)]
+    out = ceilings(*pool(noisy), 1e-4, "accuracy", splits=30)
+    assert set(out) == {1, 2, 3} and out[3]["b_wr"]["non_degenerate"]["spearman_brown_from_3"] == \
+        out[3]["b_wr"]["non_degenerate"]["mean"]
+    assert out[1]["bsota_wr"]["non_degenerate"]["mean"] < out[3]["bsota_wr"]["non_degenerate"]["mean"] < 1.0
+    assert spearman_brown(0.8, 2) == pytest.approx(1.6 / 1.8)
+    with pytest.raises(SystemExit, match="two runs"):
+        pool([exact[0], exact[0]])
