@@ -166,6 +166,44 @@ def test_a_round_on_a_suite_with_a_suite_check_states_that_check(tracking_uri):
     assert reliability(client, other, "activation", load_suite(other.suite))["run_id"] is None
 
 
+def test_a_round_on_other_seeds_than_the_check_states_what_its_own_seeds_repeat_at(tracking_uri):
+    """A check measures between sets of N seeds; a round on k seeds repeats at the Spearman-Brown
+    figure for k / N as many (measured to hold on the default suite: bench/ceiling_by_seeds.py). The
+    round says both, and logs the second; on the check's own number of seeds it adds nothing."""
+    from mlr_mlflow.round import Round
+    from mlr_mlflow.suite_check.known import at_round_seeds, reliability, sentence, spearman_brown, _shipped
+    from mlr_mlflow.suite_check.record import suite_digest
+    from mlr_mlflow.tracking import connect, create_run, experiment_id, finish, log
+
+    from .test_confirm import Fixed
+
+    assert spearman_brown(0.8, 2) == pytest.approx(1.6 / 1.8) and spearman_brown(0.8, 1) == pytest.approx(0.8)
+    assert all(_shipped(k)["seeds_per_set"] == 3 for k in ("activation", "preprocessing", "regularizer"))
+    client = connect(tracking_uri)
+    config = for_kind(config_from_dict({"suite": {"datasets": ["iris", "xor"]}, "confirm": {"enabled": False},
+                                        "discover": {"screen": "one-pass", "parents": 0, "dedup": False}}),
+                      "activation")  # as the round resolves it: the digest names the one-pass rate
+    suite = load_suite(config.suite)
+    exp = experiment_id(client, names.instrument_experiment(config.experiment_prefix, "activation"))
+    run_id = create_run(client, exp, "suite check", {names.ROLE: names.SUITE_CHECK_ROLE, names.KIND: "activation",
+                                                      names.SUITE_DIGEST: suite_digest(suite, config)})
+    log(client, run_id, metrics={names.FULL_NOISE_CEILING: 0.8, names.CHEAP_VS_FULL: 0.7}, params={"seeds": 3})
+    finish(client, run_id, status_tag="evaluated")
+    found = reliability(client, config, "activation", suite)
+    assert found["seeds_per_set"] == 3
+    same = at_round_seeds(found, 3)
+    assert same["full_noise_ceiling_at_round_seeds"] is None and "this round" not in sentence(same)
+    assert "between disjoint sets of 3 seeds" in sentence(same)
+
+    summary = Round(client, config, "activation", generator=Fixed([SWISH])).run(n=1, top_k=1, seeds=1, seed=0)
+    expected = spearman_brown(0.8, 1 / 3)  # 0.57
+    assert summary.instrument["full_noise_ceiling_at_round_seeds"] == pytest.approx(expected, abs=1e-4)
+    round_run = client.get_run(summary.round_run_id)
+    assert round_run.data.metrics["instrument.full_noise_ceiling"] == pytest.approx(0.8)
+    assert round_run.data.metrics["instrument.full_noise_ceiling_at_round_seeds"] == pytest.approx(expected, abs=1e-4)
+    assert "this round trains on 1 seed, where about 0.57 is expected" in round_run.data.tags[names.NOTE]
+
+
 @pytest.mark.slow
 def test_a_run_recorded_before_the_presets_still_audits_as_reproduced(tmp_path, capsys):
     """An old run's config.json (no `preset`, no `holdout_tasks`) re-executes on exactly its own

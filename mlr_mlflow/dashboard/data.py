@@ -304,5 +304,6 @@ def instrument(snap: Snapshot) -> list[dict]:
              "relu_like": r["metrics"].get("instrument.relu_like_ceiling"),
              "cheap_vs_full": r["metrics"].get("instrument.cheap_vs_full"),
              "verdict_ceiling": r["metrics"].get("instrument.verdict_noise_ceiling"),
+             "at_round_seeds": r["metrics"].get("instrument.full_noise_ceiling_at_round_seeds"),
              "source": r.get("instrument_source") or "not recorded (a round from before suite checks)"}
             for kind, r in sorted(newest.items())]

@@ -277,7 +277,7 @@ class Round:
                             evaluate_under, self.progress, step=self.number)
         seconds[names.TRANSFER_SECONDS] = time.perf_counter() - started
         summary.transfers = len(held_out.transfers)
-        summary.instrument = stated_reliability(self.client, self.config, self.kind)
+        summary.instrument = stated_reliability(self.client, self.config, self.kind, seeds)
         summary.leaderboard = leaderboard(one_pass, full, confirmation, held_out,
                                           (summary.instrument or {}).get("full_noise_ceiling"))
         summary.best = best_of(summary.leaderboard)
@@ -292,7 +292,7 @@ class Round:
             names.BEST_B_WR: summary.best["b_wr"] if summary.best else None, **cost.metrics(),
             **{f"{names.INSTRUMENT_PREFIX}{k}": (summary.instrument or {}).get(k)
                for k in ("full_noise_ceiling", "cheap_vs_full", "relu_like_ceiling", "verdict_noise_ceiling",
-                         "cheap_vs_verdict")}, **seconds},
+                         "cheap_vs_verdict", "full_noise_ceiling_at_round_seeds")}, **seconds},
             tags={names.INSTRUMENT_SOURCE: (summary.instrument or {}).get("source", "unknown")},
             step=self.number)
         if summary.leaderboard:
