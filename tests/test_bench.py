@@ -124,3 +124,21 @@ def test_ceiling_by_seeds_pools_checks_and_measures_repeatability_by_set_size():
     assert spearman_brown(0.8, 2) == pytest.approx(1.6 / 1.8)
     with pytest.raises(SystemExit, match="two runs"):
         pool([exact[0], exact[0]])
+
+
+@pytest.mark.slow
+def test_round_wall_runs_a_round_as_a_user_starts_it_on_the_seeds_asked_for(tmp_path):
+    from mlflow import MlflowClient
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from round_wall import STAGES, one_round
+
+    config = tmp_path / "mlr.toml"
+    config.write_text('[suite]\ndatasets = ["iris"]\n[confirm]\nenabled = false\n')
+    result = one_round(tmp_path, config, ROOT, seeds=1)
+    assert result["wall_s"] > 0 and result["evaluated"] > 0 and result["full"] >= 1
+    assert {"one_pass_s", "full_s"} <= set(result) <= {"wall_s", "evaluated", "full", *STAGES}
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    [round_run] = client.search_runs([client.get_experiment_by_name("mlr-activation").experiment_id],
+                                     "tags.`mlr.role` = 'round'")
+    assert round_run.data.params["seeds"] == "1"
