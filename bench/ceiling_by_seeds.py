@@ -49,6 +49,9 @@ def pool(raws: list[dict]) -> tuple[list[str], dict, list, list, list[int]]:
         return out
 
     fulls = [raw["rungs"]["full"] for raw in raws]
+    if len({(len(f["baselines"]), len(f["sota"])) for f in fulls}) != 1:
+        raise SystemExit("the runs trained different references (a reference added between them?): "
+                         "pool checks against the same references only")
     panel = {m: merge([f["panel"][m] for f in fulls]) for m in members}
     baselines = [merge([f["baselines"][i] for f in fulls]) for i in range(len(fulls[0]["baselines"]))]
     sota = [merge([f["sota"][i] for f in fulls]) for i in range(len(fulls[0]["sota"]))]

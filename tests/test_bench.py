@@ -124,6 +124,10 @@ def test_ceiling_by_seeds_pools_checks_and_measures_repeatability_by_set_size():
     assert spearman_brown(0.8, 2) == pytest.approx(1.6 / 1.8)
     with pytest.raises(SystemExit, match="two runs"):
         pool([exact[0], exact[0]])
+    more = _check_results(quality, [4, 5], 0.0, rng)
+    more["rungs"]["full"]["sota"].append(more["rungs"]["full"]["sota"][0])
+    with pytest.raises(SystemExit, match="different references"):
+        pool([exact[0], more])
 
 
 @pytest.mark.slow
