@@ -53,3 +53,31 @@ def test_prewarmed_servers_are_alive_when_a_call_takes_them():
             assert any(sandbox._sandbox is s for s in idle)  # one of them, not a new server
     finally:
         pool.close_idle()
+
+
+def test_a_killed_warm_sandbox_starts_no_server_for_a_call_that_already_held_it():
+    """A share cancelled by another's failure: its WarmSandbox is killed while its thread may
+    already hold the server object. `close` left that object free to start a fresh server on its
+    next call (a rare failure of test_evaluator's share-kill test: the cancelled share trained to
+    the end); killed, it is stopped for good and the call raises instead."""
+    from mlr_mlflow.sandbox.base import SandboxCrash
+
+    config = SandboxConfig(backend="bwrap")
+    pool.close_idle()
+    box = warm_sandbox(config)
+    assert box.call(PROBE, IDENTITY, 60) == {"reasons": []}
+    held = box._sandbox  # what a call in another thread already holds
+    box.kill()
+    assert held._proc is None
+    with pytest.raises(SandboxCrash, match="stopped"):
+        held.call(PROBE, IDENTITY, 60)
+    assert held._proc is None  # no server was started for it
+    with pytest.raises(RuntimeError, match="stopped"):
+        box.call(PROBE, IDENTITY, 60)
+    plain = BwrapSandbox(SandboxConfig())
+    try:  # close, unlike stop, leaves the next call free to start a fresh server
+        assert plain.call(PROBE, IDENTITY, 60) == {"reasons": []}
+        plain.close()
+        assert plain.call(PROBE, IDENTITY, 60) == {"reasons": []}
+    finally:
+        plain.close()

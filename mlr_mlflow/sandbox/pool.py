@@ -106,8 +106,8 @@ class WarmSandbox:
         other (a later call raises), and the server is not given back to the pool."""
         self._killed = True
         sandbox, self._sandbox = self._sandbox, None
-        if sandbox is not None:
-            sandbox.close()
+        if sandbox is not None:  # stopped, not closed: a call that already holds it starts no other
+            getattr(sandbox, "stop", sandbox.close)()
 
     def close(self) -> None:
         if self._sandbox is not None:

@@ -98,6 +98,9 @@ def spawn(*args, **kwargs) -> subprocess.Popen:
     return _spawner.submit(subprocess.Popen, *args, **kwargs).result()
 
 
+STOPPED = "the sandbox was stopped: the call it served has failed"
+
+
 class SubprocessSandbox:
     """A long-lived, warm worker server that runs each call in a fresh child of its own (see
     `worker`); a call that times out or crashes gets a fresh server next time."""
@@ -112,6 +115,7 @@ class SubprocessSandbox:
         self._home: tempfile.TemporaryDirectory | None = None
         self._stderr = None
         self.warm_up_s = 0.0  # of the last call: until the server said it was warm (not its time)
+        self._stopped = False  # stop(): no server is started again
 
     def command(self) -> list[str]:
         return [sys.executable, "-I", "-c", BOOTSTRAP.format(parent=PACKAGE_PARENT)]
@@ -141,9 +145,14 @@ class SubprocessSandbox:
             close_fds=True)
 
     def call(self, target: str, payload: Any, timeout: float, limit: str | None = None) -> Any:
+        if self._stopped:
+            raise SandboxCrash(STOPPED)
         if self._proc is None or self._proc.poll() is not None:
             self._kill()
             self._proc = self._start()
+            if self._stopped:  # stopped from another thread while this one started a server
+                self._kill()
+                raise SandboxCrash(STOPPED)
         self.warm_up_s = 0.0
         sent = time.monotonic()
         nonce = os.urandom(16)
@@ -244,6 +253,13 @@ class SubprocessSandbox:
             self._stderr = None
 
     def close(self) -> None:
+        self._kill()
+
+    def stop(self) -> None:
+        """Close for good, from any thread: the server is killed now (a call in flight on it fails)
+        and none is started again (a later call raises), where `close` leaves the next call free
+        to start a fresh one. A call that another share's failure cancelled must not train on."""
+        self._stopped = True
         self._kill()
 
     def __enter__(self) -> "SubprocessSandbox":
