@@ -58,12 +58,9 @@ def pool(raws: list[dict]) -> tuple[list[str], dict, list, list, list[int]]:
     return members, panel, baselines, sota, seeds
 
 
-def spearman_brown(rho: float, factor: float) -> float:
-    return factor * rho / (1 + (factor - 1) * rho)
-
-
 def ceilings(members, panel, baselines, sota, seeds, loss_tol, metric, splits: int, seed: int = 0) -> dict:
     from mlr_mlflow.evaluate.reliability import statistic
+    from mlr_mlflow.stats import spearman_brown
     from mlr_mlflow.suite_check import panel_members
     from mlr_mlflow.suite_check.measure import _rho, groups
 

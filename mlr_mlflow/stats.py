@@ -109,6 +109,13 @@ def spearman(a, b) -> float:
     return math.nan if pairs is None else float(stats.spearmanr(*pairs).statistic)
 
 
+def spearman_brown(rho: float, factor: float) -> float:
+    """The repeatability of an average over `factor` times as many units as gave `rho`. On the
+    default activation suite it predicts the measured full B-WR ceiling at 1 to 6 seeds per set
+    within 0.01 among non-degenerate members (bench/ceiling_by_seeds.py, docs/benchmarks.md)."""
+    return factor * rho / (1 + (factor - 1) * rho)
+
+
 def noise_ceiling(units_per_hypothesis, seeds_a, seeds_b) -> float:
     """The Spearman of B-WR between two disjoint seed sets of the same hypotheses.
 

@@ -104,7 +104,9 @@ def test_ceiling_by_seeds_pools_checks_and_measures_repeatability_by_set_size():
     import numpy as np
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from ceiling_by_seeds import ceilings, pool, spearman_brown
+    from ceiling_by_seeds import ceilings, pool
+
+    from mlr_mlflow.stats import spearman_brown
 
     rng = np.random.default_rng(0)
     quality = {"zero": 0.1, "identity": 0.5, "relu": 0.80, "elu": 0.82, "gelu": 0.84, "silu": 0.86,

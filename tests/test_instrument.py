@@ -171,7 +171,8 @@ def test_a_round_on_other_seeds_than_the_check_states_what_its_own_seeds_repeat_
     figure for k / N as many (measured to hold on the default suite: bench/ceiling_by_seeds.py). The
     round says both, and logs the second; on the check's own number of seeds it adds nothing."""
     from mlr_mlflow.round import Round
-    from mlr_mlflow.suite_check.known import at_round_seeds, reliability, sentence, spearman_brown, _shipped
+    from mlr_mlflow.stats import spearman_brown
+    from mlr_mlflow.suite_check.known import at_round_seeds, reliability, sentence, _shipped
     from mlr_mlflow.suite_check.record import suite_digest
     from mlr_mlflow.tracking import connect, create_run, experiment_id, finish, log
 

@@ -49,6 +49,9 @@ class Sandbox(Protocol):
 
     def close(self) -> None: ...
 
+    def stop(self) -> None:
+        """`close` for good: no worker is started again (a later call raises)."""
+
     def __enter__(self) -> "Sandbox": ...
 
     def __exit__(self, *exc) -> None: ...

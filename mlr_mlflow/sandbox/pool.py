@@ -107,7 +107,7 @@ class WarmSandbox:
         self._killed = True
         sandbox, self._sandbox = self._sandbox, None
         if sandbox is not None:  # stopped, not closed: a call that already holds it starts no other
-            getattr(sandbox, "stop", sandbox.close)()
+            sandbox.stop()
 
     def close(self) -> None:
         if self._sandbox is not None:

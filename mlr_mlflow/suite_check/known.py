@@ -12,6 +12,7 @@ from .. import resources
 from ..config import Config
 from ..evaluate.datasets import Dataset
 from ..evaluate.verdict import BY_KIND, verdict
+from ..stats import spearman_brown
 from ..tracking import names
 from .record import find_check, suite_digest
 
@@ -29,13 +30,6 @@ EMPTY = {"full_noise_ceiling": None, "cheap_vs_full": None, "relu_like_ceiling":
          "verdict_statistic": None, "verdict_noise_ceiling": None, "cheap_vs_verdict": None,
          "seeds_per_set": None}
 MEASURED_SEEDS = 3  # the seeds per set of a check that does not say (the shipped ones: --seeds 3)
-
-
-def spearman_brown(rho: float, factor: float) -> float:
-    """The repeatability of an average over `factor` times as many units as gave `rho`. On the
-    default activation suite it predicts the measured full B-WR ceiling at 1 to 6 seeds per set
-    within 0.01 among non-degenerate members (bench/ceiling_by_seeds.py, docs/benchmarks.md)."""
-    return factor * rho / (1 + (factor - 1) * rho)
 
 
 def at_round_seeds(r: dict, seeds: int | None) -> dict:
